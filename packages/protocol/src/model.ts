@@ -1,0 +1,97 @@
+// The data that crosses the wire, independent of how it is rendered (text layouts, JSON, SSE).
+// Times are UTC milliseconds since the epoch; renderers convert them (Beijing time for text, ISO for JSON).
+
+export const USER_STATUSES = ['open', 'friends_only', 'do_not_disturb'] as const;
+export type UserStatus = (typeof USER_STATUSES)[number];
+
+export const MESSAGE_TYPES = ['chat', 'friend_request', 'system', 'group'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+/** A user as other users see them (never the token). */
+export interface PublicUser {
+  id: number;
+  name: string;
+  description: string | null;
+  status: UserStatus;
+  createdAt: number;
+  /** null until the first authenticated request after registration. */
+  lastSeenAt: number | null;
+}
+
+/** The sender as shown in a message block: their *current* name and description. */
+export interface SenderView {
+  id: number;
+  name: string;
+  description: string | null;
+}
+
+export interface AttachmentView {
+  /** Original filename as given by the sender (rendered sanitised). */
+  name: string;
+  /** Present once the bytes are stored by the relay (download at /files/<fileId>). */
+  fileId?: string | null;
+  size?: number | null;
+  contentType?: string | null;
+  expiresAt?: number | null;
+}
+
+/** One message in a recipient's inbox. `id` increases per recipient in commit order. */
+export interface MessageView {
+  id: number;
+  type: MessageType;
+  createdAt: number;
+  /** null for system notices. */
+  fromId: number | null;
+  /** The sender's current profile; null for system notices or when the sender row is gone. */
+  from: SenderView | null;
+  content: string;
+  attachment: AttachmentView | null;
+  /** The group a `group` message was sent to (its *current* name); null for every other type. */
+  group: GroupRef | null;
+  /** Whether this recipient was mentioned in a group message (false outside groups). */
+  mentioned: boolean;
+}
+
+/** A group as named in a message block: `<name>（群ID:<id>）`. */
+export interface GroupRef {
+  id: number;
+  name: string;
+}
+
+export type GroupRole = 'owner' | 'member';
+
+/** A group as one of its members sees it (GET /groups, GET /groups/{gid}). */
+export interface GroupView {
+  id: number;
+  name: string;
+  description: string | null;
+  ownerId: number;
+  /** The owner's current name. */
+  ownerName: string;
+  /** Members, the owner included. */
+  memberCount: number;
+  createdAt: number;
+  /** The viewer's role. */
+  role: GroupRole;
+}
+
+/** One member in GET /groups/{gid}. */
+export interface GroupMemberView {
+  id: number;
+  name: string;
+  description: string | null;
+  role: GroupRole;
+  joinedAt: number;
+}
+
+export interface FriendView {
+  user: PublicUser;
+  /** When the friendship was accepted (friendship.updated_at). */
+  since: number;
+}
+
+export interface StatsView {
+  users: number;
+  friendships: number;
+  messages: number;
+}
