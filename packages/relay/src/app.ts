@@ -1,0 +1,312 @@
+// Assembles the relay: config → store → services → HTTP server. Nothing runs at import; createRelay()
+// builds an instance that main.ts (or a test) starts with listen() and stops with close().
+
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { RelayError } from '@openwechat/protocol';
+import { resolveConfig, type RelayConfig } from './config.ts';
+import { checkAdminKey } from './http/handlers/admin.ts';
+import { IDEMPOTENCY_WINDOW_MS } from './http/handlers/messaging.ts';
+import { Issues } from './http/input.ts';
+import { buildOpenApi } from './http/openapi.ts';
+import {
+  conventionOf,
+  sendError,
+  sendOutput,
+  tokenUser,
+  wantsJson,
+  type Ctx,
+  type RelayServices,
+  type RouteSpec,
+} from './http/route.ts';
+import { conventionOfPath, rateLimitExempt, ROUTES } from './http/routes.ts';
+import { LastSeenTracker } from './services/last-seen.ts';
+import { RelayMetrics } from './services/metrics.ts';
+import { SlidingWindowLimiter } from './services/rate-limit.ts';
+import { openSqliteStore } from './store/sqlite.ts';
+import { openPostgresStore } from './store/postgres.ts';
+import type { Store, UserRecord, WakeBus } from './store/types.ts';
+import { StreamHub } from './stream/hub.ts';
+
+export interface RelayDeps {
+  /** Clock for stored times and expiry (tests inject one). */
+  now?: () => number;
+  /** A ready store (tests of other backends); default: from config. */
+  store?: Store;
+  bus?: WakeBus | null;
+  logger?: Logger;
+}
+
+export interface Relay {
+  config: RelayConfig;
+  services: RelayServices;
+  /** Starts listening; resolves to the base URL, e.g. http://127.0.0.1:8000. */
+  listen(): Promise<string>;
+  /** Graceful stop: ends streams, finishes in-flight requests, flushes bookkeeping, closes the store. */
+  close(): Promise<void>;
+}
+
+/** Features advertised by /health so clients can tell this relay from the reference. */
+export const FEATURES = ['json', 'resume', 'idempotency', 'files', 'groups'];
+
+/** How long in-flight requests may take to finish on shutdown before their sockets are closed. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** How often streams re-check the store when instances share it (covers a lost notification). */
+const CATCH_UP_MS = 2000;
+
+const REQUEST_ID_RE = /^[\w.-]{1,64}$/;
+
+async function openStore(config: RelayConfig): Promise<{ store: Store; bus: WakeBus | null }> {
+  if (config.databaseUrl) return openPostgresStore({ url: config.databaseUrl });
+  return { store: await openSqliteStore({ file: join(config.dataDir, 'relay.sqlite') }), bus: null };
+}
+
+async function readVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function routeSpecOf(req: FastifyRequest): RouteSpec | undefined {
+  return (req.routeOptions.config as { spec?: RouteSpec } | undefined)?.spec;
+}
+
+/** Path patterns of the table, to tell 405 (known path, other method) from 404. */
+function pathMatchers(): RegExp[] {
+  return ROUTES.map((r) => new RegExp(`^${r.url.replace(/:[a-z_]+/g, '[^/]+')}$`));
+}
+
+export async function createRelay(partial: Partial<RelayConfig> = {}, deps: RelayDeps = {}): Promise<Relay> {
+  const config = resolveConfig(partial);
+  const now = deps.now ?? Date.now;
+  const logger = deps.logger ?? pino({ level: config.logLevel });
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const uploadDir = join(config.dataDir, 'uploads');
+  await mkdir(uploadDir, { recursive: true, mode: 0o700 });
+  // Partial uploads of a previous run that died mid-request.
+  for (const f of await readdir(uploadDir))
+    if (f.endsWith('.part')) await rm(join(uploadDir, f), { force: true });
+
+  const opened = deps.store ? { store: deps.store, bus: deps.bus ?? null } : await openStore(config);
+  const bus = opened.bus;
+  let hub: StreamHub | null = null;
+  const metrics = new RelayMetrics(() => hub?.openStreams ?? 0);
+  const store = metrics.instrument(opened.store);
+  const version = await readVersion();
+  const services: RelayServices = {
+    config,
+    store,
+    now,
+    uploadDir,
+    bus,
+    hub: (hub = new StreamHub(
+      store,
+      config.ssePingSeconds * 1000,
+      config.sseMaxPerIp,
+      (err) => logger.error({ err }, 'stream delivery failed'),
+      {
+        delivered: (n) => metrics.messagesDelivered.inc({ channel: 'stream' }, n),
+        acknowledged: (n) => metrics.messagesAcknowledged.inc(n),
+      },
+    )),
+    metrics,
+    lifecycle: { shuttingDown: false },
+    lastSeen: new LastSeenTracker(store),
+    limiter: new SlidingWindowLimiter(config.rateLimitQps),
+    rateLimit: { enabled: config.rateLimitEnabled },
+    version,
+    features: FEATURES,
+    openapi: buildOpenApi(ROUTES, version),
+  };
+
+  const app = Fastify({
+    loggerInstance: logger,
+    forceCloseConnections: 'idle',
+    // Our onResponse hook writes the one line per request.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: config.trustProxy.length ? config.trustProxy : false,
+    bodyLimit: config.maxBodyKb * 1024,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID().slice(0, 8);
+    },
+  });
+
+  // Bodies arrive as raw bytes and each route parses its own, so malformed JSON, wrong encodings and
+  // wrong content types get the reference's wording in the path's convention. Fastify enforces the
+  // byte limit while the body streams in (W-17). Multipart is streamed by @fastify/multipart.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  await app.register(multipart, { throwFileSizeLimit: true });
+
+  // The error and not-found handlers come before any route or plugin: Fastify binds a route to the
+  // handlers in place when its plugin context loads.
+  const matchers = pathMatchers();
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '/';
+    const known = matchers.some((m) => m.test(path));
+    const err = new RelayError(known ? 'method_not_allowed' : 'not_found');
+    return sendError(reply, err, wantsJson(req) ? 'json' : 'hard');
+  });
+
+  app.setErrorHandler((error: FastifyError | RelayError, req, reply) => {
+    if (reply.sent || reply.raw.headersSent) return;
+    const spec = routeSpecOf(req);
+    const convention = conventionOf(req, spec);
+    if (error instanceof RelayError) return sendError(reply, error, convention);
+    switch (error.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      case 'FST_REQ_FILE_TOO_LARGE':
+        return sendError(reply, new RelayError(spec?.tooLarge ?? 'payload_too_large'), convention);
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+      case 'FST_PARTS_LIMIT':
+      case 'FST_FILES_LIMIT':
+      case 'FST_FIELDS_LIMIT':
+      case 'FST_PROTO_VIOLATION':
+        return sendError(reply, new RelayError('validation_failed', `body: ${error.message}`), convention);
+    }
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendError(reply, new RelayError('validation_failed', `body: ${error.message}`), convention);
+    }
+    req.log.error({ err: error, reqId: req.id, route: spec?.url }, 'request failed');
+    // Unexpected failures always carry a real 500, whatever the path's convention.
+    return sendError(reply, new RelayError('internal_error'), convention === 'json' ? 'json' : 'hard');
+  });
+
+  // /docs renders the document with assets served from node_modules: no CDN, no outside request.
+  await app.register(swagger, { mode: 'static', specification: { document: services.openapi as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+
+  const ctxOf = (req: FastifyRequest, reply: FastifyReply): Ctx => ({ req, reply, services });
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (!services.rateLimit.enabled) return;
+    const path = req.url.split('?')[0] ?? '/';
+    if (rateLimitExempt(path)) return;
+    const user = await tokenUser(ctxOf(req, reply));
+    const wait = services.limiter.hit(user ? `user:${user.id}` : `ip:${req.ip}`);
+    if (!wait) return;
+    metrics.rateLimited.inc({ limit: 'requests' });
+    const err = new RelayError('rate_limited', undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+    return sendError(reply, err, wantsJson(req) ? 'json' : conventionOfPath(path));
+  });
+
+  for (const spec of ROUTES) {
+    app.route({
+      method: spec.method,
+      url: spec.url,
+      bodyLimit: spec.bodyLimit,
+      config: { spec },
+      handler: async (req, reply) => {
+        const ctx = ctxOf(req, reply);
+        const issues = new Issues();
+        let input: unknown;
+        try {
+          if (spec.auth === 'admin') checkAdminKey(ctx);
+          if (spec.parse) input = await spec.parse(req, issues, ctx);
+          if (spec.auth === 'token' && typeof req.headers['x-token'] !== 'string') {
+            // FastAPI reports header problems after path/query and before body ones.
+            const at = issues.list.findIndex((i) => i.loc.startsWith('body'));
+            const issue = { loc: 'header -> X-Token', msg: 'Field required' };
+            issues.list.splice(at < 0 ? issues.list.length : at, 0, issue);
+          }
+          issues.throwIfAny();
+          spec.preAuth?.(input, ctx);
+          let user: UserRecord | null = null;
+          if (spec.auth === 'token') {
+            user = await tokenUser(ctx);
+            if (!user) throw new RelayError('invalid_token');
+            if (user.disabledAt !== null) throw new RelayError('account_disabled');
+            if (spec.touch) services.lastSeen.touch(user.id, now());
+          }
+          const out = await spec.handler({ ...ctx, user: user as UserRecord }, input);
+          return sendOutput(reply, out, wantsJson(req));
+        } finally {
+          if (spec.cleanup && input !== undefined) await spec.cleanup(input);
+        }
+      },
+    });
+  }
+
+  // One structured line per request: id, route, status, latency, user — never a token or a body.
+  app.addHook('onResponse', async (req, reply) => {
+    const user = (req as FastifyRequest & { owcUser?: UserRecord | null }).owcUser;
+    const route = routeSpecOf(req)?.url ?? 'unmatched';
+    metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    metrics.requestSeconds.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    req.log.info(
+      {
+        method: req.method,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        userId: user?.id,
+      },
+      'request',
+    );
+  });
+
+  const expire = async () => {
+    const before = now() - config.messageRetentionDays * 86_400_000;
+    const n = await store.expireMessages(before);
+    if (n) logger.info({ expired: n }, 'expired unacknowledged messages');
+    metrics.messagesExpired.inc(n);
+    await store.pruneIdempotency(now() - IDEMPOTENCY_WINDOW_MS);
+    const files = await store.sweepFiles(now());
+    if (files) logger.info({ files }, 'removed expired or collected attachments');
+  };
+  let expiryTimer: NodeJS.Timeout | null = null;
+  let catchUpTimer: NodeJS.Timeout | null = null;
+
+  return {
+    config,
+    services,
+    async listen() {
+      await expire();
+      expiryTimer = setInterval(
+        () => void expire().catch((err) => logger.error({ err }, 'expiry failed')),
+        config.maintenanceIntervalSeconds * 1000,
+      );
+      expiryTimer.unref();
+      if (bus) {
+        await bus.subscribe((userIds) => services.hub.wake(userIds));
+        catchUpTimer = setInterval(
+          () => void services.hub.catchUp().catch((err) => logger.warn({ err }, 'stream catch-up failed')),
+          CATCH_UP_MS,
+        );
+        catchUpTimer.unref();
+      }
+      await app.listen({ host: config.host, port: config.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+      return `http://${host}:${port}`;
+    },
+    async close() {
+      // Readiness fails first, streams are told to reconnect elsewhere, in-flight requests finish
+      // (new ones get 503), then bookkeeping is flushed and the store closed.
+      services.lifecycle.shuttingDown = true;
+      if (expiryTimer) clearInterval(expiryTimer);
+      if (catchUpTimer) clearInterval(catchUpTimer);
+      services.hub.closeAll();
+      // Idle keep-alive sockets are closed at once; a client that keeps one busy gets a grace period.
+      const force = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      force.unref();
+      await app.close();
+      clearTimeout(force);
+      await services.lastSeen.flush();
+      await bus?.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,134 @@
+// Registration, discovery, profiles and status (reference §3: /register, /users, /users/{id}, /me,
+// /stats, /health).
+
+import { randomBytes } from 'node:crypto';
+import {
+  formatRegistered,
+  formatStatusUpdated,
+  formatUserDetail,
+  formatUserList,
+  hasControlChars,
+  hasSenderIdMarker,
+  nameKey,
+  RelayError,
+  USER_STATUSES,
+  userJson,
+  type UserStatus,
+} from '@openwechat/protocol';
+import { enumField, intField, jsonBody, strField, type Issues } from '../input.ts';
+import type { Ctx, Output } from '../route.ts';
+import { sha256Hex } from '../route.ts';
+
+export async function health({ services }: Ctx): Promise<Output> {
+  const body = { status: 'ok', version: services.version, features: services.features };
+  return { text: JSON.stringify(body), json: body, contentType: 'application/json' };
+}
+
+export async function stats({ services }: Ctx): Promise<Output> {
+  const s = await services.store.getStats();
+  const body = { users: s.users, friendships: s.friendships, messages: s.messages };
+  return { text: JSON.stringify(body), json: body, contentType: 'application/json' };
+}
+
+export interface RegisterInput {
+  name: string;
+  description: string | null;
+  status: UserStatus;
+}
+
+export function parseRegister(req: { body: unknown }, issues: Issues): RegisterInput {
+  const body = jsonBody(issues, req.body);
+  if (!body) return undefined as never;
+  const name = strField(issues, 'body -> name', body.name, { min: 1, max: 100 });
+  const description = strField(issues, 'body -> description', body.description, {
+    required: false,
+    nullable: true,
+    max: 200,
+  });
+  const status =
+    body.status === undefined ? 'open' : enumField(issues, 'body -> status', body.status, USER_STATUSES);
+  return { name: name ?? '', description: description ?? null, status: status ?? 'open' };
+}
+
+export async function register({ services }: Ctx, input: RegisterInput): Promise<Output> {
+  const { store, config, now, lastSeen } = services;
+  // W-9: names and descriptions are inserted into line-oriented text read by LLMs; a line break or a
+  // bidi override in them could forge a message block, so they are refused outright.
+  if (hasControlChars(input.name)) throw new RelayError('invalid_name');
+  // A name holding the sender-line marker could pass for another user's id in `name（ID:n）`.
+  if (hasSenderIdMarker(input.name)) throw new RelayError('invalid_name', '名称不能包含“（ID:”');
+  if (input.description !== null && hasControlChars(input.description))
+    throw new RelayError('invalid_description');
+  if (config.maxUsers > 0 && (await store.countUsers()) >= config.maxUsers) {
+    throw new RelayError('registration_closed');
+  }
+  const token = randomBytes(16).toString('hex');
+  const at = now();
+  const user = await store.createUser({
+    name: input.name,
+    nameKey: nameKey(input.name),
+    description: input.description,
+    status: input.status,
+    tokenHash: sha256Hex(token),
+    createdAt: at,
+  });
+  // The reference sets last_seen at registration; the Top100 then lists the newcomer.
+  lastSeen.touch(user.id, at);
+  await lastSeen.flush();
+  user.lastSeenAt = at;
+  // W-11: only users open to strangers are shown to a newcomer.
+  const top = await store.topActiveUsers(100);
+  return {
+    text: formatRegistered({ user, token, top }),
+    json: { user: userJson(user), token, top_users: top.map(userJson) },
+  };
+}
+
+export interface DiscoverInput {
+  keyword: string | null;
+}
+
+export function parseDiscover(req: { query: unknown }, issues: Issues): DiscoverInput {
+  const q = req.query as Record<string, unknown>;
+  const keyword = strField(issues, 'query -> keyword', q.keyword, { required: false });
+  const trimmed = typeof keyword === 'string' ? keyword.trim() : '';
+  return { keyword: trimmed || null };
+}
+
+export async function discover({ services, user }: Ctx & { user: { id: number } }, input: DiscoverInput) {
+  await services.lastSeen.flush();
+  const { total, users } = await services.store.discoverUsers({
+    excludeId: user.id,
+    keyword: input.keyword,
+    limit: 10,
+  });
+  return { text: formatUserList({ total, users }), json: { total, users: users.map(userJson) } };
+}
+
+export function parseUserIdPath(req: { params: unknown }, issues: Issues): { userId: number } {
+  const p = req.params as Record<string, unknown>;
+  return { userId: intField(issues, 'path -> user_id', p.user_id) ?? 0 };
+}
+
+export async function userDetail({ services }: Ctx, input: { userId: number }): Promise<Output> {
+  await services.lastSeen.flush();
+  const u = await services.store.getUser(input.userId);
+  if (!u) throw new RelayError('user_not_found');
+  return { text: formatUserDetail(u), json: { user: userJson(u) } };
+}
+
+export function parseStatus(req: { body: unknown }, issues: Issues): { status: UserStatus } {
+  const body = jsonBody(issues, req.body);
+  if (!body) return { status: 'open' };
+  return { status: enumField(issues, 'body -> status', body.status, USER_STATUSES) ?? 'open' };
+}
+
+export async function updateMe(
+  { services, user }: Ctx & { user: { id: number } },
+  input: { status: UserStatus },
+): Promise<Output> {
+  await services.lastSeen.flush(); // the reply shows this request's activity time
+  const u = await services.store.setStatus(user.id, input.status);
+  if (!u) throw new RelayError('invalid_token');
+  return { text: formatStatusUpdated(input.status), json: { user: userJson(u) } };
+}

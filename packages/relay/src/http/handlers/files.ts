@@ -1,0 +1,58 @@
+// GET /files/{file_id}: attachments that really arrive (DESIGN §3, fix of W-15). Only the sender and the
+// recipient may fetch a file — for a group attachment, the sender and every current member of the group;
+// anyone else gets the same 404 as for a file that does not exist.
+
+import { Readable } from 'node:stream';
+import { displayFilename, RelayError } from '@openwechat/protocol';
+import type { FastifyRequest } from 'fastify';
+import type { UserRecord } from '../../store/types.ts';
+import type { Issues } from '../input.ts';
+import type { Ctx, Output } from '../route.ts';
+
+const FILE_ID_RE = /^[0-9a-f]{32}$/;
+
+export function parseFileId(req: FastifyRequest, _issues: Issues): { fileId: string } {
+  return { fileId: String((req.params as Record<string, unknown>).file_id ?? '') };
+}
+
+/** RFC 6266 / RFC 5987: an ASCII fallback plus the exact UTF-8 name. */
+export function contentDisposition(name: string): string {
+  const shown = displayFilename(name);
+  const ascii = shown.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  const encoded = encodeURIComponent(shown).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+export async function download(ctx: Ctx & { user: UserRecord }, input: { fileId: string }): Promise<Output> {
+  const { store, now } = ctx.services;
+  const file = FILE_ID_RE.test(input.fileId) ? await store.getFile(input.fileId) : null;
+  let allowed = !!file && (file.senderId === ctx.user.id || file.recipientId === ctx.user.id);
+  if (file && !allowed && file.groupId !== null)
+    allowed = await store.isGroupMember(file.groupId, ctx.user.id);
+  if (!file || !allowed || file.expiresAt <= now()) throw new RelayError('file_not_found');
+
+  // Who collects it: the recipient, or any member but the sender for a group attachment.
+  const collector = file.groupId === null ? file.recipientId === ctx.user.id : file.senderId !== ctx.user.id;
+  const reply = ctx.reply;
+  reply.raw.once('finish', () => {
+    // A complete download by a recipient: once every copy of its message is acknowledged the file can go.
+    if (!collector) return;
+    void store
+      .markFileDownloaded(file.id, now())
+      .then(() => store.sweepFiles(now()))
+      .catch((err) => ctx.req.log.error({ err }, 'file bookkeeping failed'));
+  });
+  reply
+    .code(200)
+    .header('content-type', file.contentType)
+    .header('content-length', String(file.size))
+    .header('content-disposition', contentDisposition(file.name))
+    .header('x-content-type-options', 'nosniff')
+    .header('content-security-policy', "sandbox; default-src 'none'")
+    .header('cache-control', 'private, no-store');
+  await reply.send(Readable.from(store.readFile(file.id)));
+  return { raw: true };
+}

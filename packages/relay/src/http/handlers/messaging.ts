@@ -1,0 +1,334 @@
+// Sending and the inbox (reference §3: /send, /send/file, /messages; DESIGN §3 additions).
+// A send commits every resulting message before the sender hears success; only then are the
+// recipients' streams woken (the hub never holds the only copy).
+
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import {
+  formatInboxEmpty,
+  formatInboxPage,
+  formatInboxRead,
+  formatSendReply,
+  messageJson,
+  RelayError,
+  SEND_SUCCESS,
+  type AttachmentView,
+} from '@openwechat/protocol';
+import type { FastifyRequest } from 'fastify';
+import { decideSend } from '../../domain/send.ts';
+import type { InboxMessage, SendResult, UserRecord } from '../../store/types.ts';
+import { charLength, intField, jsonBody, strField, type Issues } from '../input.ts';
+import { readMultipart, type UploadedFile } from '../multipart.ts';
+import { sha256Hex, type Ctx, type Output } from '../route.ts';
+
+type AuthedCtx = Ctx & { user: UserRecord };
+
+/** How many of the sender's own inbox messages a send reply previews. */
+export const PREVIEW_SIZE = 5;
+
+export interface SendInput {
+  toId: number;
+  content: string;
+}
+
+export function parseSend(req: { body: unknown }, issues: Issues): SendInput {
+  const body = jsonBody(issues, req.body);
+  if (!body) return { toId: 0, content: '' };
+  const toId = intField(issues, 'body -> to_id', body.to_id);
+  const content = strField(issues, 'body -> content', body.content, { min: 1, max: 1000 });
+  return { toId: toId ?? 0, content: content ?? '' };
+}
+
+/** Retries with the same key within this window get the first answer (Matrix, Stripe: 24 h). */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000;
+
+/** The Idempotency-Key header, validated; null when absent. */
+export function idempotencyKey(ctx: Ctx): string | null {
+  const raw = ctx.req.headers['idempotency-key'];
+  if (raw === undefined) return null;
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > 255) {
+    throw new RelayError('invalid_idempotency_key');
+  }
+  return raw;
+}
+
+/**
+ * After a commit, and only then: count the stored messages and wake their recipients' streams, here
+ * (hub) and on other instances (bus). The store holds every message already; this is only the wake-up.
+ */
+export function publishDelivered(ctx: Ctx, delivered: readonly InboxMessage[]): void {
+  const { hub, bus, metrics } = ctx.services;
+  if (delivered.length === 0) return;
+  metrics.messagesStored.inc(delivered.length);
+  hub.publish(delivered);
+  if (bus) {
+    const recipients = [...new Set(delivered.map((m) => m.toId))];
+    bus.announce(recipients).catch((err) => ctx.req.log.warn({ err }, 'wake-up announce failed'));
+  }
+}
+
+async function deliver(
+  ctx: AuthedCtx,
+  toId: number,
+  content: string,
+  attachment: AttachmentView | null,
+  /** Identity of the attachment's bytes for idempotency (a retry uploads them again under a new id). */
+  attachmentHash: string | null = null,
+  decide: typeof decideSend = decideSend,
+): Promise<{ output: Output; result: SendResult }> {
+  const { store, now } = ctx.services;
+  const key = idempotencyKey(ctx);
+  // What makes two requests "the same": recipient, content and the attachment's name and bytes.
+  const fingerprint = sha256Hex(JSON.stringify([toId, content, attachment?.name ?? null, attachmentHash]));
+  const result = await store.send({ fromId: ctx.user.id, toId, content, attachment, now: now() }, decide, {
+    previewLimit: PREVIEW_SIZE,
+    idempotency: key ? { key, fingerprint, windowMs: IDEMPOTENCY_WINDOW_MS } : undefined,
+  });
+  publishDelivered(ctx, result.delivered);
+  const preview = result.preview ?? { total: 0, messages: [] };
+  const line = SEND_SUCCESS[result.outcome];
+  const output: Output = {
+    text: formatSendReply(line, preview),
+    json: {
+      result: result.outcome,
+      message: line,
+      message_id: result.messageId,
+      inbox: { total: preview.total, preview: preview.messages.map(messageJson) },
+    },
+    headers: result.replayed ? { 'idempotent-replayed': 'true' } : {},
+  };
+  return { output, result };
+}
+
+export async function send(ctx: AuthedCtx, input: SendInput): Promise<Output> {
+  return (await deliver(ctx, input.toId, input.content, null)).output;
+}
+
+export interface SendFileInput {
+  toId: number;
+  content: string;
+  file: UploadedFile | null;
+}
+
+/**
+ * Multipart `to_id`, `content`, `file`. The reference checks content and file before the token
+ * (spec §3 POST /send/file); so do we. The upload is streamed to a temporary file under the data
+ * folder with the size limit enforced while streaming.
+ */
+export async function parseSendFile(req: FastifyRequest, issues: Issues, ctx: Ctx): Promise<SendFileInput> {
+  if (!req.isMultipart()) {
+    issues.add('body -> to_id', 'Field required');
+    return { toId: 0, content: '', file: null };
+  }
+  const { fields, file } = await readUpload(req, ctx);
+  const toId = intField(issues, 'body -> to_id', fields.to_id);
+  const content = strField(issues, 'body -> content', fields.content ?? '') ?? '';
+  return { toId: toId ?? 0, content, file };
+}
+
+/**
+ * Reads a multipart send: the text fields, and the `file` part streamed to a temporary file under the
+ * data folder with MAX_UPLOAD_MB enforced while streaming (a part without a filename is no file).
+ */
+export async function readUpload(
+  req: FastifyRequest,
+  ctx: Ctx,
+): Promise<{ fields: Record<string, string>; file: UploadedFile | null }> {
+  const { fields, file } = await readMultipart(req, {
+    fileField: 'file',
+    maxFileBytes: Math.floor(ctx.services.config.maxUploadMb * 1024 * 1024),
+    toDir: ctx.services.uploadDir,
+  });
+  return { fields, file: file && file.filename ? file : null };
+}
+
+/** The content and file checks of a multipart send; returns the content to store. */
+export function checkSendFile(
+  input: { content: string; file: UploadedFile | null },
+  maxUploadMb: number,
+): string {
+  const content = input.content.trim();
+  if (!content && !input.file) throw new RelayError('content_or_file_required');
+  if (charLength(content) > 1000) throw new RelayError('content_too_long');
+  if (input.file?.tooLarge)
+    throw new RelayError('file_too_large', `文件大小超过限制（最大 ${maxUploadMb}MB）`);
+  return content || '(附件)';
+}
+
+export async function sendFile(ctx: AuthedCtx, input: SendFileInput): Promise<Output> {
+  const { store } = ctx.services;
+  const content = checkSendFile(input, ctx.services.config.maxUploadMb);
+  const upload = input.file;
+  if (!upload?.path) return (await deliver(ctx, input.toId, content, null)).output;
+
+  // The checks the send decision would make first, so no file is stored for a refused recipient.
+  if (input.toId === ctx.user.id) throw new RelayError('cannot_message_self');
+  if (!(await store.getUser(input.toId))) throw new RelayError('user_not_found');
+  return deliverUpload(
+    ctx,
+    upload,
+    { recipientId: input.toId, groupId: null },
+    async (attachment, refusal) => {
+      const decide = refusal
+        ? () => {
+            throw refusal;
+          }
+        : decideSend;
+      const { output, result } = await deliver(ctx, input.toId, content, attachment, upload.sha256, decide);
+      return { output, replayed: result.replayed };
+    },
+  );
+}
+
+/**
+ * The upload half of `/send/file` and `/groups/{gid}/send/file`. The bytes go into the store first
+ * (streamed from the temporary upload), then `send` commits the message(s) referencing them. If the
+ * send is refused, or is an idempotent replay of an earlier one, the newly stored copy is removed again.
+ * Over the sender's UPLOAD_QUOTA_MB nothing is stored; with an Idempotency-Key `send` still runs with
+ * the refusal in hand, so a retry of a send that went through gets its original answer (the store
+ * replays before deciding) and a first attempt gets the quota error.
+ */
+export async function deliverUpload(
+  ctx: AuthedCtx,
+  upload: UploadedFile,
+  to: { recipientId: number; groupId: number | null },
+  send: (
+    attachment: AttachmentView,
+    refusal: RelayError | null,
+  ) => Promise<{ output: Output; replayed: boolean }>,
+): Promise<Output> {
+  const { store, config, now } = ctx.services;
+  const quota = config.uploadQuotaMb * 1024 * 1024;
+  if ((await store.storedFileBytes(ctx.user.id)) + upload.size > quota) {
+    const refusal = new RelayError(
+      'upload_quota_exceeded',
+      `待对方接收的附件总量超过限制（最多 ${config.uploadQuotaMb}MB），请等对方接收后再发送`,
+    );
+    if (!idempotencyKey(ctx)) throw refusal;
+    const pending: AttachmentView = {
+      name: upload.filename,
+      size: upload.size,
+      contentType: upload.mimetype,
+    };
+    return (await send(pending, refusal)).output;
+  }
+  const at = now();
+  const file = {
+    id: randomBytes(16).toString('hex'),
+    senderId: ctx.user.id,
+    recipientId: to.recipientId,
+    groupId: to.groupId,
+    name: upload.filename,
+    contentType: safeContentType(upload.mimetype),
+    size: upload.size,
+    sha256: upload.sha256,
+    createdAt: at,
+    expiresAt: at + config.fileRetentionDays * 86_400_000,
+  };
+  if (!upload.path) throw new Error('deliverUpload: the upload was not streamed to a file');
+  await store.putFile(file, createReadStream(upload.path));
+  const attachment: AttachmentView = {
+    name: file.name,
+    fileId: file.id,
+    size: file.size,
+    contentType: file.contentType,
+    expiresAt: file.expiresAt,
+  };
+  let kept = false;
+  try {
+    const { output, replayed } = await send(attachment, null);
+    kept = !replayed;
+    return output;
+  } finally {
+    if (!kept) await store.deleteFile(file.id);
+  }
+}
+
+/** Declared types that a browser could run are served as plain bytes. */
+export function safeContentType(declared: string): string {
+  const t = declared.trim().toLowerCase();
+  if (!/^[\w.+-]+\/[\w.+-]+$/.test(t)) return 'application/octet-stream';
+  if (/html|xml|svg|javascript|ecmascript/.test(t)) return 'application/octet-stream';
+  return t;
+}
+
+/** Content and file problems are reported before an invalid token, as on the reference. */
+export function preAuthSendFile(input: SendFileInput, ctx: Ctx): void {
+  checkSendFile(input, ctx.services.config.maxUploadMb);
+}
+
+/** Whatever happened, the temporary upload does not outlive the request. */
+export async function cleanupSendFile(input: { file: UploadedFile | null }): Promise<void> {
+  if (input.file?.path) await rm(input.file.path, { force: true });
+}
+
+export interface InboxInput {
+  limit: number;
+  fromId: number | null;
+  /** `?after=n`: acknowledge ids ≤ n and page through the rest without deleting it. */
+  after: number | null;
+}
+
+export function parseInbox(req: { query: unknown }, issues: Issues): InboxInput {
+  const q = req.query as Record<string, unknown>;
+  const limit = intField(issues, 'query -> limit', q.limit ?? 100, { ge: 1, le: 500 });
+  const fromId = intField(issues, 'query -> from_id', q.from_id, { required: false });
+  const after = intField(issues, 'query -> after', q.after, { required: false, ge: 0 });
+  return { limit: limit ?? 100, fromId: fromId ?? null, after: after ?? null };
+}
+
+export async function readInbox(ctx: AuthedCtx, input: InboxInput): Promise<Output> {
+  if (input.after !== null) return readInboxAfter(ctx, input.after, input.limit);
+  // The reference treats from_id=0 as absent in its texts (a truthiness check) but still filters by it.
+  const page = await ctx.services.store.takeInbox(ctx.user.id, { limit: input.limit, fromId: input.fromId });
+  const fetched = page.messages.length;
+  const remaining = page.total - fetched;
+  ctx.services.metrics.messagesDelivered.inc({ channel: 'inbox' }, fetched);
+  ctx.services.metrics.messagesAcknowledged.inc(fetched);
+  const json = { total: page.total, fetched, remaining, messages: page.messages.map(messageJson) };
+  if (!fetched) return { text: formatInboxEmpty(input.fromId), json };
+  return {
+    text: formatInboxRead({
+      fromId: input.fromId,
+      total: page.total,
+      limit: input.limit,
+      remaining,
+      messages: page.messages,
+    }),
+    json,
+  };
+}
+
+/**
+ * The lossless inbox read: what the client confirms (≤ after) is deleted, the next page is returned
+ * and stays stored until a later read or ack confirms it. A lost response loses nothing.
+ */
+async function readInboxAfter(ctx: AuthedCtx, after: number, limit: number): Promise<Output> {
+  const { store } = ctx.services;
+  ctx.services.metrics.messagesAcknowledged.inc(await store.ackInbox(ctx.user.id, after));
+  const page = await store.peekInbox(ctx.user.id, limit);
+  const fetched = page.messages.length;
+  ctx.services.metrics.messagesDelivered.inc({ channel: 'inbox' }, fetched);
+  const json = {
+    total: page.total,
+    fetched,
+    remaining: page.total - fetched,
+    messages: page.messages.map(messageJson),
+  };
+  if (!fetched) return { text: formatInboxEmpty(null), json };
+  return { text: formatInboxPage({ total: page.total, limit, messages: page.messages }), json };
+}
+
+export function parseAck(req: { body: unknown }, issues: Issues): { upTo: number } {
+  const body = jsonBody(issues, req.body);
+  if (!body) return { upTo: 0 };
+  return { upTo: intField(issues, 'body -> up_to', body.up_to, { ge: 0 }) ?? 0 };
+}
+
+/** POST /messages/ack {"up_to": n}: delete every message with id ≤ n. */
+export async function ack(ctx: AuthedCtx, input: { upTo: number }): Promise<Output> {
+  const acked = await ctx.services.store.ackInbox(ctx.user.id, input.upTo);
+  ctx.services.metrics.messagesAcknowledged.inc(acked);
+  return { text: `已确认 ${acked} 条消息（消息ID ≤ ${input.upTo}）`, json: { acked, up_to: input.upTo } };
+}

@@ -1,0 +1,82 @@
+// GET /stream: the SSE channel (reference §3 GET /stream; DESIGN §3 resume/ack).
+
+import { encodeSseEvent, encodeSseRetry, RelayError, streamConnectedLog } from '@openwechat/protocol';
+import type { FastifyRequest } from 'fastify';
+import type { UserRecord } from '../../store/types.ts';
+import { StreamConnection, type StreamFormat } from '../../stream/hub.ts';
+import { intField, type Issues } from '../input.ts';
+import type { Ctx, Output } from '../route.ts';
+
+export interface StreamInput {
+  /** Last id the client has: a resume stream. null: a legacy stream. */
+  since: number | null;
+  format: StreamFormat;
+}
+
+export function parseStream(req: FastifyRequest, issues: Issues): StreamInput {
+  const q = req.query as Record<string, unknown>;
+  const header = req.headers['last-event-id'];
+  let since: number | null = null;
+  if (q.since !== undefined) since = intField(issues, 'query -> since', q.since, { ge: 0 }) ?? null;
+  else if (typeof header === 'string' && header.trim() !== '') {
+    since = intField(issues, 'header -> Last-Event-ID', header, { ge: 0 }) ?? null;
+  }
+  const format = q.format === 'json' ? 'json' : 'text';
+  return { since, format };
+}
+
+export async function openStream(ctx: Ctx & { user: UserRecord }, input: StreamInput): Promise<Output> {
+  const { hub, store, config } = ctx.services;
+  const { req, reply, user } = ctx;
+  const ip = req.ip;
+  if (!hub.reserve(ip)) {
+    ctx.services.metrics.rateLimited.inc({ limit: 'sse_per_ip' });
+    throw new RelayError('sse_limit', `该 IP 的 SSE 连接数已达上限（最多 ${config.sseMaxPerIp} 条）。`, {
+      'retry-after': '2',
+    });
+  }
+  let cursor = 0;
+  try {
+    if (input.since !== null) {
+      // Everything up to `since` is acknowledged. A client claiming ids this inbox never issued
+      // (e.g. a restored database) must not skip the next real ones.
+      ctx.services.metrics.messagesAcknowledged.inc(await store.ackInbox(user.id, input.since));
+      cursor = Math.min(input.since, await store.lastMessageId(user.id));
+    }
+  } catch (err) {
+    hub.release(ip);
+    throw err;
+  }
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': String(req.id),
+  });
+  res.flushHeaders();
+  const conn = new StreamConnection(
+    hub,
+    user.id,
+    ip,
+    input.since === null ? 'legacy' : 'resume',
+    input.format,
+    res,
+    cursor,
+  );
+  hub.add(conn);
+  req.raw.socket.setNoDelay(true);
+  req.raw.on('close', () => conn.close());
+  res.on('error', () => conn.close());
+  // `event: log` stays the first thing on the wire (reference clients look for it); `retry:` follows.
+  conn.write(
+    encodeSseEvent({
+      event: 'log',
+      data: streamConnectedLog({ requestId: String(req.id), userId: user.id, ip, at: ctx.services.now() }),
+    }) + encodeSseRetry(config.sseRetryMs),
+  );
+  conn.refresh(); // the replay of what is stored after the cursor
+  return { raw: true };
+}

@@ -1,0 +1,118 @@
+// Streaming multipart reading: text fields are collected, the one file part is streamed to a temporary
+// file (or into memory up to a small cap) while its size is counted, so an oversized upload is refused
+// without ever being held in memory (reference W-17).
+
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { RelayError } from '@openwechat/protocol';
+
+export interface UploadedFile {
+  fieldname: string;
+  filename: string;
+  mimetype: string;
+  size: number;
+  /** Hex SHA-256 of the bytes (when not tooLarge). */
+  sha256: string;
+  /** The file exceeded maxFileBytes: nothing of it was kept. */
+  tooLarge: boolean;
+  /** Where the bytes are, when streamed to disk (caller moves or deletes it). */
+  path: string | null;
+  /** The bytes, when read into memory. */
+  buffer: Buffer | null;
+}
+
+export interface MultipartResult {
+  fields: Record<string, string>;
+  file: UploadedFile | null;
+}
+
+/**
+ * Counts and hashes the bytes. Past `max` it stops passing them on (they are read and dropped, so
+ * the stream ends normally and nothing accumulates) and marks the file too large.
+ */
+function limiter(max: number, f: UploadedFile): Transform {
+  const hash = createHash('sha256');
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      f.size += chunk.length;
+      if (f.size > max) f.tooLarge = true;
+      if (f.tooLarge) return cb();
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      f.sha256 = hash.digest('hex');
+      cb();
+    },
+  });
+}
+
+/** Reads and drops a part nobody asked for. */
+async function drain(stream: Readable): Promise<void> {
+  stream.resume();
+  await finished(stream).catch(() => {});
+}
+
+/** busboy's errors on a malformed body become the reference's validation error. */
+function malformed(err: unknown): never {
+  if (err instanceof RelayError) throw err;
+  throw new RelayError('validation_failed', `body: ${(err as Error).message || 'malformed multipart body'}`);
+}
+
+export async function readMultipart(
+  req: FastifyRequest,
+  opts: { fileField: string; maxFileBytes: number; toDir?: string },
+): Promise<MultipartResult> {
+  const fields: Record<string, string> = {};
+  let file: UploadedFile | null = null;
+  // busboy cuts a file one byte past our limit (so it never streams gigabytes) and our counter decides.
+  const limits = { files: 1, fields: 20, fieldSize: 64 * 1024, fileSize: opts.maxFileBytes + 1 };
+  const parts = req.parts({ limits, throwFileSizeLimit: false } as Parameters<typeof req.parts>[0]);
+  try {
+    for await (const part of parts) {
+      if (part.type === 'field') {
+        if (typeof part.value === 'string' && !(part.fieldname in fields))
+          fields[part.fieldname] = part.value;
+        continue;
+      }
+      if (part.fieldname !== opts.fileField || file) {
+        await drain(part.file);
+        continue;
+      }
+      const f: UploadedFile = {
+        fieldname: part.fieldname,
+        filename: part.filename,
+        mimetype: part.mimetype,
+        size: 0,
+        sha256: '',
+        tooLarge: false,
+        path: null,
+        buffer: null,
+      };
+      file = f;
+      if (opts.toDir) {
+        f.path = join(opts.toDir, `upload-${randomBytes(12).toString('hex')}.part`);
+        await pipeline(part.file, limiter(opts.maxFileBytes, f), createWriteStream(f.path, { mode: 0o600 }));
+      } else {
+        const chunks: Buffer[] = [];
+        const counter = limiter(opts.maxFileBytes, f);
+        counter.on('data', (c: Buffer) => chunks.push(c));
+        await pipeline(part.file, counter);
+        f.buffer = f.tooLarge ? null : Buffer.concat(chunks);
+      }
+      if (f.tooLarge && f.path) {
+        await rm(f.path, { force: true });
+        f.path = null;
+      }
+    }
+  } catch (err) {
+    if (file?.path) await rm(file.path, { force: true });
+    malformed(err);
+  }
+  return { fields, file };
+}

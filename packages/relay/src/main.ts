@@ -1,0 +1,65 @@
+// `npm start`: run the relay. Settings: flags > environment > --config file > defaults (docs/config.md).
+
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, SETTING_NAMES } from './config.ts';
+import { createRelay } from './app.ts';
+
+const USAGE = `Usage: openwechat-relay [--config FILE] [--<setting> VALUE ...]
+Settings (flag form of the environment names, e.g. --port 8000 --data-dir ./data):
+${SETTING_NAMES.map((s) => `  --${s.env.toLowerCase().replace(/_/g, '-')}`).join('\n')}`;
+
+async function main(): Promise<void> {
+  const options = Object.fromEntries(
+    SETTING_NAMES.map((s) => [s.env.toLowerCase().replace(/_/g, '-'), { type: 'string' as const }]),
+  );
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: process.argv.slice(2),
+      options: { ...options, config: { type: 'string' }, help: { type: 'boolean' } },
+      strict: true,
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const flags: Record<string, unknown> = {};
+  for (const s of SETTING_NAMES) {
+    const v = (parsed.values as Record<string, unknown>)[s.env.toLowerCase().replace(/_/g, '-')];
+    if (v !== undefined) flags[s.env] = v;
+  }
+  const file = (parsed.values.config as string | undefined) ?? process.env.RELAY_CONFIG;
+  const config = loadConfig({ flags, env: process.env, file });
+  const relay = await createRelay(config);
+  const url = await relay.listen();
+  console.log(`openwechat relay listening on ${url} (data: ${config.dataDir})`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${signal}: shutting down`);
+    relay.close().then(
+      () => process.exit(0),
+      (err) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err) => {
+  if (err instanceof ConfigError) {
+    console.error(`configuration error: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(err);
+  process.exit(1);
+});

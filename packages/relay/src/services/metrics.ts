@@ -1,0 +1,109 @@
+// Prometheus metrics (GET /metrics). One registry per relay instance, so several relays in one process
+// (tests) never share counters. Names are prefixed `owc_`.
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Store } from '../store/types.ts';
+
+export class RelayMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'owc_http_requests_total',
+    help: 'HTTP requests by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestSeconds = new Histogram({
+    name: 'owc_http_request_duration_seconds',
+    help: 'HTTP request latency (SSE streams: time to open)',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly messagesStored = new Counter({
+    name: 'owc_messages_stored_total',
+    help: 'Messages committed to inboxes (chats, friend requests, notices)',
+    registers: [this.registry],
+  });
+
+  readonly groupSends = new Counter({
+    name: 'owc_group_sends_total',
+    help: 'Group messages sent (each stored once per recipient, counted in owc_messages_stored_total)',
+    registers: [this.registry],
+  });
+
+  readonly groupFanout = new Histogram({
+    name: 'owc_group_send_recipients',
+    help: 'Recipients (stored copies) per group message',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [this.registry],
+  });
+
+  readonly messagesDelivered = new Counter({
+    name: 'owc_messages_delivered_total',
+    help: 'Messages handed to clients, by channel (stream, inbox)',
+    labelNames: ['channel'] as const,
+    registers: [this.registry],
+  });
+
+  readonly messagesAcknowledged = new Counter({
+    name: 'owc_messages_acknowledged_total',
+    help: 'Messages deleted because the client acknowledged or read-and-cleared them',
+    registers: [this.registry],
+  });
+
+  readonly messagesExpired = new Counter({
+    name: 'owc_messages_expired_total',
+    help: 'Unacknowledged messages deleted after MESSAGE_RETENTION_DAYS',
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new Counter({
+    name: 'owc_rate_limited_total',
+    help: 'Requests refused by the rate limiter or the SSE per-IP cap',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
+  readonly storeSeconds = new Histogram({
+    name: 'owc_store_operation_duration_seconds',
+    help: 'Latency of store operations',
+    labelNames: ['op'] as const,
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5],
+    registers: [this.registry],
+  });
+
+  constructor(openStreams: () => number) {
+    new Gauge({
+      name: 'owc_sse_streams_open',
+      help: 'Open SSE streams on this instance',
+      registers: [this.registry],
+      collect() {
+        this.set(openStreams());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'owc_' });
+  }
+
+  /** Wraps every method of a store so each call's latency is observed under its name. */
+  instrument(store: Store): Store {
+    const hist = this.storeSeconds;
+    return new Proxy(store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== 'function' || typeof prop !== 'string' || prop === 'readFile') {
+          return typeof value === 'function' ? value.bind(target) : value;
+        }
+        return (...args: unknown[]) => {
+          const end = hist.startTimer({ op: prop });
+          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (result instanceof Promise) return result.finally(end);
+          end();
+          return result;
+        };
+      },
+    });
+  }
+}

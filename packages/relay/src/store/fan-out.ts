@@ -1,0 +1,34 @@
+// Group fan-out writes many messages that differ only in their recipient (and mention flag): a group
+// message's copies, a group's notices. Both backends store such a run with a fixed number of statements
+// instead of two per recipient; this splits a list of messages into those runs.
+
+import type { NewMessage } from './types.ts';
+
+function sameExceptRecipient(a: NewMessage, b: NewMessage): boolean {
+  return (
+    a.fromId === b.fromId &&
+    a.type === b.type &&
+    a.content === b.content &&
+    a.attachment === b.attachment &&
+    a.createdAt === b.createdAt &&
+    (a.groupId ?? null) === (b.groupId ?? null)
+  );
+}
+
+/** Consecutive messages equal but for their recipient, each recipient once per run; order is kept. */
+export function fanOutRuns(messages: readonly NewMessage[]): NewMessage[][] {
+  const runs: NewMessage[][] = [];
+  let run: NewMessage[] = [];
+  let seen = new Set<number>();
+  for (const m of messages) {
+    if (run.length && (!sameExceptRecipient(run[0]!, m) || seen.has(m.toId))) {
+      runs.push(run);
+      run = [];
+      seen = new Set();
+    }
+    run.push(m);
+    seen.add(m.toId);
+  }
+  if (run.length) runs.push(run);
+  return runs;
+}

@@ -1,0 +1,184 @@
+// Versioned schema of the SQLite backend. Append new migrations at the end with the next version;
+// never edit one that has shipped. openSqliteStore() applies the missing ones in order, inside one
+// transaction, and records each in schema_migrations; a database newer than this list is refused.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE users (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        name         TEXT    NOT NULL,
+        -- Lower-cased NFKC name: the uniqueness rule (BOB collides with bob).
+        name_key     TEXT    NOT NULL UNIQUE,
+        description  TEXT,
+        -- Hex SHA-256 of the token; the token itself is never stored.
+        token_hash   TEXT    NOT NULL UNIQUE,
+        status       TEXT    NOT NULL CHECK (status IN ('open', 'friends_only', 'do_not_disturb')),
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER,
+        homepage     TEXT,
+        -- The last message id assigned in this user's inbox: ids are per recipient and never reused.
+        last_msg_id  INTEGER NOT NULL DEFAULT 0
+      );
+
+      CREATE TABLE friendships (
+        user_a       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        user_b       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        initiated_by INTEGER NOT NULL,
+        status       TEXT    NOT NULL CHECK (status IN ('pending', 'accepted', 'blocked')),
+        blocked_by   INTEGER,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (user_a, user_b),
+        CHECK (user_a < user_b)
+      );
+      CREATE INDEX friendships_user_b ON friendships (user_b);
+
+      CREATE TABLE messages (
+        to_id           INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        id              INTEGER NOT NULL,
+        -- NULL: a system notice.
+        from_id         INTEGER,
+        type            TEXT    NOT NULL CHECK (type IN ('chat', 'friend_request', 'system')),
+        content         TEXT    NOT NULL,
+        attachment_name TEXT,
+        file_id         TEXT,
+        file_size       INTEGER,
+        file_type       TEXT,
+        file_expires_at INTEGER,
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (to_id, id)
+      );
+      CREATE INDEX messages_created_at ON messages (created_at);
+      CREATE INDEX messages_to_from ON messages (to_id, from_id);
+
+      CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+      );
+      INSERT INTO meta (key, value) VALUES ('total_messages', 0);
+    `,
+  },
+  {
+    version: 2,
+    name: 'idempotency keys',
+    sql: `
+      -- One row per (sender, Idempotency-Key): the request's fingerprint and the result it produced,
+      -- written in the same transaction as the messages, so a retry can never deliver twice.
+      CREATE TABLE idempotency_keys (
+        user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        key         TEXT    NOT NULL,
+        fingerprint TEXT    NOT NULL,
+        result      TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, key)
+      );
+      CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
+    `,
+  },
+  {
+    version: 3,
+    name: 'stored attachments',
+    sql: `
+      CREATE TABLE files (
+        id            TEXT    PRIMARY KEY,
+        sender_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        recipient_id  INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        name          TEXT    NOT NULL,
+        content_type  TEXT    NOT NULL,
+        size          INTEGER NOT NULL,
+        sha256        TEXT    NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        downloaded_at INTEGER,
+        -- 0 while the bytes are being written: an interrupted upload is never served, and is swept.
+        complete      INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX files_sender ON files (sender_id);
+      CREATE INDEX files_expires_at ON files (expires_at);
+      -- The bytes, in chunks of at most 256 KiB, read one chunk at a time.
+      CREATE TABLE file_chunks (
+        file_id TEXT    NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        data    BLOB    NOT NULL,
+        PRIMARY KEY (file_id, seq)
+      );
+      CREATE INDEX messages_file_id ON messages (file_id) WHERE file_id IS NOT NULL;
+    `,
+  },
+  {
+    version: 4,
+    name: 'disabled users',
+    sql: `ALTER TABLE users ADD COLUMN disabled_at INTEGER;`,
+  },
+  {
+    version: 5,
+    name: 'group chats',
+    sql: `
+      -- A dissolved group keeps its row (stored messages still name it) and loses its members.
+      CREATE TABLE groups (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        name         TEXT    NOT NULL,
+        description  TEXT,
+        owner_id     INTEGER NOT NULL REFERENCES users (id),
+        created_at   INTEGER NOT NULL,
+        dissolved_at INTEGER
+      );
+      CREATE TABLE group_members (
+        group_id  INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+        user_id   INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        role      TEXT    NOT NULL CHECK (role IN ('owner', 'member')),
+        joined_at INTEGER NOT NULL,
+        PRIMARY KEY (group_id, user_id)
+      );
+      CREATE INDEX group_members_user ON group_members (user_id);
+
+      -- Group messages are stored once per recipient in messages (own ids, streams, acks, expiry). The
+      -- type CHECK gains 'group'; SQLite cannot alter a CHECK, so the table is rebuilt (it holds only
+      -- unacknowledged messages). group_id has no foreign key: group rows are never deleted, and the
+      -- per-row check would cost every fan-out insert.
+      CREATE TABLE messages_v5 (
+        to_id           INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        id              INTEGER NOT NULL,
+        -- NULL: a system notice.
+        from_id         INTEGER,
+        type            TEXT    NOT NULL CHECK (type IN ('chat', 'friend_request', 'system', 'group')),
+        content         TEXT    NOT NULL,
+        attachment_name TEXT,
+        file_id         TEXT,
+        file_size       INTEGER,
+        file_type       TEXT,
+        file_expires_at INTEGER,
+        created_at      INTEGER NOT NULL,
+        group_id        INTEGER,
+        -- 1 when this recipient's copy of a group message mentions it.
+        mentioned       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (to_id, id)
+      );
+      INSERT INTO messages_v5 (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
+                               file_type, file_expires_at, created_at)
+        SELECT to_id, id, from_id, type, content, attachment_name, file_id, file_size, file_type,
+               file_expires_at, created_at
+        FROM messages;
+      DROP TABLE messages;
+      ALTER TABLE messages_v5 RENAME TO messages;
+      CREATE INDEX messages_created_at ON messages (created_at);
+      CREATE INDEX messages_to_from ON messages (to_id, from_id);
+      CREATE INDEX messages_file_id ON messages (file_id) WHERE file_id IS NOT NULL;
+
+      -- A group attachment is stored once; its recipient_id is the sender, group_id the group.
+      ALTER TABLE files ADD COLUMN group_id INTEGER REFERENCES groups (id);
+    `,
+  },
+];
+
+/** The schema version this code writes. */
+export const SQLITE_SCHEMA_VERSION = SQLITE_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

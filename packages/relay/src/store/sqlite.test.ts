@@ -1,0 +1,210 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decideSend } from '../domain/send.ts';
+import { runStoreContract } from './contract.ts';
+import { migrateSqlite, openSqliteStore } from './sqlite.ts';
+import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts';
+import type { Store } from './types.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'relay-sqlite-'));
+let seq = 0;
+const freshFile = () => join(dir, `store-${++seq}.db`);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+runStoreContract('sqlite', () => openSqliteStore({ file: freshFile() }));
+
+describe('SQLite backend', () => {
+  let file: string;
+  let store: Store | null;
+
+  beforeEach(() => {
+    file = freshFile();
+    store = null;
+  });
+  afterEach(async () => {
+    await store?.close();
+  });
+
+  function migrationsIn(f: string): Array<{ version: number; name: string; applied_at: number }> {
+    const db = new Database(f, { readonly: true });
+    try {
+      return db
+        .prepare('SELECT version, name, applied_at FROM schema_migrations ORDER BY version')
+        .all() as Array<{
+        version: number;
+        name: string;
+        applied_at: number;
+      }>;
+    } finally {
+      db.close();
+    }
+  }
+
+  it('records every migration at open and re-opening applies nothing', async () => {
+    const before = Date.now();
+    store = await openSqliteStore({ file });
+    expect(store.kind).toBe('sqlite');
+    await store.close();
+    const first = migrationsIn(file);
+    expect(first.map((m) => [m.version, m.name])).toEqual(SQLITE_MIGRATIONS.map((m) => [m.version, m.name]));
+    expect(first.at(-1)!.version).toBe(SQLITE_SCHEMA_VERSION);
+    for (const m of first) expect(m.applied_at).toBeGreaterThanOrEqual(before);
+    store = await openSqliteStore({ file });
+    await store.close();
+    expect(migrationsIn(file)).toEqual(first);
+  });
+
+  it('upgrades a version-4 database to groups (messages table rebuilt) keeping every message', async () => {
+    const db = new Database(file);
+    migrateSqlite(
+      db,
+      SQLITE_MIGRATIONS.filter((m) => m.version <= 4),
+    );
+    db.exec(`INSERT INTO users (name, name_key, token_hash, status, created_at, last_msg_id)
+             VALUES ('a', 'a', 'ha', 'open', 1, 0), ('b', 'b', 'hb', 'open', 1, 2)`);
+    db.exec(`INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, created_at)
+             VALUES (2, 1, 1, 'friend_request', 'hi', NULL, NULL, 5), (2, 2, NULL, 'system', 'n', 'x.pdf', 'f1', 6)`);
+    db.close();
+    store = await openSqliteStore({ file });
+    expect(migrationsIn(file).map((m) => m.version)).toEqual(SQLITE_MIGRATIONS.map((m) => m.version));
+    const page = await store.peekInbox(2, 10);
+    expect(
+      page.messages.map((m) => [m.id, m.type, m.content, m.group, m.mentioned, m.attachment?.fileId]),
+    ).toEqual([
+      [1, 'friend_request', 'hi', null, false, undefined],
+      [2, 'system', 'n', null, false, 'f1'],
+    ]);
+    const check = new Database(file, { readonly: true });
+    try {
+      const indexes = check
+        .prepare(
+          `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' ORDER BY name`,
+        )
+        .all()
+        .map((r) => (r as { name: string }).name);
+      expect(indexes).toEqual(
+        expect.arrayContaining(['messages_created_at', 'messages_file_id', 'messages_to_from']),
+      );
+      expect(check.pragma('foreign_key_check')).toEqual([]);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('leaves the database file in WAL mode', async () => {
+    store = await openSqliteStore({ file });
+    await store.close();
+    const db = new Database(file);
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses a database written by a newer relay, with a clear message, and changes nothing', async () => {
+    store = await openSqliteStore({ file });
+    await store.close();
+    store = null;
+    const future = SQLITE_SCHEMA_VERSION + 5;
+    const db = new Database(file);
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+      future,
+      'x',
+      1,
+    );
+    db.close();
+    await expect(openSqliteStore({ file })).rejects.toThrow(
+      `database schema version ${future} is newer than this relay supports (${SQLITE_SCHEMA_VERSION}); upgrade the relay`,
+    );
+    expect(migrationsIn(file).map((m) => m.version)).toEqual([
+      ...SQLITE_MIGRATIONS.map((m) => m.version),
+      future,
+    ]);
+  });
+
+  it('keeps data across close and re-open', async () => {
+    const now = 1_772_000_000_000;
+    store = await openSqliteStore({ file });
+    const alice = await store.createUser({
+      name: 'alice',
+      nameKey: 'alice',
+      description: null,
+      status: 'open',
+      tokenHash: 'h-alice',
+      createdAt: now,
+    });
+    const bob = await store.createUser({
+      name: 'bob',
+      nameKey: 'bob',
+      description: 'b',
+      status: 'open',
+      tokenHash: 'h-bob',
+      createdAt: now,
+    });
+    const sent = await store.send(
+      { fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now },
+      decideSend,
+    );
+    await store.setHomepage(bob.id, '<p>bob</p>');
+    await store.touchLastSeen([[bob.id, now + 5]]);
+    const friendship = await store.getFriendship(alice.id, bob.id);
+    await store.close();
+
+    store = await openSqliteStore({ file });
+    expect(await store.findUserByTokenHash('h-alice')).toEqual(alice);
+    expect(await store.getUser(bob.id)).toEqual({ ...bob, lastSeenAt: now + 5 });
+    expect(await store.getHomepage(bob.id)).toBe('<p>bob</p>');
+    expect(await store.getFriendship(alice.id, bob.id)).toEqual(friendship);
+    expect(await store.peekInbox(bob.id, 10)).toEqual({ total: 1, messages: sent.delivered });
+    expect(await store.lastMessageId(bob.id)).toBe(1);
+    expect(await store.getStats()).toEqual({ users: 2, friendships: 0, messages: 1 });
+    await expect(
+      store.createUser({
+        name: 'ALICE',
+        nameKey: 'alice',
+        description: null,
+        status: 'open',
+        tokenHash: 'h2',
+        createdAt: now,
+      }),
+    ).rejects.toMatchObject({ code: 'name_taken' });
+  });
+
+  it('a token-hash collision is not reported as name_taken', async () => {
+    store = await openSqliteStore({ file });
+    const base = { description: null, status: 'open' as const, tokenHash: 'same', createdAt: 1 };
+    await store.createUser({ ...base, name: 'a', nameKey: 'a' });
+    const err = await store.createUser({ ...base, name: 'b', nameKey: 'b' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as { code?: string }).code).not.toBe('name_taken');
+    expect(await store.countUsers()).toBe(1);
+  });
+
+  it('matches discovery keywords case-insensitively beyond ASCII', async () => {
+    store = await openSqliteStore({ file });
+    const base = { status: 'open' as const, createdAt: 1 };
+    const me = await store.createUser({
+      ...base,
+      name: 'me',
+      nameKey: 'me',
+      description: null,
+      tokenHash: 't0',
+    });
+    const elan = await store.createUser({
+      ...base,
+      name: 'ÉLAN',
+      nameKey: 'élan',
+      description: null,
+      tokenHash: 't1',
+    });
+    const r = await store.discoverUsers({ excludeId: me.id, keyword: 'élan', limit: 10 });
+    expect(r).toEqual({ total: 1, users: [elan] });
+  });
+});

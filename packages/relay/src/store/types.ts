@@ -1,0 +1,362 @@
+// The storage interface of the relay. No HTTP types here: the store speaks users, friendships and
+// messages. Every backend (SQLite, PostgreSQL) implements it and passes the same contract suite
+// (contract.ts). Decisions that must be atomic with their effects (the friendship state machine on
+// send) are made by pure functions from ../domain, called by the backend inside its transaction.
+
+import type {
+  AttachmentView,
+  FriendView,
+  GroupMemberView,
+  GroupRef,
+  GroupView,
+  MessageType,
+  MessageView,
+  PublicUser,
+  StatsView,
+  UserStatus,
+} from '@openwechat/protocol';
+import type { GroupLimits, GroupSendDecision, GroupSendState } from '../domain/groups.ts';
+import type { SendDecision, SendState } from '../domain/send.ts';
+
+export interface UserRecord extends PublicUser {
+  /** Lower-cased NFKC form of the name; unique (the reference's utf8mb4_unicode_ci collision rule). */
+  nameKey: string;
+  /** Set by an operator (admin CLI): the token is refused and the user is hidden from discovery. */
+  disabledAt: number | null;
+}
+
+export interface NewUser {
+  name: string;
+  nameKey: string;
+  description: string | null;
+  status: UserStatus;
+  /** Hex SHA-256 of the token; the token itself is never stored. */
+  tokenHash: string;
+  createdAt: number;
+}
+
+export type FriendshipStatus = 'pending' | 'accepted' | 'blocked';
+
+export interface FriendshipRecord {
+  /** The smaller user id of the pair. */
+  userA: number;
+  /** The larger user id of the pair. */
+  userB: number;
+  initiatedBy: number;
+  status: FriendshipStatus;
+  blockedBy: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A message to be stored in `toId`'s inbox; the store assigns its per-recipient id. */
+export interface NewMessage {
+  toId: number;
+  fromId: number | null;
+  type: MessageType;
+  content: string;
+  attachment: AttachmentView | null;
+  createdAt: number;
+  /** The group of a `group` message (absent/null otherwise). */
+  groupId?: number | null;
+  /** This recipient's copy of a group message mentions it. */
+  mentioned?: boolean;
+}
+
+/** A stored message, rendered for its recipient (sender's current profile joined in). */
+export interface InboxMessage extends MessageView {
+  toId: number;
+}
+
+export interface SendRequest {
+  fromId: number;
+  toId: number;
+  content: string;
+  attachment: AttachmentView | null;
+  now: number;
+}
+
+export interface SendOptions {
+  /**
+   * Idempotent send: the first request with this (sender, key) is recorded with its result in the same
+   * transaction; a repeat within the window returns that result and stores nothing. A repeat whose
+   * fingerprint differs throws RelayError('idempotency_conflict').
+   */
+  idempotency?: { key: string; fingerprint: string; windowMs: number };
+  /** Also read the sender's inbox preview inside the transaction (so a replay shows the same). */
+  previewLimit?: number;
+}
+
+export interface SendResult {
+  outcome: 'request' | 'accepted' | 'chat';
+  /** The id of the sent message in the recipient's inbox. */
+  messageId: number;
+  /** Everything stored by this call, in commit order (the chat/request first, then notices); empty on a replay. */
+  delivered: InboxMessage[];
+  /** The sender's inbox preview when previewLimit was given. */
+  preview: InboxPage | null;
+  /** true when this is the recorded result of an earlier request with the same idempotency key. */
+  replayed: boolean;
+}
+
+export interface InboxPage {
+  /** Messages in the inbox matching the filter, before this read. */
+  total: number;
+  messages: InboxMessage[];
+}
+
+export interface DiscoverQuery {
+  excludeId: number;
+  keyword: string | null;
+  limit: number;
+}
+
+/** A stored attachment. Its bytes live in the store too, so any instance on a shared database serves it. */
+export interface FileRecord {
+  /** 128-bit random, hex: unguessable. */
+  id: string;
+  senderId: number;
+  /** The recipient of a private attachment; for a group attachment, the sender (see groupId). */
+  recipientId: number;
+  /** Set for a group attachment: every current member of the group may download it. */
+  groupId: number | null;
+  /** The sender's original filename (displayed sanitised). */
+  name: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  createdAt: number;
+  expiresAt: number;
+  /** When the recipient first downloaded it completely. */
+  downloadedAt: number | null;
+}
+
+export type NewFile = Omit<FileRecord, 'downloadedAt' | 'groupId'> & { groupId?: number | null };
+
+// ── Groups (docs/groups-api.md) ───────────────────────────────────────────────────────────────────────
+
+/** A group row. Dissolved groups keep their row (stored messages still name them) but have no members. */
+export interface GroupRecord {
+  id: number;
+  name: string;
+  description: string | null;
+  ownerId: number;
+  createdAt: number;
+  dissolvedAt: number | null;
+}
+
+export interface NewGroupRequest {
+  ownerId: number;
+  name: string;
+  description: string | null;
+  /** Initial members besides the owner (the owner's id, if present, is ignored). */
+  memberIds: readonly number[];
+  now: number;
+  limits: GroupLimits;
+}
+
+export interface GroupChange {
+  /** The group after the change, as the acting user sees it. */
+  group: GroupView;
+  /** Users who joined by this change (create, add), in the order asked. */
+  added: Array<{ id: number; name: string }>;
+  /** System notices stored by the change, in commit order: publish them after the call. */
+  delivered: InboxMessage[];
+}
+
+export interface GroupRemoval {
+  group: GroupRef;
+  /** Who left the group. */
+  removed: { id: number; name: string };
+  /** The user removed itself (leave) rather than being removed by the owner. */
+  left: boolean;
+  delivered: InboxMessage[];
+}
+
+export interface GroupUpdate {
+  groupId: number;
+  actorId: number;
+  name?: string;
+  /** null clears the description. */
+  description?: string | null;
+  /** Hands the group to this member. */
+  ownerId?: number;
+  now: number;
+}
+
+export interface GroupSendRequest {
+  fromId: number;
+  groupId: number;
+  content: string;
+  attachment: AttachmentView | null;
+  /** Members named in the request body (besides `@name` in the content). */
+  mentionIds: readonly number[];
+  now: number;
+}
+
+export interface GroupSendResult {
+  group: GroupRef;
+  /** Members the message was stored for (everyone but the sender). */
+  recipients: number;
+  /** One copy per recipient, each with its own per-recipient id; empty on a replay. */
+  delivered: InboxMessage[];
+  /** The sender's inbox preview when previewLimit was given. */
+  preview: InboxPage | null;
+  replayed: boolean;
+}
+
+export interface Store {
+  /** Which backend this is, for /health and logs. */
+  readonly kind: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+
+  // Users
+  /** Throws RelayError('name_taken') when nameKey exists. */
+  createUser(user: NewUser): Promise<UserRecord>;
+  countUsers(): Promise<number>;
+  getUser(id: number): Promise<UserRecord | null>;
+  findUserByTokenHash(tokenHash: string): Promise<UserRecord | null>;
+  setStatus(id: number, status: UserStatus): Promise<UserRecord | null>;
+  /** Batched last-seen bookkeeping (never a write per request); a time never moves backwards. */
+  touchLastSeen(entries: ReadonlyArray<readonly [id: number, at: number]>): Promise<void>;
+  /** Most recently active users (last_seen desc nulls last, then id asc) with status `open`. */
+  topActiveUsers(limit: number): Promise<UserRecord[]>;
+  /** Random sample of `open` users other than excludeId, optionally filtered by keyword (name/description). */
+  discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }>;
+  setHomepage(id: number, html: string): Promise<void>;
+  /** undefined: no such user; null: user without a homepage. */
+  getHomepage(id: number): Promise<string | null | undefined>;
+
+  // Operator tools (admin CLI)
+  /** Users by id, optionally filtered by a case-insensitive substring of the name. */
+  listUsers(q: {
+    query: string | null;
+    limit: number;
+    offset: number;
+  }): Promise<{ total: number; users: UserRecord[] }>;
+  setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null>;
+  /** Replaces the token hash (token reset); false for an unknown user. */
+  setTokenHash(id: number, tokenHash: string): Promise<boolean>;
+  /** A consistent copy of the whole database into `file`, while serving (SQLite); PostgreSQL: pg_dump. */
+  backup(file: string): Promise<void>;
+
+  // Friendships
+  getFriendship(a: number, b: number): Promise<FriendshipRecord | null>;
+  listFriends(userId: number): Promise<FriendView[]>;
+  /**
+   * Atomically: load SendState, ask `decide`, apply its friendship change and store its messages.
+   * Throws the RelayError the decision carries when it refuses.
+   */
+  send(req: SendRequest, decide: (state: SendState) => SendDecision, opts?: SendOptions): Promise<SendResult>;
+  /** Forget idempotency records older than `before`; returns how many. */
+  pruneIdempotency(before: number): Promise<number>;
+  /** accepted → blocked by `by`, and purge `target`'s messages from `by`'s inbox. false if not accepted. */
+  block(by: number, target: number, now: number): Promise<boolean>;
+  /** Delete the pair's row if it is blocked by `by`. false when there is no such record. */
+  unblock(by: number, target: number): Promise<boolean>;
+
+  // Inbox
+  /** Read-and-clear: the oldest `limit` messages (optionally only from `fromId`), deleted atomically. */
+  takeInbox(userId: number, opts: { limit: number; fromId: number | null }): Promise<InboxPage>;
+  /** Read-only view of the oldest `limit` messages. */
+  peekInbox(userId: number, limit: number): Promise<InboxPage>;
+  /** Messages with id > afterId, in id order, without deleting them. */
+  listInbox(userId: number, afterId: number, limit: number): Promise<InboxMessage[]>;
+  /** Delete every message with id ≤ upTo; returns how many were deleted. */
+  ackInbox(userId: number, upTo: number): Promise<number>;
+  deleteMessages(userId: number, ids: readonly number[]): Promise<void>;
+  /** The highest id ever assigned in this inbox (0 if none). */
+  lastMessageId(userId: number): Promise<number>;
+  /** lastMessageId for many users at once (the streams' periodic catch-up); unknown users are absent. */
+  lastMessageIds(userIds: readonly number[]): Promise<Map<number, number>>;
+  /** Delete messages created before `before`; returns how many. */
+  expireMessages(before: number): Promise<number>;
+
+  // Files
+  /** Stores a file's bytes (in chunks, as they come) and its record. */
+  putFile(file: NewFile, chunks: AsyncIterable<Buffer>): Promise<void>;
+  getFile(id: string): Promise<FileRecord | null>;
+  /**
+   * The bytes, chunk by chunk, without holding the whole file in memory. Throws (mid-stream) when the
+   * file disappears while being read, so a download never ends short and silent. A backend may keep a
+   * swept file's bytes readable for a grace period so reads under way on other instances complete.
+   */
+  readFile(id: string): AsyncIterable<Buffer>;
+  markFileDownloaded(id: string, at: number): Promise<void>;
+  deleteFile(id: string): Promise<void>;
+  /** Bytes of the sender's files that are still stored (the per-user quota). */
+  storedFileBytes(senderId: number): Promise<number>;
+  /**
+   * Deletes files that expired before `now`, and files that were downloaded by their recipient and are
+   * no longer referenced by any stored message (acknowledged). Returns how many.
+   */
+  sweepFiles(now: number): Promise<number>;
+
+  getStats(): Promise<StatsView>;
+  /** A cheap round trip (readiness probe). */
+  ping(): Promise<void>;
+
+  // Groups. Every method that changes a group decides with the pure functions of ../domain/groups.ts
+  // inside its transaction and stores the system notices of the change in that same transaction. A
+  // group that does not exist, is dissolved, or that the acting user does not belong to is
+  // RelayError('group_not_found') throughout.
+
+  /** Creates a group owned by `ownerId` with the initial members (the owner's accepted friends). */
+  createGroup(req: NewGroupRequest): Promise<GroupChange>;
+  /** The groups `userId` belongs to, by group id. */
+  listGroups(userId: number): Promise<GroupView[]>;
+  /** A group and its members (the owner first, then by joining time), or null if `viewerId` is not a member. */
+  getGroup(
+    groupId: number,
+    viewerId: number,
+  ): Promise<{ group: GroupView; members: GroupMemberView[] } | null>;
+  /** Whether `userId` is a current member of the (live) group. */
+  isGroupMember(groupId: number, userId: number): Promise<boolean>;
+  /** The owner adds members (accepted friends of the owner; status and limits apply). All or nothing. */
+  addGroupMembers(req: {
+    groupId: number;
+    actorId: number;
+    userIds: readonly number[];
+    now: number;
+    limits: GroupLimits;
+  }): Promise<GroupChange>;
+  /** The owner removes a member (notified), or a member removes itself (= leaveGroup). */
+  removeGroupMember(req: {
+    groupId: number;
+    actorId: number;
+    userId: number;
+    now: number;
+  }): Promise<GroupRemoval>;
+  /** A member other than the owner leaves. */
+  leaveGroup(req: { groupId: number; userId: number; now: number }): Promise<GroupRemoval>;
+  /** The owner renames, re-describes or hands over the group. Returns the group as the actor sees it. */
+  updateGroup(req: GroupUpdate): Promise<GroupView>;
+  /** The owner dissolves the group: every other member is notified, the memberships end. */
+  dissolveGroup(req: { groupId: number; actorId: number; now: number }): Promise<{
+    group: GroupRef;
+    delivered: InboxMessage[];
+  }>;
+  /**
+   * Atomically: check membership (`decide`, default decideGroupSend), store one copy per other member
+   * with that member's next id and mention flag, record the idempotency key and read the sender's
+   * preview — as send() does for one recipient.
+   */
+  sendToGroup(
+    req: GroupSendRequest,
+    opts?: SendOptions,
+    decide?: (state: GroupSendState) => GroupSendDecision,
+  ): Promise<GroupSendResult>;
+}
+
+/**
+ * Cross-instance wake-ups for backends that several relay instances share (PostgreSQL LISTEN/NOTIFY).
+ * Only a hint: the store stays the truth, and streams also catch up periodically, so a lost
+ * notification delays a message but never loses it.
+ */
+export interface WakeBus {
+  /** After a commit: these users' inboxes have new messages. */
+  announce(userIds: readonly number[]): Promise<void>;
+  /** Announcements from other instances. */
+  subscribe(onWake: (userIds: number[]) => void): Promise<void>;
+  close(): Promise<void>;
+}
