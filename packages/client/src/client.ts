@@ -1,0 +1,775 @@
+// One client for both relays. With our relay it speaks JSON mode (real statuses, stable error codes,
+// message ids, idempotent sends, stored files); with the reference — or when told to behave as with it
+// (`mode: 'text'`) — it sends the same requests and reads the plain-text layouts with the protocol
+// package's parsers. Every failure is a ClientError (see errors.ts); nothing here writes to stdout.
+
+import { createWriteStream, openAsBlob } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  displayFilename,
+  messageFromJson,
+  parseInboxRead,
+  parseRegistered,
+  parseSendReply,
+  ProtocolParseError,
+  type FriendJson,
+  type GroupJson,
+  type GroupMemberJson,
+  type MessageJson,
+  type UserJson,
+  type UserStatus,
+} from '@openwechat/protocol';
+import { ClientError, errorOfFailure, errorOfReply } from './errors.ts';
+import { openStream, type OpenStreamOptions, type SseStream } from './stream.ts';
+import {
+  parseBlockReply,
+  parseFriends,
+  parseHomepageUpdated,
+  parseStatusUpdated,
+  parseUserDetail,
+  parseUserList,
+} from './text.ts';
+import type {
+  Capabilities,
+  DownloadedFile,
+  Friend,
+  Group,
+  GroupDetail,
+  GroupMember,
+  GroupSendResult,
+  InboxPage,
+  Message,
+  SendOutcome,
+  SendResult,
+  User,
+} from './types.ts';
+
+export type ClientMode = 'auto' | 'json' | 'text';
+
+export interface RelayClientOptions {
+  /** The user's relay, e.g. https://relay.example.org (a trailing slash is dropped). No default exists. */
+  baseUrl: string;
+  token?: string | null;
+  /**
+   * auto (default): ask /health and use JSON mode on our relay, text on the reference.
+   * text: behave exactly as with the reference (text parsing, legacy streams, read-and-clear inbox).
+   * json: assume our relay without asking.
+   */
+  mode?: ClientMode;
+  /** Per request (not for streams), default 15 s. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  body: string;
+}
+
+interface RequestOptions {
+  auth?: boolean;
+  json?: unknown;
+  body?: BodyInit;
+  headers?: Record<string, string>;
+  /** Ask for JSON mode. */
+  wantJson?: boolean;
+  timeoutMs?: number;
+}
+
+/** Checks and normalises a relay address: http(s) only, no trailing slash. */
+export function normalizeBaseUrl(raw: string): string {
+  const text = raw.trim();
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ClientError(
+      'unsupported',
+      'unsupported',
+      `not a URL: "${raw}" (expected http(s)://host[:port])`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ClientError('unsupported', 'unsupported', `the relay address must be http(s), got "${raw}"`);
+  }
+  if (url.search || url.hash) {
+    throw new ClientError('unsupported', 'unsupported', `the relay address must not carry ?query or #hash`);
+  }
+  return url.toString().replace(/\/+$/, '');
+}
+
+function userFromJson(u: UserJson): User {
+  return {
+    id: u.id,
+    name: u.name,
+    description: u.description,
+    status: u.status,
+    createdAt: u.created_at ? Date.parse(u.created_at) : null,
+    lastSeenAt: u.last_seen_at ? Date.parse(u.last_seen_at) : null,
+  };
+}
+
+function friendFromJson(f: FriendJson): Friend {
+  return { ...userFromJson(f), friendsSince: f.friends_since ? Date.parse(f.friends_since) : null };
+}
+
+function groupFromJson(g: GroupJson): Group {
+  return {
+    id: g.id,
+    name: g.name,
+    description: g.description ?? null,
+    ownerId: g.owner_id,
+    ownerName: g.owner_name,
+    memberCount: g.member_count,
+    createdAt: g.created_at ? Date.parse(g.created_at) : null,
+    role: g.role,
+  };
+}
+
+function memberFromJson(m: GroupMemberJson): GroupMember {
+  return {
+    id: m.id,
+    name: m.name,
+    description: m.description ?? null,
+    role: m.role,
+    joinedAt: m.joined_at ? Date.parse(m.joined_at) : null,
+  };
+}
+
+function positiveInt(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new ClientError('unsupported', 'unsupported', `${what} must be a positive integer, got ${n}`);
+  }
+  return n;
+}
+
+/** The exact UTF-8 name of `filename*=UTF-8''…`, else the ASCII `filename="…"`. */
+export function filenameOfDisposition(header: string | null): string | null {
+  if (!header) return null;
+  const star = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (star?.[1]) {
+    try {
+      return decodeURIComponent(star[1].trim());
+    } catch {
+      // fall back to the plain name
+    }
+  }
+  const plain = /filename="([^"]*)"/i.exec(header);
+  return plain?.[1] ?? null;
+}
+
+export class RelayClient {
+  readonly baseUrl: string;
+  token: string | null;
+  readonly mode: ClientMode;
+  private readonly timeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+  private caps: Capabilities | null = null;
+
+  constructor(opts: RelayClientOptions) {
+    this.baseUrl = normalizeBaseUrl(opts.baseUrl);
+    this.token = opts.token ?? null;
+    this.mode = opts.mode ?? 'auto';
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.fetchImpl = opts.fetch ?? fetch;
+  }
+
+  private async request(method: string, path: string, opts: RequestOptions = {}): Promise<Reply> {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.auth) {
+      if (!this.token) throw new ClientError('unsupported', 'invalid_token', 'no token configured');
+      headers['X-Token'] = this.token;
+    }
+    if (opts.wantJson) headers['Accept'] = 'application/json';
+    let body = opts.body;
+    if (body === undefined && opts.json !== undefined) {
+      body = JSON.stringify(opts.json);
+      headers['Content-Type'] = 'application/json';
+    }
+    const what = `${method} ${path}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.baseUrl + path, {
+        method,
+        headers,
+        body,
+        signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
+      });
+    } catch (err) {
+      throw errorOfFailure(err, `${what} at ${this.baseUrl}`);
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw errorOfFailure(err, `${what} at ${this.baseUrl} (reading the answer)`);
+    }
+    return { status: res.status, headers: res.headers, body: text };
+  }
+
+  /** Throws the refusal an answer carries. */
+  private check(reply: Reply): Reply {
+    const err = errorOfReply(reply.status, reply.headers, reply.body);
+    if (err) throw err;
+    return reply;
+  }
+
+  private parseJson<T>(reply: Reply, what: string): T {
+    try {
+      return JSON.parse(reply.body) as T;
+    } catch {
+      throw new ClientError('protocol', 'bad_response', `${what}: the relay's answer is not JSON`, {
+        status: reply.status,
+      });
+    }
+  }
+
+  /** Runs a text parser, turning its failure into a ClientError. */
+  private parseText<T>(reply: Reply, what: string, parse: (text: string) => T): T {
+    try {
+      return parse(reply.body);
+    } catch (err) {
+      if (err instanceof ProtocolParseError) {
+        throw new ClientError('protocol', 'bad_response', `${what}: unexpected answer: ${err.message}`, {
+          status: reply.status,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** GET /health as the relay sent it. */
+  async health(): Promise<{ status: string; version?: string; features?: string[] }> {
+    const reply = this.check(await this.request('GET', '/health'));
+    return this.parseJson(reply, 'GET /health');
+  }
+
+  /** What this relay can do (asked once, then cached). `mode: 'text'` reports the reference's set. */
+  async capabilities(refresh = false): Promise<Capabilities> {
+    if (this.caps && !refresh) return this.caps;
+    if (this.mode === 'text') {
+      this.caps = reference(null);
+      return this.caps;
+    }
+    if (this.mode === 'json') {
+      this.caps = {
+        kind: 'openwechat',
+        version: null,
+        features: ['json', 'resume', 'idempotency', 'files', 'groups'],
+        json: true,
+        resume: true,
+        idempotency: true,
+        files: true,
+        groups: true,
+      };
+      return this.caps;
+    }
+    const h = await this.health();
+    const features = Array.isArray(h.features) ? h.features.filter((f) => typeof f === 'string') : null;
+    if (!features) {
+      this.caps = reference(typeof h.version === 'string' ? h.version : null);
+      return this.caps;
+    }
+    this.caps = {
+      kind: 'openwechat',
+      version: typeof h.version === 'string' ? h.version : null,
+      features,
+      json: features.includes('json'),
+      resume: features.includes('resume'),
+      idempotency: features.includes('idempotency'),
+      files: features.includes('files'),
+      groups: features.includes('groups'),
+    };
+    return this.caps;
+  }
+
+  private async json(): Promise<boolean> {
+    return (await this.capabilities()).json;
+  }
+
+  async register(input: {
+    name: string;
+    description?: string | null;
+    status?: UserStatus;
+  }): Promise<{ user: User; token: string }> {
+    const body: Record<string, unknown> = { name: input.name };
+    if (input.description != null) body.description = input.description;
+    if (input.status) body.status = input.status;
+    const json = await this.json();
+    const reply = this.check(await this.request('POST', '/register', { json: body, wantJson: json }));
+    if (json) {
+      const j = this.parseJson<{ user: UserJson; token: string }>(reply, 'POST /register');
+      return { user: userFromJson(j.user), token: j.token };
+    }
+    const r = this.parseText(reply, 'POST /register', parseRegistered);
+    return {
+      user: {
+        id: r.id,
+        name: r.name,
+        description: input.description ?? null,
+        status: r.status,
+        createdAt: null,
+        lastSeenAt: null,
+      },
+      token: r.token,
+    };
+  }
+
+  private async sendReply(reply: Reply, what: string, json: boolean): Promise<SendResult> {
+    this.check(reply);
+    const replayed = reply.headers.get('idempotent-replayed') === 'true';
+    if (json) {
+      const j = this.parseJson<{
+        result: SendOutcome;
+        message: string;
+        message_id: number | null;
+        inbox?: { total: number; preview: MessageJson[] };
+      }>(reply, what);
+      return {
+        outcome: j.result,
+        message: j.message,
+        messageId: j.message_id ?? null,
+        inbox: j.inbox ? { total: j.inbox.total, preview: j.inbox.preview.map(messageFromJson) } : null,
+        replayed,
+      };
+    }
+    const r = parseSendReply(reply.body);
+    if (!r.ok || !r.outcome) {
+      throw new ClientError(
+        'protocol',
+        'bad_response',
+        `${what}: unexpected answer: ${reply.body.slice(0, 200)}`,
+      );
+    }
+    return {
+      outcome: r.outcome,
+      message: reply.body.split('\n', 1)[0] ?? '',
+      messageId: null,
+      inbox: null,
+      replayed,
+    };
+  }
+
+  private async idempotencyHeaders(key: string | undefined): Promise<Record<string, string>> {
+    if (!key) return {};
+    return (await this.capabilities()).idempotency ? { 'Idempotency-Key': key } : {};
+  }
+
+  /** POST /send. With our relay, `idempotencyKey` makes a retry safe (no second delivery). */
+  async send(toId: number, content: string, opts: { idempotencyKey?: string } = {}): Promise<SendResult> {
+    const json = await this.json();
+    const reply = await this.request('POST', '/send', {
+      auth: true,
+      wantJson: json,
+      json: { to_id: toId, content },
+      headers: await this.idempotencyHeaders(opts.idempotencyKey),
+    });
+    return this.sendReply(reply, 'POST /send', json);
+  }
+
+  /** POST /send/file (multipart `to_id`, `content`, `file`). The file is streamed from disk. */
+  async sendFile(
+    toId: number,
+    file: { path: string; filename?: string; contentType?: string } | null,
+    content = '',
+    opts: { idempotencyKey?: string } = {},
+  ): Promise<SendResult> {
+    const form = new FormData();
+    form.set('to_id', String(toId));
+    form.set('content', content);
+    if (file) {
+      form.set('file', await this.fileBlob(file), file.filename ?? basename(file.path));
+    }
+    const json = await this.json();
+    const reply = await this.request('POST', '/send/file', {
+      auth: true,
+      wantJson: json,
+      body: form,
+      headers: await this.idempotencyHeaders(opts.idempotencyKey),
+      timeoutMs: Math.max(this.timeoutMs, 120_000),
+    });
+    return this.sendReply(reply, 'POST /send/file', json);
+  }
+
+  /**
+   * GET /messages. Without `after` it is the reference's read-and-clear. With `after` (our relay only)
+   * it acknowledges ids ≤ after and returns the next page without deleting it.
+   */
+  async readInbox(opts: { limit?: number; fromId?: number; after?: number } = {}): Promise<InboxPage> {
+    const caps = await this.capabilities();
+    if (opts.after !== undefined && !caps.resume) {
+      throw new ClientError('unsupported', 'unsupported', 'this relay has no lossless inbox read (?after=)');
+    }
+    const q = new URLSearchParams();
+    if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+    if (opts.fromId !== undefined) q.set('from_id', String(opts.fromId));
+    if (opts.after !== undefined) q.set('after', String(opts.after));
+    const path = `/messages${q.size ? `?${q}` : ''}`;
+    const reply = this.check(await this.request('GET', path, { auth: true, wantJson: caps.json }));
+    if (caps.json) {
+      const j = this.parseJson<{
+        total: number;
+        fetched: number;
+        remaining: number;
+        messages: MessageJson[];
+      }>(reply, 'GET /messages');
+      return {
+        total: j.total,
+        fetched: j.fetched,
+        remaining: j.remaining,
+        messages: j.messages.map(messageFromJson),
+      };
+    }
+    return this.parseText(reply, 'GET /messages', parseInboxRead);
+  }
+
+  /** POST /messages/ack: the relay may delete every message with id ≤ upTo (our relay only). */
+  async ack(upTo: number): Promise<{ acked: number }> {
+    const caps = await this.capabilities();
+    if (!caps.resume)
+      throw new ClientError('unsupported', 'unsupported', 'this relay has no acknowledgements');
+    const reply = this.check(
+      await this.request('POST', '/messages/ack', { auth: true, wantJson: true, json: { up_to: upTo } }),
+    );
+    return { acked: this.parseJson<{ acked: number }>(reply, 'POST /messages/ack').acked };
+  }
+
+  async friends(): Promise<Friend[]> {
+    const json = await this.json();
+    const reply = this.check(await this.request('GET', '/friends', { auth: true, wantJson: json }));
+    if (json)
+      return this.parseJson<{ friends: FriendJson[] }>(reply, 'GET /friends').friends.map(friendFromJson);
+    return this.parseText(reply, 'GET /friends', parseFriends);
+  }
+
+  /** GET /users: up to 10 random `open` users, optionally matching a keyword. */
+  async discover(keyword?: string): Promise<{ total: number; users: User[] }> {
+    const json = await this.json();
+    const q = keyword ? `?keyword=${encodeURIComponent(keyword)}` : '';
+    const reply = this.check(await this.request('GET', `/users${q}`, { auth: true, wantJson: json }));
+    if (json) {
+      const j = this.parseJson<{ total: number; users: UserJson[] }>(reply, 'GET /users');
+      return { total: j.total, users: j.users.map(userFromJson) };
+    }
+    return this.parseText(reply, 'GET /users', parseUserList);
+  }
+
+  async user(id: number): Promise<User> {
+    const json = await this.json();
+    const reply = this.check(await this.request('GET', `/users/${id}`, { auth: true, wantJson: json }));
+    if (json) return userFromJson(this.parseJson<{ user: UserJson }>(reply, 'GET /users/{id}').user);
+    return this.parseText(reply, 'GET /users/{id}', parseUserDetail);
+  }
+
+  /** PATCH /me. Returns the new status (and the profile, when the relay sends it). */
+  async setStatus(status: UserStatus): Promise<{ status: UserStatus; user: User | null }> {
+    const json = await this.json();
+    const reply = this.check(
+      await this.request('PATCH', '/me', { auth: true, wantJson: json, json: { status } }),
+    );
+    if (json) {
+      const user = userFromJson(this.parseJson<{ user: UserJson }>(reply, 'PATCH /me').user);
+      return { status: user.status ?? status, user };
+    }
+    return { status: this.parseText(reply, 'PATCH /me', parseStatusUpdated), user: null };
+  }
+
+  async block(id: number): Promise<{ id: number; name: string }> {
+    return this.blockOrUnblock('block', id);
+  }
+
+  async unblock(id: number): Promise<{ id: number; name: string }> {
+    return this.blockOrUnblock('unblock', id);
+  }
+
+  private async blockOrUnblock(
+    action: 'block' | 'unblock',
+    id: number,
+  ): Promise<{ id: number; name: string }> {
+    const json = await this.json();
+    const what = `POST /${action}/{id}`;
+    const reply = this.check(await this.request('POST', `/${action}/${id}`, { auth: true, wantJson: json }));
+    if (json) return this.parseJson<{ user: { id: number; name: string } }>(reply, what).user;
+    return this.parseText(reply, what, parseBlockReply);
+  }
+
+  /** PUT /homepage with the page as the raw body. Returns the public URL the relay reports. */
+  async uploadHomepage(html: string | Uint8Array): Promise<{ url: string }> {
+    const json = await this.json();
+    const reply = this.check(
+      await this.request('PUT', '/homepage', {
+        auth: true,
+        wantJson: json,
+        body: typeof html === 'string' ? html : new Blob([new Uint8Array(html)]),
+        headers: { 'Content-Type': 'text/html; charset=utf-8' },
+      }),
+    );
+    if (json) return this.parseJson<{ url: string }>(reply, 'PUT /homepage');
+    return this.parseText(reply, 'PUT /homepage', parseHomepageUpdated);
+  }
+
+  /** GET /homepage/{id}: the page's HTML (public, no token). */
+  async homepage(id: number): Promise<string> {
+    return this.check(await this.request('GET', `/homepage/${id}`)).body;
+  }
+
+  async stats(): Promise<{ users: number; friendships: number; messages: number }> {
+    return this.parseJson(this.check(await this.request('GET', '/stats')), 'GET /stats');
+  }
+
+  /**
+   * GET /files/<id> streamed to `dest` (written to a temporary file, fsynced, then renamed, so `dest`
+   * exists only complete). `fileRef` is a file id or the block's `/files/<id>` path.
+   */
+  async downloadFile(fileRef: string, dest: string): Promise<DownloadedFile> {
+    const fileId = fileRef.replace(/^.*\/files\//, '');
+    if (!/^[\w-]{1,128}$/.test(fileId)) {
+      throw new ClientError('unsupported', 'unsupported', `not a file id: ${fileRef}`);
+    }
+    if (!this.token) throw new ClientError('unsupported', 'invalid_token', 'no token configured');
+    const what = `GET /files/${fileId} at ${this.baseUrl}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.baseUrl}/files/${fileId}`, {
+        headers: { 'X-Token': this.token },
+        signal: AbortSignal.timeout(Math.max(this.timeoutMs, 300_000)),
+      });
+    } catch (err) {
+      throw errorOfFailure(err, what);
+    }
+    if (res.status !== 200 || !res.body) {
+      const body = await res.text().catch(() => '');
+      throw (
+        errorOfReply(res.status, res.headers, body) ??
+        new ClientError('protocol', 'bad_response', `${what}: HTTP ${res.status}`, { status: res.status })
+      );
+    }
+    const name = displayFilename(filenameOfDisposition(res.headers.get('content-disposition')) ?? fileId);
+    await mkdir(dirname(dest), { recursive: true });
+    const tmp = join(dirname(dest), `.${basename(dest)}.part-${process.pid}`);
+    try {
+      await pipeline(
+        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+        createWriteStream(tmp),
+      );
+      const fh = await open(tmp, 'r+');
+      let size: number;
+      try {
+        await fh.sync();
+        size = (await fh.stat()).size;
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, dest);
+      return { path: dest, name, size, contentType: res.headers.get('content-type') };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw errorOfFailure(err, what);
+    }
+  }
+
+  // ───────────── groups (issue 11: docs/groups-api.md) ─────────────
+  // Groups exist only on openwechat relays, which always speak JSON, so these calls use JSON mode whatever
+  // `mode` says. A relay without groups (the reference) answers 404 for the route: that becomes
+  // `unsupported`, while a group the caller cannot see is the relay's `group_not_found`.
+
+  private async groupCall(
+    method: string,
+    path: string,
+    opts: Omit<RequestOptions, 'auth' | 'wantJson'> = {},
+  ): Promise<Reply> {
+    const reply = await this.request(method, path, { ...opts, auth: true, wantJson: true });
+    const err = errorOfReply(reply.status, reply.headers, reply.body);
+    if (err && (err.code === 'not_found' || err.code === 'method_not_allowed')) {
+      throw new ClientError(
+        'unsupported',
+        'unsupported',
+        `${method} ${path}: this relay has no group chats (HTTP ${reply.status})`,
+        { status: reply.status },
+      );
+    }
+    if (err) throw err;
+    if (!(reply.headers.get('content-type') ?? '').includes('json')) {
+      // A relay that ignores JSON mode (the reference, or a proxy in front of ours) has no group API.
+      throw new ClientError(
+        'unsupported',
+        'unsupported',
+        `${method} ${path}: the relay did not answer in JSON mode, so it has no group chats`,
+        { status: reply.status },
+      );
+    }
+    return reply;
+  }
+
+  /** POST /groups: the caller becomes the owner; `memberIds` must be the owner's accepted friends. */
+  async createGroup(input: {
+    name: string;
+    description?: string | null;
+    memberIds?: number[];
+  }): Promise<Group> {
+    const body: Record<string, unknown> = { name: input.name };
+    if (input.description != null) body.description = input.description;
+    if (input.memberIds?.length)
+      body.member_ids = input.memberIds.map((id) => positiveInt(id, 'a member id'));
+    const reply = await this.groupCall('POST', '/groups', { json: body });
+    return groupFromJson(this.parseJson<{ group: GroupJson }>(reply, 'POST /groups').group);
+  }
+
+  /** GET /groups: the groups the caller belongs to. */
+  async groups(): Promise<Group[]> {
+    const reply = await this.groupCall('GET', '/groups');
+    return this.parseJson<{ groups: GroupJson[] }>(reply, 'GET /groups').groups.map(groupFromJson);
+  }
+
+  /** GET /groups/{gid}: the group and its members. */
+  async group(gid: number): Promise<GroupDetail> {
+    const path = `/groups/${positiveInt(gid, 'the group id')}`;
+    const j = this.parseJson<{ group: GroupJson; members: GroupMemberJson[] }>(
+      await this.groupCall('GET', path),
+      'GET /groups/{gid}',
+    );
+    return { group: groupFromJson(j.group), members: j.members.map(memberFromJson) };
+  }
+
+  /** POST /groups/{gid}/members (owner only). Returns who was added. */
+  async addGroupMembers(gid: number, userIds: number[]): Promise<Array<{ id: number; name: string }>> {
+    const path = `/groups/${positiveInt(gid, 'the group id')}/members`;
+    const reply = await this.groupCall('POST', path, {
+      json: { user_ids: userIds.map((id) => positiveInt(id, 'a user id')) },
+    });
+    return this.parseJson<{ added: Array<{ id: number; name: string }> }>(reply, 'POST /groups/{gid}/members')
+      .added;
+  }
+
+  /** DELETE /groups/{gid}/members/{uid}: the owner removes a member (a member may remove only itself). */
+  async removeGroupMember(gid: number, userId: number): Promise<void> {
+    const path = `/groups/${positiveInt(gid, 'the group id')}/members/${positiveInt(userId, 'the user id')}`;
+    await this.groupCall('DELETE', path);
+  }
+
+  /** POST /groups/{gid}/leave (not the owner: transfer or dissolve first). */
+  async leaveGroup(gid: number): Promise<void> {
+    await this.groupCall('POST', `/groups/${positiveInt(gid, 'the group id')}/leave`);
+  }
+
+  /** PATCH /groups/{gid} (owner only): rename, describe, or hand the group to another member. */
+  async updateGroup(
+    gid: number,
+    changes: { name?: string; description?: string | null; ownerId?: number },
+  ): Promise<Group> {
+    const body: Record<string, unknown> = {};
+    if (changes.name !== undefined) body.name = changes.name;
+    if (changes.description !== undefined) body.description = changes.description;
+    if (changes.ownerId !== undefined) body.owner_id = positiveInt(changes.ownerId, 'the new owner id');
+    const path = `/groups/${positiveInt(gid, 'the group id')}`;
+    const reply = await this.groupCall('PATCH', path, { json: body });
+    return groupFromJson(this.parseJson<{ group: GroupJson }>(reply, 'PATCH /groups/{gid}').group);
+  }
+
+  /** DELETE /groups/{gid} (owner only): every other member gets a system notice. */
+  async dissolveGroup(gid: number): Promise<void> {
+    await this.groupCall('DELETE', `/groups/${positiveInt(gid, 'the group id')}`);
+  }
+
+  private groupSendReply(reply: Reply, what: string): GroupSendResult {
+    const j = this.parseJson<{
+      result: string;
+      message: string;
+      group_id: number;
+      recipients: number;
+      inbox?: { total: number; preview: MessageJson[] } | null;
+    }>(reply, what);
+    if (j.result !== 'group') {
+      throw new ClientError('protocol', 'bad_response', `${what}: unexpected result "${String(j.result)}"`);
+    }
+    return {
+      message: j.message,
+      groupId: j.group_id,
+      recipients: j.recipients,
+      inbox: j.inbox ? { total: j.inbox.total, preview: j.inbox.preview.map(messageFromJson) } : null,
+      replayed: reply.headers.get('idempotent-replayed') === 'true',
+    };
+  }
+
+  /**
+   * POST /groups/{gid}/send. `mentionIds` (and `@<member name>` in the content) mark members as
+   * mentioned; `idempotencyKey` makes a retry safe.
+   */
+  async sendGroup(
+    gid: number,
+    content: string,
+    opts: { mentionIds?: number[]; idempotencyKey?: string } = {},
+  ): Promise<GroupSendResult> {
+    const body: Record<string, unknown> = { content };
+    if (opts.mentionIds?.length)
+      body.mention_ids = opts.mentionIds.map((id) => positiveInt(id, 'a mention id'));
+    const path = `/groups/${positiveInt(gid, 'the group id')}/send`;
+    const reply = await this.groupCall('POST', path, {
+      json: body,
+      headers: opts.idempotencyKey ? { 'Idempotency-Key': opts.idempotencyKey } : {},
+    });
+    return this.groupSendReply(reply, 'POST /groups/{gid}/send');
+  }
+
+  /** POST /groups/{gid}/send/file (multipart `content`, `file`, `mention_ids` comma-separated). */
+  async sendGroupFile(
+    gid: number,
+    file: { path: string; filename?: string; contentType?: string },
+    content = '',
+    opts: { mentionIds?: number[]; idempotencyKey?: string } = {},
+  ): Promise<GroupSendResult> {
+    const path = `/groups/${positiveInt(gid, 'the group id')}/send/file`;
+    const form = new FormData();
+    form.set('content', content);
+    if (opts.mentionIds?.length) {
+      form.set('mention_ids', opts.mentionIds.map((id) => positiveInt(id, 'a mention id')).join(','));
+    }
+    form.set('file', await this.fileBlob(file), file.filename ?? basename(file.path));
+    const reply = await this.groupCall('POST', path, {
+      body: form,
+      headers: opts.idempotencyKey ? { 'Idempotency-Key': opts.idempotencyKey } : {},
+      timeoutMs: Math.max(this.timeoutMs, 120_000),
+    });
+    return this.groupSendReply(reply, 'POST /groups/{gid}/send/file');
+  }
+
+  private async fileBlob(file: { path: string; contentType?: string }): Promise<Blob> {
+    try {
+      return await openAsBlob(file.path, { type: file.contentType ?? 'application/octet-stream' });
+    } catch (err) {
+      throw new ClientError(
+        'unsupported',
+        'unsupported',
+        `cannot read ${file.path}: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * GET /stream. `since` (a number) asks for a resume stream (our relay: replay from there, nothing lost);
+   * null asks for the reference's legacy stream. Resolves once the relay accepted the stream.
+   */
+  async openStream(opts: Omit<OpenStreamOptions, 'baseUrl' | 'token' | 'fetch'>): Promise<SseStream> {
+    if (!this.token) throw new ClientError('unsupported', 'invalid_token', 'no token configured');
+    return openStream({ ...opts, baseUrl: this.baseUrl, token: this.token, fetch: this.fetchImpl });
+  }
+}
+
+function reference(version: string | null): Capabilities {
+  return {
+    kind: 'reference',
+    version,
+    features: [],
+    json: false,
+    resume: false,
+    idempotency: false,
+    files: false,
+    groups: false,
+  };
+}
+
+export type { Message };

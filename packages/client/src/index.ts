@@ -1,0 +1,21 @@
+export {
+  RelayClient,
+  normalizeBaseUrl,
+  filenameOfDisposition,
+  type ClientMode,
+  type RelayClientOptions,
+} from './client.ts';
+export {
+  ClientError,
+  codeOfDetail,
+  errorOfFailure,
+  errorOfReply,
+  GROUP_ERROR_CODES,
+  isGroupError,
+  type ClientErrorCode,
+  type GroupErrorCode,
+  type ClientErrorKind,
+} from './errors.ts';
+export { openStream, type OpenStreamOptions, type SseStream, type StreamEvent } from './stream.ts';
+export * from './text.ts';
+export type * from './types.ts';

@@ -1,0 +1,108 @@
+// What the client hands back, the same whichever relay (and mode) answered. Times are UTC ms.
+
+import type { ParsedMessage, UserStatus } from '@openwechat/protocol';
+
+export interface User {
+  id: number;
+  name: string;
+  description: string | null;
+  /** null when the reply did not show it (the text friend list). */
+  status: UserStatus | null;
+  createdAt: number | null;
+  lastSeenAt: number | null;
+}
+
+export interface Friend extends User {
+  friendsSince: number | null;
+}
+
+/** A received message. `id` is null on the reference relay (its text has no ids). */
+export type Message = ParsedMessage;
+
+/** What GET /health says about the relay. */
+export interface Capabilities {
+  /** `openwechat` when /health lists features (our relay), `reference` for the bare `{"status":"ok"}`. */
+  kind: 'openwechat' | 'reference';
+  version: string | null;
+  features: string[];
+  /** JSON bodies with `Accept: application/json`. */
+  json: boolean;
+  /** Resume streams (`Last-Event-ID`), `GET /messages?after=`, `POST /messages/ack`. */
+  resume: boolean;
+  /** `Idempotency-Key` on sends. */
+  idempotency: boolean;
+  /** Attachments stored by the relay and downloadable at /files/<id>. */
+  files: boolean;
+  /** Group chats (`/groups`, docs/groups-api.md). */
+  groups: boolean;
+}
+
+export type SendOutcome = 'request' | 'accepted' | 'chat';
+
+export interface SendResult {
+  outcome: SendOutcome;
+  /** The relay's success line, e.g. `发送成功`. */
+  message: string;
+  /** Id of the delivered message in the recipient's inbox (our relay, JSON mode), else null. */
+  messageId: number | null;
+  /** The caller's own inbox preview, when the relay showed one. */
+  inbox: { total: number; preview: Message[] } | null;
+  /** True when the relay answered an idempotent retry with the original result. */
+  replayed: boolean;
+}
+
+export interface InboxPage {
+  total: number;
+  fetched: number;
+  remaining: number;
+  messages: Message[];
+}
+
+export interface DownloadedFile {
+  /** Where the bytes are now. */
+  path: string;
+  /** The filename the relay gave (Content-Disposition), sanitised. */
+  name: string;
+  size: number;
+  contentType: string | null;
+}
+
+export type GroupRole = 'owner' | 'member';
+
+/** A group as its member sees it (GET /groups, GET /groups/{gid}, create, update). */
+export interface Group {
+  id: number;
+  name: string;
+  description: string | null;
+  ownerId: number;
+  ownerName: string;
+  memberCount: number;
+  createdAt: number | null;
+  /** The caller's role in this group. */
+  role: GroupRole;
+}
+
+export interface GroupMember {
+  id: number;
+  name: string;
+  description: string | null;
+  role: GroupRole;
+  joinedAt: number | null;
+}
+
+export interface GroupDetail {
+  group: Group;
+  members: GroupMember[];
+}
+
+export interface GroupSendResult {
+  /** The relay's success line, e.g. `发送成功（群组 team，送达 2 位成员）`. */
+  message: string;
+  groupId: number;
+  /** How many members got a copy (the sender excluded). */
+  recipients: number;
+  /** The caller's own inbox preview, when the relay showed one. */
+  inbox: { total: number; preview: Message[] } | null;
+  /** True when the relay answered an idempotent retry with the original result. */
+  replayed: boolean;
+}
