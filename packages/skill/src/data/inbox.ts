@@ -1,0 +1,329 @@
+// Storing received messages: the one path from "the relay handed us a message" to the data folder, used by
+// the daemon (SSE and /messages fallback) and by `openwechat inbox`.
+//
+// Per batch, in this order: attachments into files/ → raw entries appended to inbox_pushed.md (fsync) →
+// lines appended to conversations.md (fsync) → cursor.json replaced (last stored id) → contacts.json.
+// Killed anywhere in between, the next start finds the appended lines, counts them as stored (dedup) and
+// resumes after them; the relay replays whatever the cursor does not cover. Dedup: by message id, and by
+// (time, from_id, content) for messages without an id (the reference relay).
+//
+// cursor.json: {"version":1,"account":"<base_url>#<my_id>","last_id":n,
+//               "starts":{"conversations":b,"inbox_pushed":b},"sizes":{"conversations":b,"inbox_pushed":b}}
+// - starts: byte offset where this account's lines begin (ids restart with another relay or account);
+// - sizes: the files' sizes when the cursor was written. Bytes after that come from an unfinished batch
+//   (or the CLI's outgoing lines); only there can a torn, half-written record be found and set aside.
+
+import { open, readFile, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { displayFilename, formatMessageBlock, type MessageView } from '@openwechat/protocol';
+import type { Message } from '@openwechat/client';
+import { appendDurable, exists, readJsonOrNull, sizeOf, writeJsonAtomic } from './atomic.ts';
+import { accountKey, type SkillConfig } from './config.ts';
+import {
+  friendshipOfNotice,
+  noteMessageTime,
+  setRelationship,
+  updateContacts,
+  upsertContact,
+} from './contacts.ts';
+import {
+  formatConversationLine,
+  formatPushedEntry,
+  groupKey,
+  parseConversationLine,
+  PUSHED_HEADER_RE,
+  tokenName,
+  tripleKey,
+  utcSecond,
+} from './formats.ts';
+import { dataPath, FILES } from './paths.ts';
+
+export interface CursorFile {
+  version: 1;
+  account: string;
+  last_id: number;
+  starts: { conversations: number; inbox_pushed: number };
+  sizes: { conversations: number; inbox_pushed: number };
+  updated_at: string;
+}
+
+export interface Received {
+  message: Message;
+  /** The data as the relay sent it (a text block or one JSON line); text blocks are kept verbatim. */
+  raw?: string;
+  rawFormat?: 'text' | 'json';
+}
+
+/** Saves an attachment; returns the path relative to the data folder (`files/…`), or null if not saved. */
+export type DownloadHook = (message: Message, relPath: string) => Promise<string | null>;
+
+export async function readCursor(dir: string): Promise<CursorFile | null> {
+  const c = await readJsonOrNull<CursorFile>(dataPath(dir, 'cursor'));
+  return c && typeof c.account === 'string' && Number.isInteger(c.last_id) ? c : null;
+}
+
+/** `files/<first 8 of the file id>_<name>`: stable, so a replayed message finds its file already saved. */
+export function attachmentPath(fileId: string, name: string): string {
+  const safe = tokenName(displayFilename(name)).replace(/^\.+/, '_');
+  return `${FILES.files}/${fileId.slice(0, 8)}_${safe}`;
+}
+
+/**
+ * Bytes after `trusted` that do not end with `terminator` are a torn record of an unfinished write: they are
+ * appended to `<file>.torn` (kept, never lost) and cut from the file, so the record can be written again.
+ */
+async function repairTail(path: string, trusted: number, terminator: string): Promise<void> {
+  const size = await sizeOf(path);
+  if (size === 0) return;
+  const fh = await open(path, 'r');
+  let tail: string;
+  const from = Math.min(trusted, size);
+  try {
+    const buf = Buffer.alloc(size - from);
+    await fh.read(buf, 0, buf.length, from);
+    tail = buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+  if (tail === '' || tail.endsWith(terminator)) {
+    // Nothing unfinished after the trusted part. A file that does not end in a newline at all (written by
+    // hand or by an older version) gets one, so our next record starts on a line of its own.
+    if (from === size && size > 0) {
+      const last = Buffer.alloc(1);
+      const f2 = await open(path, 'r');
+      try {
+        await f2.read(last, 0, 1, size - 1);
+      } finally {
+        await f2.close();
+      }
+      if (last.toString() !== '\n') await appendDurable(path, '\n');
+    }
+    return;
+  }
+  const cut = tail.lastIndexOf(terminator);
+  const keepBytes = cut < 0 ? 0 : Buffer.byteLength(tail.slice(0, cut + terminator.length));
+  const torn = tail.slice(cut < 0 ? 0 : cut + terminator.length);
+  await appendDurable(`${path}.torn`, `${new Date().toISOString()} ${torn.replace(/\n/g, '\\n')}\n`);
+  await truncate(path, from + keepBytes);
+}
+
+export class InboxWriter {
+  private readonly convIds = new Set<number>();
+  private readonly convTriples = new Set<string>();
+  private readonly pushedIds = new Set<number>();
+  private readonly pushedKeys = new Set<string>();
+  private cursor!: CursorFile;
+  private queue: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly dir: string,
+    readonly config: SkillConfig,
+  ) {}
+
+  get lastId(): number {
+    return this.cursor.last_id;
+  }
+
+  get account(): string {
+    return this.cursor.account;
+  }
+
+  /**
+   * Loads the cursor (a new account starts after everything already in the files), sets aside torn
+   * records of an interrupted batch and builds the dedup sets. Call with the daemon lock held.
+   */
+  static async open(dir: string, config: SkillConfig, now = Date.now()): Promise<InboxWriter> {
+    const w = new InboxWriter(dir, config);
+    const convPath = dataPath(dir, 'conversations');
+    const pushedPath = dataPath(dir, 'inboxPushed');
+    const account = accountKey(config);
+    const old = await readCursor(dir);
+    if (old && old.account === account) {
+      await repairTail(convPath, old.sizes?.conversations ?? (await sizeOf(convPath)), '\n');
+      await repairTail(pushedPath, old.sizes?.inbox_pushed ?? (await sizeOf(pushedPath)), '\n\n');
+      w.cursor = { ...old, starts: old.starts ?? { conversations: 0, inbox_pushed: 0 } };
+    } else {
+      await repairTail(convPath, await sizeOf(convPath), '\n');
+      await repairTail(pushedPath, await sizeOf(pushedPath), '\n\n');
+      // No cursor (first run, or data from an older skill): everything on disk belongs to this account.
+      const starts = old
+        ? { conversations: await sizeOf(convPath), inbox_pushed: await sizeOf(pushedPath) }
+        : { conversations: 0, inbox_pushed: 0 };
+      w.cursor = {
+        version: 1,
+        account,
+        last_id: 0,
+        starts,
+        sizes: { conversations: 0, inbox_pushed: 0 },
+        updated_at: new Date(now).toISOString(),
+      };
+    }
+    await w.scan();
+    const maxId = Math.max(0, ...w.convIds);
+    if (maxId > w.cursor.last_id) w.cursor.last_id = maxId;
+    await w.writeCursor(now);
+    return w;
+  }
+
+  private async scan(): Promise<void> {
+    const conv = await readFile(dataPath(this.dir, 'conversations')).catch(() => Buffer.alloc(0));
+    for (const line of conv.subarray(this.cursor.starts.conversations).toString('utf8').split('\n')) {
+      const l = parseConversationLine(line);
+      if (!l || l.direction !== 'in') continue;
+      if (l.id !== null) this.convIds.add(l.id);
+      else this.convTriples.add(tripleKey(l.time, l.peerId, l.content));
+    }
+    const pushed = await readFile(dataPath(this.dir, 'inboxPushed')).catch(() => Buffer.alloc(0));
+    const text = pushed.subarray(this.cursor.starts.inbox_pushed).toString('utf8');
+    // Entries are `## <time> id=<id>\n<block>\n\n`; only complete ones count.
+    for (const entry of text.split('\n\n')) {
+      const nl = entry.indexOf('\n');
+      const header = PUSHED_HEADER_RE.exec(nl < 0 ? entry : entry.slice(0, nl));
+      if (!header) continue;
+      if (header[2] !== 'none') this.pushedIds.add(Number(header[2]));
+      else this.pushedKeys.add(`${header[1]}\u0000${entry.slice(nl + 1)}`);
+    }
+  }
+
+  private async writeCursor(now: number): Promise<void> {
+    this.cursor.sizes = {
+      conversations: await sizeOf(dataPath(this.dir, 'conversations')),
+      inbox_pushed: await sizeOf(dataPath(this.dir, 'inboxPushed')),
+    };
+    this.cursor.updated_at = new Date(now).toISOString();
+    await writeJsonAtomic(dataPath(this.dir, 'cursor'), this.cursor);
+  }
+
+  private isNew(m: Message): boolean {
+    if (m.id !== null) return !this.convIds.has(m.id);
+    return !this.convTriples.has(tripleKey(utcSecond(m.createdAt), m.fromId ?? 0, m.content));
+  }
+
+  /**
+   * Stores a batch (in the order given). Returns the messages that were new. Throws before anything is
+   * written when a download hook throws (the caller retries the batch later).
+   */
+  store(batch: Received[], download?: DownloadHook, now = Date.now()): Promise<Message[]> {
+    // One batch at a time, whoever calls (stream worker, /messages fallback).
+    const run = this.queue.then(() => this.storeNow(batch, download, now));
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async storeNow(
+    batch: Received[],
+    download: DownloadHook | undefined,
+    now: number,
+  ): Promise<Message[]> {
+    const fresh: Array<{ r: Received; file: string | null }> = [];
+    const seenInBatch = new Set<string>();
+    for (const r of batch) {
+      const m = r.message;
+      const key = m.id !== null ? `id:${m.id}` : tripleKey(utcSecond(m.createdAt), m.fromId ?? 0, m.content);
+      if (seenInBatch.has(key) || !this.isNew(m)) continue;
+      seenInBatch.add(key);
+      let file: string | null = null;
+      const fileId = m.attachment?.fileId;
+      if (fileId && download) {
+        const rel = attachmentPath(fileId, m.attachment!.name);
+        file = (await exists(join(this.dir, rel))) ? rel : await download(m, rel);
+      }
+      fresh.push({ r, file });
+    }
+
+    let pushedText = '';
+    for (const { r } of fresh) {
+      const m = r.message;
+      const block =
+        r.raw !== undefined && r.rawFormat !== 'json' ? r.raw : formatMessageBlock(m as MessageView);
+      const time = utcSecond(m.createdAt);
+      if (m.id !== null ? this.pushedIds.has(m.id) : this.pushedKeys.has(`${time}\u0000${block}`)) continue;
+      pushedText += formatPushedEntry(time, m.id, block);
+      if (m.id !== null) this.pushedIds.add(m.id);
+      else this.pushedKeys.add(`${time}\u0000${block}`);
+    }
+    let convText = '';
+    for (const { r, file } of fresh) convText += `${conversationLineOf(r.message, file)}\n`;
+    await appendDurable(dataPath(this.dir, 'inboxPushed'), pushedText);
+    await appendDurable(dataPath(this.dir, 'conversations'), convText);
+    for (const { r } of fresh) {
+      const m = r.message;
+      if (m.id !== null) {
+        this.convIds.add(m.id);
+        if (m.id > this.cursor.last_id) this.cursor.last_id = m.id;
+      } else this.convTriples.add(tripleKey(utcSecond(m.createdAt), m.fromId ?? 0, m.content));
+    }
+    if (fresh.length) {
+      await this.writeCursor(now);
+      await noteIncoming(
+        this.dir,
+        fresh.map((f) => f.r.message),
+        now,
+      );
+    }
+    return fresh.map((f) => f.r.message);
+  }
+
+  /** Moves the cursor without storing anything (e.g. after ids were confirmed elsewhere). */
+  async advance(lastId: number, now = Date.now()): Promise<void> {
+    if (lastId <= this.cursor.last_id) return;
+    this.cursor.last_id = lastId;
+    await this.writeCursor(now);
+  }
+}
+
+export function conversationLineOf(m: Message, file: string | null): string {
+  // A group message is a chat line of its group: `group=#g<gid>(<name>) from=… type=chat … [mentioned=yes]`.
+  const group = m.type === 'group' && m.group ? { id: groupKey(m.group.id), name: m.group.name } : null;
+  return formatConversationLine({
+    time: utcSecond(m.createdAt),
+    group,
+    direction: 'in',
+    peerId: m.type === 'system' ? 0 : (m.fromId ?? 0),
+    peerName: m.type === 'system' ? 'system' : (m.from?.name ?? ''),
+    type: m.type === 'group' ? 'chat' : m.type,
+    id: m.id,
+    mentioned: group !== null && m.mentioned === true,
+    file,
+    attachment: m.attachment ? m.attachment.name : null,
+    content: m.content,
+  });
+}
+
+/** What received messages say about relationships (friend requests, acceptances, chats). */
+export async function noteIncoming(dir: string, messages: Message[], now = Date.now()): Promise<void> {
+  if (!messages.length) return;
+  await updateContacts(
+    dir,
+    (map) => {
+      for (const m of messages) {
+        const at = utcSecond(m.createdAt);
+        if (m.type === 'system') {
+          const friend = friendshipOfNotice(m.content);
+          if (friend) {
+            const c = upsertContact(map, { id: friend.id, name: friend.name });
+            if (c.relationship !== 'blocked') setRelationship(c, 'accepted', at);
+          }
+          continue;
+        }
+        if (m.fromId === null) continue;
+        const c = upsertContact(map, {
+          id: m.fromId,
+          name: m.from?.name ?? null,
+          ...(m.from ? { description: m.from.description } : {}),
+        });
+        // A group message says who the sender is, not how we relate (members need not be friends).
+        if (m.type === 'group') continue;
+        noteMessageTime(c, at);
+        if (c.relationship === 'blocked') continue;
+        if (m.type === 'friend_request' && c.relationship !== 'accepted')
+          setRelationship(c, 'pending_incoming', at);
+        if (m.type === 'chat') setRelationship(c, 'accepted', at);
+      }
+    },
+    now,
+  );
+}
