@@ -1,0 +1,312 @@
+// Assembles the bridge: outbox, relay stream → AddMsg records, webhook deliverer, send API, generic
+// inbound, health and metrics. Nothing runs at import; startBridge() returns a running instance that
+// main.ts (or a test, with an injected clock, randomness and log stream) stops with close().
+//
+// The path of one relay message:
+//   relay stream event (resume, JSON) → ChatEvent → AddMsg bytes (serialised once)
+//   → outbox row + relay cursor, one SQLite transaction → POST /messages/ack
+//   → deliverer: signed POST to OPENCLAW_WEBHOOK_URL, retried until 2xx, dead letter, or horizon.
+
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { DestinationStream } from 'pino';
+import { buildAddMsg, serializeAddMsg } from './addmsg.ts';
+import type { BridgeConfig } from './config.ts';
+import { Deliverer } from './delivery.ts';
+import { BridgeError } from './errors.ts';
+import { createHttpServer, type Handlers } from './http.ts';
+import { inboundItem } from './inbound.ts';
+import { createLogger, safeUrl, type Logger } from './log.ts';
+import { userWxid } from './ids.ts';
+import { Metrics } from './metrics.ts';
+import { Outbox } from './outbox.ts';
+import { Acker, RelayClient, RelayStream } from './relay-client.ts';
+import { relayDisposition, relaySource, type RelayMessageJson } from './relay-events.ts';
+import { parseSendRequest, SendService } from './send-api.ts';
+
+export interface BridgeDeps {
+  /** Clock (ms since epoch) for stored times, retry schedules, CreateTime-independent stamps. */
+  now?: () => number;
+  /** Randomness for backoff jitter, in [0, 1). */
+  random?: () => number;
+  /** Where JSON log lines go (default stdout). */
+  logStream?: DestinationStream;
+  logger?: Logger;
+}
+
+export interface Bridge {
+  /** e.g. http://127.0.0.1:8088 */
+  url: string;
+  config: BridgeConfig;
+  outbox: Outbox;
+  metrics: Metrics;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+const PRUNE_INTERVAL_MS = 3_600_000;
+
+export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): Promise<Bridge> {
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const log = deps.logger ?? createLogger(config.logLevel, deps.logStream);
+  const metrics = new Metrics();
+  const outbox = Outbox.open(config.dataDir);
+  const relay = new RelayClient(config.relayBaseUrl, config.relayToken, now);
+
+  // The relay cursor belongs to the account: keyed by a hash of its token (changing RELAY_TOKEN to another
+  // account starts at 0, and the outbox's unique source keys absorb any replay).
+  const account = createHash('sha256').update(config.relayToken).digest('hex').slice(0, 16);
+  const cursorKey = `relay_cursor:${account}`;
+  const botKey = `relay_bot_id:${account}`;
+  let botId = Number(outbox.getMeta(botKey) ?? 0);
+  // The bot's relay name, for the `@<name>\u2005` text of group mentions: read once per bot id (relay names
+  // never change), kept as `<id>:<name>`.
+  const botNameKey = `relay_bot_name:${account}`;
+  const storedName = /^(\d+):(.*)$/s.exec(outbox.getMeta(botNameKey) ?? '');
+  let botName: { id: number; name: string } | null = storedName
+    ? { id: Number(storedName[1]), name: storedName[2]! }
+    : null;
+
+  const deliverer = new Deliverer(config, outbox, log, metrics, { now, random });
+  const acker = new Acker(relay, log, (ok) =>
+    metrics.inc('bridge_relay_acks_total', { result: ok ? 'ok' : 'failed' }),
+  );
+
+  const onMessage = (m: RelayMessageJson): void => {
+    if (m.id <= outbox.getCursor(cursorKey)) {
+      acker.request(m.id);
+      return;
+    }
+    const disposition = relayDisposition(m, {
+      botRelayId: botId,
+      botName: botName?.id === botId ? botName.name : null,
+      systemNotices: config.systemNotices,
+      groupRequireMention: config.groupRequireMention,
+    });
+    const cursor = { key: cursorKey, value: m.id };
+    if (disposition.status !== 'forward') {
+      // Acknowledged on the relay like any stored message; never a dead letter.
+      outbox.enqueue(null, now(), cursor);
+      const status = disposition.status;
+      metrics.inc('bridge_relay_messages_total', { outcome: status });
+      const fields: Record<string, unknown> = { hop: 'relay_in', relayMessageId: m.id, type: m.type, status };
+      if (disposition.status === 'filtered') {
+        fields.sender = disposition.event.sender.id;
+        if (disposition.event.conversation.type === 'group')
+          fields.conversationId = disposition.event.conversation.roomId;
+        fields.reason = 'group message does not mention the bot (BRIDGE_GROUP_REQUIRE_MENTION)';
+      }
+      log.info(fields, `relay message ${status}`);
+    } else {
+      const forward = disposition.event;
+      const record = buildAddMsg(forward);
+      const item = {
+        source: relaySource(botId, m.id),
+        eventId: String(record.NewMsgId),
+        conversation: record.FromUserName.string,
+        sender: forward.sender.id,
+        body: serializeAddMsg(record),
+      };
+      const { inserted } = outbox.enqueue(item, now(), cursor);
+      metrics.inc('bridge_relay_messages_total', { outcome: inserted ? 'queued' : 'duplicate' });
+      log.info(
+        {
+          hop: 'relay_in',
+          eventId: item.eventId,
+          relayMessageId: m.id,
+          type: m.type,
+          sender: item.sender,
+          mentioned: m.mentioned === true ? true : undefined,
+          conversationId: item.conversation,
+          status: inserted ? 'queued' : 'duplicate',
+          // From the relay's commit to our outbox commit.
+          latency_ms: Math.max(0, now() - Date.parse(m.created_at)),
+        },
+        'relay message stored',
+      );
+      if (inserted) deliverer.kick();
+    }
+    // Only now, with the row committed, may the relay forget the message.
+    acker.request(m.id);
+  };
+
+  const stream = new RelayStream(
+    relay,
+    {
+      cursor: () => outbox.getCursor(cursorKey),
+      onConnected: async (id) => {
+        if (id !== botId) {
+          botId = id;
+          outbox.setMeta(botKey, String(id));
+        }
+        metrics.inc('bridge_relay_stream_connects_total');
+        metrics.set('bridge_relay_stream_connected', {}, 1);
+        if (botName?.id !== id) {
+          // Before any message is mapped; a failure closes this connection and it is retried.
+          const name = await relay.userName(id);
+          if (name === null) throw new Error(`could not read the bot's name (GET /users/${id})`);
+          botName = { id, name };
+          outbox.setMeta(botNameKey, `${id}:${name}`);
+          log.info({ hop: 'relay_stream', botId: id, botName: name }, 'bot name read from the relay');
+        }
+      },
+      onMessage,
+      onDisconnected: () => metrics.set('bridge_relay_stream_connected', {}, 0),
+    },
+    {
+      idleTimeoutMs: config.streamIdleTimeoutSeconds * 1000,
+      retryBaseMs: config.retryBaseMs,
+      retryMaxDelayMs: config.retryMaxDelayMs,
+      random,
+      now,
+    },
+    log,
+  );
+
+  const sender = new SendService(config, outbox, relay, log, metrics, { now, random });
+
+  metrics.set('bridge_relay_stream_connected', {}, 0);
+  metrics.onCollect(() => {
+    const c = outbox.counts();
+    for (const state of ['pending', 'dead', 'delivered'] as const)
+      metrics.set('bridge_outbox_messages', { state }, c[state]);
+    metrics.set(
+      'bridge_outbox_oldest_pending_age_seconds',
+      {},
+      c.oldestPendingAt === null ? 0 : Math.max(0, (now() - c.oldestPendingAt) / 1000),
+    );
+  });
+
+  const handlers: Handlers = {
+    async send(ctx) {
+      const header = ctx.headers['idempotency-key'];
+      const req = parseSendRequest(ctx.body, typeof header === 'string' ? header : undefined);
+      const fields = {
+        requestKey: req.key ?? undefined,
+        sender: botId ? userWxid(botId) : undefined,
+        conversationId: req.to,
+        replyTo: req.replyToMessageId ?? undefined,
+      };
+      try {
+        const result = await sender.send(req);
+        return {
+          status: 200,
+          body: result.body,
+          headers: result.replayed ? { 'idempotent-replayed': 'true' } : ({} as Record<string, string>),
+          log: {
+            ...fields,
+            messageId: result.body.messageId,
+            parts: result.body.messageIds?.length ?? 1,
+            replayed: result.replayed,
+          },
+        };
+      } catch (err) {
+        // The request's one log line (written by the HTTP layer) carries these too.
+        if (err instanceof BridgeError) Object.assign(err.logFields, fields);
+        throw err;
+      }
+    },
+    async inbound(ctx) {
+      const item = inboundItem(ctx.body);
+      const { inserted } = outbox.enqueue(item, now());
+      if (inserted) deliverer.kick();
+      return {
+        status: 202,
+        body: { accepted: true, eventId: item.eventId, duplicate: !inserted },
+        log: {
+          eventId: item.eventId,
+          sender: item.sender,
+          conversationId: item.conversation,
+          duplicate: !inserted,
+        },
+      };
+    },
+    health() {
+      const c = outbox.counts();
+      const s = stream.describe();
+      return {
+        status: 200,
+        body: {
+          status: s.connected ? 'ok' : 'degraded',
+          relay: {
+            ...s,
+            botId: botId || null,
+            botName: botName?.id === botId ? botName.name : null,
+            cursor: outbox.getCursor(cursorKey),
+          },
+          webhook: { url: safeUrl(config.webhookUrl), signing: config.signing },
+          outbox: {
+            pending: c.pending,
+            dead: c.dead,
+            oldestPendingAgeSeconds:
+              c.oldestPendingAt === null ? null : Math.round((now() - c.oldestPendingAt) / 1000),
+          },
+        },
+      };
+    },
+    metrics() {
+      return { status: 200, body: metrics.render(), contentType: 'text/plain; version=0.0.4; charset=utf-8' };
+    },
+    onRequest(route, status) {
+      if (route === '/api/messages/send' || route === '/messages/send')
+        metrics.inc('bridge_send_requests_total', { status: String(status) });
+      else if (route === '/im/inbound') metrics.inc('bridge_inbound_total', { status: String(status) });
+    },
+  };
+
+  const server = createHttpServer(config, handlers, log);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+
+  deliverer.start();
+  stream.start();
+  const prune = (): void => outbox.prune(now() - config.outboxRetentionDays * 86_400_000);
+  prune();
+  const pruneTimer = setInterval(prune, PRUNE_INTERVAL_MS);
+  pruneTimer.unref();
+
+  log.info(
+    {
+      hop: 'startup',
+      url,
+      relay: safeUrl(config.relayBaseUrl),
+      webhook: safeUrl(config.webhookUrl),
+      signing: config.signing,
+      dataDir: config.dataDir,
+    },
+    `openwechat bridge listening on ${url}`,
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    config,
+    outbox,
+    metrics,
+    log,
+    close() {
+      closing ??= (async () => {
+        clearInterval(pruneTimer);
+        const serverClosed = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
+        await stream.stop();
+        await deliverer.stop();
+        await acker.idle();
+        server.closeAllConnections();
+        await serverClosed;
+        outbox.close();
+        log.info({ hop: 'shutdown' }, 'bridge stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,12 @@
+export * from './addmsg.ts';
+export * from './bridge.ts';
+export * from './config.ts';
+export * from './errors.ts';
+export * from './ids.ts';
+export * from './inbound.ts';
+export * from './outbox.ts';
+export * from './relay-events.ts';
+export * from './retry.ts';
+export * from './send-api.ts';
+export * from './signature.ts';
+export { runDeadLetterCli } from './cli.ts';
