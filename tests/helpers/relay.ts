@@ -1,0 +1,55 @@
+// Starts the real relay in this process on a random loopback port with a temporary data folder. The
+// store is SQLite, or PostgreSQL when TEST_BACKEND=postgres (a throwaway schema per data folder, so a
+// restart on the same folder finds its data). Tests talk to it over real sockets only.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRelay, type RelayConfig } from '@openwechat/relay';
+import { dropSchemas, schemaForDataDir, schemaUrl } from './pg.ts';
+
+export interface TestRelay {
+  /** e.g. http://127.0.0.1:41234 (no trailing slash) */
+  url: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** Which store the HTTP suites run on: `sqlite` (default) or `postgres`. */
+export const TEST_BACKEND = process.env.TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+
+export type TestRelayOptions = Partial<RelayConfig> & {
+  /** Injected clock (ms since epoch); defaults to Date.now. */
+  now?: () => number;
+};
+
+export async function startRelay(options: TestRelayOptions = {}): Promise<TestRelay> {
+  const { now, ...overrides } = options;
+  const dataDir = overrides.dataDir ?? (await mkdtemp(join(tmpdir(), 'owc-relay-')));
+  const pgSchema =
+    TEST_BACKEND === 'postgres' && !overrides.databaseUrl ? await schemaForDataDir(dataDir) : null;
+  const relay = await createRelay(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      dataDir,
+      rateLimitEnabled: false,
+      logLevel: 'silent',
+      ...(pgSchema ? { databaseUrl: schemaUrl(pgSchema) } : {}),
+      ...overrides,
+    },
+    { now },
+  );
+  const url = await relay.listen();
+  return {
+    url,
+    dataDir,
+    async close() {
+      await relay.close();
+      if (!overrides.dataDir) {
+        await rm(dataDir, { recursive: true, force: true });
+        if (pgSchema) await dropSchemas([pgSchema]);
+      }
+    },
+  };
+}

@@ -1,0 +1,214 @@
+// Two users become friends and chat through their inbox daemons (the built skill, run with plain node),
+// including a file that must land in the recipient's files/. Three relays:
+// - ours, auto-detected: resume streams (JSON), acks, stored files;
+// - ours with --legacy forced: text parsing, legacy streams, read-and-clear /messages;
+// - a reference stand-in (reference-proxy.ts): no ids, no JSON, no files — detected from /health.
+
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import {
+  buildWorkspace,
+  cli,
+  killAll,
+  lines,
+  readJson,
+  readText,
+  startDaemon,
+  untimed,
+  waitIncoming,
+  waitUntil,
+  type Workspace,
+} from './helpers.ts';
+import { startReferenceProxy, type ReferenceProxy } from './reference-proxy.ts';
+
+/** The relay's frozen clock: 2026-03-09 02:00:00 UTC = 10:00:00 Beijing. */
+const T0 = Date.UTC(2026, 2, 9, 2, 0, 0);
+const AT = '[2026-03-09T02:00:00Z]';
+
+let ws: Workspace;
+let relay: TestRelay;
+let proxy: ReferenceProxy;
+
+beforeAll(async () => {
+  ws = await buildWorkspace('owc-chat-');
+  relay = await startRelay({ sseMaxPerIp: 50, now: () => T0 });
+  proxy = await startReferenceProxy(relay.url);
+});
+afterEach(killAll);
+afterAll(async () => {
+  await killAll();
+  await proxy?.close();
+  await relay?.close();
+  await ws?.cleanup();
+});
+
+type Variant = 'resume' | 'legacy-flag' | 'reference';
+
+describe.each<Variant>(['resume', 'legacy-flag', 'reference'])(
+  'two users chat through their daemons (%s)',
+  (variant) => {
+    it('become friends, chat both ways, and a file arrives', async () => {
+      const url = variant === 'reference' ? proxy.url : relay.url;
+      const env = variant === 'legacy-flag' ? { OPENWECHAT_FORCE_LEGACY: '1' } : {};
+      const A = join(ws.root, `${variant}-alice`);
+      const B = join(ws.root, `${variant}-bob`);
+      const aliceName = `alice-${variant}`;
+      const bobName = `bob-${variant}`;
+
+      const ra = await cli(ws.skill, ['register', '--base-url', url, '--name', aliceName, '--json'], {
+        data: A,
+        env,
+      });
+      const rb = await cli(ws.skill, ['register', '--base-url', url, '--name', bobName, '--json'], {
+        data: B,
+        env,
+      });
+      expect([ra.code, rb.code]).toEqual([0, 0]);
+      const aId = ra.json!.id as number;
+      const bId = rb.json!.id as number;
+
+      const da = startDaemon(ws.skill, A, { env });
+      const db = startDaemon(ws.skill, B, { env });
+      const mode =
+        variant === 'resume'
+          ? 'resume format=json since=0 relay=openwechat 0.1.0'
+          : 'legacy format=text relay=reference';
+      for (const dir of [A, B]) {
+        await waitUntil(
+          async () => (await readText(join(dir, 'sse_channel.log'))).includes(' connected '),
+          `${dir} connected`,
+        );
+        const first = (await lines(join(dir, 'sse_channel.log')))[0]!;
+        expect(first).toMatch(new RegExp(`^\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z connected mode=${mode} pid=\\d+$`));
+      }
+
+      const send = async (data: string, args: string[]): Promise<Record<string, unknown>> => {
+        const r = await cli(ws.skill, [...args, '--json'], { data, env });
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        return r.json!;
+      };
+
+      expect((await send(A, ['send', String(bId), 'hello bob'])).outcome).toBe('request');
+      await waitIncoming(B, 1);
+      expect((await send(B, ['send', String(aId), 'hi alice\nsecond line'])).outcome).toBe('accepted');
+      await waitIncoming(A, 2);
+      await waitIncoming(B, 2);
+      for (const m of ['m1', 'm2', 'm3'])
+        expect((await send(A, ['send', String(bId), m])).outcome).toBe('chat');
+      await waitIncoming(B, 5);
+      await send(B, ['send', String(aId), 'r1 \\ back\\slash']);
+      const file = join(ws.root, `${variant}-report.txt`);
+      await writeFile(file, `report for ${variant}\n`);
+      await send(A, ['send-file', String(bId), file, '--content', 'see file']);
+
+      const bobIn = await waitIncoming(B, 6);
+      const aliceIn = await waitIncoming(A, 3);
+      const ids = variant !== 'reference';
+      const id = (n: number): string => (ids ? ` id=${n}` : '');
+      const notice = (name: string, uid: number, n: number): string =>
+        `${AT} from=#0(system) type=system${id(n)} content=您与 ${name}（ID:${uid}）已成功建立好友关系。（2026-03-09 10:00:00 北京时间）`;
+      const bobFiles = variant === 'reference' ? [] : await readdir(join(B, 'files'));
+      // The saved name starts with the first 8 hex digits of the relay's file id.
+      const hex = bobFiles[0]?.slice(0, 8) ?? '';
+      const fileField = ids ? `file=files/${hex}_${variant}-report.txt` : `attachment=${variant}-report.txt`;
+      expect(bobIn).toEqual([
+        `${AT} from=#${aId}(${aliceName}) type=friend_request${id(1)} content=hello bob`,
+        notice(aliceName, aId, 2),
+        `${AT} from=#${aId}(${aliceName}) type=chat${id(3)} content=m1`,
+        `${AT} from=#${aId}(${aliceName}) type=chat${id(4)} content=m2`,
+        `${AT} from=#${aId}(${aliceName}) type=chat${id(5)} content=m3`,
+        `${AT} from=#${aId}(${aliceName}) type=chat${id(6)} ${fileField} content=see file`,
+      ]);
+      expect(aliceIn).toEqual([
+        `${AT} from=#${bId}(${bobName}) type=chat${id(1)} content=hi alice\\nsecond line`,
+        notice(bobName, bId, 2),
+        `${AT} from=#${bId}(${bobName}) type=chat${id(3)} content=r1 \\\\ back\\\\slash`,
+      ]);
+      // What each sent, with the local clock.
+      expect((await lines(join(A, 'conversations.md'))).filter((l) => / to=#/.test(l)).map(untimed)).toEqual([
+        `[T] to=#${bId}(${bobName}) type=friend_request content=hello bob`,
+        `[T] to=#${bId}(${bobName}) type=chat content=m1`,
+        `[T] to=#${bId}(${bobName}) type=chat content=m2`,
+        `[T] to=#${bId}(${bobName}) type=chat content=m3`,
+        `[T] to=#${bId}(${bobName}) type=chat attachment=${variant}-report.txt content=see file`,
+      ]);
+      expect((await lines(join(B, 'conversations.md'))).filter((l) => / to=#/.test(l)).map(untimed)).toEqual([
+        `[T] to=#${aId}(${aliceName}) type=chat content=hi alice\\nsecond line`,
+        `[T] to=#${aId}(${aliceName}) type=chat content=r1 \\\\ back\\\\slash`,
+      ]);
+
+      // The file itself (not on the reference: it only passes the name).
+      if (variant === 'reference') expect(await readdir(B)).not.toContain('files');
+      else {
+        expect(bobFiles).toEqual([`${hex}_${variant}-report.txt`]);
+        expect(await readText(join(B, 'inbox_pushed.md'))).toMatch(
+          new RegExp(`\n附件：${variant}-report\\.txt\n附件下载：/files/${hex}[0-9a-f]{24}\n消息ID：6\n`),
+        );
+        expect(await readFile(join(B, 'files', bobFiles[0]!), 'utf8')).toBe(`report for ${variant}\n`);
+      }
+
+      // Raw entries: one per message, ids where the relay has them.
+      const pushed = await readText(join(B, 'inbox_pushed.md'));
+      expect(pushed.match(/^## .*$/gm)).toEqual(
+        [1, 2, 3, 4, 5, 6].map((n) => `## 2026-03-09T02:00:00Z id=${ids ? n : 'none'}`),
+      );
+      expect(pushed).toContain('类型：好友申请\n时间：2026-03-09 10:00:00\n');
+      expect(pushed).not.toContain('stream_connected');
+
+      // Contacts and stats as the daemons and the CLI left them.
+      await waitUntil(
+        async () =>
+          (await readJson<{ messages_received: number }>(join(B, 'stats.json'))).messages_received === 6
+            ? true
+            : undefined,
+        'bob stats',
+      );
+      const contacts = await readJson<{ contacts: Array<Record<string, unknown>> }>(join(B, 'contacts.json'));
+      expect(contacts.contacts).toEqual([
+        expect.objectContaining({
+          id: aId,
+          name: aliceName,
+          relationship: 'accepted',
+          since: expect.any(String),
+        }),
+      ]);
+      const stats = await readJson<Record<string, unknown>>(join(B, 'stats.json'));
+      expect(stats).toEqual({
+        updated_at: expect.any(String),
+        messages_received: 6,
+        messages_sent: 2,
+        by_type: { chat: 4, friend_request: 1, system: 1, group: 0 },
+        last_message_id: ids ? 6 : null,
+        sse: {
+          state: 'connected',
+          since: expect.any(String),
+          reconnects: 0,
+          mode: variant === 'resume' ? 'resume' : 'legacy',
+        },
+      });
+      const snapshot = await waitUntil(async () => {
+        const snap = await readJson<{ recent: unknown[] }>(join(B, 'context_snapshot.json'));
+        return snap.recent.length === 6 ? (snap as Record<string, unknown>) : undefined;
+      }, 'bob snapshot');
+      expect(snapshot).toMatchObject({
+        me: { id: bId, name: bobName },
+        // bob's last message came after m1..m3 and before the file.
+        unread_by_contact: { [String(aId)]: 1 },
+        contacts: 1,
+      });
+      expect((snapshot.recent as unknown[]).length).toBe(6);
+
+      // A clean stop says so in the channel log.
+      expect((await db.kill('SIGTERM')).code).toBe(0);
+      expect((await da.kill('SIGTERM')).code).toBe(0);
+      expect((await lines(join(B, 'sse_channel.log'))).at(-1)).toMatch(
+        / disconnected reason=daemon_stopped$/,
+      );
+      expect((await readJson<{ sse: { state: string } }>(join(B, 'stats.json'))).sse.state).toBe(
+        'disconnected',
+      );
+    });
+  },
+);

@@ -1,0 +1,199 @@
+// The guide's onboarding, with the built skill and its default data folder (the sibling
+// ../openwechat_im_client, no override): nothing works before registration and no server is assumed;
+// register → config.json (0600) and profile.json → start SSE at once → the channel log says connected →
+// doctor is green → only then the UI, which serves the data files but never config.json.
+
+import { spawn } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import {
+  buildWorkspace,
+  cli,
+  killAll,
+  lines,
+  readJson,
+  readText,
+  waitUntil,
+  type Workspace,
+} from './helpers.ts';
+
+let ws: Workspace;
+let relay: TestRelay;
+let data: string;
+
+beforeAll(async () => {
+  ws = await buildWorkspace('owc-onboard-');
+  relay = await startRelay({ sseMaxPerIp: 10 });
+  data = join(ws.root, 'openwechat_im_client');
+});
+afterAll(async () => {
+  await cli(ws.skill, ['daemon', 'stop']).catch(() => {});
+  await killAll();
+  await relay?.close();
+  await ws?.cleanup();
+});
+
+it('before registration: clear refusals, no assumed server, nothing written', async () => {
+  const noUrl = await cli(ws.skill, ['register', '--name', 'alice']);
+  expect(noUrl.code).toBe(2);
+  expect(noUrl.stderr).toBe(
+    'error (usage): --base-url is required: the address of your relay server\n' +
+      'hint: No server address is built in. Get the demo relay address or the self-hosting guide from the openwechat-claw project (see SERVER.md).\n',
+  );
+  const start = await cli(ws.skill, ['daemon', 'start', '--json']);
+  expect(start.code).toBe(3);
+  expect(start.json).toMatchObject({ ok: false, error: { code: 'not_configured', exit: 3 } });
+  expect((start.json!.error as { hint: string }).hint).toMatch(
+    /^Register first: openwechat register --base-url <your relay>/,
+  );
+  const send = await cli(ws.skill, ['send', '2', 'hi']);
+  expect(send.code).toBe(3);
+  const doctor = await cli(ws.skill, ['doctor', '--json']);
+  expect(doctor.code).toBe(1);
+  expect(doctor.json).toMatchObject({ ok: false, healthy: false });
+  expect(await readdir(data).catch(() => [])).not.toContain('config.json');
+  // The skill folder holds no runtime state.
+  expect((await readdir(ws.skill)).sort()).toEqual([
+    'SERVER.md',
+    'SKILL.md',
+    'config.json.example',
+    'package.json',
+    'scripts',
+  ]);
+});
+
+it('register → config.json + profile.json → SSE at once → channel log → doctor → UI', async () => {
+  const reg = await cli(ws.skill, [
+    'register',
+    '--base-url',
+    `${relay.url}/`,
+    '--name',
+    'alice',
+    '--description',
+    'a test agent',
+  ]);
+  expect(reg.code, reg.stderr).toBe(0);
+  const config = await readJson<Record<string, unknown>>(join(data, 'config.json'));
+  expect(config).toEqual({
+    base_url: relay.url,
+    token: expect.stringMatching(/^[0-9a-f]{32}$/),
+    my_id: 1,
+    my_name: 'alice',
+    batch_size: 5,
+    data_version: 2,
+  });
+  expect((await stat(join(data, 'config.json'))).mode & 0o777).toBe(0o600);
+  // ID, name and token shown once, in that order.
+  expect(reg.stdout.split('\n').slice(0, 5)).toEqual([
+    `Registered on ${relay.url}`,
+    '  ID:    1',
+    '  Name:  alice',
+    `  Token: ${String(config.token)}`,
+    'The token is shown only this once. It is saved in config.json (mode 0600): keep it secret, never commit it.',
+  ]);
+  expect(reg.stdout).toContain(
+    'Next: start the inbox daemon now (SSE is the main channel): node scripts/openwechat.js daemon start',
+  );
+  expect(await readJson(join(data, 'profile.json'))).toEqual({
+    id: 1,
+    name: 'alice',
+    description: 'a test agent',
+    status: 'open',
+    base_url: relay.url,
+    registered_at: expect.any(String),
+    updated_at: expect.any(String),
+  });
+  expect(await readText(join(data, 'profile.json'))).not.toContain(String(config.token));
+
+  // Start SSE immediately; the channel log is the first place to look.
+  const start = await cli(ws.skill, ['daemon', 'start', '--json']);
+  expect(start.code, start.stdout + start.stderr).toBe(0);
+  const pid = (start.json!.daemon as { pid: number }).pid;
+  await waitUntil(
+    async () => (await lines(join(data, 'sse_channel.log'))).length >= 2,
+    'connected + server lines',
+  );
+  const log = await lines(join(data, 'sse_channel.log'));
+  expect(log[0]).toMatch(
+    new RegExp(
+      `^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z connected mode=resume format=json since=0 relay=openwechat 0\\.1\\.0 pid=${pid}$`,
+    ),
+  );
+  expect(log[1]).toMatch(/^\S+Z server stream_connected request_id=\S+ user_id=1 ip=127\.0\.0\.1 ts=\S+Z$/);
+  const status = await cli(ws.skill, ['daemon', 'status', '--json']);
+  expect(status.json).toMatchObject({
+    ok: true,
+    running: true,
+    daemon: { pid, state: 'connected', mode: 'resume' },
+  });
+  // A second start is harmless; a second daemon is refused.
+  expect((await cli(ws.skill, ['daemon', 'start'])).stdout).toBe(`already running (pid ${pid})\n`);
+
+  const doctor = await cli(ws.skill, ['doctor', '--json']);
+  expect(doctor.code, doctor.stdout).toBe(0);
+  const checks = (doctor.json!.checks as Array<{ name: string; level: string }>).map((c) => [
+    c.name,
+    c.level,
+  ]);
+  expect(checks).toEqual([
+    ['data folder', 'ok'],
+    ['config.json', 'ok'],
+    ['config.json permissions', 'ok'],
+    ['relay', 'ok'],
+    ['token', 'ok'],
+    ['SSE daemon', 'ok'],
+    ['sse_channel.log', 'ok'],
+  ]);
+
+  // Only now the UI (localhost only, whitelisted files).
+  const ui = spawn(process.execPath, [join(ws.skill, 'scripts', 'openwechat.js'), 'ui', '--port', '0'], {
+    cwd: ws.skill,
+    env: { ...process.env, OPENWECHAT_DATA_DIR: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  ui.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  try {
+    const url = await waitUntil(
+      () => /serving (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1],
+      'the UI to listen',
+    );
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<html');
+    const logFile = await fetch(`${url}/data/sse_channel.log`);
+    expect(await logFile.text()).toContain(' connected mode=resume');
+    expect((await fetch(`${url}/data/config.json`)).status).toBe(404);
+  } finally {
+    ui.kill('SIGTERM');
+    await new Promise((r) => ui.once('exit', r));
+  }
+
+  const stop = await cli(ws.skill, ['daemon', 'stop']);
+  expect(stop.stdout).toBe(`sse_inbox (pid ${pid}) stopped\n`);
+  expect((await lines(join(data, 'sse_channel.log'))).at(-1)).toMatch(
+    /^\S+Z disconnected reason=daemon_stopped$/,
+  );
+  const after = await cli(ws.skill, ['daemon', 'status']);
+  expect(after.code).toBe(8);
+});
+
+it('registering again needs --force, and keeps the replaced config', async () => {
+  const again = await cli(ws.skill, ['register', '--name', 'alice2']);
+  expect(again.code).toBe(2);
+  expect(again.stderr).toMatch(/^error \(already_registered\): already registered as #1\(alice\)/);
+  const old = await readJson(join(data, 'config.json'));
+  const forced = await cli(ws.skill, ['register', '--name', 'alice2', '--force', '--json']);
+  expect(forced.code, forced.stderr).toBe(0);
+  expect(await readJson(join(data, 'config.json'))).toMatchObject({
+    my_id: 2,
+    my_name: 'alice2',
+    base_url: relay.url,
+  });
+  const kept = await readdir(join(data, 'migrations', 'replaced'));
+  expect(kept).toHaveLength(1);
+  expect(await readJson(join(data, 'migrations', 'replaced', kept[0]!))).toEqual(old);
+  expect((await stat(join(data, 'migrations', 'replaced', kept[0]!))).mode & 0o777).toBe(0o600);
+});
