@@ -1,6 +1,7 @@
 // `npm run admin -- <command>`: operator tools working directly on the relay's store (the same settings
 // as the relay: flags, environment, --config). Safe to run while the relay serves: every change is one
-// transaction, and a backup is SQLite's online backup.
+// transaction, and a backup is SQLite's online backup. The exception is `restore`, which needs the relay
+// stopped (and refuses while it runs).
 //
 //   users [--query TEXT] [--limit N] [--offset N]   list users
 //   user <id>                                        one user
@@ -8,8 +9,18 @@
 //   reset-token <id>                                 new token, printed once (the old one stops working)
 //   stats                                            counts
 //   backup <file>                                    consistent copy of the SQLite database
+//   restore <file> [--by N]                          SQLite: replace the database with a backup (relay
+//                                                    stopped), then advance-ids
+//   advance-ids [--by N]                             add N (default 1,000,000) to every inbox's last
+//                                                    message id: run after any restore (pg_restore, a
+//                                                    file copy) BEFORE starting the relay(s)
 //   prune                                            delete expired messages, files and idempotency records
 // Add --json for machine-readable output. Exit codes: 0 ok, 1 not found / failed, 2 usage or configuration.
+//
+// Why advance-ids: message ids are per recipient and clients keep the last one they saw (a resume stream's
+// Last-Event-ID acknowledges, i.e. deletes, everything up to it; the skill drops an id it has seen). A
+// restored database issues ids again from where the backup stood, so new messages would be acknowledged
+// unseen or dropped as duplicates. Advancing every inbox past anything issued since the backup prevents it.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -22,6 +33,7 @@ import { IDEMPOTENCY_WINDOW_MS } from './http/handlers/messaging.ts';
 import { sha256Hex } from './http/route.ts';
 import { openPostgresStore } from './store/postgres.ts';
 import { openSqliteStore } from './store/sqlite.ts';
+import { restoreSqlite } from './store/sqlite-restore.ts';
 import type { Store, UserRecord } from './store/types.ts';
 
 export const ADMIN_USAGE = `Usage: npm run admin -- <command> [args] [--json] [--config FILE] [--<setting> VALUE]
@@ -33,7 +45,13 @@ Commands:
   reset-token <id>
   stats
   backup <file>
+  restore <file> [--by N]   SQLite only, relay stopped: replace the database with a backup, advance ids
+  advance-ids [--by N]      after any restore, before starting the relay(s): ids += N (default 1000000)
   prune`;
+
+/** advance-ids' default step: more messages than any one inbox receives between a backup and its restore. */
+export const DEFAULT_ADVANCE_BY = 1_000_000;
+export const MAX_ADVANCE_BY = 2 ** 40;
 
 export class UsageError extends Error {}
 
@@ -65,13 +83,27 @@ function idArg(v: string | undefined): number {
   return Number(v);
 }
 
+/** The --by of advance-ids and restore: a positive integer ≤ 2^40 (default DEFAULT_ADVANCE_BY). */
+export function advanceByArg(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_ADVANCE_BY;
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 1 && n <= MAX_ADVANCE_BY)) {
+    throw new UsageError(`--by must be a positive integer up to 2^40 (${MAX_ADVANCE_BY}), got ${v}`);
+  }
+  return n;
+}
+
+function advancedText(users: number, by: number): string {
+  return `已推进消息 ID：${users} 位用户的收件箱，每个 +${by}（此后的新消息 ID 均大于此前发出的任何 ID）`;
+}
+
 /** Runs one admin command against a store. Returns the exit code. */
 export async function runAdmin(
   store: Store,
   config: RelayConfig,
   command: string,
   args: string[],
-  opts: { json: boolean; query?: string; limit?: number; offset?: number },
+  opts: { json: boolean; query?: string; limit?: number; offset?: number; by?: string },
   io: Io,
 ): Promise<number> {
   const emit = (json: unknown, text: string) => io.out(opts.json ? JSON.stringify(json) : text);
@@ -131,6 +163,14 @@ export async function runAdmin(
       emit({ backup: file }, `备份完成：${file}`);
       return 0;
     }
+    case 'advance-ids': {
+      const r = await store.advanceMessageIds(advanceByArg(opts.by));
+      emit({ users: r.users, by: r.by }, advancedText(r.users, r.by));
+      return 0;
+    }
+    case 'restore':
+      // Handled before a store is opened (main → restoreCommand); reaching here is a programming error.
+      throw new UsageError('restore runs from the command line only');
     case 'prune': {
       const now = io.now();
       const messages = await store.expireMessages(now - config.messageRetentionDays * 86_400_000);
@@ -145,6 +185,48 @@ export async function runAdmin(
     default:
       throw new UsageError(command ? `unknown command: ${command}` : 'a command is required');
   }
+}
+
+/**
+ * `restore <file> [--by N]`: SQLite only. Runs before any store is opened, since it replaces the live
+ * file (store/sqlite-restore.ts: checks, in-use refusal, atomic replace), then advances the ids.
+ */
+export async function restoreCommand(
+  config: RelayConfig,
+  args: string[],
+  opts: { json: boolean; by?: string },
+  io: { out(line: string): void; err(line: string): void },
+): Promise<number> {
+  if (config.databaseUrl) {
+    io.err(
+      'restore replaces the SQLite file and is for the SQLite backend only. With PostgreSQL, restore with ' +
+        'pg_restore, then run `npm run admin -- advance-ids` before starting the relays ' +
+        '(SERVER.md, "Backups and restores").',
+    );
+    return 2;
+  }
+  const backup = args[0];
+  if (!backup) throw new UsageError('restore needs a backup file');
+  const by = advanceByArg(opts.by);
+  const live = join(config.dataDir, 'relay.sqlite');
+  const r = await restoreSqlite({ backup, live, by });
+  io.out(
+    opts.json
+      ? JSON.stringify({
+          restored: backup,
+          database: live,
+          schema_version: r.schemaVersion,
+          replaced: r.replaced,
+          users: r.users,
+          by: r.by,
+        })
+      : [
+          `已从备份恢复：${backup} → ${live}${r.replaced ? '（原数据库已被替换）' : ''}`,
+          advancedText(r.users, r.by),
+          '现在可以启动中继。',
+        ].join('\n'),
+  );
+  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -163,6 +245,7 @@ async function main(argv: string[]): Promise<number> {
         query: { type: 'string' },
         limit: { type: 'string' },
         offset: { type: 'string' },
+        by: { type: 'string' },
         help: { type: 'boolean' },
       },
     });
@@ -192,6 +275,34 @@ async function main(argv: string[]): Promise<number> {
   }
   const num = (x: unknown) => (typeof x === 'string' && /^\d+$/.test(x) ? Number(x) : undefined);
   const [command = '', ...args] = parsed.positionals;
+  const by = v.by as string | undefined;
+  /** Runs a command; a UsageError exits 2 with the usage, any other failure 1. */
+  const guarded = async (run: () => Promise<number>): Promise<number> => {
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof UsageError) {
+        console.error(`${err.message}\n\n${ADMIN_USAGE}`);
+        return 2;
+      }
+      console.error(`error: ${(err as Error).message}`);
+      return 1;
+    }
+  };
+  if (command === 'restore') {
+    // Before the "no relay database" check: restoring into an empty data folder is allowed.
+    return guarded(() =>
+      restoreCommand(
+        config,
+        args,
+        { json: Boolean(v.json), by },
+        {
+          out: (line) => console.log(line),
+          err: (line) => console.error(line),
+        },
+      ),
+    );
+  }
   const sqliteFile = join(config.dataDir, 'relay.sqlite');
   if (!config.databaseUrl && !existsSync(sqliteFile)) {
     console.error(`no relay database at ${sqliteFile} (set DATA_DIR or DATABASE_URL)`);
@@ -204,26 +315,22 @@ async function main(argv: string[]): Promise<number> {
       })
     : await openSqliteStore({ file: sqliteFile });
   try {
-    return await runAdmin(
-      store,
-      config,
-      command,
-      args,
-      {
-        json: Boolean(v.json),
-        query: v.query as string | undefined,
-        limit: num(v.limit),
-        offset: num(v.offset),
-      },
-      { out: (line) => console.log(line), now: Date.now },
+    return await guarded(() =>
+      runAdmin(
+        store,
+        config,
+        command,
+        args,
+        {
+          json: Boolean(v.json),
+          query: v.query as string | undefined,
+          limit: num(v.limit),
+          offset: num(v.offset),
+          by,
+        },
+        { out: (line) => console.log(line), now: Date.now },
+      ),
     );
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`${err.message}\n\n${ADMIN_USAGE}`);
-      return 2;
-    }
-    console.error(`error: ${(err as Error).message}`);
-    return 1;
   } finally {
     await store.close();
   }

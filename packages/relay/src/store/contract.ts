@@ -1196,6 +1196,75 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
     });
 
+    describe('advancing message ids (after a restore)', () => {
+      it('every next id jumps past everything issued; stored messages keep their ids and stay ackable', async () => {
+        const alice = await user('alice');
+        const bob = await user('bob');
+        const carol = await user('carol');
+        await befriend(alice, bob);
+        await send(alice, bob, 'm1');
+        await send(alice, bob, 'm2');
+        const bobLast = await store.lastMessageId(bob.id);
+        const aliceLast = await store.lastMessageId(alice.id);
+        const stored = await store.listInbox(bob.id, 0, 10);
+        expect(stored.map((m) => m.content)).toEqual(['m1', 'm2']);
+        expect(stored[1]!.id).toBe(bobLast);
+
+        expect(await store.advanceMessageIds(1000)).toEqual({ users: 3, by: 1000 });
+        expect(await store.lastMessageIds([alice.id, bob.id, carol.id])).toEqual(
+          new Map([
+            [alice.id, aliceLast + 1000],
+            [bob.id, bobLast + 1000],
+            [carol.id, 1000],
+          ]),
+        );
+        // Stored messages are untouched.
+        expect(await store.listInbox(bob.id, 0, 10)).toEqual(stored);
+        expect(await store.peekInbox(bob.id, 10)).toEqual({ total: 2, messages: stored });
+
+        const next = await send(alice, bob, 'm3');
+        expect(next.messageId).toBe(bobLast + 1000 + 1);
+        expect((await send(alice, carol, 'hi carol')).messageId).toBe(1001); // a request to a stranger
+        // Resume semantics: a client that has seen m1 acknowledges it and gets m2 and m3, in id order.
+        expect(await store.ackInbox(bob.id, stored[0]!.id)).toBe(1);
+        expect((await store.listInbox(bob.id, stored[0]!.id, 10)).map((m) => m.content)).toEqual([
+          'm2',
+          'm3',
+        ]);
+        // One that has seen everything issued before the advance acknowledges m2 and still gets m3.
+        expect(await store.ackInbox(bob.id, bobLast)).toBe(1);
+        expect(ids(await store.listInbox(bob.id, bobLast, 10))).toEqual([bobLast + 1001]);
+        expect(await store.takeInbox(bob.id, { limit: 10, fromId: null })).toEqual({
+          total: 1,
+          messages: next.delivered,
+        });
+        // Ids keep growing by one from the new base.
+        expect((await send(alice, bob, 'm4')).messageId).toBe(bobLast + 1002);
+      });
+
+      it('refuses a non-positive or fractional step, and one that would pass the safe-integer range', async () => {
+        const a = await user('a');
+        const b = await user('b');
+        await send(a, b, 'x');
+        for (const bad of [0, -1, 1.5, Number.NaN]) {
+          await expect(store.advanceMessageIds(bad)).rejects.toThrow(RangeError);
+        }
+        await expect(store.advanceMessageIds(Number.MAX_SAFE_INTEGER)).rejects.toThrow(/safe|past/);
+        expect(await store.lastMessageId(b.id)).toBe(1); // nothing changed
+        expect(await store.advanceMessageIds(Number.MAX_SAFE_INTEGER - 1)).toEqual({
+          users: 2,
+          by: Number.MAX_SAFE_INTEGER - 1,
+        });
+        expect(await store.lastMessageId(b.id)).toBe(Number.MAX_SAFE_INTEGER);
+      });
+
+      it('an empty store advances nobody', async () => {
+        expect(await store.advanceMessageIds(5)).toEqual({ users: 0, by: 5 });
+        const a = await user('a');
+        expect(await store.lastMessageId(a.id)).toBe(0);
+      });
+    });
+
     describe('groups', () => {
       const LIMITS: GroupLimits = { maxMembers: 500, maxGroupsPerUser: 100 };
       const T1 = T0 + 10_000;

@@ -517,6 +517,25 @@ class PostgresStore implements Store {
     );
   }
 
+  async advanceMessageIds(by: number): Promise<{ users: number; by: number }> {
+    if (!Number.isSafeInteger(by) || by < 1) throw new RangeError(`by must be a positive integer, got ${by}`);
+    return this.tx(async (c) => {
+      // Every user row locked first, in id order as send() locks them, so this never deadlocks a send
+      // that runs meanwhile (it waits, then takes its next id from the advanced value).
+      const { max } = (
+        await c.query<{ max: number }>(
+          `SELECT coalesce(max(last_msg_id), 0) AS max
+           FROM (SELECT last_msg_id FROM users ORDER BY id FOR NO KEY UPDATE) locked`,
+        )
+      ).rows[0]!;
+      if (max + by > Number.MAX_SAFE_INTEGER) {
+        throw new RangeError(`advancing by ${by} would take message ids past ${Number.MAX_SAFE_INTEGER}`);
+      }
+      const r = await c.query('UPDATE users SET last_msg_id = last_msg_id + $1', [by]);
+      return { users: r.rowCount ?? 0, by };
+    });
+  }
+
   async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
     return (
       (await this.pool.query('UPDATE users SET token_hash = $1 WHERE id = $2', [tokenHash, id])).rowCount ===

@@ -700,6 +700,24 @@ class SqliteStore implements Store {
     await this.db.backup(file);
   }
 
+  async advanceMessageIds(by: number): Promise<{ users: number; by: number }> {
+    if (!Number.isSafeInteger(by) || by < 1) throw new RangeError(`by must be a positive integer, got ${by}`);
+    return this.run(() => {
+      const { max } = this.db.prepare('SELECT coalesce(max(last_msg_id), 0) AS max FROM users').get() as {
+        max: number;
+      };
+      if (max + by > Number.MAX_SAFE_INTEGER) {
+        throw new RangeError(`advancing by ${by} would take message ids past ${Number.MAX_SAFE_INTEGER}`);
+      }
+      const users = this.db.prepare('UPDATE users SET last_msg_id = last_msg_id + ?').run(by).changes;
+      // When ids were last advanced, for an operator inspecting the file (PostgreSQL has no meta table).
+      this.db
+        .prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('ids_advanced_at', ?)`)
+        .run(Date.now());
+      return { users, by };
+    });
+  }
+
   async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
     return this.s.setTokenHash.run(tokenHash, id).changes === 1;
   }

@@ -239,6 +239,13 @@ export interface Store {
   setTokenHash(id: number, tokenHash: string): Promise<boolean>;
   /** A consistent copy of the whole database into `file`, while serving (SQLite); PostgreSQL: pg_dump. */
   backup(file: string): Promise<void>;
+  /**
+   * Adds `by` (a positive integer) to every user's last message id, in one transaction: every id issued
+   * from now on is larger than any issued before. Run after restoring a backup, whose ids went back in
+   * time (clients acknowledge and deduplicate by id, so an id must never be issued twice). Stored
+   * messages keep their ids. Refused (nothing changes) if an id would exceed Number.MAX_SAFE_INTEGER.
+   */
+  advanceMessageIds(by: number): Promise<{ users: number; by: number }>;
 
   // Friendships
   getFriendship(a: number, b: number): Promise<FriendshipRecord | null>;

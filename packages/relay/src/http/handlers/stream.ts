@@ -41,7 +41,16 @@ export async function openStream(ctx: Ctx & { user: UserRecord }, input: StreamI
       // Everything up to `since` is acknowledged. A client claiming ids this inbox never issued
       // (e.g. a restored database) must not skip the next real ones.
       ctx.services.metrics.messagesAcknowledged.inc(await store.ackInbox(user.id, input.since));
-      cursor = Math.min(input.since, await store.lastMessageId(user.id));
+      const last = await store.lastMessageId(user.id);
+      cursor = Math.min(input.since, last);
+      if (input.since > last) {
+        // Ids went back in time (a backup restored without advance-ids, or a client that knew another
+        // relay): messages with ids up to `since` are acknowledged unseen, and dropped by id-deduping clients.
+        req.log.warn(
+          { userId: user.id, since: input.since, lastId: last },
+          'resume stream claims message ids this inbox never issued; after restoring a backup run `npm run admin -- advance-ids`',
+        );
+      }
     }
   } catch (err) {
     hub.release(ip);
