@@ -21,6 +21,7 @@ import {
   migratePostgres,
   openPostgresStore,
   PostgresWakeBus,
+  PreparingClient,
   schemaFromUrl,
   urlWithSchema,
 } from './postgres.ts';
@@ -202,6 +203,39 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
         /^cannot connect to PostgreSQL at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/test/,
       );
       expect((err as Error).message).not.toContain('secret');
+    });
+  });
+
+  describe('prepared statements', () => {
+    it('prepares a parameterised text once per connection; BEGIN and friends stay simple queries', async () => {
+      const c = new PreparingClient(PG_URL);
+      await c.connect();
+      try {
+        const prepared = async () =>
+          (
+            await c.query<{ name: string; statement: string }>(
+              'SELECT name, statement FROM pg_prepared_statements',
+            )
+          ).rows;
+        expect(await prepared()).toEqual([]);
+        for (const x of [1, 2, 3]) {
+          expect((await c.query<{ x: number }>('SELECT $1::int AS x', [x])).rows).toEqual([{ x }]);
+        }
+        await c.query('BEGIN');
+        await c.query('COMMIT');
+        const rows = await prepared();
+        expect(rows).toHaveLength(1);
+        expect(rows[0]).toMatchObject({ statement: 'SELECT $1::int AS x' });
+        expect(rows[0]!.name).toMatch(/^owc_[0-9a-f]{24}$/);
+        // Another text is another statement; the callback form works too.
+        const viaCallback = await new Promise<unknown>((resolve, reject) =>
+          c.query('SELECT $1::text AS s', ['a'], (err, r) => (err ? reject(err) : resolve(r.rows))),
+        );
+        expect(viaCallback).toEqual([{ s: 'a' }]);
+        expect(await prepared()).toHaveLength(2);
+      } finally {
+        await c.end();
+      }
     });
   });
 

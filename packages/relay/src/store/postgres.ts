@@ -23,7 +23,7 @@
 // PostgreSQL text cannot hold U+0000, which message content, attachment names and homepages may contain
 // (SQLite keeps them): those columns go through a small reversible escape (see encodeText).
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import {
   RelayError,
@@ -107,6 +107,38 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Background errors (an idle pooled connection or the LISTEN connection dropped). */
   onError?: (err: unknown, what: string) => void;
+}
+
+/**
+ * A pooled connection that prepares each parameterised statement once. node-postgres otherwise sends
+ * every query as an unnamed statement, which PostgreSQL parses, analyses and plans on every execution:
+ * ~45 % of its CPU on the send path before this (docs/benchmarks.md). The name is a digest of the text,
+ * so one text is one prepared statement per connection. Queries without parameters (BEGIN, COMMIT, the
+ * multi-statement migrations) keep the simple protocol. Behind PgBouncer in transaction mode this needs
+ * PgBouncer ≥ 1.21 with `max_prepared_statements` set (docs/scaling.md).
+ */
+export class PreparingClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    const base = this.query.bind(this) as (...args: unknown[]) => unknown;
+    this.query = ((text: unknown, values?: unknown, callback?: unknown) =>
+      typeof text === 'string' && Array.isArray(values)
+        ? base({ name: statementName(text), text, values }, callback)
+        : base(text, values, callback)) as pg.Client['query'];
+  }
+}
+
+const statementNames = new Map<string, string>();
+/** The relay's query texts are fixed; past this many, a text is not prepared (no unbounded growth). */
+const MAX_PREPARED = 512;
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_PREPARED) {
+    name = `owc_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
 
 /** Bytes per stored chunk: small enough that one chunk never holds a connection for long. */
@@ -378,7 +410,12 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
     application_name: 'openwechat-relay',
     keepAlive: true,
   };
-  const pool = new pg.Pool({ ...config, max: opts.poolSize ?? 10, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({
+    ...config,
+    Client: PreparingClient,
+    max: opts.poolSize ?? 10,
+    idleTimeoutMillis: 30_000,
+  });
   // An idle client whose connection dropped: the pool discards it and opens a new one when needed.
   pool.on('error', (err) => onError(err, 'idle connection lost'));
   try {
