@@ -513,8 +513,16 @@ class SqliteStore implements Store {
     private readonly db: DB,
     private readonly checkpointer: Checkpointer | null,
   ) {
-    this.batch = new CommitBatcher(db);
     const s = (this.s = prepareStatements(db));
+    // Messages stored by the batch's sends, added to the lifetime count once per batch (the meta row
+    // would otherwise be rewritten by every send). A send counts itself only after its last statement,
+    // so a send rolled back to its savepoint is not counted; a failed COMMIT discards the batch and
+    // its count together.
+    let batchTotal = 0;
+    this.batch = new CommitBatcher(db, () => {
+      if (batchTotal > 0) s.addTotal.run(batchTotal);
+      batchTotal = 0;
+    });
     this.deleteFileTx = db.transaction((id: string) => {
       s.deleteChunks.run(id);
       s.deleteFile.run(id);
@@ -529,10 +537,11 @@ class SqliteStore implements Store {
       return row ? toFriendship(row) : null;
     };
 
-    const peek = (userId: number, limit: number): InboxPage => ({
-      total: s.countInbox.get(userId)!.n,
-      messages: s.oldest.all(userId, limit).map(toMessage),
-    });
+    const peek = (userId: number, limit: number): InboxPage => {
+      const total = s.countInbox.get(userId)!.n;
+      // Most senders' inboxes are empty: no second read then.
+      return { total, messages: total > 0 ? s.oldest.all(userId, limit).map(toMessage) : [] };
+    };
 
     this.sendTx = immediate(
       db,
@@ -543,7 +552,7 @@ class SqliteStore implements Store {
           const replay = replayOf<RecordedSend>(prior, idem, req.now);
           if (replay) return replay;
         }
-        const sender = getUser(req.fromId);
+        const sender = req.sender?.id === req.fromId ? req.sender : getUser(req.fromId);
         // The caller authenticated the sender; a missing row means its account is gone.
         if (!sender) throw new RelayError('invalid_token');
         const recipient = getUser(req.toId);
@@ -581,13 +590,13 @@ class SqliteStore implements Store {
             group_name: null,
           });
         });
-        if (delivered.length > 0) s.addTotal.run(delivered.length);
         const recorded: RecordedSend = {
           outcome: decision.outcome,
           messageId: delivered[0]?.id ?? 0,
           preview: opts.previewLimit ? peek(req.fromId, opts.previewLimit) : null,
         };
         if (idem) s.putIdem.run(req.fromId, idem.key, idem.fingerprint, JSON.stringify(recorded), req.now);
+        batchTotal += delivered.length; // last: nothing below can throw
         return { ...recorded, delivered, replayed: false };
       },
     );

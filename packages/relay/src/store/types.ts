@@ -74,6 +74,12 @@ export interface SendRequest {
   content: string;
   attachment: AttachmentView | null;
   now: number;
+  /**
+   * The sender's record as the caller authenticated it, moments ago. A backend that does not need to
+   * lock the sender's row may use it instead of reading the row again (SQLite: its single writer
+   * already serialises every send).
+   */
+  sender?: UserRecord;
 }
 
 export interface SendOptions {

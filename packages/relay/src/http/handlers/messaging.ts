@@ -81,10 +81,14 @@ async function deliver(
   const key = idempotencyKey(ctx);
   // What makes two requests "the same": recipient, content and the attachment's name and bytes.
   const fingerprint = sha256Hex(JSON.stringify([toId, content, attachment?.name ?? null, attachmentHash]));
-  const result = await store.send({ fromId: ctx.user.id, toId, content, attachment, now: now() }, decide, {
-    previewLimit: PREVIEW_SIZE,
-    idempotency: key ? { key, fingerprint, windowMs: IDEMPOTENCY_WINDOW_MS } : undefined,
-  });
+  const result = await store.send(
+    { fromId: ctx.user.id, toId, content, attachment, now: now(), sender: ctx.user },
+    decide,
+    {
+      previewLimit: PREVIEW_SIZE,
+      idempotency: key ? { key, fingerprint, windowMs: IDEMPOTENCY_WINDOW_MS } : undefined,
+    },
+  );
   publishDelivered(ctx, result.delivered);
   const preview = result.preview ?? { total: 0, messages: [] };
   const line = SEND_SUCCESS[result.outcome];
