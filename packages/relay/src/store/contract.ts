@@ -476,6 +476,28 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(bobInbox.messages[1]).toEqual(noticeToBob);
       });
 
+      it('concurrent sends, some refused: the lifetime count is exactly what was stored', async () => {
+        const alice = await user('alice');
+        const bob = await user('bob');
+        const carol = await user('carol');
+        await befriend(alice, bob);
+        const before = await store.getStats();
+        // Submitted together (one batch on SQLite): 5 chats, a send to nobody, a second request to carol
+        // (refused: one pending request at a time), and the first request to carol.
+        const results = await Promise.allSettled([
+          ...[1, 2, 3, 4, 5].map((i) => send(alice, bob, `m${i}`)),
+          send(alice, 999_999, 'x'),
+          send(alice, carol, 'hello carol'),
+          send(alice, carol, 'hello again'),
+        ]);
+        const refused = results
+          .filter((r) => r.status === 'rejected')
+          .map((r) => (r.reason as RelayError).code);
+        expect(refused.sort()).toEqual(['request_pending', 'user_not_found']);
+        expect((await store.getStats()).messages).toBe(before.messages + 6);
+        expect((await store.peekInbox(bob.id, 100)).total).toBe(5);
+      });
+
       it('friends chat in both directions', async () => {
         const alice = await user('alice');
         const bob = await user('bob');
