@@ -178,6 +178,16 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE files ADD COLUMN group_id INTEGER REFERENCES groups (id);
     `,
   },
+  {
+    version: 6,
+    name: 'top-100 index',
+    sql: `
+      -- Every /register reply lists the 100 most recently active open users. Without this index that
+      -- was a scan and sort of the whole users table per registration. SQLite sorts NULL lowest, so
+      -- DESC already puts never-seen users last, as the query asks.
+      CREATE INDEX users_last_seen ON users (last_seen_at DESC, id) WHERE status = 'open' AND disabled_at IS NULL;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

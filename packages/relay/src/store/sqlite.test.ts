@@ -60,6 +60,24 @@ describe('SQLite backend', () => {
     expect(migrationsIn(file)).toEqual(first);
   });
 
+  it('the Top-100 of /register reads an index, not the whole users table', async () => {
+    store = await openSqliteStore({ file });
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    try {
+      // The statement topActiveUsers() prepares (sqlite.ts `topActive`).
+      const plan = db
+        .prepare(
+          `EXPLAIN QUERY PLAN SELECT id FROM users WHERE status = 'open' AND disabled_at IS NULL
+           ORDER BY last_seen_at DESC NULLS LAST, id ASC LIMIT 100`,
+        )
+        .all() as Array<{ detail: string }>;
+      expect(plan.map((p) => p.detail)).toEqual(['SCAN users USING INDEX users_last_seen']);
+    } finally {
+      db.close();
+    }
+  });
+
   it('upgrades a version-4 database to groups (messages table rebuilt) keeping every message', async () => {
     const db = new Database(file);
     migrateSqlite(
