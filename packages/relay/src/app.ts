@@ -242,8 +242,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   app.addHook('onResponse', async (req, reply) => {
     const user = (req as FastifyRequest & { owcUser?: UserRecord | null }).owcUser;
     const route = routeSpecOf(req)?.url ?? 'unmatched';
-    metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    metrics.requestSeconds.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
     req.log.info(
       {
         method: req.method,

@@ -87,22 +87,54 @@ export class RelayMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'owc_' });
   }
 
+  /** Counts a finished request and observes its latency (labelled children cached per route). */
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const key = `${method} ${route}`;
+    let byRoute = this.requestChildren.get(key);
+    if (!byRoute) {
+      byRoute = { seconds: this.requestSeconds.labels({ route, method }), byStatus: new Map() };
+      this.requestChildren.set(key, byRoute);
+    }
+    let counter = byRoute.byStatus.get(status);
+    if (!counter) {
+      counter = this.requests.labels({ route, method, status: String(status) });
+      byRoute.byStatus.set(status, counter);
+    }
+    counter.inc();
+    byRoute.seconds.observe(seconds);
+  }
+
+  // prom-client hashes a label object on every call; the relay's label sets are few and fixed (routes
+  // of the route table, 'unmatched', status codes), so their children are looked up once.
+  private readonly requestChildren = new Map<
+    string,
+    { seconds: Histogram.Internal<'route' | 'method'>; byStatus: Map<number, Counter.Internal> }
+  >();
+
   /** Wraps every method of a store so each call's latency is observed under its name. */
   instrument(store: Store): Store {
     const hist = this.storeSeconds;
+    // One wrapper per method, made on first use (not a new closure per call).
+    const wrapped = new Map<string, unknown>();
     return new Proxy(store, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver) as unknown;
         if (typeof value !== 'function' || typeof prop !== 'string' || prop === 'readFile') {
           return typeof value === 'function' ? value.bind(target) : value;
         }
-        return (...args: unknown[]) => {
-          const end = hist.startTimer({ op: prop });
-          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-          if (result instanceof Promise) return result.finally(end);
-          end();
-          return result;
-        };
+        let fn = wrapped.get(prop);
+        if (!fn) {
+          const child = hist.labels({ op: prop });
+          fn = (...args: unknown[]) => {
+            const end = child.startTimer();
+            const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+            if (result instanceof Promise) return result.finally(end);
+            end();
+            return result;
+          };
+          wrapped.set(prop, fn);
+        }
+        return fn;
       },
     });
   }
