@@ -115,6 +115,11 @@ function summaryTable(r: Results): string {
     const sc = r.yardstick.sqliteCommits;
     if (sc)
       out.push(`  better-sqlite3 single-row transactions: ${sc.commitsPerSec}/s (${sc.usPerCommit} µs each)`);
+    const ss = r.yardstick.storeSends;
+    if (ss)
+      out.push(
+        `  relay SQLite store alone (no HTTP), 64 in flight: ${ss.sendsPerSec} sends/s (${ss.usPerSend} µs CPU each)`,
+      );
   }
   if (r.send) {
     out.push(`\nPOST /send between friends${r.target ? ` on ${r.target}` : ''}`);

@@ -7,6 +7,7 @@ import { cpuMeter, type CpuUse } from '../lib/cpu.ts';
 import { startBareServer } from '../lib/procs.ts';
 import { round } from '../lib/stats.ts';
 import { measureSqliteCommits, type SqliteCommitResult } from './sqlite-commit.ts';
+import { measureStoreSends, type StoreSendResult } from './store-send.ts';
 
 export interface Point {
   connections: number;
@@ -71,6 +72,8 @@ export interface YardstickResult {
   rps64: number;
   /** Storage yardstick: single-row better-sqlite3 transactions per second (WAL, synchronous=NORMAL). */
   sqliteCommits?: SqliteCommitResult;
+  /** The relay's SQLite store alone: store.send() per second with 64 in flight, no HTTP. */
+  storeSends?: StoreSendResult;
 }
 
 /** The bare node:http JSON POST rate at each concurrency (the same load shape as the sends). */
@@ -108,7 +111,20 @@ export async function measureYardstick(
       ctx.log(
         `  better-sqlite3 single-row transactions: ${sqliteCommits.commitsPerSec}/s (${sqliteCommits.usPerCommit} µs each)`,
       );
-    return { server: 'node:http', points, rps64: p64.rps, ...(sqliteCommits ? { sqliteCommits } : {}) };
+    const storeSends = withSqlite
+      ? await measureStoreSends(ctx.tmpDir, Math.min(3, ctx.settings.pointSec))
+      : undefined;
+    if (storeSends)
+      ctx.log(
+        `  relay SQLite store alone, 64 in flight: ${storeSends.sendsPerSec} sends/s (${storeSends.usPerSend} µs CPU each)`,
+      );
+    return {
+      server: 'node:http',
+      points,
+      rps64: p64.rps,
+      ...(sqliteCommits ? { sqliteCommits } : {}),
+      ...(storeSends ? { storeSends } : {}),
+    };
   } finally {
     await server.stop();
   }
