@@ -205,7 +205,7 @@ describe('admin CLI', () => {
 });
 
 describe('restore: message ids never go back (SQLite, relay stopped and restarted)', () => {
-  const WARNING = 'resume stream claims message ids this inbox never issued';
+  const WARNING = 'client acknowledges message ids this inbox never issued';
 
   interface Scenario {
     dir: string;
@@ -328,7 +328,7 @@ describe('restore: message ids never go back (SQLite, relay stopped and restarte
       const log = sc.relay.output().stdout;
       expect(log).toContain(WARNING);
       expect(log).toContain('advance-ids');
-      expect(log).toContain(`"since":${sc.seenMax}`);
+      expect(log).toContain(`"upTo":${sc.seenMax}`);
       expect(log).not.toContain(sc.bob.token);
     } finally {
       sc.resumed.close();

@@ -15,6 +15,7 @@ import {
   SEND_SUCCESS,
   type AttachmentView,
 } from '@openwechat/protocol';
+import { acknowledge } from './acknowledge.ts';
 import type { FastifyRequest } from 'fastify';
 import { decideSend } from '../../domain/send.ts';
 import type { InboxMessage, SendResult, UserRecord } from '../../store/types.ts';
@@ -310,7 +311,7 @@ export async function readInbox(ctx: AuthedCtx, input: InboxInput): Promise<Outp
  */
 async function readInboxAfter(ctx: AuthedCtx, after: number, limit: number): Promise<Output> {
   const { store } = ctx.services;
-  ctx.services.metrics.messagesAcknowledged.inc(await store.ackInbox(ctx.user.id, after));
+  await acknowledge(ctx, after, 'after');
   const page = await store.peekInbox(ctx.user.id, limit);
   const fetched = page.messages.length;
   ctx.services.metrics.messagesDelivered.inc({ channel: 'inbox' }, fetched);
@@ -332,7 +333,6 @@ export function parseAck(req: { body: unknown }, issues: Issues): { upTo: number
 
 /** POST /messages/ack {"up_to": n}: delete every message with id ≤ n. */
 export async function ack(ctx: AuthedCtx, input: { upTo: number }): Promise<Output> {
-  const acked = await ctx.services.store.ackInbox(ctx.user.id, input.upTo);
-  ctx.services.metrics.messagesAcknowledged.inc(acked);
+  const { acked } = await acknowledge(ctx, input.upTo, 'ack');
   return { text: `已确认 ${acked} 条消息（消息ID ≤ ${input.upTo}）`, json: { acked, up_to: input.upTo } };
 }

@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import type { UserRecord } from '../../store/types.ts';
 import { StreamConnection, type StreamFormat } from '../../stream/hub.ts';
 import { intField, type Issues } from '../input.ts';
+import { acknowledge } from './acknowledge.ts';
 import type { Ctx, Output } from '../route.ts';
 
 export interface StreamInput {
@@ -26,7 +27,7 @@ export function parseStream(req: FastifyRequest, issues: Issues): StreamInput {
 }
 
 export async function openStream(ctx: Ctx & { user: UserRecord }, input: StreamInput): Promise<Output> {
-  const { hub, store, config } = ctx.services;
+  const { hub, config } = ctx.services;
   const { req, reply, user } = ctx;
   const ip = req.ip;
   if (!hub.reserve(ip)) {
@@ -40,17 +41,8 @@ export async function openStream(ctx: Ctx & { user: UserRecord }, input: StreamI
     if (input.since !== null) {
       // Everything up to `since` is acknowledged. A client claiming ids this inbox never issued
       // (e.g. a restored database) must not skip the next real ones.
-      ctx.services.metrics.messagesAcknowledged.inc(await store.ackInbox(user.id, input.since));
-      const last = await store.lastMessageId(user.id);
-      cursor = Math.min(input.since, last);
-      if (input.since > last) {
-        // Ids went back in time (a backup restored without advance-ids, or a client that knew another
-        // relay): messages with ids up to `since` are acknowledged unseen, and dropped by id-deduping clients.
-        req.log.warn(
-          { userId: user.id, since: input.since, lastId: last },
-          'resume stream claims message ids this inbox never issued; after restoring a backup run `npm run admin -- advance-ids`',
-        );
-      }
+      const { lastId } = await acknowledge(ctx, input.since, 'stream');
+      cursor = Math.min(input.since, lastId);
     }
   } catch (err) {
     hub.release(ip);
