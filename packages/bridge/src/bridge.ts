@@ -6,9 +6,11 @@
 //   relay stream event (resume, JSON) → ChatEvent → AddMsg bytes (serialised once)
 //   → outbox row + relay cursor, one SQLite transaction → POST /messages/ack
 //   → deliverer: signed POST to OPENCLAW_WEBHOOK_URL, retried until 2xx, dead letter, or horizon.
+// An attachment's line in the text carries a media link, `<BRIDGE_PUBLIC_URL>/media/<token>`, that this
+// server answers by streaming the file from the relay (media.ts).
 
-import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { AttachmentJson } from '@openwechat/protocol';
 import type { DestinationStream } from 'pino';
 import { buildAddMsg, serializeAddMsg } from './addmsg.ts';
 import type { BridgeConfig } from './config.ts';
@@ -17,7 +19,8 @@ import { BridgeError } from './errors.ts';
 import { createHttpServer, type Handlers } from './http.ts';
 import { inboundItem } from './inbound.ts';
 import { createLogger, safeUrl, type Logger } from './log.ts';
-import { userWxid } from './ids.ts';
+import { relayAccountId, userWxid } from './ids.ts';
+import { loadMediaKey, MEDIA_PATH, MediaSigner, mediaLinkExpiry, serveMedia } from './media.ts';
 import { Metrics } from './metrics.ts';
 import { Outbox } from './outbox.ts';
 import { Acker, RelayClient, RelayStream } from './relay-client.ts';
@@ -56,7 +59,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
 
   // The relay cursor belongs to the account: keyed by a hash of its token (changing RELAY_TOKEN to another
   // account starts at 0, and the outbox's unique source keys absorb any replay).
-  const account = createHash('sha256').update(config.relayToken).digest('hex').slice(0, 16);
+  const account = relayAccountId(config.relayToken);
   const cursorKey = `relay_cursor:${account}`;
   const botKey = `relay_bot_id:${account}`;
   let botId = Number(outbox.getMeta(botKey) ?? 0);
@@ -67,6 +70,17 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   let botName: { id: number; name: string } | null = storedName
     ? { id: Number(storedName[1]), name: storedName[2]! }
     : null;
+
+  // Media links: signed with BRIDGE_MEDIA_SECRET or the key generated into the data folder, bound to this
+  // account. The URL base is known once the server listens (BRIDGE_PORT=0 picks a port).
+  const signer = config.mediaLinks ? openMediaSigner(config, account, outbox, log) : null;
+  let mediaBase = config.publicUrl;
+  const mediaMaxAgeMs = config.mediaLinkMaxHours * 3_600_000;
+  const mediaUrl = (a: AttachmentJson, createdAtMs: number): string | null => {
+    if (!signer) return null;
+    const expiresAt = mediaLinkExpiry(a, createdAtMs, mediaMaxAgeMs);
+    return expiresAt === null ? null : `${mediaBase}${MEDIA_PATH}${signer.sign(a.file_id!, expiresAt)}`;
+  };
 
   const deliverer = new Deliverer(config, outbox, log, metrics, { now, random });
   const acker = new Acker(relay, log, (ok) =>
@@ -83,6 +97,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       botName: botName?.id === botId ? botName.name : null,
       systemNotices: config.systemNotices,
       groupRequireMention: config.groupRequireMention,
+      mediaUrl,
     });
     const cursor = { key: cursorKey, value: m.id };
     if (disposition.status !== 'forward') {
@@ -222,6 +237,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
         },
       };
     },
+    media: signer ? (ctx) => serveMedia(ctx.path.slice(MEDIA_PATH.length), signer, relay, now()) : undefined,
     health() {
       const c = outbox.counts();
       const s = stream.describe();
@@ -252,6 +268,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       if (route === '/api/messages/send' || route === '/messages/send')
         metrics.inc('bridge_send_requests_total', { status: String(status) });
       else if (route === '/im/inbound') metrics.inc('bridge_inbound_total', { status: String(status) });
+      else if (route === MEDIA_PATH) metrics.inc('bridge_media_requests_total', { status: String(status) });
     },
   };
 
@@ -266,6 +283,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
+  if (!mediaBase) mediaBase = url;
 
   deliverer.start();
   stream.start();
@@ -282,6 +300,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       webhook: safeUrl(config.webhookUrl),
       signing: config.signing,
       dataDir: config.dataDir,
+      media: signer ? `${mediaBase}${MEDIA_PATH}…` : 'off',
     },
     `openwechat bridge listening on ${url}`,
   );
@@ -309,4 +328,23 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       return closing;
     },
   };
+}
+
+/** The media link signer: BRIDGE_MEDIA_SECRET, else the key file in BRIDGE_DATA_DIR (created on first start). */
+function openMediaSigner(config: BridgeConfig, account: string, outbox: Outbox, log: Logger): MediaSigner {
+  let mediaKey: ReturnType<typeof loadMediaKey>;
+  try {
+    mediaKey = loadMediaKey(config.dataDir, config.mediaSecret);
+  } catch (err) {
+    outbox.close();
+    throw err;
+  }
+  if (mediaKey.source === 'generated')
+    log.info({ hop: 'startup', path: mediaKey.path }, 'media link key generated (mode 0600)');
+  if (mediaKey.looseMode)
+    log.warn(
+      { hop: 'startup', path: mediaKey.path },
+      'the media link key file is readable by others: chmod 600 it',
+    );
+  return new MediaSigner(mediaKey.key, account);
 }

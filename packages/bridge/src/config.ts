@@ -52,6 +52,17 @@ export interface BridgeConfig {
   streamIdleTimeoutSeconds: number;
   /** Delivered outbox rows and send-API idempotency records are kept this long. */
   outboxRetentionDays: number;
+  /** Attachments get a `GET /media/<token>` link in the AddMsg text (false: name, size and type only). */
+  mediaLinks: boolean;
+  /**
+   * Base URL OpenClaw uses to reach this bridge's media links, without a trailing slash; '' = the address
+   * the server listens on (`http://<BRIDGE_HOST>:<port>`).
+   */
+  publicUrl: string;
+  /** Key of the media link HMAC; '' = generated once into dataDir/media-secret. Never logged. */
+  mediaSecret: string;
+  /** A media link expires with the relay file, and at the latest this long after the message was sent. */
+  mediaLinkMaxHours: number;
   logLevel: LogLevel;
 }
 
@@ -77,16 +88,21 @@ export const DEFAULTS = {
   maxBodyKb: 1024,
   streamIdleTimeoutSeconds: 90,
   outboxRetentionDays: 7,
+  mediaLinks: true,
+  publicUrl: '',
+  mediaSecret: '',
+  mediaLinkMaxHours: 168,
   logLevel: 'info',
 } satisfies Partial<BridgeConfig>;
 
-type Kind = 'url' | 'secret' | 'string' | 'int' | 'bool' | 'ips' | 'ip' | 'enum';
+type Kind = 'url' | 'baseurl' | 'secret' | 'string' | 'int' | 'bool' | 'ips' | 'ip' | 'enum';
 
 interface Setting {
   env: string;
   key: keyof BridgeConfig;
   kind: Kind;
   required?: boolean;
+  /** int: the range; secret: the shortest length (characters). */
   min?: number;
   max?: number;
   values?: readonly string[];
@@ -123,6 +139,10 @@ export const SETTINGS: readonly Setting[] = [
     max: 86_400,
   },
   { env: 'BRIDGE_OUTBOX_RETENTION_DAYS', key: 'outboxRetentionDays', kind: 'int', min: 1, max: 3650 },
+  { env: 'BRIDGE_MEDIA_LINKS', key: 'mediaLinks', kind: 'bool' },
+  { env: 'BRIDGE_PUBLIC_URL', key: 'publicUrl', kind: 'baseurl' },
+  { env: 'BRIDGE_MEDIA_SECRET', key: 'mediaSecret', kind: 'secret', min: 32 },
+  { env: 'BRIDGE_MEDIA_LINK_MAX_HOURS', key: 'mediaLinkMaxHours', kind: 'int', min: 1, max: 8760 },
   {
     env: 'LOG_LEVEL',
     key: 'logLevel',
@@ -169,11 +189,27 @@ function coerce(s: Setting, raw: string): unknown {
         throw new ConfigError(`${where}: must be an http(s) URL`);
       return s.key === 'relayBaseUrl' ? text.replace(/\/+$/, '') : text;
     }
+    case 'baseurl': {
+      // A base that paths are appended to: http(s), no credentials, query or fragment.
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        throw new ConfigError(`${where}: must be an http(s) URL`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new ConfigError(`${where}: must be an http(s) URL`);
+      if (url.username || url.password || url.search || url.hash || /[?#]/.test(text))
+        throw new ConfigError(`${where}: must not contain credentials, a query or a fragment`);
+      return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
+    }
     case 'secret':
       if (text.trim() !== text || /[\r\n]/.test(text))
         throw new ConfigError(`${where}: must not have leading/trailing spaces or line breaks`);
       if (PLACEHOLDERS.has(text.toLowerCase()))
         throw new ConfigError(`${where}: is still the placeholder "${text}"; set a real value`);
+      if (s.min !== undefined && text.length < s.min)
+        throw new ConfigError(`${where}: must be at least ${s.min} characters`);
       return text;
     case 'string':
       if (!text) throw new ConfigError(`${where}: must not be empty`);

@@ -1,6 +1,6 @@
-// The bridge's error table (spec/openclaw-bridge.md §4): every refusal of the send API and /im/inbound has
-// a stable code and status, rendered by one function as `{"error":{"code","message"}}`. docs/bridge.md
-// lists the same table, with the relay codes each one comes from.
+// The bridge's error table (spec/openclaw-bridge.md §4): every refusal of the send API, /im/inbound and the
+// media links has a stable code and status, rendered by one function as `{"error":{"code","message"}}`.
+// docs/bridge.md lists the same table, with the relay codes each one comes from.
 
 export const BRIDGE_ERRORS = {
   invalid_request: { status: 400, message: 'malformed JSON, or to/text missing or of the wrong type' },
@@ -9,6 +9,12 @@ export const BRIDGE_ERRORS = {
   ip_not_allowed: { status: 403, message: 'source address not allowed' },
   conversation_not_found: { status: 404, message: 'unknown recipient' },
   not_found: { status: 404, message: 'no such endpoint' },
+  media_not_found: { status: 404, message: 'no such media link, or it has expired' },
+  file_gone: {
+    status: 404,
+    message:
+      'the relay no longer has this file (it expired, was deleted after its first complete download, or the bot can no longer see it)',
+  },
   method_not_allowed: { status: 405, message: 'method not allowed' },
   request_pending: {
     status: 409,

@@ -1,9 +1,12 @@
-// The bridge's HTTP server (node:http; five endpoints need no framework). The route table shows every
+// The bridge's HTTP server (node:http; six endpoints need no framework). The route table shows every
 // endpoint with its guards: source allowlist, bearer token, body limit. Errors are rendered by
-// renderBridgeError() only; every request leaves one log line (never its headers or body).
+// renderBridgeError() only; every request leaves one log line (never its headers or body, and never the
+// capability part of a media link's path).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ipMatcher, type BridgeConfig } from './config.ts';
 import { BridgeError, renderBridgeError } from './errors.ts';
 import { errInfo, type Logger } from './log.ts';
@@ -11,8 +14,10 @@ import { errInfo, type Logger } from './log.ts';
 export interface Reply {
   status: number;
   headers?: Record<string, string>;
-  /** Objects are sent as JSON; strings as given. */
+  /** Objects are sent as JSON; strings as given. Ignored when `stream` is set. */
   body: unknown;
+  /** A body streamed as it comes (with backpressure); destroyed if the client goes away. */
+  stream?: Readable;
   contentType?: string;
   /** Fields for the request's log line. */
   log?: Record<string, unknown>;
@@ -20,6 +25,8 @@ export interface Reply {
 
 export interface RequestCtx {
   ip: string;
+  /** The request path, without its query string. */
+  path: string;
   body: Buffer;
   headers: IncomingMessage['headers'];
   requestId: string;
@@ -29,7 +36,11 @@ type Guard = 'none' | 'bot' | 'inbound';
 
 interface Route {
   method: 'GET' | 'POST';
+  /** The exact path, or with `prefix` every path starting with it. */
   path: string;
+  prefix?: boolean;
+  /** The rest of the path is a secret (a media capability): logged as `<path>…`. */
+  secretSuffix?: boolean;
   /** Bearer token required: the bot token (send API) or the inbound token. */
   auth: Guard;
   /** Only from BRIDGE_INBOUND_ALLOWED_IPS (on top of BRIDGE_ALLOWED_IPS). */
@@ -41,6 +52,8 @@ interface Route {
 export interface Handlers {
   send(ctx: RequestCtx): Promise<Reply>;
   inbound(ctx: RequestCtx): Promise<Reply>;
+  /** GET /media/<token>; absent when media links are off (BRIDGE_MEDIA_LINKS=false). */
+  media?(ctx: RequestCtx): Promise<Reply>;
   health(): Reply;
   metrics(): Reply;
   onRequest(route: string, status: number): void;
@@ -48,13 +61,29 @@ export interface Handlers {
 
 export function routeTable(h: Handlers): Route[] {
   // prettier-ignore
-  return [
+  const routes: Route[] = [
     { method: 'POST', path: '/api/messages/send', auth: 'bot', hop: 'send_api', handler: h.send },
     { method: 'POST', path: '/messages/send', auth: 'bot', hop: 'send_api', handler: h.send },
     { method: 'POST', path: '/im/inbound', auth: 'inbound', inboundOnly: true, hop: 'inbound', handler: h.inbound },
     { method: 'GET', path: '/health', auth: 'none', hop: 'health', handler: h.health },
     { method: 'GET', path: '/metrics', auth: 'none', hop: 'metrics', handler: h.metrics },
   ];
+  // The token in the path is the credential (a capability URL): no bearer token, BRIDGE_ALLOWED_IPS applies.
+  if (h.media)
+    routes.push({
+      method: 'GET',
+      path: '/media/',
+      prefix: true,
+      secretSuffix: true,
+      auth: 'none',
+      hop: 'media',
+      handler: h.media,
+    });
+  return routes;
+}
+
+function routeMatches(r: Route, path: string): boolean {
+  return r.prefix ? path.startsWith(r.path) && path.length > r.path.length : r.path === path;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -124,10 +153,13 @@ export function createHttpServer(config: BridgeConfig, handlers: Handlers, log: 
     const requestId = randomUUID();
     let route: Route | undefined;
     let closeAfter = false;
+    // What the log line shows: a capability path only up to its secret part, whatever the outcome.
+    const secretRoute = routes.find((r) => r.secretSuffix && path.startsWith(r.path));
+    const logPath = secretRoute ? `${secretRoute.path}…` : path;
 
     const handle = async (): Promise<Reply> => {
       if (!allowed(ip)) throw new BridgeError('ip_not_allowed');
-      const forPath = routes.filter((r) => r.path === path);
+      const forPath = routes.filter((r) => routeMatches(r, path));
       if (!forPath.length) throw new BridgeError('not_found');
       route = forPath.find((r) => r.method === req.method);
       if (!route)
@@ -157,7 +189,7 @@ export function createHttpServer(config: BridgeConfig, handlers: Handlers, log: 
           throw err;
         }
       }
-      return route.handler({ ip, body, headers: req.headers, requestId });
+      return route.handler({ ip, path, body, headers: req.headers, requestId });
     };
 
     handle()
@@ -167,22 +199,47 @@ export function createHttpServer(config: BridgeConfig, handlers: Handlers, log: 
         log.error({ hop: route?.hop ?? 'http', requestId, ...errInfo(err) }, 'request failed');
         return errorReply(new BridgeError('internal'));
       })
-      .then((reply) => {
+      .then(async (reply) => {
         if (closeAfter) reply.headers = { ...(reply.headers ?? {}), connection: 'close' };
-        send(res, reply);
-        if (closeAfter) res.on('finish', () => req.destroy());
-        handlers.onRequest(route?.path ?? 'unknown', reply.status);
+        const streamed: Record<string, unknown> = {};
+        if (reply.stream) {
+          res.writeHead(reply.status, reply.headers ?? {});
+          handlers.onRequest(route?.path ?? 'unknown', reply.status);
+          let bytes = 0;
+          const count = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+            for await (const chunk of source) {
+              bytes += chunk.length;
+              yield chunk;
+            }
+          };
+          try {
+            await pipeline(reply.stream, count, res);
+            streamed.outcome = 'complete';
+          } catch (err) {
+            // The client went away, or the relay broke off: the client sees a short body, never a
+            // complete-looking one (Content-Length, or no final chunk).
+            streamed.outcome = 'incomplete';
+            streamed.error = errInfo(err).error;
+            res.destroy();
+          }
+          streamed.bytes = bytes;
+        } else {
+          send(res, reply);
+          if (closeAfter) res.on('finish', () => req.destroy());
+          handlers.onRequest(route?.path ?? 'unknown', reply.status);
+        }
         if (route?.hop === 'health' || route?.hop === 'metrics') return;
         log.info(
           {
-            hop: route?.hop ?? 'http',
+            hop: route?.hop ?? secretRoute?.hop ?? 'http',
             requestId,
             method: req.method,
-            path,
+            path: logPath,
             ip,
             status: reply.status,
             latency_ms: Math.round(performance.now() - started),
             ...(reply.log ?? {}),
+            ...streamed,
           },
           'request',
         );

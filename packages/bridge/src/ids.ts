@@ -70,3 +70,11 @@ export function relayMsgId(relayMessageId: number): number {
 export function relayMsgSeq(relayMessageId: number): number {
   return relayMessageId % (UINT32_MAX + 1);
 }
+
+/**
+ * The relay account a bridge works for, without revealing its token: 16 hex characters of SHA-256 over
+ * RELAY_TOKEN. Keys the relay cursor and binds media links to the account.
+ */
+export function relayAccountId(relayToken: string): string {
+  return createHash('sha256').update(relayToken).digest('hex').slice(0, 16);
+}

@@ -4,6 +4,7 @@ export * from './config.ts';
 export * from './errors.ts';
 export * from './ids.ts';
 export * from './inbound.ts';
+export * from './media.ts';
 export * from './outbox.ts';
 export * from './relay-events.ts';
 export * from './retry.ts';

@@ -43,6 +43,7 @@ export class Metrics {
     this.define('bridge_inbound_total', 'counter', 'POST /im/inbound requests, by status.');
     this.define('bridge_send_requests_total', 'counter', 'Send API requests, by HTTP status.');
     this.define('bridge_relay_send_attempts_total', 'counter', 'POST /send calls to the relay, by result.');
+    this.define('bridge_media_requests_total', 'counter', 'GET /media/<token> requests, by HTTP status.');
     this.define(
       'bridge_outbox_messages',
       'gauge',

@@ -1,6 +1,7 @@
 // Talking to the relay as the bot: JSON mode (`Accept: application/json`) for every call, a resume stream
 // (`Last-Event-ID` + `?format=json`) for receiving, `POST /messages/ack` once a message is in the outbox,
-// and `POST /send` (`POST /groups/<gid>/send` for a group) with an Idempotency-Key so any retry is safe.
+// `POST /send` (`POST /groups/<gid>/send` for a group) with an Idempotency-Key so any retry is safe, and
+// `GET /files/<id>` streamed through to OpenClaw's media links (media.ts).
 // docs/protocol.md describes the relay side.
 
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
@@ -113,6 +114,18 @@ export class RelayClient {
 
   ack(upTo: number): Promise<RelayAnswer> {
     return this.call('POST', '/messages/ack', { up_to: upTo });
+  }
+
+  /**
+   * GET /files/<id> as the bot (JSON errors). The caller streams or cancels the body; `signal` aborts the
+   * request and, while it is read, the body.
+   */
+  openFile(fileId: string, signal: AbortSignal): Promise<Response> {
+    return fetch(`${this.baseUrl}/files/${encodeURIComponent(fileId)}`, {
+      headers: this.headers(),
+      signal,
+      redirect: 'manual',
+    });
   }
 
   /** Opens GET /stream as a resume stream from `since`. The caller reads the body. */

@@ -76,7 +76,7 @@ describe('group messages from the relay → AddMsg (the group form of spec §1.3
     expect(withMentionText('hi', null)).toBe('hi');
   });
 
-  it('an attachment adds its line after the body', () => {
+  it('an attachment adds its line after the body: name, size, type, and the media link when there is one', () => {
     const m = groupMessage({
       mentioned: false,
       content: 'the report',
@@ -91,7 +91,24 @@ describe('group messages from the relay → AddMsg (the group form of spec §1.3
       },
     });
     expect(buildAddMsg(relayMessageToEvent(m, opts)!).Content.string).toBe(
-      'owc_3:\nthe report\n[附件] r.pdf',
+      'owc_3:\nthe report\n[附件] r.pdf (3 B, application/pdf)',
+    );
+    const seen: Array<[string | null, number]> = [];
+    const mediaUrl = (a: { file_id: string | null }, createdAtMs: number): string => {
+      seen.push([a.file_id, createdAtMs]);
+      return 'http://127.0.0.1:8088/media/tok';
+    };
+    const withLink = buildAddMsg(relayMessageToEvent(m, { ...opts, mediaUrl })!).Content.string;
+    expect(withLink).toBe(
+      'owc_3:\nthe report\n[附件] r.pdf (3 B, application/pdf) http://127.0.0.1:8088/media/tok',
+    );
+    expect(seen).toEqual([['f1', CREATED_MS]]);
+    // The line the bridge sent before media links is a prefix of today's.
+    expect(withLink.startsWith('owc_3:\nthe report\n[附件] r.pdf')).toBe(true);
+    // A file sent without text: the line alone (in a direct chat too).
+    const direct = { ...m, type: 'chat' as RelayMessageJson['type'], group: null, content: '(附件)' };
+    expect(buildAddMsg(relayMessageToEvent(direct, { ...opts, mediaUrl })!).Content.string).toBe(
+      '[附件] r.pdf (3 B, application/pdf) http://127.0.0.1:8088/media/tok',
     );
   });
 

@@ -6,10 +6,12 @@
 //                    gets `@<bot name>\u2005` in front unless it already holds that mention
 //   system         → MsgType 10000 tip in the conversation it names (a group's membership notices: that
 //                    group), or suppressed by setting
+// An attachment adds one line after the text: `[附件] <name> (<size>, <type>) <media link>` (media.ts).
 
-import type { MessageJson } from '@openwechat/protocol';
+import type { AttachmentJson, MessageJson } from '@openwechat/protocol';
 import { passesMentionFilter, type ChatEvent } from './addmsg.ts';
 import { groupWxid, relayMsgId, relayMsgSeq, relayNewMsgId, SYSTEM_USER_ID, userWxid } from './ids.ts';
+import { attachmentLine } from './media.ts';
 
 /**
  * A stream message as a relay with groups sends it (docs/groups-api.md): `type: "group"`, `group: {id, name}`
@@ -25,6 +27,11 @@ export interface MappingOptions {
   /** The bot's relay name (for the `@<name>\u2005` text of a mention); null: unknown, text left as is. */
   botName?: string | null;
   systemNotices: 'forward' | 'suppress';
+  /**
+   * The media link of an attachment (the message's created_at in ms); null or absent: no link, the line
+   * names the file only. Must depend on the message alone, so a replay gives the same bytes.
+   */
+  mediaUrl?: (attachment: AttachmentJson, createdAtMs: number) => string | null;
 }
 
 /** Where a system notice belongs: the user it names (`…（ID:5）…`), else the system conversation. */
@@ -49,10 +56,15 @@ function groupIdOf(m: RelayMessageJson): number | null {
   return g && typeof g === 'object' && Number.isSafeInteger(g.id) && g.id > 0 ? g.id : null;
 }
 
-/** The text the agent reads: the content, plus a line naming an attachment (its bytes stay on the relay). */
-function bodyText(m: MessageJson): string {
-  if (!m.attachment) return m.content;
-  const line = `[附件] ${m.attachment.name}`;
+/**
+ * The text the agent reads: the content, plus one line for an attachment — its name, size and type, and a
+ * media link to the bridge when there is one (the bytes stay on the relay; the link never holds its token).
+ */
+function bodyText(m: MessageJson, opts: MappingOptions): string {
+  const a = m.attachment;
+  if (!a || typeof a !== 'object') return m.content;
+  const url = opts.mediaUrl?.(a, Date.parse(m.created_at)) ?? null;
+  const line = attachmentLine(a, url);
   return m.content && m.content !== '(附件)' ? `${m.content}\n${line}` : line;
 }
 
@@ -113,11 +125,11 @@ export function relayMessageToEvent(m: RelayMessageJson, opts: MappingOptions): 
       conversation: { type: 'group', roomId: groupWxid(gid) },
       kind: 'text',
       sender,
-      text: mentioned ? withMentionText(bodyText(m), opts.botName) : bodyText(m),
+      text: mentioned ? withMentionText(bodyText(m, opts), opts.botName) : bodyText(m, opts),
       mentions: mentioned ? [botId] : [],
     };
   }
-  return { ...base, conversation: direct, kind: 'text', sender, text: bodyText(m) };
+  return { ...base, conversation: direct, kind: 'text', sender, text: bodyText(m, opts) };
 }
 
 export type RelayDisposition =
