@@ -1949,6 +1949,33 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.sweepFiles(T0 + 86_400_001)).toBe(3);
         expect(await store.storedFileBytes(alice.id)).toBe(0);
       });
+
+      it('collectFile applies the sweep rule to one downloaded file only', async () => {
+        const alice = await user('alice');
+        const bob = await user('bob');
+        await befriend(alice, bob);
+        const now = T0 + 50_000;
+        const bytes = randomBytes(3000);
+        const [acked, pending, notDownloaded, other] = [1, 2, 3, 4].map(() => newFile(alice, bob, bytes));
+        for (const f of [acked, pending, notDownloaded, other])
+          await store.putFile(f!, piecesOf(bytes, [1000]));
+        const m1 = await send(alice, bob, 'a', { attachment: attachmentOf(acked!) });
+        await send(alice, bob, 'b', { attachment: attachmentOf(pending!) });
+        const m3 = await send(alice, bob, 'c', { attachment: attachmentOf(notDownloaded!) });
+        const m4 = await send(alice, bob, 'd', { attachment: attachmentOf(other!) });
+        await store.deleteMessages(bob.id, [m1.messageId, m3.messageId, m4.messageId]);
+        for (const f of [acked, pending, other]) await store.markFileDownloaded(f!.id, now - 10);
+        // Its message is still stored: kept. Not downloaded: kept. Unknown id: nothing.
+        expect(await store.collectFile(pending!.id, now)).toBe(false);
+        expect(await store.collectFile(notDownloaded!.id, now)).toBe(false);
+        expect(await store.collectFile('0'.repeat(32), now)).toBe(false);
+        // Downloaded and acknowledged: gone — and only that one (`other` qualifies too, but was not asked).
+        expect(await store.collectFile(acked!.id, now)).toBe(true);
+        expect(await store.getFile(acked!.id)).toBeNull();
+        expect(await store.collectFile(acked!.id, now)).toBe(false);
+        for (const f of [pending, notDownloaded, other]) expect(await store.getFile(f!.id)).not.toBeNull();
+        expect(await store.storedFileBytes(alice.id)).toBe(3 * bytes.length);
+      });
     });
   });
 }

@@ -1001,6 +1001,16 @@ class PostgresStore implements Store {
     return row.n;
   }
 
+  async collectFile(id: string, now: number): Promise<boolean> {
+    // As in sweepFiles: it stops being served at once, its bytes go after the grace period.
+    const r = await this.pool.query(
+      `UPDATE files f SET deleted_at = $2 WHERE f.id = $1 AND f.deleted_at IS NULL
+         AND f.downloaded_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = f.id)`,
+      [id, now],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
   async sweepFiles(now: number): Promise<number> {
     // Expired files, uploads still incomplete after an hour (their process died), and files the
     // recipient downloaded whose message is gone (acknowledged) stop being served and counted at once.

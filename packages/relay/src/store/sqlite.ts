@@ -403,6 +403,10 @@ function prepareStatements(db: DB) {
     fileBytes: db.prepare<[number], { n: number }>(
       'SELECT coalesce(sum(size), 0) AS n FROM files WHERE sender_id = ?',
     ),
+    collectableFile: db.prepare<[string], { id: string }>(
+      `SELECT id FROM files f WHERE f.id = ? AND f.downloaded_at IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = f.id)`,
+    ),
     sweepableFiles: db.prepare<[number, number], { id: string }>(
       `SELECT id FROM files f WHERE f.expires_at < ?
        OR (f.complete = 0 AND f.created_at < ?)
@@ -887,6 +891,12 @@ class SqliteStore implements Store {
 
   async storedFileBytes(senderId: number): Promise<number> {
     return this.s.fileBytes.get(senderId)!.n;
+  }
+
+  async collectFile(id: string): Promise<boolean> {
+    if (!this.s.collectableFile.get(id)) return false;
+    this.deleteFileTx(id);
+    return true;
   }
 
   async sweepFiles(now: number): Promise<number> {

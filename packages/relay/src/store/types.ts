@@ -304,6 +304,12 @@ export interface Store {
    * no longer referenced by any stored message (acknowledged). Returns how many.
    */
   sweepFiles(now: number): Promise<number>;
+  /**
+   * sweepFiles' rule for one file, right after its recipient downloaded it: deleted if downloaded and no
+   * stored message references it any more. true if it was deleted. (The periodic sweep catches the rest,
+   * e.g. a file whose message is acknowledged after the download.)
+   */
+  collectFile(id: string, now: number): Promise<boolean>;
 
   getStats(): Promise<StatsView>;
   /** A cheap round trip (readiness probe). */

@@ -42,7 +42,7 @@ export async function download(ctx: Ctx & { user: UserRecord }, input: { fileId:
     if (!collector) return;
     void store
       .markFileDownloaded(file.id, now())
-      .then(() => store.sweepFiles(now()))
+      .then(() => store.collectFile(file.id, now()))
       .catch((err) => ctx.req.log.error({ err }, 'file bookkeeping failed'));
   });
   reply
