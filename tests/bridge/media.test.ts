@@ -1,12 +1,14 @@
 // Attachments through the bridge's media links (docs/bridge.md "Attachments: media links"), end to end over
 // real sockets: a relay, the bridge and the fake OpenClaw receiver. A friend sends the bot a binary file
-// with a non-ASCII name; the AddMsg text carries `[附件] <name> (<size>, <type>) <url>`; GET on the URL
-// streams exactly those bytes from the relay with safe headers. Tampered, expired and foreign tokens, files
-// the relay no longer has, an unreachable relay and the source-IP allowlist give the documented answers.
+// with a non-ASCII name; the bridge copies it before storing the message; the AddMsg text carries
+// `[附件] <name> (<size>, <type>) <url>`; GET on the URL serves exactly those bytes with safe headers, any
+// number of times, after the relay has deleted its copy and after a restart. Tampered, expired and foreign
+// tokens, files the relay no longer has (before the bridge takes the message too), an unreachable relay,
+// the source-IP allowlist, the expiry sweep and the size cap give the documented answers.
 // Tokens are minted independently in the tests (HMAC-SHA256 from node:crypto, not the bridge's signer).
 
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +110,8 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
   let receiver: Receiver;
   let bridge: Bridge;
   let logs: LogCapture;
+  /** Every bridge instance's logs (the first one is restarted). */
+  const allLogs: LogCapture[] = [];
   let dataDir: string;
   let bot: User;
   let alice: User;
@@ -131,6 +135,7 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
       bridgeEnv({ relayUrl: relay.url, relayToken: bot.token, webhookUrl: receiver.url, dataDir }),
       { now: () => Date.now() + skewMs },
     ));
+    allLogs.push(logs);
     await befriend(relay.url, alice, bot);
     await befriend(relay.url, alice, mallory);
     // No BRIDGE_MEDIA_SECRET: the key was generated into the data folder.
@@ -143,7 +148,7 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
     await relay?.close();
     const tokens = urls.map((u) => u.slice(u.lastIndexOf('/') + 1));
     expectNoSecrets(
-      logs.text,
+      allLogs.map((l) => l.text).join(''),
       [SECRET, BOT_TOKEN, bot.token, alice.token, mallory.token, key.toString('hex'), ...tokens],
       receiver.all,
     );
@@ -182,7 +187,7 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
     expect(mediaUrl).not.toContain(relay.url);
     fileId = mediaUrl.slice(mediaUrl.lastIndexOf('/') + 1).split('.')[0]!;
     expect(fileId).toMatch(/^[0-9a-f]{32}$/);
-    // Its expiry: the relay file's (FILE_RETENTION_DAYS, 7 days by default), within the 7-day cap.
+    // Its expiry: BRIDGE_MEDIA_LINK_MAX_HOURS (7 days) after the message (the bridge holds a copy).
     const exp = Number(mediaUrl.split('.').at(-2));
     const created = d.json.CreateTime;
     expect(exp).toBeGreaterThan(created + 7 * 86_400 - 5);
@@ -280,7 +285,12 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
       'the media log line',
     );
     const line = logs.lines().find((l) => l.hop === 'media' && l.status === 200)!;
-    expect(line).toMatchObject({ path: '/media/…', bytes: bytes.length, fileId: fileId.slice(0, 8) });
+    expect(line).toMatchObject({
+      path: '/media/…',
+      bytes: bytes.length,
+      fileId: fileId.slice(0, 8),
+      source: 'local',
+    });
     expect(
       logs
         .lines()
@@ -292,15 +302,57 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
     expect(metrics).toMatch(/^bridge_media_requests_total\{status="404"\} \d+$/m);
   });
 
-  it('after the relay deletes the file (a complete download by the bot), the link is 404 file_gone', async () => {
+  it('the copy was kept before the message was stored: 0600 in BRIDGE_DATA_DIR/media, logged with its sha256', async () => {
+    const dir = join(dataDir, 'media');
+    expect((await readdir(dir)).sort()).toEqual([fileId, `${fileId}.json`]);
+    expect((await stat(join(dir, fileId))).mode & 0o777).toBe(0o600);
+    expect(sha256(await readFile(join(dir, fileId)))).toBe(sha256(bytes));
+    const kept = logs.lines().find((l) => l.msg === 'media copy kept')!;
+    expect(kept).toMatchObject({ hop: 'media_store', bytes: bytes.length, sha256: sha256(bytes) });
+    const lines = logs.lines();
+    const keptAt = lines.findIndex((l) => l.msg === 'media copy kept');
+    expect(keptAt).toBeGreaterThanOrEqual(0);
+    // The file message is the last one the bot got (after the friend request).
+    const storedAt = lines.map((l) => l.msg).lastIndexOf('relay message stored');
+    expect(keptAt).toBeLessThan(storedAt);
+  });
+
+  it('the same link fetched 3 times gives the same bytes, also after the relay deleted its copy', async () => {
     // Relay rule (docs/protocol.md "Files"): collected by its recipient and its message acknowledged → deleted.
-    let a = await get(mediaUrl);
-    for (let i = 0; i < 100 && a.status === 200; i++) {
-      await sleep(30);
-      a = await get(mediaUrl);
+    let own = await req(relay.url, 'GET', `/files/${fileId}`, { token: bot.token, jsonMode: true });
+    for (let i = 0; i < 200 && own.status !== 404; i++) {
+      await sleep(25);
+      own = await req(relay.url, 'GET', `/files/${fileId}`, { token: bot.token, jsonMode: true });
     }
-    expect(a.status).toBe(404);
-    expect(a.json).toMatchObject({ error: { code: 'file_gone', relay_code: 'file_not_found' } });
+    expect(own.status).toBe(404);
+    const digests: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const a = await get(mediaUrl);
+      expect(a.status).toBe(200);
+      expect(a.headers.get('content-length')).toBe(String(bytes.length));
+      digests.push(sha256(a.bytes));
+    }
+    expect(digests).toEqual([sha256(bytes), sha256(bytes), sha256(bytes)]);
+  });
+
+  it('a restarted bridge (same data folder) still serves the link from disk', async () => {
+    await bridge.close();
+    ({ bridge, logs } = await startTestBridge(
+      bridgeEnv({ relayUrl: relay.url, relayToken: bot.token, webhookUrl: receiver.url, dataDir }),
+      { now: () => Date.now() + skewMs },
+    ));
+    allLogs.push(logs);
+    const url = `${bridge.url}/media/${mediaUrl.slice(mediaUrl.lastIndexOf('/') + 1)}`;
+    const a = await get(url);
+    expect(a.status).toBe(200);
+    expect(sha256(a.bytes)).toBe(sha256(bytes));
+    expect(a.headers.get('content-disposition')).toBe(FILE_DISPOSITION);
+    await until(() => logs.lines().some((l) => l.hop === 'media' && l.status === 200), 'the media log line');
+    expect(logs.lines().find((l) => l.hop === 'media' && l.status === 200)).toMatchObject({
+      source: 'local',
+    });
+    // Only one AddMsg for the message, across the restart.
+    expect(receiver.accepted().filter((d) => textOf(d).includes('[附件]'))).toHaveLength(1);
   });
 });
 
@@ -415,7 +467,7 @@ describe('group attachments, BRIDGE_PUBLIC_URL, an unreachable relay and the IP 
   });
 });
 
-describe('media links stream: nothing is held, a caller that goes away cancels the relay download', () => {
+describe('media links stream: nothing is held in memory, a caller that goes away cancels the read', () => {
   let relay: TestRelay;
   let receiver: Receiver;
   let bridge: Bridge;
@@ -446,9 +498,8 @@ describe('media links stream: nothing is held, a caller that goes away cancels t
     expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, alice.token], receiver.all);
   });
 
-  it('a download broken off after its first bytes leaves the file on the relay; the next one is complete', async () => {
-    // Far more than any chain of socket buffers holds: had the bridge read the whole file from the relay,
-    // the relay would count it collected and delete it.
+  it('a download broken off after its first bytes is logged incomplete; the next one is complete', async () => {
+    // Far more than any chain of socket buffers holds.
     const bytes = seededBytes(32 * 1024 * 1024, 5);
     const sent = await sendFile(
       relay.url,
@@ -480,5 +531,163 @@ describe('media links stream: nothing is held, a caller that goes away cancels t
     const full = await get(url);
     expect(full.status).toBe(200);
     expect(sha256(full.bytes)).toBe(sha256(bytes));
+  });
+});
+
+describe('a file the relay no longer has when the bridge takes the message', () => {
+  let relay: TestRelay;
+  let receiver: Receiver;
+  let bridge: Bridge | null = null;
+  let logs: LogCapture | null = null;
+  let bot: User;
+  let alice: User;
+  /** Added to the relay's clock. */
+  let relaySkewMs = 0;
+
+  beforeAll(async () => {
+    relay = await startRelay({ sseMaxPerIp: 10, fileRetentionDays: 1, now: () => Date.now() + relaySkewMs });
+    bot = await register(relay.url, 'xbot');
+    alice = await register(relay.url, 'alice_x');
+    receiver = await startReceiver();
+    await befriend(relay.url, alice, bot);
+  });
+
+  afterAll(async () => {
+    await bridge?.close();
+    await receiver?.stop();
+    await relay?.close();
+    if (logs) expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, alice.token], receiver.all);
+  });
+
+  it('the message still reaches OpenClaw, once, with the line without a URL', async () => {
+    // Sent while the bridge is not running; then the file expires on the relay (FILE_RETENTION_DAYS=1; its
+    // message does not). The bridge's copy attempt meets the relay's 404 (logged below).
+    const sent = await sendFile(
+      relay.url,
+      alice,
+      '/send/file',
+      { to_id: String(bot.id), content: 'old scan' },
+      { bytes: seededBytes(3000, 9), name: 'old.bin', type: 'application/octet-stream' },
+    );
+    expect(sent.status).toBe(200);
+    relaySkewMs = 2 * DAY_MS;
+    const dataDir = await tempDir();
+    ({ bridge, logs } = await startTestBridge(
+      bridgeEnv({ relayUrl: relay.url, relayToken: bot.token, webhookUrl: receiver.url, dataDir }),
+    ));
+    await until(() => receiver.accepted().some((d) => textOf(d).includes('[附件]')), 'the AddMsg');
+    await sleep(300);
+    const got = receiver.accepted().filter((d) => textOf(d).includes('[附件]'));
+    expect(got).toHaveLength(1);
+    expect(textOf(got[0]!)).toBe(
+      'old scan\n[附件] old.bin (2.9 KB, application/octet-stream) （文件已过期或已删除）',
+    );
+    expect(await readdir(join(dataDir, 'media'))).toEqual([]);
+    expect(logs.lines().find((l) => l.msg === 'attachment gone from the relay')).toMatchObject({
+      relayStatus: 404,
+    });
+    expect(bridge.outbox.counts()).toMatchObject({ pending: 0, dead: 0 });
+  });
+});
+
+describe('local copies: the expiry sweep and the size cap', () => {
+  let relay: TestRelay;
+  let receiver: Receiver;
+  let bridge: Bridge;
+  let logs: LogCapture;
+  let dataDir: string;
+  let bot: User;
+  let alice: User;
+  /** Added to the bridge's clock. */
+  let skewMs = 0;
+
+  beforeAll(async () => {
+    relay = await startRelay({ sseMaxPerIp: 10 });
+    bot = await register(relay.url, 'cbot');
+    alice = await register(relay.url, 'alice_c');
+    receiver = await startReceiver();
+    dataDir = await tempDir();
+    ({ bridge, logs } = await startTestBridge(
+      bridgeEnv({
+        relayUrl: relay.url,
+        relayToken: bot.token,
+        webhookUrl: receiver.url,
+        dataDir,
+        extra: { BRIDGE_MEDIA_MAX_MB: '1' },
+      }),
+      { now: () => Date.now() + skewMs },
+    ));
+    await befriend(relay.url, alice, bot);
+  });
+
+  afterAll(async () => {
+    await bridge?.close();
+    await receiver?.stop();
+    await relay?.close();
+    expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, alice.token], receiver.all);
+  });
+
+  const links: Array<{ url: string; fileId: string; bytes: Uint8Array<ArrayBuffer> }> = [];
+
+  it('over BRIDGE_MEDIA_MAX_MB the oldest copy is evicted: its link is 404 file_gone, the others serve', async () => {
+    for (let i = 0; i < 3; i++) {
+      const bytes = seededBytes(400 * 1024, 20 + i);
+      const sent = await sendFile(
+        relay.url,
+        alice,
+        '/send/file',
+        { to_id: String(bot.id), content: `part ${i}` },
+        { bytes, name: `p${i}.bin`, type: 'application/octet-stream' },
+      );
+      expect(sent.status).toBe(200);
+      await until(() => receiver.accepted().some((d) => textOf(d).startsWith(`part ${i}\n`)), `AddMsg ${i}`);
+      const url = LINE_RE.exec(
+        textOf(receiver.accepted().find((d) => textOf(d).startsWith(`part ${i}\n`))!),
+      )![4]!;
+      links.push({ url, fileId: url.slice(url.lastIndexOf('/') + 1).split('.')[0]!, bytes });
+      // Distinct storage times, so "oldest" is well defined.
+      await sleep(5);
+    }
+    // 3 × 400 KB > 1 MB: the first copy went when the third was kept.
+    const deleted = logs.lines().filter((l) => l.msg === 'media copy deleted');
+    expect(deleted.map((l) => [l.level, l.reason, l.fileId])).toEqual([
+      [30, 'size_cap', links[0]!.fileId.slice(0, 8)],
+    ]);
+    // The relay has deleted its copy too (collected and acknowledged).
+    const relayGone = async (id: string): Promise<boolean> =>
+      (await req(relay.url, 'GET', `/files/${id}`, { token: bot.token, jsonMode: true })).status === 404;
+    for (let i = 0; i < 200 && !(await relayGone(links[0]!.fileId)); i++) await sleep(25);
+    expect(await relayGone(links[0]!.fileId)).toBe(true);
+    const evicted = await get(links[0]!.url);
+    expect(evicted.status).toBe(404);
+    expect(evicted.json).toMatchObject({ error: { code: 'file_gone' } });
+    for (const l of links.slice(1)) {
+      const a = await get(l.url);
+      expect(a.status).toBe(200);
+      expect(sha256(a.bytes)).toBe(sha256(l.bytes));
+    }
+    expect((await readdir(join(dataDir, 'media'))).sort()).toEqual(
+      links
+        .slice(1)
+        .flatMap((l) => [l.fileId, `${l.fileId}.json`])
+        .sort(),
+    );
+  });
+
+  it('the sweep removes the copies whose link has expired', async () => {
+    expect(bridge.media!.sweep()).toEqual({ expired: 0, evicted: 0 });
+    skewMs = 7 * DAY_MS + 60_000;
+    expect(bridge.media!.sweep()).toEqual({ expired: 2, evicted: 0 });
+    expect(await readdir(join(dataDir, 'media'))).toEqual([]);
+    const expired = logs
+      .lines()
+      .filter((l) => l.msg === 'media copy deleted' && l.reason === 'expired')
+      .map((l) => l.fileId);
+    expect(expired.sort()).toEqual(
+      links
+        .slice(1)
+        .map((l) => l.fileId.slice(0, 8))
+        .sort(),
+    );
   });
 });

@@ -7,7 +7,9 @@
 //   → outbox row + relay cursor, one SQLite transaction → POST /messages/ack
 //   → deliverer: signed POST to OPENCLAW_WEBHOOK_URL, retried until 2xx, dead letter, or horizon.
 // An attachment's line in the text carries a media link, `<BRIDGE_PUBLIC_URL>/media/<token>`, that this
-// server answers by streaming the file from the relay (media.ts).
+// server answers from its own copy of the file (media-store.ts): the copy is taken from the relay before the
+// message is stored, because the relay deletes the file once the bot has downloaded it and acknowledged.
+// Without a copy the link streams the file from the relay (media.ts).
 
 import type { AddressInfo } from 'node:net';
 import type { AttachmentJson } from '@openwechat/protocol';
@@ -18,9 +20,23 @@ import { Deliverer } from './delivery.ts';
 import { BridgeError } from './errors.ts';
 import { createHttpServer, type Handlers } from './http.ts';
 import { inboundItem } from './inbound.ts';
-import { createLogger, safeUrl, type Logger } from './log.ts';
+import { createLogger, errInfo, safeUrl, type Logger } from './log.ts';
 import { relayAccountId, userWxid } from './ids.ts';
-import { loadMediaKey, MEDIA_PATH, MediaSigner, mediaLinkExpiry, serveMedia } from './media.ts';
+import {
+  loadMediaKey,
+  MEDIA_GONE_NOTE,
+  MEDIA_PATH,
+  MediaSigner,
+  mediaLinkExpiry,
+  serveMedia,
+} from './media.ts';
+import {
+  keepMediaCopy,
+  MEDIA_COPY_ATTEMPTS,
+  MEDIA_COPY_MAX_DELAY_MS,
+  MediaStore,
+  type CopyOutcome,
+} from './media-store.ts';
 import { Metrics } from './metrics.ts';
 import { Outbox } from './outbox.ts';
 import { Acker, RelayClient, RelayStream } from './relay-client.ts';
@@ -42,12 +58,16 @@ export interface Bridge {
   url: string;
   config: BridgeConfig;
   outbox: Outbox;
+  /** The local copies of attachments; null when media links are off. */
+  media: MediaStore | null;
   metrics: Metrics;
   log: Logger;
   close(): Promise<void>;
 }
 
 const PRUNE_INTERVAL_MS = 3_600_000;
+/** How often expired media copies are swept (and once at start). */
+export const MEDIA_SWEEP_INTERVAL_MS = 600_000;
 
 export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): Promise<Bridge> {
   const now = deps.now ?? Date.now;
@@ -74,31 +94,82 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   // Media links: signed with BRIDGE_MEDIA_SECRET or the key generated into the data folder, bound to this
   // account. The URL base is known once the server listens (BRIDGE_PORT=0 picks a port).
   const signer = config.mediaLinks ? openMediaSigner(config, account, outbox, log) : null;
+  let media: MediaStore | null = null;
+  if (signer) {
+    try {
+      media = MediaStore.open(config.dataDir, { maxBytes: config.mediaMaxMb * 1024 * 1024, now, log });
+    } catch (err) {
+      outbox.close();
+      throw err;
+    }
+  }
   let mediaBase = config.publicUrl;
   const mediaMaxAgeMs = config.mediaLinkMaxHours * 3_600_000;
-  const mediaUrl = (a: AttachmentJson, createdAtMs: number): string | null => {
-    if (!signer) return null;
-    const expiresAt = mediaLinkExpiry(a, createdAtMs, mediaMaxAgeMs);
-    return expiresAt === null ? null : `${mediaBase}${MEDIA_PATH}${signer.sign(a.file_id!, expiresAt)}`;
-  };
+  /** The link of an attachment; with a local copy it no longer depends on the relay file's expiry. */
+  const mediaUrlFor =
+    (copy: CopyOutcome | null) =>
+    (a: AttachmentJson, createdAtMs: number): string | null => {
+      if (!signer || copy === 'gone') return null;
+      const expiresAt = mediaLinkExpiry(a, createdAtMs, mediaMaxAgeMs, copy === 'kept');
+      return expiresAt === null ? null : `${mediaBase}${MEDIA_PATH}${signer.sign(a.file_id!, expiresAt)}`;
+    };
+  // Aborted by close(): a copy in progress is abandoned, its message neither stored nor acknowledged (the
+  // relay replays it on the next start).
+  const stopping = new AbortController();
 
   const deliverer = new Deliverer(config, outbox, log, metrics, { now, random });
   const acker = new Acker(relay, log, (ok) =>
     metrics.inc('bridge_relay_acks_total', { result: ok ? 'ok' : 'failed' }),
   );
 
-  const onMessage = (m: RelayMessageJson): void => {
+  /**
+   * Copies a forwarded message's attachment into the media store before the message is stored (the relay
+   * deletes the file once it is acknowledged). Transient failures are retried a few times with the shared
+   * backoff (each wait at most MEDIA_COPY_MAX_DELAY_MS), then the link falls back to the relay.
+   */
+  const copyAttachment = async (m: RelayMessageJson): Promise<CopyOutcome | null> => {
+    const a = m.attachment;
+    if (!media || !a || typeof a !== 'object' || typeof a.file_id !== 'string') return null;
+    const createdAtMs = Date.parse(m.created_at);
+    const expiresAt = mediaLinkExpiry(a, createdAtMs, mediaMaxAgeMs, true);
+    if (expiresAt === null) return null;
+    if (expiresAt * 1000 <= now()) return 'skipped';
+    const outcome = await keepMediaCopy(relay, media, a, expiresAt, {
+      attempts: MEDIA_COPY_ATTEMPTS,
+      retryBaseMs: config.retryBaseMs,
+      retryMaxDelayMs: Math.min(config.retryMaxDelayMs, MEDIA_COPY_MAX_DELAY_MS),
+      random,
+      signal: stopping.signal,
+      log,
+    });
+    metrics.inc('bridge_media_copies_total', { outcome });
+    return outcome;
+  };
+
+  const onMessage = async (m: RelayMessageJson): Promise<void> => {
     if (m.id <= outbox.getCursor(cursorKey)) {
       acker.request(m.id);
       return;
     }
-    const disposition = relayDisposition(m, {
+    const mapping = {
       botRelayId: botId,
       botName: botName?.id === botId ? botName.name : null,
       systemNotices: config.systemNotices,
       groupRequireMention: config.groupRequireMention,
-      mediaUrl,
-    });
+      mediaUrl: mediaUrlFor(null),
+    };
+    let disposition = relayDisposition(m, mapping);
+    if (disposition.status === 'forward' && m.attachment) {
+      // Only what reaches OpenClaw is copied; a throw (the bridge stopping) leaves the message on the relay.
+      const copy = await copyAttachment(m);
+      if (copy !== null) {
+        disposition = relayDisposition(m, {
+          ...mapping,
+          mediaUrl: mediaUrlFor(copy),
+          mediaNote: copy === 'gone' ? MEDIA_GONE_NOTE : null,
+        });
+      }
+    }
     const cursor = { key: cursorKey, value: m.id };
     if (disposition.status !== 'forward') {
       // Acknowledged on the relay like any stored message; never a dead letter.
@@ -191,6 +262,10 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       {},
       c.oldestPendingAt === null ? 0 : Math.max(0, (now() - c.oldestPendingAt) / 1000),
     );
+    if (media) {
+      metrics.set('bridge_media_copies', {}, media.count());
+      metrics.set('bridge_media_copies_bytes', {}, media.totalBytes());
+    }
   });
 
   const handlers: Handlers = {
@@ -237,7 +312,9 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
         },
       };
     },
-    media: signer ? (ctx) => serveMedia(ctx.path.slice(MEDIA_PATH.length), signer, relay, now()) : undefined,
+    media: signer
+      ? (ctx) => serveMedia(ctx.path.slice(MEDIA_PATH.length), signer, relay, now(), media)
+      : undefined,
     health() {
       const c = outbox.counts();
       const s = stream.describe();
@@ -291,6 +368,16 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   prune();
   const pruneTimer = setInterval(prune, PRUNE_INTERVAL_MS);
   pruneTimer.unref();
+  const sweepMedia = (): void => {
+    try {
+      media?.sweep();
+    } catch (err) {
+      log.error({ hop: 'media_store', ...errInfo(err) }, 'media sweep failed');
+    }
+  };
+  sweepMedia();
+  const mediaTimer = setInterval(sweepMedia, MEDIA_SWEEP_INTERVAL_MS);
+  mediaTimer.unref();
 
   log.info(
     {
@@ -310,11 +397,14 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     url,
     config,
     outbox,
+    media,
     metrics,
     log,
     close() {
       closing ??= (async () => {
         clearInterval(pruneTimer);
+        clearInterval(mediaTimer);
+        stopping.abort(new Error('the bridge is stopping'));
         const serverClosed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         await stream.stop();

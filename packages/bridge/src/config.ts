@@ -63,6 +63,8 @@ export interface BridgeConfig {
   mediaSecret: string;
   /** A media link expires with the relay file, and at the latest this long after the message was sent. */
   mediaLinkMaxHours: number;
+  /** Total size cap of the local copies of attachments (MB); the oldest go first when it is exceeded. */
+  mediaMaxMb: number;
   logLevel: LogLevel;
 }
 
@@ -92,6 +94,7 @@ export const DEFAULTS = {
   publicUrl: '',
   mediaSecret: '',
   mediaLinkMaxHours: 168,
+  mediaMaxMb: 1024,
   logLevel: 'info',
 } satisfies Partial<BridgeConfig>;
 
@@ -143,6 +146,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'BRIDGE_PUBLIC_URL', key: 'publicUrl', kind: 'baseurl' },
   { env: 'BRIDGE_MEDIA_SECRET', key: 'mediaSecret', kind: 'secret', min: 32 },
   { env: 'BRIDGE_MEDIA_LINK_MAX_HOURS', key: 'mediaLinkMaxHours', kind: 'int', min: 1, max: 8760 },
+  { env: 'BRIDGE_MEDIA_MAX_MB', key: 'mediaMaxMb', kind: 'int', min: 1, max: 1_048_576 },
   {
     env: 'LOG_LEVEL',
     key: 'logLevel',

@@ -5,6 +5,7 @@ export * from './errors.ts';
 export * from './ids.ts';
 export * from './inbound.ts';
 export * from './media.ts';
+export * from './media-store.ts';
 export * from './outbox.ts';
 export * from './relay-events.ts';
 export * from './retry.ts';

@@ -6,8 +6,10 @@
 //
 // The key is BRIDGE_MEDIA_SECRET, else 32 random bytes generated once into BRIDGE_DATA_DIR/media-secret
 // (mode 0600). <account> binds the link to the bot account (a hash of RELAY_TOKEN). Tokens are verified in
-// constant time; an invalid and an expired token get the same 404. A valid one makes the bridge stream the
-// file from the relay (`GET /files/<id>` with the bot's token) without holding it in memory.
+// constant time; an invalid and an expired token get the same 404. A valid one is served from the bridge's
+// own copy of the file (media-store.ts, taken when the message arrived), streamed from disk; without a copy
+// (a link from an older version, a failed or skipped copy) the bridge streams the file from the relay
+// (`GET /files/<id>` with the bot's token) without holding it in memory.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { displayFilename, type AttachmentJson } from '@openwechat/protocol';
 import { BridgeError } from './errors.ts';
 import type { Reply } from './http.ts';
 import { errInfo } from './log.ts';
+import type { MediaStore } from './media-store.ts';
 import type { RelayClient } from './relay-client.ts';
 
 /** The route prefix of media links. */
@@ -122,14 +125,20 @@ export function loadMediaKey(dataDir: string, envSecret: string): MediaKey {
 }
 
 /**
- * When a link to this attachment expires (Unix seconds): the relay file's expiry, capped at `maxAgeMs` after
- * the message was created. Derived from the message only, so a replayed message gives the same bytes.
- * null: nothing to link (no stored bytes, or an unusable file id).
+ * When a link to this attachment expires (Unix seconds): `maxAgeMs` after the message was created, and no
+ * later than the relay file's expiry unless the bridge keeps its own copy (`localCopy`: the relay's copy no
+ * longer matters). Derived from the message (and whether a copy was kept), so a replayed message gives the
+ * same bytes. null: nothing to link (no stored bytes, or an unusable file id).
  */
-export function mediaLinkExpiry(a: AttachmentJson, createdAtMs: number, maxAgeMs: number): number | null {
+export function mediaLinkExpiry(
+  a: AttachmentJson,
+  createdAtMs: number,
+  maxAgeMs: number,
+  localCopy = false,
+): number | null {
   if (typeof a.file_id !== 'string' || !FILE_ID_RE.test(a.file_id)) return null;
   const cap = createdAtMs + maxAgeMs;
-  const relayExpiry = typeof a.expires_at === 'string' ? Date.parse(a.expires_at) : NaN;
+  const relayExpiry = typeof a.expires_at === 'string' && !localCopy ? Date.parse(a.expires_at) : NaN;
   const until = Number.isFinite(relayExpiry) ? Math.min(relayExpiry, cap) : cap;
   const seconds = Math.floor(until / 1000);
   return seconds > 0 ? seconds : null;
@@ -157,11 +166,15 @@ function oneLine(s: string): string {
   return s.replace(/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]+/gu, ' ').trim();
 }
 
+/** Ends the attachment line instead of a URL when the relay no longer had the file (404/410). */
+export const MEDIA_GONE_NOTE = '（文件已过期或已删除）';
+
 /**
  * The attachment's line in the AddMsg text, one line: `[附件] <name>`, then ` (<size>, <type>)` for what is
- * known, then the media URL when there is one. The old form, `[附件] <name>`, is always its prefix.
+ * known, then the media URL when there is one, else `note` (e.g. MEDIA_GONE_NOTE) when given. The old
+ * form, `[附件] <name>`, is always its prefix.
  */
-export function attachmentLine(a: AttachmentJson, url: string | null): string {
+export function attachmentLine(a: AttachmentJson, url: string | null, note: string | null = null): string {
   const name = displayFilename(typeof a.name === 'string' ? a.name : 'file');
   const facts: string[] = [];
   if (typeof a.size === 'number' && Number.isFinite(a.size) && a.size >= 0) facts.push(humanSize(a.size));
@@ -169,6 +182,7 @@ export function attachmentLine(a: AttachmentJson, url: string | null): string {
   let line = `[附件] ${name}`;
   if (facts.length) line += ` (${facts.join(', ')})`;
   if (url) line += ` ${url}`;
+  else if (note) line += ` ${oneLine(note)}`;
   return line;
 }
 
@@ -213,20 +227,46 @@ export function logFileId(fileId: string): string {
   return fileId.slice(0, 8);
 }
 
+/** The headers of a media answer (the same from a local copy or from the relay). */
+function mediaHeaders(contentType: string, name: string, length: number | null): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': contentType,
+    'content-disposition': contentDisposition(name),
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': "sandbox; default-src 'none'",
+    'cache-control': 'private, no-store',
+    'referrer-policy': 'no-referrer',
+  };
+  if (length !== null) headers['content-length'] = String(length);
+  return headers;
+}
+
 /**
- * Serves one media request: verifies the token, then streams the file from the relay. Errors are
- * BridgeErrors (404 media_not_found for any bad token, 404 file_gone when the relay no longer has the file,
- * 502 upstream_error when the relay cannot be reached or fails).
+ * Serves one media request: verifies the token, then streams the bridge's copy from disk, or — without a
+ * copy — the file from the relay. Errors are BridgeErrors (404 media_not_found for any bad token, 404
+ * file_gone when neither holds the file any more, 502 upstream_error when the relay cannot be reached or
+ * fails).
  */
 export async function serveMedia(
   token: string,
   signer: MediaSigner,
   relay: RelayClient,
   nowMs: number,
+  store: MediaStore | null = null,
 ): Promise<Reply> {
   const claims = signer.verify(token, nowMs);
   if (!claims) throw new BridgeError('media_not_found');
   const logFields = { fileId: logFileId(claims.fileId), linkExpiresAt: claims.expiresAt };
+  const copy = store ? await store.openCopy(claims.fileId) : null;
+  if (copy) {
+    return {
+      status: 200,
+      headers: mediaHeaders(copy.meta.contentType, copy.meta.name, copy.size),
+      body: null,
+      stream: copy.stream,
+      log: { ...logFields, source: 'local' },
+    };
+  }
   const controller = new AbortController();
   const timer = setTimeout(
     () => controller.abort(new Error('the relay did not answer in time')),
@@ -253,20 +293,14 @@ export async function serveMedia(
     Object.assign(e.logFields, logFields, { relayStatus: res.status });
     throw e;
   }
-  const headers: Record<string, string> = {
-    'content-type': safeContentType(res.headers.get('content-type')),
-    'content-disposition': contentDisposition(
-      filenameOfDisposition(res.headers.get('content-disposition')) ?? 'file',
-    ),
-    'x-content-type-options': 'nosniff',
-    'content-security-policy': "sandbox; default-src 'none'",
-    'cache-control': 'private, no-store',
-    'referrer-policy': 'no-referrer',
-  };
   const length = res.headers.get('content-length');
-  if (length !== null && /^\d{1,15}$/.test(length)) headers['content-length'] = length;
+  const headers = mediaHeaders(
+    safeContentType(res.headers.get('content-type')),
+    filenameOfDisposition(res.headers.get('content-disposition')) ?? 'file',
+    length !== null && /^\d{1,15}$/.test(length) ? Number(length) : null,
+  );
   const body = Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>);
-  return { status: 200, headers, body: null, stream: body, log: logFields };
+  return { status: 200, headers, body: null, stream: body, log: { ...logFields, source: 'relay' } };
 }
 
 async function relayErrorCode(res: Response): Promise<string | null> {

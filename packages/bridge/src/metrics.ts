@@ -45,6 +45,13 @@ export class Metrics {
     this.define('bridge_relay_send_attempts_total', 'counter', 'POST /send calls to the relay, by result.');
     this.define('bridge_media_requests_total', 'counter', 'GET /media/<token> requests, by HTTP status.');
     this.define(
+      'bridge_media_copies_total',
+      'counter',
+      'Attachments copied from the relay when taken, by outcome (kept, gone, failed, skipped).',
+    );
+    this.define('bridge_media_copies', 'gauge', 'Local copies of attachments held in BRIDGE_DATA_DIR/media.');
+    this.define('bridge_media_copies_bytes', 'gauge', 'Total size of those copies.');
+    this.define(
       'bridge_outbox_messages',
       'gauge',
       'Outbox rows by state (pending, dead, delivered-and-retained).',

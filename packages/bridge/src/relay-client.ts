@@ -186,8 +186,11 @@ export interface StreamHandlers {
    * settles; a rejection closes this connection (it is retried with backoff).
    */
   onConnected(botId: number): void | Promise<void>;
-  /** One message, in id order. Must store it durably before returning. */
-  onMessage(m: RelayMessageJson): void;
+  /**
+   * One message, in id order. Must store it durably before returning (or before its promise resolves; the
+   * next message waits, and the idle timeout does not run meanwhile). A rejection closes this connection.
+   */
+  onMessage(m: RelayMessageJson): void | Promise<void>;
   onDisconnected(reason: string): void;
 }
 
@@ -348,7 +351,15 @@ export class RelayStream {
           throw new Error('stream message is not JSON (is ?format=json supported?)');
         }
         if (!isMessageJson(data)) throw new Error('stream message has an unexpected shape');
-        this.handlers.onMessage(data);
+        // A handler may take a while (an attachment is copied first): the stream is not read meanwhile, so
+        // its silence is not the relay's.
+        if (idleTimer) clearTimeout(idleTimer);
+        idleTimer = null;
+        try {
+          await this.handlers.onMessage(data);
+        } finally {
+          armIdle();
+        }
       };
       const decoder = new TextDecoder();
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {

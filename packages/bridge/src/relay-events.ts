@@ -32,6 +32,8 @@ export interface MappingOptions {
    * names the file only. Must depend on the message alone, so a replay gives the same bytes.
    */
   mediaUrl?: (attachment: AttachmentJson, createdAtMs: number) => string | null;
+  /** Ends the attachment line when there is no link (e.g. the relay no longer had the file); null: none. */
+  mediaNote?: string | null;
 }
 
 /** Where a system notice belongs: the user it names (`…（ID:5）…`), else the system conversation. */
@@ -64,7 +66,7 @@ function bodyText(m: MessageJson, opts: MappingOptions): string {
   const a = m.attachment;
   if (!a || typeof a !== 'object') return m.content;
   const url = opts.mediaUrl?.(a, Date.parse(m.created_at)) ?? null;
-  const line = attachmentLine(a, url);
+  const line = attachmentLine(a, url, opts.mediaNote ?? null);
   return m.content && m.content !== '(附件)' ? `${m.content}\n${line}` : line;
 }
 
