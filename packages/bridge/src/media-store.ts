@@ -16,9 +16,9 @@ import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { AttachmentJson } from '@openwechat/protocol';
+import { filenameOfDisposition, type AttachmentJson } from '@openwechat/protocol';
 import { errInfo, type Logger } from './log.ts';
-import { filenameOfDisposition, logFileId, safeContentType } from './media.ts';
+import { logFileId, safeContentType } from './media.ts';
 import type { RelayClient } from './relay-client.ts';
 import { backoffDelay } from './retry.ts';
 

@@ -7,8 +7,6 @@ import type { AttachmentJson } from '@openwechat/protocol';
 import { ConfigError, loadConfig } from './config.ts';
 import {
   attachmentLine,
-  contentDisposition,
-  filenameOfDisposition,
   humanSize,
   loadMediaKey,
   MEDIA_SECRET_FILE,
@@ -178,16 +176,6 @@ describe('the attachment line and the download headers', () => {
     );
     expect(evil).not.toMatch(/[\r\n\u2028]/);
     expect(evil.startsWith('[附件] ')).toBe(true);
-  });
-
-  it('Content-Disposition: ASCII fallback + RFC 5987 UTF-8 name, round trip', () => {
-    const h = contentDisposition('../我的 "报告"(1).pdf');
-    expect(h).toBe(
-      `attachment; filename="__ ____(1).pdf"; filename*=UTF-8''%E6%88%91%E7%9A%84%20%22%E6%8A%A5%E5%91%8A%22%281%29.pdf`,
-    );
-    expect(filenameOfDisposition(h)).toBe('我的 "报告"(1).pdf');
-    expect(filenameOfDisposition('attachment; filename="a.txt"')).toBe('a.txt');
-    expect(filenameOfDisposition(null)).toBeNull();
   });
 
   it('Content-Type passes only when well formed', () => {

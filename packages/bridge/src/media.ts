@@ -16,7 +16,12 @@ import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, statSync, writ
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { displayFilename, type AttachmentJson } from '@openwechat/protocol';
+import {
+  contentDisposition,
+  displayFilename,
+  filenameOfDisposition,
+  type AttachmentJson,
+} from '@openwechat/protocol';
 import { BridgeError } from './errors.ts';
 import type { Reply } from './http.ts';
 import { errInfo } from './log.ts';
@@ -184,31 +189,6 @@ export function attachmentLine(a: AttachmentJson, url: string | null, note: stri
   if (url) line += ` ${url}`;
   else if (note) line += ` ${oneLine(note)}`;
   return line;
-}
-
-/** RFC 6266 / RFC 5987: an ASCII fallback plus the exact UTF-8 name, as the relay writes it. */
-export function contentDisposition(name: string): string {
-  const shown = displayFilename(name);
-  const ascii = shown.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
-  const encoded = encodeURIComponent(shown).replace(
-    /['()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
-}
-
-/** The file name of a Content-Disposition: the UTF-8 `filename*`, else the ASCII `filename`. */
-export function filenameOfDisposition(header: string | null): string | null {
-  if (!header) return null;
-  const star = /filename\*=UTF-8''([^;]+)/i.exec(header);
-  if (star?.[1]) {
-    try {
-      return decodeURIComponent(star[1].trim());
-    } catch {
-      // fall back to the plain name
-    }
-  }
-  return /filename="([^"]*)"/i.exec(header)?.[1] ?? null;
 }
 
 const TOKEN_CHARS = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   displayFilename,
+  filenameOfDisposition,
   messageFromJson,
   parseInboxRead,
   parseRegistered,
@@ -145,21 +146,6 @@ function positiveInt(n: number, what: string): number {
     throw new ClientError('unsupported', 'unsupported', `${what} must be a positive integer, got ${n}`);
   }
   return n;
-}
-
-/** The exact UTF-8 name of `filename*=UTF-8''…`, else the ASCII `filename="…"`. */
-export function filenameOfDisposition(header: string | null): string | null {
-  if (!header) return null;
-  const star = /filename\*=UTF-8''([^;]+)/i.exec(header);
-  if (star?.[1]) {
-    try {
-      return decodeURIComponent(star[1].trim());
-    } catch {
-      // fall back to the plain name
-    }
-  }
-  const plain = /filename="([^"]*)"/i.exec(header);
-  return plain?.[1] ?? null;
 }
 
 export class RelayClient {

@@ -1,10 +1,4 @@
-export {
-  RelayClient,
-  normalizeBaseUrl,
-  filenameOfDisposition,
-  type ClientMode,
-  type RelayClientOptions,
-} from './client.ts';
+export { RelayClient, normalizeBaseUrl, type ClientMode, type RelayClientOptions } from './client.ts';
 export {
   ClientError,
   codeOfDetail,

@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { GroupMemberView, GroupView, MessageView, PublicUser } from './model.ts';
 import {
   beijingTime,
+  contentDisposition,
   DEFAULT_HOMEPAGE_HTML,
   displayFilename,
+  filenameOfDisposition,
   formatBlocked,
   formatFriends,
   formatFriendshipNotice,
@@ -497,5 +499,17 @@ describe('short replies', () => {
       formatFriends([{ user: user({ id: 1, name: 'x' }), since: T }]),
     ];
     for (const t of all) expect(t.endsWith('\n')).toBe(false);
+  });
+});
+
+describe('download headers', () => {
+  it('Content-Disposition: ASCII fallback + RFC 5987 UTF-8 name, round trip', () => {
+    const h = contentDisposition('../我的 "报告"(1).pdf');
+    expect(h).toBe(
+      `attachment; filename="__ ____(1).pdf"; filename*=UTF-8''%E6%88%91%E7%9A%84%20%22%E6%8A%A5%E5%91%8A%22%281%29.pdf`,
+    );
+    expect(filenameOfDisposition(h)).toBe('我的 "报告"(1).pdf');
+    expect(filenameOfDisposition('attachment; filename="a.txt"')).toBe('a.txt');
+    expect(filenameOfDisposition(null)).toBeNull();
   });
 });

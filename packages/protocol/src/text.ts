@@ -80,6 +80,31 @@ export function displayFilename(name: string): string {
   return chars.slice(0, MAX_FILENAME_CHARS - keep.length).join('') + keep.join('');
 }
 
+/** RFC 6266 / RFC 5987 `Content-Disposition` for a download: an ASCII fallback plus the exact UTF-8 name. */
+export function contentDisposition(name: string): string {
+  const shown = displayFilename(name);
+  const ascii = shown.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  const encoded = encodeURIComponent(shown).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+/** The file name of a Content-Disposition: the UTF-8 `filename*=UTF-8''…`, else the ASCII `filename="…"`. */
+export function filenameOfDisposition(header: string | null): string | null {
+  if (!header) return null;
+  const star = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (star?.[1]) {
+    try {
+      return decodeURIComponent(star[1].trim());
+    } catch {
+      // fall back to the plain name
+    }
+  }
+  return /filename="([^"]*)"/i.exec(header)?.[1] ?? null;
+}
+
 /** `<name>（ID:<id>）[ | <description>]`, or `ID:<fromId>` when the sender row is gone. */
 export function formatSenderLine(from: SenderView | null, fromId: number | null): string {
   if (!from) return `ID:${fromId ?? ''}`;

@@ -3,7 +3,7 @@
 // anyone else gets the same 404 as for a file that does not exist.
 
 import { Readable } from 'node:stream';
-import { displayFilename, RelayError } from '@openwechat/protocol';
+import { contentDisposition, RelayError } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { UserRecord } from '../../store/types.ts';
 import type { Issues } from '../input.ts';
@@ -13,17 +13,6 @@ const FILE_ID_RE = /^[0-9a-f]{32}$/;
 
 export function parseFileId(req: FastifyRequest, _issues: Issues): { fileId: string } {
   return { fileId: String((req.params as Record<string, unknown>).file_id ?? '') };
-}
-
-/** RFC 6266 / RFC 5987: an ASCII fallback plus the exact UTF-8 name. */
-export function contentDisposition(name: string): string {
-  const shown = displayFilename(name);
-  const ascii = shown.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
-  const encoded = encodeURIComponent(shown).replace(
-    /['()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
 export async function download(ctx: Ctx & { user: UserRecord }, input: { fileId: string }): Promise<Output> {
