@@ -28,29 +28,13 @@ import {
   type LogCapture,
   type Receiver,
 } from './helpers.ts';
+import { seededBytes, sha256 } from '../helpers/bytes.ts';
 
 const DAY_MS = 86_400_000;
 const FILE_NAME = '扫描件 “季度” 报告.bin';
 /** RFC 6266 header for FILE_NAME: `_` for non-ASCII in the fallback, the exact UTF-8 name in filename*. */
 const FILE_DISPOSITION = `attachment; filename="___ ____ __.bin"; filename*=UTF-8''${encodeURIComponent(FILE_NAME)}`;
 const LINE_RE = /^\[附件\] (.+) \(([^,()]+), ([^()]+)\) (\S+)$/m;
-
-/** Reproducible binary bytes (xorshift32; every byte value occurs). */
-function seededBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** A media token minted independently of the bridge: `<file id>.<exp>.<base64url HMAC-SHA256>`. */
 function mintToken(key: Buffer, relayToken: string, fileId: string, expSeconds: number): string {

@@ -4,7 +4,6 @@
 // sender only. Files go when they expire, or once the recipient has downloaded them completely and the
 // message is acknowledged. Everything goes over real sockets.
 
-import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,6 +28,7 @@ import {
   type Sender,
   type User,
 } from '../relay/client.ts';
+import { seededBytes, sha256 } from '../helpers/bytes.ts';
 
 const MB = 1024 * 1024;
 const DAY_MS = 86_400_000;
@@ -52,25 +52,6 @@ async function start(opts: TestRelayOptions = {}): Promise<TestRelay> {
   const relay = await startRelay(opts);
   cleanup.push(() => relay.close());
   return relay;
-}
-
-/** Reproducible binary bytes (xorshift32; every byte value occurs). */
-function seededBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 interface FileToSend {

@@ -3,7 +3,6 @@
 // while the child's resident memory (VmRSS from /proc/<pid>/status) is sampled every 20 ms. Buffering
 // each upload whole would cost at least 8 × 10 MB = 80 MB; the assertion is deliberately loose.
 
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnRelay, stopAllRelays, type RelayProcess } from '../helpers/process.ts';
 import { sleep } from '../helpers/sse.ts';
 import { befriend, messages, register, req, type Reply, type User } from '../relay/client.ts';
+import { seededBytes, sha256 } from '../helpers/bytes.ts';
 
 const MB = 1024 * 1024;
 const UPLOADS = 8;
@@ -68,22 +68,6 @@ function sampler(pid: number): { stop(): Rss[] } {
 /** The sample with the largest VmRSS. */
 const peakOf = (samples: Rss[]): Rss => samples.reduce((a, b) => (b.total > a.total ? b : a));
 
-/** Reproducible binary bytes (xorshift32). */
-function seededBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const mb = (n: number): string => (n / MB).toFixed(1);
 
 async function sendFile(

@@ -2,7 +2,6 @@
 // group block in every channel (GET /messages, the send preview, SSE text and JSON), mentions by `@name`
 // and by mention_ids, idempotent group sends, and group attachments every member can download.
 
-import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { openSse } from '../helpers/sse.ts';
@@ -26,6 +25,7 @@ import {
   peekInbox,
   type MessageJson,
 } from './helpers.ts';
+import { sha256 } from '../helpers/bytes.ts';
 
 let relay: TestRelay;
 let clock: Clock;
@@ -43,8 +43,6 @@ afterEach(async () => {
 
 const reg = (name: string) => register(base, name);
 const G = { id: 1, name: '项目组' };
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
 async function clear(...users: User[]): Promise<void> {
   for (const u of users) await req(base, 'GET', '/messages?limit=500', { token: u.token });
 }
