@@ -2,9 +2,6 @@
 // verifies every signature with independent implementations and answers like the wechat_abot plugin: it
 // acks the webhook, then replies through the bridge's send API. The user holds a resume stream on the relay.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { openSse, type SseConnection } from '../helpers/sse.ts';
@@ -22,6 +19,7 @@ import {
   type LogCapture,
   type Receiver,
   type SendApiReply,
+  tempDirs,
 } from './helpers.ts';
 import type { Bridge } from '@openwechat/bridge';
 
@@ -46,16 +44,7 @@ function isSimpleXml(s: string): boolean {
   return /^<msgsource>(?:<(\w+)>(?:<!\[CDATA\[[^\]]*\]\]>|[^<&]|&#\d+;)*<\/\1>)*<\/msgsource>$/.test(s);
 }
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'owc-bridge-'));
-  dirs.push(d);
-  return d;
-}
-
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('owc-bridge-');
 
 describe.each(['plain', 'standard'] as const)('relay ⇄ OpenClaw end to end (%s signing)', (mode) => {
   let relay: TestRelay;

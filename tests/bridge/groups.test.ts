@@ -5,9 +5,6 @@
 //                    its receiver answers "weather" questions into the group through the send API
 //   bridge B (bbot): standard signing, BRIDGE_GROUP_REQUIRE_MENTION=true, system notices suppressed
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayNewMsgId, type Bridge } from '@openwechat/bridge';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
@@ -26,6 +23,7 @@ import {
   type LogCapture,
   type Receiver,
   type SendApiReply,
+  tempDirs,
 } from './helpers.ts';
 
 interface GroupMessage {
@@ -38,16 +36,7 @@ interface GroupMessage {
   mentioned: boolean;
 }
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'owc-bridge-groups-'));
-  dirs.push(d);
-  return d;
-}
-
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('owc-bridge-groups-');
 
 /** JSON-mode relay call; the parsed body. */
 async function relayJson(

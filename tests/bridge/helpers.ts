@@ -4,13 +4,16 @@
 // process, and the "no secret in the logs" check.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { verify as verifySha256 } from '@octokit/webhooks-methods';
 import { Webhook } from 'standardwebhooks';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { loadConfig, startBridge, type Bridge, type BridgeConfig, type BridgeDeps } from '@openwechat/bridge';
 
 export const SECRET = 'test-webhook-secret-5f1c0e8a9b';
@@ -18,6 +21,19 @@ export const BOT_TOKEN = 'test-bot-token-8c2d4e6f0a1b3c5d';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../packages/bridge/src/main.ts', import.meta.url));
+
+/** A temp-folder maker for one test file: every folder it makes is removed after the file's tests. */
+export function tempDirs(prefix: string): () => Promise<string> {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  return async () => {
+    const d = await mkdtemp(join(tmpdir(), prefix));
+    dirs.push(d);
+    return d;
+  };
+}
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

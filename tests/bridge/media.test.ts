@@ -8,8 +8,7 @@
 // Tokens are minted independently in the tests (HMAC-SHA256 from node:crypto, not the bridge's signer).
 
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayAccountId, type Bridge } from '@openwechat/bridge';
@@ -27,6 +26,7 @@ import {
   type Delivery,
   type LogCapture,
   type Receiver,
+  tempDirs,
 } from './helpers.ts';
 import { seededBytes, sha256 } from '../helpers/bytes.ts';
 
@@ -45,16 +45,7 @@ function mintToken(key: Buffer, relayToken: string, fileId: string, expSeconds: 
   return `${fileId}.${expSeconds}.${mac}`;
 }
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'owc-bridge-media-'));
-  dirs.push(d);
-  return d;
-}
-
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('owc-bridge-media-');
 
 /** POST /send/file (or /groups/<gid>/send/file) as multipart; the relay's JSON answer. */
 async function sendFile(
