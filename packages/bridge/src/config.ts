@@ -178,31 +178,29 @@ function parseIps(where: string, text: string): string[] {
   return list;
 }
 
+function httpUrl(where: string, text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`${where}: must be an http(s) URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigError(`${where}: must be an http(s) URL`);
+  return url;
+}
+
 function coerce(s: Setting, raw: string): unknown {
   const where = s.env;
   const text = s.kind === 'secret' ? raw : raw.trim();
   switch (s.kind) {
     case 'url': {
-      let url: URL;
-      try {
-        url = new URL(text);
-      } catch {
-        throw new ConfigError(`${where}: must be an http(s) URL`);
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:')
-        throw new ConfigError(`${where}: must be an http(s) URL`);
+      httpUrl(where, text);
       return s.key === 'relayBaseUrl' ? text.replace(/\/+$/, '') : text;
     }
     case 'baseurl': {
       // A base that paths are appended to: http(s), no credentials, query or fragment.
-      let url: URL;
-      try {
-        url = new URL(text);
-      } catch {
-        throw new ConfigError(`${where}: must be an http(s) URL`);
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:')
-        throw new ConfigError(`${where}: must be an http(s) URL`);
+      const url = httpUrl(where, text);
       if (url.username || url.password || url.search || url.hash || /[?#]/.test(text))
         throw new ConfigError(`${where}: must not contain credentials, a query or a fragment`);
       return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
