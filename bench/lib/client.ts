@@ -95,6 +95,22 @@ export class RelayClient {
     }
   }
 
+  /**
+   * The stored-message count once it has stopped moving: requests that were still in flight when the
+   * load generator stopped (a warm-up's, the previous point's) are committed a moment later and must
+   * not be counted in the next point. Two equal reads 100 ms apart, at most 3 s.
+   */
+  async settledStoredMessages(): Promise<number | null> {
+    let last = await this.storedMessages();
+    for (let i = 0; i < 30 && last !== null; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = await this.storedMessages();
+      if (now === last) return now;
+      last = now;
+    }
+    return last;
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }

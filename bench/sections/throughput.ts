@@ -141,7 +141,7 @@ export async function measureSend(
   pids: Record<string, number> = {},
   durationSec = ctx.settings.pointSec,
 ): Promise<SendPoint> {
-  const before = await client.storedMessages();
+  const before = await client.settledStoredMessages();
   const meter = cpuMeter({ ...pids, loadgen: ctx.load.pid });
   const r = await ctx.load.runOne({
     label: `send ${mode} c=${connections}`,
@@ -153,7 +153,7 @@ export async function measureSend(
     lanes: sendLanes(pairs.slice(0, connections), mode === 'json'),
   });
   const cpu = meter();
-  const after = await client.storedMessages();
+  const after = await client.settledStoredMessages();
   const stored = before !== null && after !== null ? after - before : null;
   return {
     mode,
