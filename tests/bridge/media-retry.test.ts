@@ -21,7 +21,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { Bridge } from '@openwechat/bridge';
 import { seededBytes, sha256 } from '../helpers/bytes.ts';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import { befriend, register, req, type User } from '../relay/client.ts';
+import { befriend, postFile, register, type Upload, type User } from '../relay/client.ts';
 import {
   BOT_TOKEN,
   bridgeEnv,
@@ -197,18 +197,10 @@ async function startFaultProxy(target: string): Promise<FaultProxy> {
 // ── Test pieces ────────────────────────────────────────────────────────────────────────────────────────
 
 /** POST /send/file as multipart; the relay's status. */
-async function sendFile(
-  base: string,
-  from: User,
-  to: User,
-  content: string,
-  file: { bytes: Uint8Array<ArrayBuffer>; name: string; type: string },
-): Promise<number> {
-  const form = new FormData();
-  form.set('to_id', String(to.id));
-  form.set('content', content);
-  form.set('file', new Blob([file.bytes], { type: file.type }), file.name);
-  return (await req(base, 'POST', '/send/file', { token: from.token, body: form, jsonMode: true })).status;
+async function sendFile(base: string, from: User, to: User, content: string, file: Upload): Promise<number> {
+  return (
+    await postFile(base, from, '/send/file', { to_id: String(to.id), content }, file, { jsonMode: true })
+  ).status;
 }
 
 async function get(url: string): Promise<{ status: number; bytes: Buffer }> {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayAccountId, type Bridge } from '@openwechat/bridge';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import { befriend, register, req, type User } from '../relay/client.ts';
+import { befriend, postFile, register, req, type Upload, type User } from '../relay/client.ts';
 import {
   BOT_TOKEN,
   bridgeEnv,
@@ -53,12 +53,9 @@ async function sendFile(
   from: User,
   path: string,
   fields: Record<string, string>,
-  file: { bytes: Uint8Array<ArrayBuffer>; name: string; type: string },
+  file: Upload,
 ): Promise<{ status: number; json: Record<string, unknown> }> {
-  const form = new FormData();
-  for (const [k, v] of Object.entries(fields)) form.set(k, v);
-  form.set('file', new Blob([file.bytes], { type: file.type }), file.name);
-  const r = await req(base, 'POST', path, { token: from.token, body: form, jsonMode: true });
+  const r = await postFile(base, from, path, fields, file, { jsonMode: true });
   return { status: r.status, json: JSON.parse(r.body) as Record<string, unknown> };
 }
 

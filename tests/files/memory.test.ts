@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnRelay, stopAllRelays, type RelayProcess } from '../helpers/process.ts';
 import { sleep } from '../helpers/sse.ts';
-import { befriend, messages, register, req, type Reply, type User } from '../relay/client.ts';
+import { befriend, messages, postFile, register, req, type Reply, type User } from '../relay/client.ts';
 import { seededBytes, sha256 } from '../helpers/bytes.ts';
 
 const MB = 1024 * 1024;
@@ -70,18 +70,14 @@ const peakOf = (samples: Rss[]): Rss => samples.reduce((a, b) => (b.total > a.to
 
 const mb = (n: number): string => (n / MB).toFixed(1);
 
-async function sendFile(
+function sendFile(
   base: string,
   from: User,
   toId: number,
   bytes: Uint8Array<ArrayBuffer>,
   name: string,
 ): Promise<Reply> {
-  const form = new FormData();
-  form.set('to_id', String(toId));
-  form.set('content', name);
-  form.set('file', new Blob([bytes], { type: 'application/octet-stream' }), name);
-  return req(base, 'POST', '/send/file', { token: from.token, body: form });
+  return postFile(base, from, '/send/file', { to_id: String(toId), content: name }, { bytes, name });
 }
 
 async function download(

@@ -63,6 +63,31 @@ export async function req(base: string, method: string, path: string, opts: ReqO
   return { status: res.status, body: await res.text(), headers: res.headers };
 }
 
+/** A file to upload: its bytes, the name the form gives it, and its type (default octet-stream). */
+export interface Upload {
+  bytes: Uint8Array<ArrayBuffer>;
+  name: string;
+  type?: string;
+}
+
+/**
+ * A multipart upload (`POST /send/file`, or a group's `/groups/<gid>/send/file`): the form fields, then
+ * the file part.
+ */
+export async function postFile(
+  base: string,
+  from: { token: string },
+  path: string,
+  fields: Record<string, string>,
+  file: Upload,
+  opts: Pick<ReqOptions, 'jsonMode' | 'headers'> = {},
+): Promise<Reply> {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.set(k, v);
+  form.set('file', new Blob([file.bytes], { type: file.type ?? 'application/octet-stream' }), file.name);
+  return req(base, 'POST', path, { ...opts, token: from.token, body: form });
+}
+
 /** Asserts HTTP status and exact body. */
 export function expectReply(r: Reply, status: number, body: string): void {
   expect({ status: r.status, body: r.body }).toEqual({ status, body });
