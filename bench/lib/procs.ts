@@ -3,8 +3,9 @@
 
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+// A loopback port that was free a moment ago: the test helpers' probe.
+import { freePort } from '../../tests/helpers/process.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RELAY_MAIN = fileURLToPath(new URL('../../packages/relay/src/main.ts', import.meta.url));
@@ -41,20 +42,6 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM
       resolve();
     });
     child.kill(signal);
-  });
-}
-
-/** A loopback port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close((err) => (err ? reject(err) : resolve(port)));
-    });
   });
 }
 

@@ -4,17 +4,8 @@
 import { expect } from 'vitest';
 import { req, type User } from '../relay/client.ts';
 
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the skill daemon's seeded PRNG for its jitter: floats in [0, 1). */
+export { seededRandom as mulberry32 } from '../../packages/skill/src/daemon.ts';
 
 /** An integer in [min, max] from the PRNG. */
 export function randInt(rng: () => number, min: number, max: number): number {

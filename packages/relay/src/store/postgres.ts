@@ -690,13 +690,7 @@ class PostgresStore implements Store {
 
       const idem = opts.idempotency;
       if (idem) {
-        const prior = (
-          await c.query<{ fingerprint: string; result: string; created_at: number }>(
-            'SELECT fingerprint, result, created_at FROM idempotency_keys WHERE user_id = $1 AND key = $2',
-            [req.fromId, idem.key],
-          )
-        ).rows[0];
-        const replay = replayOf<RecordedSend>(prior, idem, req.now);
+        const replay = await replayOfKey<RecordedSend>(c, req.fromId, idem, req.now);
         if (replay) return replay;
       }
 
@@ -1385,13 +1379,7 @@ class PostgresStore implements Store {
 
       const idem = opts.idempotency;
       if (idem) {
-        const prior = (
-          await c.query<{ fingerprint: string; result: string; created_at: number }>(
-            'SELECT fingerprint, result, created_at FROM idempotency_keys WHERE user_id = $1 AND key = $2',
-            [req.fromId, idem.key],
-          )
-        ).rows[0];
-        const replay = replayOf<RecordedGroupSend>(prior, idem, req.now);
+        const replay = await replayOfKey<RecordedGroupSend>(c, req.fromId, idem, req.now);
         if (replay) return replay;
       }
       const sender = users.get(req.fromId);
@@ -1441,6 +1429,22 @@ class PostgresStore implements Store {
     );
     return rows[0]!;
   }
+}
+
+/** The recorded result of an earlier request with this Idempotency-Key, if it is to be replayed (replayOf). */
+async function replayOfKey<R>(
+  c: pg.PoolClient,
+  userId: number,
+  idem: NonNullable<SendOptions['idempotency']>,
+  now: number,
+): Promise<ReturnType<typeof replayOf<R>>> {
+  const prior = (
+    await c.query<{ fingerprint: string; result: string; created_at: number }>(
+      'SELECT fingerprint, result, created_at FROM idempotency_keys WHERE user_id = $1 AND key = $2',
+      [userId, idem.key],
+    )
+  ).rows[0];
+  return replayOf<R>(prior, idem, now);
 }
 
 /** Total and oldest `limit` messages of an inbox, from one snapshot (one statement). */
