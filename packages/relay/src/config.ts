@@ -1,9 +1,33 @@
-// The relay's one typed configuration. Precedence: command-line flag > environment > config file > default.
-// Every setting is validated here; a bad value stops the start with a message naming the setting.
-// The commented sample is relay.config.sample.json at the repository root; docs/config.md explains each.
+// The relay's one typed configuration: a declaration over the shared loader (@openwechat/config).
+// Precedence: option (code) > command-line flag > environment > config file > default. Every value is
+// validated there; a bad one stops the start with one line naming the setting and where it came from.
+// The commented sample is relay.config.sample.json; docs/config.md holds the table markdownTable() renders.
 
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import {
+  bool,
+  ConfigError,
+  flagOptions,
+  flagUsage,
+  flagValues,
+  httpUrl,
+  int,
+  ip,
+  ipList,
+  load,
+  LOG_LEVELS,
+  markdownTable,
+  num,
+  oneOf,
+  readJsonFile,
+  refine,
+  secret,
+  settingNames,
+  str,
+  type LogLevel,
+  type Table,
+} from '@openwechat/config';
+
+export { ConfigError };
 
 export interface RelayConfig {
   /** Interface to bind. Loopback by default: exposing the relay is an explicit decision. */
@@ -43,195 +67,177 @@ export interface RelayConfig {
   fileRetentionDays: number;
   /** How often expired messages, files and idempotency records are swept. */
   maintenanceIntervalSeconds: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logLevel: LogLevel;
 }
 
-export const DEFAULT_CONFIG: RelayConfig = {
-  host: '127.0.0.1',
-  port: 8000,
-  dataDir: './data',
-  databaseUrl: '',
-  rateLimitEnabled: true,
-  rateLimitQps: 20,
-  sseMaxPerIp: 1,
-  ssePingSeconds: 30,
-  sseRetryMs: 3000,
-  maxUsers: 0,
-  adminKey: '',
-  trustProxy: [],
-  publicBaseUrl: '',
-  maxUploadMb: 10,
-  uploadQuotaMb: 100,
-  maxGroupMembers: 500,
-  maxGroupsPerUser: 100,
-  maxBodyKb: 64,
-  messageRetentionDays: 7,
-  fileRetentionDays: 7,
-  maintenanceIntervalSeconds: 3600,
-  logLevel: 'info',
+/** Every relay setting: its names, type, default and the sentence docs/config.md shows. */
+export const RELAY_SETTINGS: Table<RelayConfig> = {
+  host: {
+    env: 'HOST',
+    type: ip(),
+    default: '127.0.0.1',
+    doc: 'Interface to bind (an IP address). Loopback by default: exposing the relay is a decision.',
+  },
+  port: { env: 'PORT', type: int(0, 65535), default: 8000, doc: 'TCP port (0 = any free port).' },
+  dataDir: {
+    env: 'DATA_DIR',
+    type: str(),
+    default: './data',
+    doc: 'Folder for `relay.sqlite` and in-flight uploads (created with mode 0700).',
+  },
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    type: refine(str(), (v) =>
+      v === '' || /^postgres(ql)?:\/\//.test(v) ? null : 'must start with postgres://',
+    ),
+    default: '',
+    doc: '`postgres://…` selects PostgreSQL (several instances, see [scaling.md](scaling.md)); empty = SQLite in `DATA_DIR`.',
+  },
+  rateLimitEnabled: {
+    env: 'RATE_LIMIT_ENABLED',
+    // The reference treats 0/false/off and the empty string as "off".
+    type: bool({ emptyIsFalse: true }),
+    default: true,
+    doc: "The reference's limiter. `0`, `false`, `off` or empty turn it off. Switchable at run time by `POST /admin/rate-limit` (per instance).",
+  },
+  rateLimitQps: {
+    env: 'RATE_LIMIT_QPS',
+    type: int(1, 1_000_000),
+    default: 20,
+    doc: 'Requests accepted per key (user with a valid token, else client IP) in any 1 s window. Over it: 429 `错误：请求过于频繁，请稍后再试。` with `Retry-After`. Exempt: `/health`, `/stats`, `/stream`, `/homepage…`, `/register`, `/admin/…`.',
+  },
+  sseMaxPerIp: {
+    env: 'SSE_MAX_PER_IP',
+    type: int(1, 1_000_000),
+    default: 1,
+    doc: 'Concurrent `/stream` connections per client IP (per instance). Over it: 429 with `Retry-After: 2`.',
+  },
+  ssePingSeconds: {
+    env: 'SSE_PING_SECONDS',
+    type: num(0.01, 3600),
+    default: 30,
+    doc: 'Idle time after which a stream sends `: ping`.',
+  },
+  sseRetryMs: {
+    env: 'SSE_RETRY_MS',
+    type: int(0, 3_600_000),
+    default: 3000,
+    doc: 'Reconnection delay advertised once per stream (`retry:`).',
+  },
+  maxUsers: {
+    env: 'MAX_USERS',
+    type: int(0, 2 ** 31),
+    default: 0,
+    doc: 'Registration cap; 0 = unlimited. Over it: 503 `错误 503：注册人数已达上限，暂不开放新用户注册。`',
+  },
+  adminKey: {
+    env: 'ADMIN_KEY',
+    type: secret(),
+    default: '',
+    doc: 'Enables `/admin/*` (header `X-Admin-Key`, compared in constant time). Empty: 503. Never logged.',
+  },
+  trustProxy: {
+    env: 'TRUST_PROXY',
+    type: ipList(),
+    default: [],
+    doc: 'Comma-separated IPs/CIDRs of reverse proxies whose `X-Forwarded-For` is believed (each checked: `10.0.0.0/99` is refused). Empty: the socket peer is the client.',
+  },
+  publicBaseUrl: {
+    env: 'PUBLIC_BASE_URL',
+    type: httpUrl({ optional: true }),
+    default: '',
+    doc: 'Base of URLs handed out (homepage links), e.g. `https://example.org/openwechat`. Empty: from the request.',
+  },
+  maxUploadMb: {
+    env: 'MAX_UPLOAD_MB',
+    type: num(0.001, 10_240),
+    default: 10,
+    doc: 'Largest attachment, enforced while the upload streams in.',
+  },
+  uploadQuotaMb: {
+    env: 'UPLOAD_QUOTA_MB',
+    type: num(0.001, 1_048_576),
+    default: 100,
+    doc: 'Per sender: bytes of stored attachments not yet collected by their recipients.',
+  },
+  maxGroupMembers: {
+    env: 'MAX_GROUP_MEMBERS',
+    type: int(2, 100_000),
+    default: 500,
+    doc: 'Members per group chat, the owner included. Over it: `错误：群组成员已达上限（最多 500 人）` (409 `group_full`). Each group message is stored once per member (see [groups-api.md](groups-api.md#storage)).',
+  },
+  maxGroupsPerUser: {
+    env: 'MAX_GROUPS_PER_USER',
+    type: int(1, 100_000),
+    default: 100,
+    doc: 'Group chats one user may belong to (owned or joined). Over it: `错误：加入的群组数量已达上限（最多 100 个）` (409 `too_many_groups`).',
+  },
+  maxBodyKb: {
+    env: 'MAX_BODY_KB',
+    type: int(1, 102_400),
+    default: 64,
+    doc: 'Largest JSON request body (homepages have their own 512 KB limit).',
+  },
+  messageRetentionDays: {
+    env: 'MESSAGE_RETENTION_DAYS',
+    type: num(0.00001, 3650),
+    default: 7,
+    doc: 'Unacknowledged messages are deleted after this many days.',
+  },
+  fileRetentionDays: {
+    env: 'FILE_RETENTION_DAYS',
+    type: num(0.0001, 3650),
+    default: 7,
+    doc: 'Stored attachments are deleted after this many days (earlier once downloaded and acknowledged).',
+  },
+  maintenanceIntervalSeconds: {
+    env: 'MAINTENANCE_INTERVAL_SECONDS',
+    type: num(0.01, 86_400),
+    default: 3600,
+    doc: 'How often expired messages, files and idempotency records are swept (also once at start).',
+  },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    type: oneOf(LOG_LEVELS),
+    default: 'info',
+    doc: '`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`. JSON lines on stdout; no token, key or body is ever logged.',
+  },
 };
 
-type Kind = 'string' | 'int' | 'number' | 'bool' | 'list' | 'level';
-
-/** Setting name (env and file key), its config field, its kind, and range checks. */
-const SETTINGS: ReadonlyArray<{
-  env: string;
-  key: keyof RelayConfig;
-  kind: Kind;
-  min?: number;
-  max?: number;
-  check?: (v: unknown) => string | null;
-}> = [
-  {
-    env: 'HOST',
-    key: 'host',
-    kind: 'string',
-    check: (v) => (isIP(String(v)) ? null : 'must be an IP address'),
-  },
-  { env: 'PORT', key: 'port', kind: 'int', min: 0, max: 65535 },
-  { env: 'DATA_DIR', key: 'dataDir', kind: 'string' },
-  {
-    env: 'DATABASE_URL',
-    key: 'databaseUrl',
-    kind: 'string',
-    check: (v) => (v === '' || /^postgres(ql)?:\/\//.test(String(v)) ? null : 'must start with postgres://'),
-  },
-  { env: 'RATE_LIMIT_ENABLED', key: 'rateLimitEnabled', kind: 'bool' },
-  { env: 'RATE_LIMIT_QPS', key: 'rateLimitQps', kind: 'int', min: 1, max: 1_000_000 },
-  { env: 'SSE_MAX_PER_IP', key: 'sseMaxPerIp', kind: 'int', min: 1, max: 1_000_000 },
-  { env: 'SSE_PING_SECONDS', key: 'ssePingSeconds', kind: 'number', min: 0.01, max: 3600 },
-  { env: 'SSE_RETRY_MS', key: 'sseRetryMs', kind: 'int', min: 0, max: 3_600_000 },
-  { env: 'MAX_USERS', key: 'maxUsers', kind: 'int', min: 0, max: 2 ** 31 },
-  { env: 'ADMIN_KEY', key: 'adminKey', kind: 'string' },
-  {
-    env: 'TRUST_PROXY',
-    key: 'trustProxy',
-    kind: 'list',
-    check: (v) => {
-      const bad = (v as string[]).find((p) => !isIP(p.split('/')[0] ?? ''));
-      return bad ? `"${bad}" is not an IP address or CIDR` : null;
-    },
-  },
-  {
-    env: 'PUBLIC_BASE_URL',
-    key: 'publicBaseUrl',
-    kind: 'string',
-    check: (v) => (v === '' || /^https?:\/\/[^\s]+$/.test(String(v)) ? null : 'must be an http(s) URL'),
-  },
-  { env: 'MAX_UPLOAD_MB', key: 'maxUploadMb', kind: 'number', min: 0.001, max: 10_240 },
-  { env: 'UPLOAD_QUOTA_MB', key: 'uploadQuotaMb', kind: 'number', min: 0.001, max: 1_048_576 },
-  { env: 'MAX_GROUP_MEMBERS', key: 'maxGroupMembers', kind: 'int', min: 2, max: 100_000 },
-  { env: 'MAX_GROUPS_PER_USER', key: 'maxGroupsPerUser', kind: 'int', min: 1, max: 100_000 },
-  { env: 'MAX_BODY_KB', key: 'maxBodyKb', kind: 'int', min: 1, max: 102_400 },
-  { env: 'MESSAGE_RETENTION_DAYS', key: 'messageRetentionDays', kind: 'number', min: 0.00001, max: 3650 },
-  { env: 'FILE_RETENTION_DAYS', key: 'fileRetentionDays', kind: 'number', min: 0.0001, max: 3650 },
-  {
-    env: 'MAINTENANCE_INTERVAL_SECONDS',
-    key: 'maintenanceIntervalSeconds',
-    kind: 'number',
-    min: 0.01,
-    max: 86_400,
-  },
-  { env: 'LOG_LEVEL', key: 'logLevel', kind: 'level' },
-];
-
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-function coerce(setting: (typeof SETTINGS)[number], raw: unknown, source: string): unknown {
-  const where = `${setting.env} (${source})`;
-  const text = typeof raw === 'string' ? raw.trim() : raw;
-  let value: unknown;
-  switch (setting.kind) {
-    case 'string':
-      if (typeof text !== 'string') throw new ConfigError(`${where}: must be a string`);
-      value = text;
-      break;
-    case 'int':
-    case 'number': {
-      const n =
-        typeof text === 'number' ? text : typeof text === 'string' && text !== '' ? Number(text) : NaN;
-      if (!Number.isFinite(n) || (setting.kind === 'int' && !Number.isInteger(n))) {
-        throw new ConfigError(`${where}: must be ${setting.kind === 'int' ? 'an integer' : 'a number'}`);
-      }
-      value = n;
-      break;
-    }
-    case 'bool':
-      if (typeof text === 'boolean') value = text;
-      else if (typeof text === 'string' && /^(1|true|on|yes)$/i.test(text)) value = true;
-      // The reference treats 0/false/off and the empty string as "off".
-      else if (typeof text === 'string' && /^(0|false|off|no|)$/i.test(text)) value = false;
-      else throw new ConfigError(`${where}: must be true or false`);
-      break;
-    case 'list':
-      if (Array.isArray(text) && text.every((x) => typeof x === 'string')) value = text.map((x) => x.trim());
-      else if (typeof text === 'string')
-        value = text
-          .split(',')
-          .map((x) => x.trim())
-          .filter(Boolean);
-      else throw new ConfigError(`${where}: must be a comma-separated list`);
-      break;
-    case 'level':
-      if (typeof text !== 'string' || !LEVELS.includes(text))
-        throw new ConfigError(`${where}: must be one of ${LEVELS.join(', ')}`);
-      value = text;
-      break;
-  }
-  if (typeof value === 'number') {
-    if (setting.min !== undefined && value < setting.min)
-      throw new ConfigError(`${where}: must be ≥ ${setting.min}`);
-    if (setting.max !== undefined && value > setting.max)
-      throw new ConfigError(`${where}: must be ≤ ${setting.max}`);
-  }
-  const problem = setting.check?.(value);
-  if (problem) throw new ConfigError(`${where}: ${problem}`);
-  return value;
-}
+export const DEFAULT_CONFIG: RelayConfig = Object.fromEntries(
+  Object.entries(RELAY_SETTINGS).map(([k, s]) => [k, (s as { default: unknown }).default]),
+) as unknown as RelayConfig;
 
 export interface ConfigSources {
   /** Parsed `--name value` flags, keyed by env name (e.g. PORT) or config key (e.g. port). */
   flags?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
-  /** Path of a JSON config file (keys: env names or config keys). */
+  /** Path of a JSON config file (keys: env names or config keys; `//…` keys are comments). */
   file?: string;
 }
 
 /** Builds the config from its sources; throws ConfigError naming the bad setting. */
 export function loadConfig(sources: ConfigSources = {}): RelayConfig {
-  let fileValues: Record<string, unknown> = {};
-  if (sources.file) {
-    try {
-      fileValues = JSON.parse(readFileSync(sources.file, 'utf8')) as Record<string, unknown>;
-    } catch (err) {
-      throw new ConfigError(`config file ${sources.file}: ${(err as Error).message}`);
-    }
-    if (typeof fileValues !== 'object' || fileValues === null || Array.isArray(fileValues))
-      throw new ConfigError(`config file ${sources.file}: must hold a JSON object`);
-    const known = new Set(SETTINGS.flatMap((s) => [s.env, s.key as string]));
-    const unknown = Object.keys(fileValues).filter((k) => !k.startsWith('//') && !known.has(k));
-    if (unknown.length) throw new ConfigError(`config file ${sources.file}: unknown setting ${unknown[0]}`);
-  }
-  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
-  for (const s of SETTINGS) {
-    const pick = (o: Record<string, unknown> | undefined) => o?.[s.env] ?? o?.[s.key];
-    const flag = pick(sources.flags);
-    const env = sources.env?.[s.env];
-    const file = pick(fileValues);
-    if (flag !== undefined) config[s.key] = coerce(s, flag, 'flag');
-    else if (env !== undefined) config[s.key] = coerce(s, env, 'environment');
-    else if (file !== undefined) config[s.key] = coerce(s, file, 'config file');
-  }
-  return config as unknown as RelayConfig;
+  return load(RELAY_SETTINGS, {
+    flags: sources.flags,
+    env: sources.env,
+    file: sources.file ? readJsonFile(sources.file) : undefined,
+  }).config;
 }
 
-/** Validates a programmatic partial config (tests, embedding) the same way as env values. */
+/** Validates a programmatic partial config (tests, embedding) the same way as any other source. */
 export function resolveConfig(partial: Partial<RelayConfig>): RelayConfig {
-  return loadConfig({ flags: partial as Record<string, unknown> });
+  return load(RELAY_SETTINGS, { options: partial as Record<string, unknown> }).config;
 }
 
-export const SETTING_NAMES = SETTINGS.map((s) => ({ env: s.env, key: s.key, kind: s.kind }));
+export const SETTING_NAMES = settingNames(RELAY_SETTINGS);
+
+/** The command line's setting flags (`--port`, `--data-dir`, …), for node:util parseArgs. */
+export const SETTING_FLAGS = flagOptions(RELAY_SETTINGS);
+export const SETTING_FLAG_USAGE = flagUsage(RELAY_SETTINGS);
+/** parseArgs values → the `flags` source of loadConfig(). */
+export const settingFlags = (values: Record<string, unknown>): Record<string, unknown> =>
+  flagValues(RELAY_SETTINGS, values);
+
+/** The settings table of docs/config.md (a test keeps the two equal). */
+export const settingsMarkdown = (): string => markdownTable(RELAY_SETTINGS);

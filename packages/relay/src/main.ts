@@ -1,22 +1,19 @@
 // `npm start`: run the relay. Settings: flags > environment > --config file > defaults (docs/config.md).
 
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, SETTING_NAMES } from './config.ts';
+import { ConfigError, loadConfig, SETTING_FLAG_USAGE, SETTING_FLAGS, settingFlags } from './config.ts';
 import { createRelay } from './app.ts';
 
 const USAGE = `Usage: openwechat-relay [--config FILE] [--<setting> VALUE ...]
 Settings (flag form of the environment names, e.g. --port 8000 --data-dir ./data):
-${SETTING_NAMES.map((s) => `  --${s.env.toLowerCase().replace(/_/g, '-')}`).join('\n')}`;
+${SETTING_FLAG_USAGE}`;
 
 async function main(): Promise<void> {
-  const options = Object.fromEntries(
-    SETTING_NAMES.map((s) => [s.env.toLowerCase().replace(/_/g, '-'), { type: 'string' as const }]),
-  );
   let parsed;
   try {
     parsed = parseArgs({
       args: process.argv.slice(2),
-      options: { ...options, config: { type: 'string' }, help: { type: 'boolean' } },
+      options: { ...SETTING_FLAGS, config: { type: 'string' }, help: { type: 'boolean' } },
       strict: true,
     });
   } catch (err) {
@@ -27,11 +24,7 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const flags: Record<string, unknown> = {};
-  for (const s of SETTING_NAMES) {
-    const v = (parsed.values as Record<string, unknown>)[s.env.toLowerCase().replace(/_/g, '-')];
-    if (v !== undefined) flags[s.env] = v;
-  }
+  const flags = settingFlags(parsed.values);
   const file = (parsed.values.config as string | undefined) ?? process.env.RELAY_CONFIG;
   const config = loadConfig({ flags, env: process.env, file });
   const relay = await createRelay(config);
