@@ -6,11 +6,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseEnv } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, loadConfig, SETTINGS } from '@openwechat/bridge';
+import { DEFAULTS, loadConfig, SETTINGS, settingsMarkdown } from '@openwechat/bridge';
 import { spawnBridge } from './helpers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const sample = parseEnv(readFileSync(`${ROOT}/bridge.env.sample`, 'utf8'));
+const sampleText = readFileSync(`${ROOT}/bridge.env.sample`, 'utf8');
+const sample = parseEnv(sampleText);
 const docs = readFileSync(`${ROOT}/docs/bridge.md`, 'utf8');
 
 describe('bridge settings documentation', () => {
@@ -20,6 +21,13 @@ describe('bridge settings documentation', () => {
       expect(docs, s.env).toContain(`| \`${s.env}\` |`);
     }
     expect(Object.keys(sample).sort()).toEqual(SETTINGS.map((s) => s.env).sort());
+    // The aliases are documented in the sample's comments (not as keys: both set would shadow one).
+    for (const alias of SETTINGS.flatMap((s) => s.aliases)) expect(sampleText, alias).toContain(alias);
+  });
+
+  it('docs/bridge.md holds the settings table rendered from the declaration', () => {
+    // On a mismatch, paste the expected table (printed by the failure) into docs/bridge.md.
+    expect(docs).toContain(settingsMarkdown());
   });
 
   it('the sample, with the four required values filled in, gives the defaults', () => {
@@ -44,6 +52,6 @@ describe('bridge settings documentation', () => {
         WECHAT_ABOT_BOT_TOKEN: 'token-1234567890',
         BRIDGE_PORT: 'eighty',
       }),
-    ).rejects.toThrow(/configuration error: BRIDGE_PORT: must be an integer/);
+    ).rejects.toThrow(/configuration error: BRIDGE_PORT \(environment\): must be an integer\n/);
   });
 });

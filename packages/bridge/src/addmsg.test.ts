@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { buildAddMsg, passesMentionFilter, serializeAddMsg, type ChatEvent } from './addmsg.ts';
+import { createHmac } from 'node:crypto';
+import {
+  buildAddMsg,
+  passesMentionFilter,
+  serializeAddMsg,
+  serializeRecord,
+  type ChatEvent,
+} from './addmsg.ts';
+import { plainSignature } from './signature.ts';
 
 // The three examples of spec/openclaw-bridge.md §1.6, byte for byte.
 const PRIVATE =
@@ -93,5 +101,34 @@ describe('AddMsg builder', () => {
   it('refuses a NewMsgId JSON cannot carry exactly', () => {
     const rec = buildAddMsg({ ...privateEvent, ids: { ...privateEvent.ids, newMsgId: 2 ** 53 } }, opts);
     expect(() => serializeAddMsg(rec)).toThrow(RangeError);
+  });
+});
+
+describe('record formats (BRIDGE_RECORD_FORMAT)', () => {
+  const record = buildAddMsg(privateEvent, opts);
+
+  it('bare: the record itself', () => {
+    expect(serializeRecord(record, { format: 'bare' }).toString('utf8')).toBe(PRIVATE);
+  });
+
+  it("gewechat: the callback envelope around the record's unchanged bytes, signed as sent", () => {
+    const body = serializeRecord(record, { format: 'gewechat' });
+    const text = body.toString('utf8');
+    // The envelope of spec/openclaw-bridge.md §1.6, with the §1.6 record byte for byte as Data.
+    expect(text).toBe(`{"TypeName":"AddMsg","Appid":"wxid_bot0001","Wxid":"wxid_bot0001","Data":${PRIVATE}}`);
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    expect(Object.keys(parsed)).toEqual(['TypeName', 'Appid', 'Wxid', 'Data']);
+    expect(JSON.stringify(parsed.Data)).toBe(PRIVATE);
+    // The signature is over the envelope bytes (an independent HMAC), not over the inner record.
+    const expected = `sha256=${createHmac('sha256', 'dummy-webhook-secret-for-tests').update(text).digest('hex')}`;
+    expect(plainSignature('dummy-webhook-secret-for-tests', body)).toBe(expected);
+    expect(expected).not.toBe(
+      'sha256=bf75fadde54a312889c6eca235769d97760a3520c1349f504ac4d21d8796c59f', // the bare record's (§1.6)
+    );
+  });
+
+  it('gewechat: a configured Appid, JSON-escaped', () => {
+    const text = serializeRecord(record, { format: 'gewechat', appid: 'wx_app"1' }).toString('utf8');
+    expect(JSON.parse(text)).toMatchObject({ TypeName: 'AddMsg', Appid: 'wx_app"1', Wxid: 'wxid_bot0001' });
   });
 });

@@ -126,3 +126,25 @@ export function serializeAddMsg(record: AddMsg): Buffer {
   );
   return Buffer.from(json, 'utf8');
 }
+
+export interface RecordFormatOptions {
+  /** bare: the record itself; gewechat: the callback envelope around it. */
+  format: 'bare' | 'gewechat';
+  /** The envelope's `Appid`; '' = the bot's own id (the record's ToUserName). */
+  appid?: string;
+}
+
+/**
+ * The webhook body of one record in the configured format — the bytes that are stored, signed and sent.
+ * `gewechat` wraps the record in the envelope gewechat callbacks carry and WeChat-family plugins such as
+ * gewe-openclaw require (spec/openclaw-runtime.md §5): `{"TypeName":"AddMsg","Appid":…,"Wxid":<bot>,
+ * "Data":<record>}`. The record's bytes are spliced in unchanged (never re-serialised), so `Data` is
+ * byte for byte the bare body and the signature covers exactly what is sent.
+ */
+export function serializeRecord(record: AddMsg, opts: RecordFormatOptions): Buffer {
+  const bare = serializeAddMsg(record);
+  if (opts.format === 'bare') return bare;
+  const wxid = record.ToUserName.string;
+  const head = `{"TypeName":"AddMsg","Appid":${JSON.stringify(opts.appid || wxid)},"Wxid":${JSON.stringify(wxid)},"Data":`;
+  return Buffer.concat([Buffer.from(head, 'utf8'), bare, Buffer.from('}', 'utf8')]);
+}

@@ -14,7 +14,7 @@
 import type { AddressInfo } from 'node:net';
 import type { AttachmentJson } from '@openwechat/protocol';
 import type { DestinationStream } from 'pino';
-import { buildAddMsg, serializeAddMsg } from './addmsg.ts';
+import { buildAddMsg, serializeRecord } from './addmsg.ts';
 import type { BridgeConfig } from './config.ts';
 import { Deliverer } from './delivery.ts';
 import { BridgeError } from './errors.ts';
@@ -41,7 +41,7 @@ import { Metrics } from './metrics.ts';
 import { Outbox } from './outbox.ts';
 import { Acker, RelayClient, RelayStream } from './relay-client.ts';
 import { relayDisposition, relaySource, type RelayMessageJson } from './relay-events.ts';
-import { parseSendRequest, SendService } from './send-api.ts';
+import { parseSendRequest, sendConversationId, SendService } from './send-api.ts';
 
 export interface BridgeDeps {
   /** Clock (ms since epoch) for stored times, retry schedules, CreateTime-independent stamps. */
@@ -192,7 +192,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
         eventId: String(record.NewMsgId),
         conversation: record.FromUserName.string,
         sender: forward.sender.id,
-        body: serializeAddMsg(record),
+        body: serializeRecord(record, { format: config.recordFormat, appid: config.gewechatAppid }),
       };
       const { inserted } = outbox.enqueue(item, now(), cursor);
       metrics.inc('bridge_relay_messages_total', { outcome: inserted ? 'queued' : 'duplicate' });
@@ -275,7 +275,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       const fields = {
         requestKey: req.key ?? undefined,
         sender: botId ? userWxid(botId) : undefined,
-        conversationId: req.to,
+        conversationId: sendConversationId(req.to),
         replyTo: req.replyToMessageId ?? undefined,
       };
       try {

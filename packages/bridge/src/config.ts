@@ -1,11 +1,43 @@
-// The bridge's one typed configuration, read from the environment (optionally loaded from an env file by
-// main.ts). Every setting is validated here; a bad value stops the start with a message naming it.
-// The commented sample is bridge.env.sample at the repository root; docs/bridge.md explains each setting.
+// The bridge's one typed configuration: a declaration over the shared loader (@openwechat/config).
+// Precedence: flag > environment > env file (--env-file) > default; an empty value counts as unset, so a
+// sample with `NAME=` lines keeps the defaults. Every value is validated there; a bad or missing one stops
+// the start with one line naming it. The seed checklist's own names (OPENCLAW_WEBHOOK_SECRET, IM_BOT_TOKEN)
+// are aliases; ours win. The commented sample is bridge.env.sample; docs/bridge.md holds the settings table
+// markdownTable() renders (a test keeps them equal).
 
+import { statSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import {
+  baseUrl,
+  bool,
+  ConfigError,
+  flagOptions,
+  flagUsage,
+  flagValues,
+  httpUrl,
+  int,
+  ip,
+  ipList,
+  load,
+  LOG_LEVELS,
+  markdownTable,
+  oneOf,
+  readEnvFile,
+  REQUIRED,
+  secret,
+  settingNames,
+  str,
+  type Loaded,
+  type LogLevel,
+  type SettingsFile,
+  type Table,
+} from '@openwechat/config';
+
+export { ConfigError, type LogLevel };
 
 export type SigningMode = 'plain' | 'standard';
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** bare: the AddMsg record itself; gewechat: wrapped in `{TypeName:"AddMsg", Appid, Wxid, Data}`. */
+export type RecordFormat = 'bare' | 'gewechat';
 
 export interface BridgeConfig {
   /** The relay the bot account lives on, without a trailing slash. */
@@ -65,205 +97,278 @@ export interface BridgeConfig {
   mediaLinkMaxHours: number;
   /** Total size cap of the local copies of attachments (MB); the oldest go first when it is exceeded. */
   mediaMaxMb: number;
+  /** How each relay message's record is wrapped on the wire (and in the outbox). */
+  recordFormat: RecordFormat;
+  /** `Appid` of the gewechat envelope; '' = the bot's own id (`owc_<bot id>`, also its `Wxid`). */
+  gewechatAppid: string;
   logLevel: LogLevel;
 }
 
 export const DEFAULT_WEBHOOK_URL = 'http://127.0.0.1:18789/wechat_abot/webhook';
 
-export const DEFAULTS = {
-  webhookUrl: DEFAULT_WEBHOOK_URL,
-  signing: 'plain',
-  host: '127.0.0.1',
-  port: 8088,
-  dataDir: './data/bridge',
-  allowedIps: [],
-  inboundAllowedIps: ['127.0.0.1', '::1'],
-  inboundToken: '',
-  retryHorizonSeconds: 3600,
-  retryBaseMs: 1000,
-  retryMaxDelayMs: 60_000,
-  webhookTimeoutMs: 5000,
-  deliveryConcurrency: 8,
-  systemNotices: 'forward',
-  groupRequireMention: false,
-  maxTextChars: 4000,
-  maxBodyKb: 1024,
-  streamIdleTimeoutSeconds: 90,
-  outboxRetentionDays: 7,
-  mediaLinks: true,
-  publicUrl: '',
-  mediaSecret: '',
-  mediaLinkMaxHours: 168,
-  mediaMaxMb: 1024,
-  logLevel: 'info',
-} satisfies Partial<BridgeConfig>;
-
-type Kind = 'url' | 'baseurl' | 'secret' | 'string' | 'int' | 'bool' | 'ips' | 'ip' | 'enum';
-
-interface Setting {
-  env: string;
-  key: keyof BridgeConfig;
-  kind: Kind;
-  required?: boolean;
-  /** int: the range; secret: the shortest length (characters). */
-  min?: number;
-  max?: number;
-  values?: readonly string[];
-}
-
-/** Setting name in the environment, its config field, kind and range. The table docs/bridge.md documents. */
-export const SETTINGS: readonly Setting[] = [
-  { env: 'RELAY_BASE_URL', key: 'relayBaseUrl', kind: 'url', required: true },
-  { env: 'RELAY_TOKEN', key: 'relayToken', kind: 'secret', required: true },
-  { env: 'OPENCLAW_WEBHOOK_URL', key: 'webhookUrl', kind: 'url' },
-  { env: 'WECHAT_ABOT_WEBHOOK_SECRET', key: 'webhookSecret', kind: 'secret', required: true },
-  { env: 'WECHAT_ABOT_BOT_TOKEN', key: 'botToken', kind: 'secret', required: true },
-  { env: 'WECHAT_ABOT_SIGNING', key: 'signing', kind: 'enum', values: ['plain', 'standard'] },
-  { env: 'BRIDGE_HOST', key: 'host', kind: 'ip' },
-  { env: 'BRIDGE_PORT', key: 'port', kind: 'int', min: 0, max: 65535 },
-  { env: 'BRIDGE_DATA_DIR', key: 'dataDir', kind: 'string' },
-  { env: 'BRIDGE_ALLOWED_IPS', key: 'allowedIps', kind: 'ips' },
-  { env: 'BRIDGE_INBOUND_ALLOWED_IPS', key: 'inboundAllowedIps', kind: 'ips' },
-  { env: 'BRIDGE_INBOUND_TOKEN', key: 'inboundToken', kind: 'secret' },
-  { env: 'BRIDGE_RETRY_HORIZON_SECONDS', key: 'retryHorizonSeconds', kind: 'int', min: 1, max: 30 * 86400 },
-  { env: 'BRIDGE_RETRY_BASE_MS', key: 'retryBaseMs', kind: 'int', min: 1, max: 3_600_000 },
-  { env: 'BRIDGE_RETRY_MAX_DELAY_MS', key: 'retryMaxDelayMs', kind: 'int', min: 1, max: 86_400_000 },
-  { env: 'BRIDGE_WEBHOOK_TIMEOUT_MS', key: 'webhookTimeoutMs', kind: 'int', min: 100, max: 120_000 },
-  { env: 'BRIDGE_DELIVERY_CONCURRENCY', key: 'deliveryConcurrency', kind: 'int', min: 1, max: 256 },
-  { env: 'BRIDGE_SYSTEM_NOTICES', key: 'systemNotices', kind: 'enum', values: ['forward', 'suppress'] },
-  { env: 'BRIDGE_GROUP_REQUIRE_MENTION', key: 'groupRequireMention', kind: 'bool' },
-  { env: 'BRIDGE_MAX_TEXT_CHARS', key: 'maxTextChars', kind: 'int', min: 1, max: 100_000 },
-  { env: 'BRIDGE_MAX_BODY_KB', key: 'maxBodyKb', kind: 'int', min: 1, max: 102_400 },
-  {
+/** Every bridge setting: its names, type, default and the sentence docs/bridge.md shows. */
+export const BRIDGE_SETTINGS: Table<BridgeConfig> = {
+  relayBaseUrl: {
+    env: 'RELAY_BASE_URL',
+    type: httpUrl({ trimSlash: true }),
+    default: REQUIRED,
+    doc: 'The relay, e.g. `http://127.0.0.1:8000`.',
+  },
+  relayToken: {
+    env: 'RELAY_TOKEN',
+    flag: false,
+    type: secret(),
+    default: REQUIRED,
+    doc: "The bot account's `X-Token`. Never logged.",
+  },
+  webhookUrl: {
+    env: 'OPENCLAW_WEBHOOK_URL',
+    type: httpUrl(),
+    default: DEFAULT_WEBHOOK_URL,
+    doc: 'Where AddMsg records are POSTed. Logged without its query string.',
+  },
+  webhookSecret: {
+    env: 'WECHAT_ABOT_WEBHOOK_SECRET',
+    aliases: ['OPENCLAW_WEBHOOK_SECRET'],
+    flag: false,
+    type: secret(),
+    default: REQUIRED,
+    doc: '= `channels.wechat_abot.webhookSecret`; the HMAC key. Never logged.',
+  },
+  botToken: {
+    env: 'WECHAT_ABOT_BOT_TOKEN',
+    aliases: ['IM_BOT_TOKEN'],
+    flag: false,
+    type: secret(),
+    default: REQUIRED,
+    doc: "= `channels.wechat_abot.botToken`; the send API's bearer token. Never logged.",
+  },
+  signing: {
+    env: 'WECHAT_ABOT_SIGNING',
+    type: oneOf(['plain', 'standard']),
+    default: 'plain',
+    doc: '`plain` or `standard` (plain + Standard Webhooks), see below.',
+  },
+  host: {
+    env: 'BRIDGE_HOST',
+    type: ip(),
+    default: '127.0.0.1',
+    doc: "Interface of the bridge's HTTP server (an IP address).",
+  },
+  port: { env: 'BRIDGE_PORT', type: int(0, 65535), default: 8088, doc: 'Its port (0 = any free port).' },
+  dataDir: {
+    env: 'BRIDGE_DATA_DIR',
+    type: str({ nonEmpty: true }),
+    default: './data/bridge',
+    doc: 'Folder of `bridge.sqlite` (outbox, dead letters, relay cursor, idempotency records), of the generated media link key `media-secret` and of `media/`, the copies of attachments. Created with mode 0700.',
+  },
+  allowedIps: {
+    env: 'BRIDGE_ALLOWED_IPS',
+    type: ipList(),
+    default: [],
+    doc: 'Comma-separated IPs/CIDRs allowed to call any endpoint (403 `ip_not_allowed` otherwise). Empty = no restriction.',
+  },
+  inboundAllowedIps: {
+    env: 'BRIDGE_INBOUND_ALLOWED_IPS',
+    type: ipList(),
+    default: ['127.0.0.1', '::1'],
+    doc: 'Who may call `POST /im/inbound` (on top of the above).',
+  },
+  inboundToken: {
+    env: 'BRIDGE_INBOUND_TOKEN',
+    flag: false,
+    type: secret(),
+    default: '',
+    defaultDoc: '= `WECHAT_ABOT_BOT_TOKEN`',
+    doc: 'Bearer token of `POST /im/inbound`. Never logged.',
+  },
+  retryHorizonSeconds: {
+    env: 'BRIDGE_RETRY_HORIZON_SECONDS',
+    type: int(1, 30 * 86400),
+    default: 3600,
+    doc: "A message still failing transiently this long after it was queued is dead-lettered. Keep the plugin's staleness limit (if any) above it.",
+  },
+  retryBaseMs: {
+    env: 'BRIDGE_RETRY_BASE_MS',
+    type: int(1, 3_600_000),
+    default: 1000,
+    doc: 'Backoff: the first retry waits a random time in [0, base]; the range doubles per attempt.',
+  },
+  retryMaxDelayMs: {
+    env: 'BRIDGE_RETRY_MAX_DELAY_MS',
+    type: int(1, 86_400_000),
+    default: 60_000,
+    doc: 'Cap of one backoff wait. `Retry-After` from the receiver is honoured even above it.',
+  },
+  webhookTimeoutMs: {
+    env: 'BRIDGE_WEBHOOK_TIMEOUT_MS',
+    type: int(100, 120_000),
+    default: 5000,
+    doc: 'Whole-request timeout of one webhook POST (connect, send, answer).',
+  },
+  deliveryConcurrency: {
+    env: 'BRIDGE_DELIVERY_CONCURRENCY',
+    type: int(1, 256),
+    default: 8,
+    doc: 'Conversations delivered in parallel. Within a conversation: one at a time, in order.',
+  },
+  systemNotices: {
+    env: 'BRIDGE_SYSTEM_NOTICES',
+    type: oneOf(['forward', 'suppress']),
+    default: 'forward',
+    doc: '`forward`: relay system notices (group membership notices included) become MsgType 10000 tips; `suppress`: acknowledged, not sent.',
+  },
+  groupRequireMention: {
+    env: 'BRIDGE_GROUP_REQUIRE_MENTION',
+    type: bool(),
+    default: false,
+    doc: "`true`: a group message reaches OpenClaw only when the relay marks the bot's copy `mentioned`; the others are acknowledged on the relay and logged as `filtered` (never dead letters).",
+  },
+  maxTextChars: {
+    env: 'BRIDGE_MAX_TEXT_CHARS',
+    type: int(1, 100_000),
+    default: 4000,
+    doc: "Longest `text` the send API accepts (413 `text_too_long` above). Over the relay's 1000 characters it is sent in parts.",
+  },
+  maxBodyKb: {
+    env: 'BRIDGE_MAX_BODY_KB',
+    type: int(1, 102_400),
+    default: 1024,
+    doc: 'Largest request body of the send API and `/im/inbound` (413 `payload_too_large`, checked while reading).',
+  },
+  streamIdleTimeoutSeconds: {
     env: 'BRIDGE_STREAM_IDLE_TIMEOUT_SECONDS',
-    key: 'streamIdleTimeoutSeconds',
-    kind: 'int',
-    min: 1,
-    max: 86_400,
+    type: int(1, 86_400),
+    default: 90,
+    doc: 'The relay stream is reopened when nothing arrived (not even `: ping`, sent after 30 s idle) for this long.',
   },
-  { env: 'BRIDGE_OUTBOX_RETENTION_DAYS', key: 'outboxRetentionDays', kind: 'int', min: 1, max: 3650 },
-  { env: 'BRIDGE_MEDIA_LINKS', key: 'mediaLinks', kind: 'bool' },
-  { env: 'BRIDGE_PUBLIC_URL', key: 'publicUrl', kind: 'baseurl' },
-  { env: 'BRIDGE_MEDIA_SECRET', key: 'mediaSecret', kind: 'secret', min: 32 },
-  { env: 'BRIDGE_MEDIA_LINK_MAX_HOURS', key: 'mediaLinkMaxHours', kind: 'int', min: 1, max: 8760 },
-  { env: 'BRIDGE_MEDIA_MAX_MB', key: 'mediaMaxMb', kind: 'int', min: 1, max: 1_048_576 },
-  {
+  outboxRetentionDays: {
+    env: 'BRIDGE_OUTBOX_RETENTION_DAYS',
+    type: int(1, 3650),
+    default: 7,
+    doc: 'Delivered outbox rows (dedupe of relay replays) and send-API idempotency records are pruned after this. Dead letters stay until handled.',
+  },
+  mediaLinks: {
+    env: 'BRIDGE_MEDIA_LINKS',
+    type: bool(),
+    default: true,
+    doc: "`true`: an attachment's line ends with a media link served by the bridge; `false`: name, size and type only, and no `/media/` route.",
+  },
+  publicUrl: {
+    env: 'BRIDGE_PUBLIC_URL',
+    type: baseUrl(),
+    default: '',
+    defaultDoc: '*(the listening address)*',
+    doc: 'Base of the media links as OpenClaw reaches the bridge, e.g. `https://bridge.example/owc` (http(s); no credentials, query or fragment; a trailing `/` is dropped). Empty = `http://<BRIDGE_HOST>:<port>` as bound. Set it when binding `0.0.0.0` or behind a reverse proxy.',
+  },
+  mediaSecret: {
+    env: 'BRIDGE_MEDIA_SECRET',
+    flag: false,
+    type: secret({ min: 32 }),
+    default: '',
+    defaultDoc: '*(generated)*',
+    doc: 'HMAC key of the media links, at least 32 characters. Empty = 32 random bytes generated on first start into `BRIDGE_DATA_DIR/media-secret` (mode 0600) and reused. Never logged.',
+  },
+  mediaLinkMaxHours: {
+    env: 'BRIDGE_MEDIA_LINK_MAX_HOURS',
+    type: int(1, 8760),
+    default: 168,
+    doc: "A media link, and the bridge's copy of its file, expire this many hours after the message was sent (1–8760). A link without a copy also expires with the relay file, if sooner.",
+  },
+  mediaMaxMb: {
+    env: 'BRIDGE_MEDIA_MAX_MB',
+    type: int(1, 1_048_576),
+    default: 1024,
+    doc: 'Total size cap (MB, 1–1048576) of the copies of attachments in `BRIDGE_DATA_DIR/media`. Above it the oldest copies are deleted first (their links then answer 404 `file_gone`); a single attachment larger than the cap is not copied.',
+  },
+  recordFormat: {
+    env: 'BRIDGE_RECORD_FORMAT',
+    type: oneOf(['bare', 'gewechat']),
+    default: 'bare',
+    doc: '`bare`: each webhook body is one AddMsg record. `gewechat`: the record wrapped in the gewechat callback envelope `{"TypeName":"AddMsg","Appid":…,"Wxid":…,"Data":<record>}`, which WeChat-family plugins such as gewe-openclaw require; the signature covers the envelope, the bytes sent. Applies to records built from now on (queued ones keep their bytes); `/im/inbound` bodies are forwarded as received.',
+  },
+  gewechatAppid: {
+    env: 'BRIDGE_GEWECHAT_APPID',
+    type: str(),
+    default: '',
+    defaultDoc: '*(the bot id)*',
+    doc: "`Appid` of the gewechat envelope: set it to the plugin's configured app id when it checks one. Empty = the bot's own id, `owc_<bot id>` (also the envelope's `Wxid`).",
+  },
+  logLevel: {
     env: 'LOG_LEVEL',
-    key: 'logLevel',
-    kind: 'enum',
-    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    type: oneOf(LOG_LEVELS),
+    default: 'info',
+    doc: '`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.',
   },
-];
+};
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
+/** The setting names in docs order: env name, config field, aliases. */
+export const SETTINGS = settingNames(BRIDGE_SETTINGS);
+
+/** The defaults of the settings that have one. */
+export const DEFAULTS: Partial<BridgeConfig> = Object.fromEntries(
+  Object.entries(BRIDGE_SETTINGS)
+    .map(([k, s]) => [k, (s as { default: unknown }).default])
+    .filter(([, v]) => v !== REQUIRED),
+) as Partial<BridgeConfig>;
+
+/** Environment prefixes the bridge owns: an unknown variable with one is warned about (a likely typo). */
+const ENV_PREFIXES = ['BRIDGE_', 'WECHAT_ABOT_'];
+
+export interface BridgeSources {
+  /** Parsed flags keyed by env name (`--bridge-port 9000` → BRIDGE_PORT). Secrets have no flag. */
+  flags?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv | Record<string, string | undefined>;
+  /** Path of an env file (`--env-file`): below the environment, above the defaults. */
+  envFile?: string;
 }
 
-/** Placeholders from the seed's example code: refusing them avoids running with a guessable secret. */
-const PLACEHOLDERS = new Set(['change_me', 'changeme', 'replace_me']);
-
-function parseIps(where: string, text: string): string[] {
-  const list = text
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-  for (const entry of list) {
-    const [addr, bits, extra] = entry.split('/');
-    const family = isIP(addr ?? '');
-    const maxBits = family === 6 ? 128 : 32;
-    const okBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= maxBits);
-    if (!family || !okBits || extra !== undefined)
-      throw new ConfigError(`${where}: "${entry}" is not an IP address or CIDR`);
-  }
-  return list;
-}
-
-function httpUrl(where: string, text: string): URL {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new ConfigError(`${where}: must be an http(s) URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new ConfigError(`${where}: must be an http(s) URL`);
-  return url;
-}
-
-function coerce(s: Setting, raw: string): unknown {
-  const where = s.env;
-  const text = s.kind === 'secret' ? raw : raw.trim();
-  switch (s.kind) {
-    case 'url': {
-      httpUrl(where, text);
-      return s.key === 'relayBaseUrl' ? text.replace(/\/+$/, '') : text;
-    }
-    case 'baseurl': {
-      // A base that paths are appended to: http(s), no credentials, query or fragment.
-      const url = httpUrl(where, text);
-      if (url.username || url.password || url.search || url.hash || /[?#]/.test(text))
-        throw new ConfigError(`${where}: must not contain credentials, a query or a fragment`);
-      return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
-    }
-    case 'secret':
-      if (text.trim() !== text || /[\r\n]/.test(text))
-        throw new ConfigError(`${where}: must not have leading/trailing spaces or line breaks`);
-      if (PLACEHOLDERS.has(text.toLowerCase()))
-        throw new ConfigError(`${where}: is still the placeholder "${text}"; set a real value`);
-      if (s.min !== undefined && text.length < s.min)
-        throw new ConfigError(`${where}: must be at least ${s.min} characters`);
-      return text;
-    case 'string':
-      if (!text) throw new ConfigError(`${where}: must not be empty`);
-      return text;
-    case 'ip':
-      if (!isIP(text)) throw new ConfigError(`${where}: must be an IP address`);
-      return text;
-    case 'ips':
-      return parseIps(where, text);
-    case 'int': {
-      const n = text === '' ? NaN : Number(text);
-      if (!Number.isInteger(n)) throw new ConfigError(`${where}: must be an integer`);
-      if (s.min !== undefined && n < s.min) throw new ConfigError(`${where}: must be ≥ ${s.min}`);
-      if (s.max !== undefined && n > s.max) throw new ConfigError(`${where}: must be ≤ ${s.max}`);
-      return n;
-    }
-    case 'bool':
-      if (/^(1|true|on|yes)$/i.test(text)) return true;
-      if (/^(0|false|off|no)$/i.test(text)) return false;
-      throw new ConfigError(`${where}: must be true or false`);
-    case 'enum':
-      if (!s.values!.includes(text))
-        throw new ConfigError(`${where}: must be one of ${s.values!.join(', ')}`);
-      return text;
-  }
-}
-
-/**
- * Builds the config from environment variables (empty values count as unset, so a sample file with
- * `NAME=` lines keeps the defaults). Throws ConfigError naming the first bad or missing setting.
- */
-export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): BridgeConfig {
-  const config: Record<string, unknown> = { ...DEFAULTS };
-  for (const s of SETTINGS) {
-    const raw = env[s.env];
-    if (raw === undefined || raw === '') {
-      if (s.required) throw new ConfigError(`${s.env}: required`);
-      continue;
-    }
-    config[s.key] = coerce(s, raw);
-  }
-  const c = config as unknown as BridgeConfig;
+/** Builds the config and the warnings worth logging at start; throws ConfigError naming the bad setting. */
+export function loadBridgeSettings(sources: BridgeSources): Loaded<BridgeConfig> {
+  const file: SettingsFile | undefined = sources.envFile ? readEnvFile(sources.envFile) : undefined;
+  const loaded = load(
+    BRIDGE_SETTINGS,
+    { flags: sources.flags, env: sources.env, file },
+    { emptyIsUnset: true, envPrefixes: ENV_PREFIXES },
+  );
+  const c = loaded.config;
   if (!c.inboundToken) c.inboundToken = c.botToken;
   if (c.retryMaxDelayMs < c.retryBaseMs)
     throw new ConfigError('BRIDGE_RETRY_MAX_DELAY_MS: must be ≥ BRIDGE_RETRY_BASE_MS');
-  return c;
+  return loaded;
 }
 
-/** The data folder alone (the dead-letter CLI needs nothing else). */
-export function loadDataDir(env: NodeJS.ProcessEnv | Record<string, string | undefined>): string {
-  const raw = env.BRIDGE_DATA_DIR?.trim();
-  return raw ? raw : DEFAULTS.dataDir;
+/** The config from environment variables alone (tests, embedding). */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): BridgeConfig {
+  return loadBridgeSettings({ env }).config;
+}
+
+/** The data folder alone (the dead-letter CLI needs nothing else), from the same sources. */
+export function loadDataDir(sources: BridgeSources): string {
+  const file = sources.envFile ? readEnvFile(sources.envFile) : undefined;
+  return load(
+    BRIDGE_SETTINGS,
+    { flags: sources.flags, env: sources.env, file },
+    { emptyIsUnset: true, only: ['dataDir'] },
+  ).config.dataDir;
+}
+
+/** The bridge's setting flags (`--bridge-port`, `--bridge-data-dir`, …) for node:util parseArgs. */
+export const SETTING_FLAGS = flagOptions(BRIDGE_SETTINGS);
+export const SETTING_FLAG_USAGE = flagUsage(BRIDGE_SETTINGS);
+/** parseArgs values → the `flags` source. */
+export const settingFlags = (values: Record<string, unknown>): Record<string, unknown> =>
+  flagValues(BRIDGE_SETTINGS, values);
+
+/** The settings table of docs/bridge.md (a test keeps the two equal). */
+export const settingsMarkdown = (): string => markdownTable(BRIDGE_SETTINGS);
+
+/**
+ * Whether a settings file holding secrets is readable by group or others (bridge.env copied from the sample
+ * is usually 0644): worth a warning at start, as for the generated media key.
+ */
+export function readableByOthers(path: string): boolean {
+  return (statSync(path).mode & 0o077) !== 0;
 }
 
 /** A matcher for an allowlist of IPs/CIDRs; an empty list allows everyone. */

@@ -121,7 +121,7 @@ describe('the media key', () => {
     const c = loadConfig(required);
     expect([c.mediaLinks, c.publicUrl, c.mediaSecret, c.mediaLinkMaxHours]).toEqual([true, '', '', 168]);
     expect(() => loadConfig({ ...required, BRIDGE_MEDIA_SECRET: 'short' })).toThrow(
-      /BRIDGE_MEDIA_SECRET: must be at least 32 characters/,
+      /BRIDGE_MEDIA_SECRET \(environment\): must be at least 32 characters/,
     );
     expect(loadConfig({ ...required, BRIDGE_PUBLIC_URL: 'https://Bridge.example:8443/owc/' }).publicUrl).toBe(
       'https://bridge.example:8443/owc',

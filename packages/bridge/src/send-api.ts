@@ -51,6 +51,15 @@ function targetLabel(t: SendTarget): string {
   return t.kind === 'user' ? `owc_${t.id}` : `owc_g${t.id}@chatroom`;
 }
 
+/**
+ * The conversationId logged for a send: the canonical form the records carry (`owc_5` also for a bare
+ * `5`), so every log line of the hop — the request's and each relay attempt's — names it the same way.
+ */
+export function sendConversationId(to: string): string {
+  const target = parseSendTarget(to);
+  return target ? targetLabel(target) : to;
+}
+
 export interface SendResult {
   body: { messageId: string; messageIds?: string[] };
   replayed: boolean;
