@@ -12,10 +12,11 @@ import {
   displayFilename,
   filenameOfDisposition,
   messageFromJson,
-  parseInboxRead,
+  parseMessageBlock,
   parseRegistered,
   parseSendReply,
   ProtocolParseError,
+  splitInboxRead,
   type FriendJson,
   type GroupJson,
   type GroupMemberJson,
@@ -24,6 +25,7 @@ import {
   type UserStatus,
 } from '@openwechat/protocol';
 import { ClientError, errorOfFailure, errorOfReply } from './errors.ts';
+import { fetchWithinOrigin } from './http.ts';
 import { openStream, type OpenStreamOptions, type SseStream } from './stream.ts';
 import {
   parseBlockReply,
@@ -179,7 +181,7 @@ export class RelayClient {
     const what = `${method} ${path}`;
     let res: Response;
     try {
-      res = await this.fetchImpl(this.baseUrl + path, {
+      res = await fetchWithinOrigin(this.fetchImpl, this.baseUrl + path, {
         method,
         headers,
         body,
@@ -408,9 +410,13 @@ export class RelayClient {
         fetched: j.fetched,
         remaining: j.remaining,
         messages: j.messages.map(messageFromJson),
+        blocks: null,
       };
     }
-    return this.parseText(reply, 'GET /messages', parseInboxRead);
+    return this.parseText(reply, 'GET /messages', (text) => {
+      const { blocks, ...counts } = splitInboxRead(text);
+      return { ...counts, messages: blocks.map(parseMessageBlock), blocks };
+    });
   }
 
   /** POST /messages/ack: the relay may delete every message with id ≤ upTo (our relay only). */
@@ -520,7 +526,7 @@ export class RelayClient {
     const what = `GET /files/${fileId} at ${this.baseUrl}`;
     let res: Response;
     try {
-      res = await this.fetchImpl(`${this.baseUrl}/files/${fileId}`, {
+      res = await fetchWithinOrigin(this.fetchImpl, `${this.baseUrl}/files/${fileId}`, {
         headers: { 'X-Token': this.token },
         signal: AbortSignal.timeout(Math.max(this.timeoutMs, 300_000)),
       });
@@ -555,6 +561,24 @@ export class RelayClient {
     } catch (err) {
       await rm(tmp, { force: true });
       throw errorOfFailure(err, what);
+    }
+  }
+
+  /**
+   * GET /files/<id> as the relay answered it, any status (JSON errors), for a caller that streams or
+   * cancels the body itself (the bridge's media links). Throws a ClientError only when there is no answer
+   * (network, `signal`) or the relay redirected elsewhere.
+   */
+  async openFile(fileId: string, opts: { signal?: AbortSignal } = {}): Promise<Response> {
+    if (!this.token) throw new ClientError('unsupported', 'invalid_token', 'no token configured');
+    const path = `/files/${encodeURIComponent(fileId)}`;
+    try {
+      return await fetchWithinOrigin(this.fetchImpl, this.baseUrl + path, {
+        headers: { 'X-Token': this.token, Accept: 'application/json' },
+        signal: opts.signal,
+      });
+    } catch (err) {
+      throw errorOfFailure(err, `GET /files/{id} at ${this.baseUrl}`);
     }
   }
 

@@ -3,6 +3,7 @@
 // timeout, or a reply this client cannot read. Callers switch on `kind` and `code`, never on message text.
 
 import { ERRORS, parseTextError, type ErrorCode } from '@openwechat/protocol';
+import { parseRetryAfter } from './retry.ts';
 
 export type ClientErrorKind =
   /** The relay answered and refused (HTTP error status, or a text-mode `错误：…` body). */
@@ -18,7 +19,14 @@ export type ClientErrorKind =
 
 /** Codes a client adds to the relay's table. */
 export type ClientOnlyCode =
-  'network_error' | 'timeout' | 'bad_response' | 'unsupported' | 'relay_error' | 'stream_idle';
+  | 'network_error'
+  | 'timeout'
+  | 'bad_response'
+  | 'unsupported'
+  | 'relay_error'
+  | 'stream_idle'
+  /** The relay answered with a redirect to another origin; the token is never sent there. */
+  | 'redirect_refused';
 
 export type ClientErrorCode = ErrorCode | ClientOnlyCode;
 
@@ -84,22 +92,18 @@ export function codeOfDetail(detail: string): ErrorCode | null {
   return null;
 }
 
-export function retryAfterMs(headers: Headers): number | null {
-  const raw = headers.get('retry-after');
-  if (!raw) return null;
-  const seconds = Number(raw);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const at = Date.parse(raw);
-  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
-}
-
 /**
  * The refusal carried by an answer, or null when the answer is a success. Understands JSON-mode bodies
  * (`{"error":{"code","message"}}`), FastAPI route errors (`{"detail":…}`), and the reference's text
  * conventions (soft 200 `错误：…`, hard `错误 <status>：…`, `请求格式错误：…`, the limiter's 429).
  */
-export function errorOfReply(status: number, headers: Headers, body: string): ClientError | null {
-  const retry = retryAfterMs(headers);
+export function errorOfReply(
+  status: number,
+  headers: Headers,
+  body: string,
+  now: number = Date.now(),
+): ClientError | null {
+  const retry = parseRetryAfter(headers.get('retry-after'), now);
   const trimmed = body.trimStart();
   if (trimmed.startsWith('{')) {
     try {

@@ -11,5 +11,17 @@ export {
   type ClientErrorKind,
 } from './errors.ts';
 export { openStream, type OpenStreamOptions, type SseStream, type StreamEvent } from './stream.ts';
+export {
+  failureOf,
+  StreamConsumer,
+  type ConsumerEvent,
+  type ConsumerState,
+  type CursorStore,
+  type Delivery,
+  type StreamConsumerOptions,
+  type StreamFailure,
+} from './consumer.ts';
+export { fetchWithinOrigin } from './http.ts';
+export { Backoff, backoffDelay, parseRetryAfter, retryDelay, type BackoffPolicy } from './retry.ts';
 export * from './text.ts';
 export type * from './types.ts';

@@ -6,11 +6,13 @@
 import { createParser } from 'eventsource-parser';
 import { messageFromJson, parseSseMessageData, type MessageJson } from '@openwechat/protocol';
 import { ClientError, errorOfFailure, errorOfReply } from './errors.ts';
+import { fetchWithinOrigin } from './http.ts';
 import type { Message } from './types.ts';
 
 export type StreamEvent =
   | { type: 'log'; data: string }
-  | { type: 'message'; id: number | null; message: Message; raw: string }
+  /** `json`: the wire object as the relay sent it (JSON format only). */
+  | { type: 'message'; id: number | null; message: Message; raw: string; json?: MessageJson }
   /** An `event: message` this client could not read (kept raw so nothing is silently dropped). */
   | { type: 'unreadable'; id: number | null; raw: string; error: string }
   | { type: 'retry'; ms: number }
@@ -45,8 +47,9 @@ function messageOf(event: { id?: string; data: string }, format: 'json' | 'text'
   const idField = event.id !== undefined && /^\d+$/.test(event.id) ? Number(event.id) : null;
   try {
     if (format === 'json') {
-      const message = messageFromJson(JSON.parse(event.data) as MessageJson);
-      return { type: 'message', id: message.id, message, raw: event.data };
+      const json = JSON.parse(event.data) as MessageJson;
+      const message = messageFromJson(json);
+      return { type: 'message', id: message.id, message, raw: event.data, json };
     }
     const parsed = parseSseMessageData(event.data);
     const message = { ...parsed, id: parsed.id ?? idField };
@@ -70,7 +73,7 @@ export async function openStream(opts: OpenStreamOptions): Promise<SseStream> {
   );
   let res: Response;
   try {
-    res = await fetchImpl(url, { headers, signal: controller.signal });
+    res = await fetchWithinOrigin(fetchImpl, url, { headers, signal: controller.signal });
   } catch (err) {
     throw errorOfFailure(err, `GET /stream at ${opts.baseUrl}`);
   } finally {

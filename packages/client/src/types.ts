@@ -56,6 +56,11 @@ export interface InboxPage {
   fetched: number;
   remaining: number;
   messages: Message[];
+  /**
+   * Text mode: each message's block exactly as the relay printed it (aligned with `messages`), for
+   * callers that keep what the relay sent. JSON mode: null.
+   */
+  blocks: string[] | null;
 }
 
 export interface DownloadedFile {

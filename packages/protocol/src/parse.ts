@@ -162,15 +162,18 @@ export function parseSseMessageData(data: string): ParsedMessage {
 const SUMMARY_RE =
   /^(?:来自 ID:\d+ )?收件箱共 (\d+) 条 \| 本次读取(?:并清除)? (\d+) 条(?:（[^）]*）)? \| 剩余 (\d+) 条/;
 
-/** A `GET /messages` reply (either relay). */
-export function parseInboxRead(text: string): {
+/**
+ * A `GET /messages` reply (either relay) cut into its summary and the message blocks exactly as the relay
+ * printed them (what a client keeps verbatim, e.g. the skill's inbox_pushed.md).
+ */
+export function splitInboxRead(text: string): {
   total: number;
   fetched: number;
   remaining: number;
-  messages: ParsedMessage[];
+  blocks: string[];
 } {
   if (text === '收件箱为空' || /^来自 ID:\d+ 的消息为空$/.test(text)) {
-    return { total: 0, fetched: 0, remaining: 0, messages: [] };
+    return { total: 0, fetched: 0, remaining: 0, blocks: [] };
   }
   const lines = text.split('\n');
   const summary = SUMMARY_RE.exec(lines[0] ?? '');
@@ -196,8 +199,19 @@ export function parseInboxRead(text: string): {
     total: Number(summary[1]),
     fetched: Number(summary[2]),
     remaining: Number(summary[3]),
-    messages: items.map((item) => parseMessageBlock(item.join('\n'))),
+    blocks: items.map((item) => item.join('\n')),
   };
+}
+
+/** A `GET /messages` reply (either relay). */
+export function parseInboxRead(text: string): {
+  total: number;
+  fetched: number;
+  remaining: number;
+  messages: ParsedMessage[];
+} {
+  const { blocks, ...counts } = splitInboxRead(text);
+  return { ...counts, messages: blocks.map(parseMessageBlock) };
 }
 
 /** The `POST /register` success reply. */
