@@ -1,7 +1,9 @@
 // The inbox daemon's channel handling, read from sse_channel.log: SSE refused with 429 (logged and
 // explained) → /messages fallback fills in → back to SSE (recovered); a token the relay rejects (401,
 // explained, no fallback, slow retries); a relay that dies and comes back on the same port (disconnected →
-// reconnecting with growing, jittered delays → connected + recovered, resuming from the last stored id).
+// reconnecting with growing, jittered delays → connected + recovered, resuming from the last stored id);
+// and several outages in a row (issue 16: the backoff starts over after a stable connection, and each
+// "recovered after=" measures its own outage only).
 
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -202,6 +204,81 @@ it(
         reconnects: 1,
       });
       expect((await d.kill('SIGTERM')).code).toBe(0);
+    } finally {
+      await stopAllRelays();
+      await rm(relayData, { recursive: true, force: true });
+    }
+  },
+);
+
+it(
+  'several outages: after a stable connection the next outage starts from the first delay (issue 16)',
+  { timeout: 90_000 },
+  async () => {
+    const relayData = await mkdtemp(join(tmpdir(), 'owc-channel-outages-'));
+    const env = { SSE_MAX_PER_IP: '10' };
+    try {
+      let relay = await spawnRelay({ dataDir: relayData, env });
+      const { bob } = await pair(relay.url);
+      const data = await dataFor(bob, relay.url, 'outages');
+      // Any connection counts as stable here, so every outage must start over at attempt 1.
+      const d = startDaemon(ws.skill, data, { env: { OPENWECHAT_STABLE_MS: '0' } });
+      await waitChannel(data, /^connected /, 'connected');
+      for (const [round, attempts] of [
+        [1, 4],
+        [2, 3],
+        [3, 2],
+      ] as const) {
+        await relay.kill('SIGKILL');
+        const re = new RegExp(`^reconnecting attempt=${attempts} `);
+        await waitUntil(
+          async () =>
+            (await channel(data)).filter((l) => l.startsWith('disconnected ')).length === round
+              ? true
+              : undefined,
+          `disconnect ${round}`,
+        );
+        await waitUntil(async () => {
+          const ls = await channel(data);
+          const since = ls.map((l) => l.startsWith('disconnected ')).lastIndexOf(true);
+          return ls.slice(since).some((l) => re.test(l)) ? true : undefined;
+        }, `${attempts} attempts in outage ${round}`);
+        relay = await spawnRelay({ dataDir: relayData, port: relay.port, env });
+        await waitUntil(
+          async () =>
+            (await channel(data)).filter((l) => l.startsWith('recovered ')).length === round
+              ? true
+              : undefined,
+          `recovery ${round}`,
+        );
+      }
+      expect((await d.kill('SIGTERM')).code).toBe(0);
+
+      const timed = (await lines(join(data, 'sse_channel.log'))).map((l) => {
+        const m = /^(\S+) (.*)$/.exec(l)!;
+        return { at: Date.parse(m[1]!), line: m[2]! };
+      });
+      const starts = timed.flatMap((t, i) =>
+        t.line.startsWith('disconnected reason=') && !t.line.includes('daemon_stopped') ? [i] : [],
+      );
+      expect(starts).toHaveLength(3);
+      for (const [k, start] of starts.entries()) {
+        const end = timed.findIndex((t, i) => i > start && t.line.startsWith('recovered '));
+        const outage = timed.slice(start, end + 1);
+        const tries = outage.filter((t) => t.line.startsWith('reconnecting '));
+        // Every outage counts from 1, each step within [step/2, step] of min(1000, 100·2^(n−1)) ms.
+        tries.forEach((t, n) => {
+          const delay = Number(/delay_ms=(\d+)/.exec(t.line)![1]);
+          expect(t.line).toMatch(new RegExp(`^reconnecting attempt=${n + 1} delay_ms=`));
+          expect(delay).toBeGreaterThanOrEqual(Math.min(1000, 100 * 2 ** n) / 2);
+          expect(delay).toBeLessThanOrEqual(Math.min(1000, 100 * 2 ** n));
+        });
+        // "recovered" reports this outage alone: its attempts, and a length within its own log lines.
+        const rec = /^recovered after=(\d+)ms attempts=(\d+) back to SSE$/.exec(timed[end]!.line)!;
+        expect(Number(rec[2])).toBe(tries.length);
+        expect(Number(rec[1])).toBeLessThanOrEqual(timed[end]!.at - timed[start]!.at);
+        if (k > 0) expect(Number(rec[1])).toBeLessThan(timed[end]!.at - timed[starts[k - 1]!]!.at);
+      }
     } finally {
       await stopAllRelays();
       await rm(relayData, { recursive: true, force: true });

@@ -408,7 +408,12 @@ const inbox: Command = {
       const after = writer.lastId;
       const page = resume ? await client.readInbox({ after, limit }) : await client.readInbox({ limit });
       const fresh = await writer.store(
-        page.messages.map((message) => ({ message })),
+        // Text mode: keep the relay's own blocks in inbox_pushed.md (no invented fields).
+        page.messages.map((message, i) => ({
+          message,
+          raw: page.blocks?.[i],
+          rawFormat: page.blocks ? ('text' as const) : ('json' as const),
+        })),
         async (m, rel) => {
           try {
             await client.downloadFile(m.attachment!.fileId!, join(ctx.dir, rel));
