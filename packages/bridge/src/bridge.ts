@@ -4,7 +4,7 @@
 //
 // The path of one relay message:
 //   relay stream event (resume, JSON) → ChatEvent → AddMsg bytes (serialised once)
-//   → outbox row + relay cursor, one SQLite transaction → POST /messages/ack
+//   → outbox row + relay cursor, one SQLite transaction → POST /messages/ack (the client's stream consumer)
 //   → deliverer: signed POST to OPENCLAW_WEBHOOK_URL, retried until 2xx, dead letter, or horizon.
 // An attachment's line in the text carries a media link, `<BRIDGE_PUBLIC_URL>/media/<token>`, that this
 // server answers from its own copy of the file (media-store.ts): the copy is taken from the relay before the
@@ -39,7 +39,7 @@ import {
 } from './media-store.ts';
 import { Metrics } from './metrics.ts';
 import { Outbox } from './outbox.ts';
-import { Acker, RelayClient, RelayStream } from './relay-client.ts';
+import { createRelayClient, RelayStream, relayUserName } from './relay-client.ts';
 import { relayDisposition, relaySource, type RelayMessageJson } from './relay-events.ts';
 import { parseSendRequest, sendConversationId, SendService } from './send-api.ts';
 
@@ -75,7 +75,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   const log = deps.logger ?? createLogger(config.logLevel, deps.logStream);
   const metrics = new Metrics();
   const outbox = Outbox.open(config.dataDir);
-  const relay = new RelayClient(config.relayBaseUrl, config.relayToken, now);
+  const relay = createRelayClient(config.relayBaseUrl, config.relayToken);
 
   // The relay cursor belongs to the account: keyed by a hash of its token (changing RELAY_TOKEN to another
   // account starts at 0, and the outbox's unique source keys absorb any replay).
@@ -118,9 +118,6 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   const stopping = new AbortController();
 
   const deliverer = new Deliverer(config, outbox, log, metrics, { now, random });
-  const acker = new Acker(relay, log, (ok) =>
-    metrics.inc('bridge_relay_acks_total', { result: ok ? 'ok' : 'failed' }),
-  );
 
   /**
    * Copies a forwarded message's attachment into the media store before the message is stored (the relay
@@ -146,11 +143,9 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     return outcome;
   };
 
+  // Called once per relay message above the cursor (the stream consumer skips replays of older ones and
+  // acknowledges each message once this returns: the row and the cursor are committed by then).
   const onMessage = async (m: RelayMessageJson): Promise<void> => {
-    if (m.id <= outbox.getCursor(cursorKey)) {
-      acker.request(m.id);
-      return;
-    }
     const mapping = {
       botRelayId: botId,
       botName: botName?.id === botId ? botName.name : null,
@@ -213,8 +208,6 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       );
       if (inserted) deliverer.kick();
     }
-    // Only now, with the row committed, may the relay forget the message.
-    acker.request(m.id);
   };
 
   const stream = new RelayStream(
@@ -230,7 +223,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
         metrics.set('bridge_relay_stream_connected', {}, 1);
         if (botName?.id !== id) {
           // Before any message is mapped; a failure closes this connection and it is retried.
-          const name = await relay.userName(id);
+          const name = await relayUserName(relay, id);
           if (name === null) throw new Error(`could not read the bot's name (GET /users/${id})`);
           botName = { id, name };
           outbox.setMeta(botNameKey, `${id}:${name}`);
@@ -239,6 +232,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       },
       onMessage,
       onDisconnected: () => metrics.set('bridge_relay_stream_connected', {}, 0),
+      onAck: (ok) => metrics.inc('bridge_relay_acks_total', { result: ok ? 'ok' : 'failed' }),
     },
     {
       idleTimeoutMs: config.streamIdleTimeoutSeconds * 1000,
@@ -409,7 +403,6 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
         server.closeIdleConnections();
         await stream.stop();
         await deliverer.stop();
-        await acker.idle();
         server.closeAllConnections();
         await serverClosed;
         outbox.close();

@@ -2,14 +2,15 @@
 // queue order (a retry never lets a later message overtake); conversations run in parallel up to the
 // configured concurrency. Each attempt POSTs the stored bytes with fresh signature headers (the
 // Standard Webhooks timestamp is per attempt), within a whole-request timeout. Outcomes:
-//   2xx → delivered; transient (network, timeout, 408/425/429/5xx) → retry after max(full-jitter
+//   2xx → delivered; transient (network, timeout, 408/425/429/5xx) → retry after max(jittered
 //   backoff, Retry-After) unless that passes the retry horizon; anything else → dead letter.
 
+import { parseRetryAfter, retryDelay } from '@openwechat/client';
 import type { BridgeConfig } from './config.ts';
 import { errInfo, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { Outbox, OutboxRow } from './outbox.ts';
-import { classifyWebhookStatus, nextDelay, parseRetryAfter } from './retry.ts';
+import { classifyWebhookStatus } from './retry.ts';
 import { signatureHeaders } from './signature.ts';
 
 /** Rows added by another process (the dead-letter CLI) are noticed within this time. */
@@ -128,7 +129,12 @@ export class Deliverer {
     }
     let reason = `HTTP ${statusText}: permanent`;
     if (verdict === 'retry') {
-      const delay = nextDelay(attempt, retryAfterMs, config.retryBaseMs, config.retryMaxDelayMs, deps.random);
+      const delay = retryDelay(
+        attempt,
+        retryAfterMs,
+        { baseMs: config.retryBaseMs, maxMs: config.retryMaxDelayMs },
+        deps.random,
+      );
       const deadline = row.enqueuedAt + config.retryHorizonSeconds * 1000;
       if (now + delay <= deadline) {
         outbox.markRetry(row.seq, now + delay, statusText);

@@ -16,11 +16,10 @@ import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { backoffDelay, ClientError, type RelayClient } from '@openwechat/client';
 import { filenameOfDisposition, type AttachmentJson } from '@openwechat/protocol';
 import { errInfo, type Logger } from './log.ts';
 import { logFileId, safeContentType } from './media.ts';
-import type { RelayClient } from './relay-client.ts';
-import { backoffDelay } from './retry.ts';
 
 /** Sub-folder of BRIDGE_DATA_DIR holding the copies. */
 export const MEDIA_DIR = 'media';
@@ -379,7 +378,7 @@ export async function keepMediaCopy(
       stallMs,
     );
     try {
-      const res = await relay.openFile(fileId, controller.signal);
+      const res = await relay.openFile(fileId, { signal: controller.signal });
       if (res.status === 200 && res.body) {
         const length = res.headers.get('content-length');
         const sizes = [
@@ -424,7 +423,8 @@ export async function keepMediaCopy(
       // A local write failure (disk full, permissions) will not heal by retrying soon.
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS' || code === 'EDQUOT') retryable = false;
-      reason = errInfo(err).error;
+      // A client network error wraps fetch's, whose cause names the socket error (ECONNRESET, …).
+      reason = errInfo(err instanceof ClientError && err.cause ? err.cause : err).error;
     } finally {
       if (stall) clearTimeout(stall);
       stall = null;
@@ -437,7 +437,11 @@ export async function keepMediaCopy(
       );
       return 'failed';
     }
-    const delay = backoffDelay(attempt, opts.retryBaseMs, opts.retryMaxDelayMs, opts.random);
+    const delay = backoffDelay(
+      attempt,
+      { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxDelayMs },
+      opts.random,
+    );
     opts.log.info({ ...logFields, attempt, reason, retry_in_ms: delay }, 'media copy failed; retrying');
     await abortableSleep(delay, opts.signal);
   }

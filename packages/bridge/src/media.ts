@@ -16,6 +16,7 @@ import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, statSync, writ
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { ClientError, type RelayClient } from '@openwechat/client';
 import {
   contentDisposition,
   displayFilename,
@@ -26,7 +27,6 @@ import { BridgeError } from './errors.ts';
 import type { Reply } from './http.ts';
 import { errInfo } from './log.ts';
 import type { MediaStore } from './media-store.ts';
-import type { RelayClient } from './relay-client.ts';
 
 /** The route prefix of media links. */
 export const MEDIA_PATH = '/media/';
@@ -254,10 +254,11 @@ export async function serveMedia(
   );
   let res: Response;
   try {
-    res = await relay.openFile(claims.fileId, controller.signal);
+    res = await relay.openFile(claims.fileId, { signal: controller.signal });
   } catch (err) {
     const e = new BridgeError('upstream_error', 'the relay is unreachable');
-    Object.assign(e.logFields, logFields, { relayError: errInfo(err).error });
+    const cause = err instanceof ClientError && err.cause ? err.cause : err;
+    Object.assign(e.logFields, logFields, { relayError: errInfo(cause).error });
     throw e;
   } finally {
     clearTimeout(timer);

@@ -1,3 +1,4 @@
+import { ClientError, type ClientErrorCode } from '@openwechat/client';
 import { describe, expect, it } from 'vitest';
 import { buildAddMsg, serializeAddMsg } from './addmsg.ts';
 import { BridgeError } from './errors.ts';
@@ -187,7 +188,7 @@ describe('group targets of the send API', () => {
 
   it('maps the relay group error codes to the table', () => {
     const e = (code: string, status: number): BridgeError =>
-      mapRelayError({ kind: 'error', code, status, message: 'm', retryAfterMs: null });
+      mapRelayError(new ClientError('relay', code as ClientErrorCode, 'm', { status }));
     const table: Array<[string, number, number, string]> = [
       ['group_not_found', 404, 404, 'conversation_not_found'],
       ['not_group_member', 404, 404, 'conversation_not_found'],

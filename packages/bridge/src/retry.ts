@@ -1,38 +1,6 @@
-// Retry policy shared by the webhook sender, the relay stream and relay sends: exponential backoff with
-// full jitter (AWS "Exponential Backoff and Jitter"), Retry-After honoured, and which outcomes are worth
-// retrying at all (spec/openclaw-bridge.md §3.1, openclaw/openclaw#33403: 4xx are permanent).
-
-/** Full jitter: a uniform wait in [0, min(cap, base·2^(attempt−1))]. `attempt` counts failures from 1. */
-export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number): number {
-  const exp = Math.min(capMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 40));
-  return Math.floor(random() * exp);
-}
-
-/**
- * Retry-After in milliseconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). null when absent or
- * unreadable; a date in the past is 0.
- */
-export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | null {
-  if (value == null) return null;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  if (!/[a-z]/i.test(v)) return null;
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return null;
-  return Math.max(0, at - nowMs);
-}
-
-/** The wait before the next attempt: the jittered backoff, but never less than the receiver asked for. */
-export function nextDelay(
-  attempt: number,
-  retryAfterMs: number | null,
-  baseMs: number,
-  capMs: number,
-  random: () => number,
-): number {
-  const jittered = backoffDelay(attempt, baseMs, capMs, random);
-  return retryAfterMs === null ? jittered : Math.max(jittered, retryAfterMs);
-}
+// Which webhook outcomes are worth retrying at all (spec/openclaw-bridge.md §3.1, openclaw/openclaw#33403:
+// 4xx are permanent). The waits themselves are @openwechat/client's one policy (backoffDelay, retryDelay:
+// exponential with equal jitter, Retry-After a floor), shared with the relay stream and relay sends.
 
 export type Verdict = 'delivered' | 'retry' | 'dead';
 

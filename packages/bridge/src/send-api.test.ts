@@ -1,3 +1,4 @@
+import { ClientError, type ClientErrorCode } from '@openwechat/client';
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from './errors.ts';
 import { parseUserWxid, relayNewMsgId, userWxid } from './ids.ts';
@@ -67,7 +68,7 @@ describe('send API helpers', () => {
 
   it('maps relay errors to the table', () => {
     const e = (code: string, status: number, retryAfterMs: number | null = null) =>
-      mapRelayError({ kind: 'error', code, status, message: 'm', retryAfterMs });
+      mapRelayError(new ClientError('relay', code as ClientErrorCode, 'm', { status, retryAfterMs }));
     expect(e('user_not_found', 404).status).toBe(404);
     for (const c of [
       'blocked_by_recipient',
@@ -87,6 +88,10 @@ describe('send API helpers', () => {
     ]);
     expect(e('internal_error', 500).status).toBe(502);
     expect(e('registration_closed', 503).status).toBe(503);
-    expect(mapRelayError({ kind: 'network', error: 'ECONNREFUSED' }).status).toBe(503);
+    const down = mapRelayError(
+      new ClientError('network', 'network_error', 'POST /send at http://127.0.0.1:9: ECONNREFUSED'),
+    );
+    expect([down.status, down.message]).toEqual([503, 'the relay is unreachable (ECONNREFUSED)']);
+    expect(mapRelayError(new ClientError('protocol', 'redirect_refused', 'x')).status).toBe(502);
   });
 });

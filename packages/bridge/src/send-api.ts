@@ -9,14 +9,13 @@
 // Text over the relay's 1000 characters is sent as consecutive parts (split at a line break or space).
 
 import { createHash, randomUUID } from 'node:crypto';
+import { backoffDelay, ClientError, type RelayClient } from '@openwechat/client';
 import type { BridgeConfig } from './config.ts';
 import { BridgeError } from './errors.ts';
 import { parseGroupWxid, parseUserWxid, stableId53 } from './ids.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { Outbox } from './outbox.ts';
-import type { RelayAnswer, RelayClient } from './relay-client.ts';
-import { backoffDelay } from './retry.ts';
 
 /** The relay's content limit (characters = code points). */
 export const RELAY_MAX_CHARS = 1000;
@@ -131,10 +130,24 @@ export function splitText(text: string, max: number): string[] {
   return parts;
 }
 
-/** A relay error answer → the send API's error (table in docs/bridge.md). */
-export function mapRelayError(a: Exclude<RelayAnswer, { kind: 'ok' }>): BridgeError {
-  if (a.kind === 'network')
-    return BridgeError.retryable('upstream_unavailable', 5, `the relay is unreachable (${a.error})`);
+/** The answer of one relay send, as the send API uses it. */
+interface RelaySent {
+  messageId: number | null;
+  recipients: number | null;
+}
+
+/** A failed relay call → the send API's error (table in docs/bridge.md). */
+export function mapRelayError(a: ClientError): BridgeError {
+  if (a.kind === 'network' || a.kind === 'timeout') {
+    // The last part of the client's message is the cause (ECONNREFUSED, …); the relay address stays out.
+    const cause = a.message.split(': ').at(-1) ?? a.code;
+    return BridgeError.retryable('upstream_unavailable', 5, `the relay is unreachable (${cause})`);
+  }
+  if (a.kind !== 'relay') {
+    return new BridgeError('upstream_error', `the relay's answer was not usable (${a.code})`, {
+      extra: { relay_code: a.code },
+    });
+  }
   const extra = { relay_code: a.code };
   const retrySeconds = (fallback: number): number =>
     a.retryAfterMs === null ? fallback : a.retryAfterMs / 1000;
@@ -186,8 +199,8 @@ export function mapRelayError(a: Exclude<RelayAnswer, { kind: 'ok' }>): BridgeEr
   return new BridgeError('upstream_error', `the relay answered HTTP ${a.status} (${a.code})`, { extra });
 }
 
-function isTransient(a: RelayAnswer): boolean {
-  return a.kind === 'network' || (a.kind === 'error' && a.status >= 500);
+function isTransient(a: ClientError): boolean {
+  return a.kind === 'network' || a.kind === 'timeout' || (a.kind === 'relay' && a.status >= 500);
 }
 
 export class SendService {
@@ -249,49 +262,57 @@ export class SendService {
     for (const [i, part] of parts.entries()) {
       const key = parts.length === 1 ? relayKey : `${relayKey}#${i + 1}`;
       const answer = await this.sendPart(target, part, key);
-      const json = answer.json as { message_id?: unknown };
-      ids.push(messageIdFor(target, json.message_id, key));
+      ids.push(messageIdFor(target, answer.messageId ?? undefined, key));
     }
     const body: SendResult['body'] = { messageId: ids[0]! };
     if (ids.length > 1) body.messageIds = ids;
     return { body, replayed: false };
   }
 
-  private async sendPart(
-    target: SendTarget,
-    content: string,
-    key: string,
-  ): Promise<Extract<RelayAnswer, { kind: 'ok' }>> {
+  private async sendPart(target: SendTarget, content: string, key: string): Promise<RelaySent> {
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
-      const answer =
-        target.kind === 'user'
-          ? await this.relay.send(target.id, content, key)
-          : await this.relay.sendGroup(target.id, content, key);
-      const status = answer.kind === 'network' ? 'network' : String(answer.status);
+      let answer: RelaySent | null = null;
+      let failure: ClientError | null = null;
+      try {
+        if (target.kind === 'user') {
+          const r = await this.relay.send(target.id, content, { idempotencyKey: key });
+          answer = { messageId: r.messageId, recipients: null };
+        } else {
+          const r = await this.relay.sendGroup(target.id, content, { idempotencyKey: key });
+          answer = { messageId: null, recipients: r.recipients };
+        }
+      } catch (err) {
+        if (!(err instanceof ClientError)) throw err;
+        failure = err;
+      }
+      const status = failure
+        ? failure.kind === 'network' || failure.kind === 'timeout'
+          ? 'network'
+          : String(failure.status)
+        : '200';
       this.metrics.inc('bridge_relay_send_attempts_total', { status });
-      const recipients =
-        answer.kind === 'ok' ? (answer.json as { recipients?: unknown }).recipients : undefined;
       this.log.debug(
         {
           hop: 'relay_send',
           conversationId: targetLabel(target),
           attempt,
           status,
-          code: answer.kind === 'error' ? answer.code : undefined,
-          recipients: typeof recipients === 'number' ? recipients : undefined,
+          code: failure?.kind === 'relay' ? failure.code : undefined,
+          recipients: answer?.recipients ?? undefined,
           latency_ms: Math.round(performance.now() - started),
         },
         'relay send',
       );
-      if (answer.kind === 'ok') return answer;
-      if (!isTransient(answer) || attempt >= RELAY_ATTEMPTS) throw mapRelayError(answer);
+      if (answer) return answer;
+      const err = failure!;
+      if (!isTransient(err) || attempt >= RELAY_ATTEMPTS) throw mapRelayError(err);
       const wait = Math.max(
-        backoffDelay(attempt, RELAY_RETRY_BASE_MS, RELAY_RETRY_CAP_MS, this.deps.random),
-        answer.kind === 'error' ? (answer.retryAfterMs ?? 0) : 0,
+        backoffDelay(attempt, { baseMs: RELAY_RETRY_BASE_MS, maxMs: RELAY_RETRY_CAP_MS }, this.deps.random),
+        err.retryAfterMs ?? 0,
       );
       // A relay asking for a long pause: hand that to the caller instead of holding the request.
-      if (wait > RELAY_RETRY_CAP_MS) throw mapRelayError(answer);
+      if (wait > RELAY_RETRY_CAP_MS) throw mapRelayError(err);
       await new Promise((r) => setTimeout(r, wait));
     }
   }
