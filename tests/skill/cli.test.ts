@@ -454,7 +454,9 @@ describe('failures have exit codes', () => {
   });
 
   it('rate limited (7)', async () => {
-    const limited = await startRelay({ rateLimitEnabled: true, rateLimitQps: 1 });
+    // A stopped clock: every request lands in the same rate-limit window, however slowly the processes run.
+    const frozen = Date.parse('2026-03-09T10:00:00Z');
+    const limited = await startRelay({ rateLimitEnabled: true, rateLimitQps: 1, now: () => frozen });
     try {
       const dir = join(ws.root, 'limited');
       expect(

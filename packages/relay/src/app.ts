@@ -120,7 +120,8 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     metrics,
     lifecycle: { shuttingDown: false },
     lastSeen: new LastSeenTracker(store),
-    limiter: new SlidingWindowLimiter(config.rateLimitQps),
+    // The injected clock (tests) drives the limiter too; by default it keeps its monotonic clock.
+    limiter: new SlidingWindowLimiter(config.rateLimitQps, deps.now),
     rateLimit: { enabled: config.rateLimitEnabled },
     version,
     features: FEATURES,
