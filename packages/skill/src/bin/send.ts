@@ -3,6 +3,9 @@
 //   node scripts/send.js <to_id> --file <path> [--content <text>]   (same as: openwechat send-file)
 import { main } from '../cli.ts';
 
+// Whatever the skill creates (data folder, config.json, chat files, downloads) is private to this user.
+process.umask(0o077);
+
 const argv = process.argv.slice(2);
 const fileAt = argv.indexOf('--file');
 if (fileAt >= 0) {

@@ -5,6 +5,9 @@ import { resolve } from 'node:path';
 import { dataDir } from '../data/paths.ts';
 import { daemonOptionsFromEnv, EXIT, runDaemon } from '../daemon.ts';
 
+// Whatever the skill creates (data folder, config.json, chat files, downloads) is private to this user.
+process.umask(0o077);
+
 let values: { legacy?: boolean; 'data-dir'?: string; help?: boolean };
 try {
   ({ values } = parseArgs({

@@ -18,7 +18,7 @@ import { refreshDerived } from '../data/derived.ts';
 import { dataPath, FILES } from '../data/paths.ts';
 import { EXIT } from '../daemon.ts';
 import { CliError, usageError } from '../output.ts';
-import { type Command, clientFor, configured, str, userJson } from './common.ts';
+import { type Command, clientFor, configured, selfCommand, str, userJson } from './common.ts';
 
 export const register: Command = {
   usage:
@@ -78,16 +78,11 @@ export const register: Command = {
     };
     await saveConfig(ctx.dir, config);
     const nowIso = new Date().toISOString();
-    const profile = {
-      id: user.id,
-      name: user.name,
+    await updateProfile(ctx.dir, config, {
       description: user.description,
       status: user.status,
-      base_url: client.baseUrl,
       registered_at: nowIso,
-      updated_at: nowIso,
-    };
-    await writeJsonAtomic(dataPath(ctx.dir, 'profile'), profile);
+    });
     await refreshDerived(ctx.dir);
     ctx.out.result({
       id: user.id,
@@ -107,7 +102,7 @@ export const register: Command = {
         'The token is shown only this once. It is saved in config.json (mode 0600): keep it secret, never commit it.',
         `Saved: ${dataPath(ctx.dir, 'config')}`,
         `       ${dataPath(ctx.dir, 'profile')}`,
-        'Next: start the inbox daemon now (SSE is the main channel): node scripts/openwechat.js daemon start',
+        `Next: start the inbox daemon now (SSE is the main channel): ${selfCommand('daemon start')}`,
       ].join('\n'),
     );
   },

@@ -1,12 +1,14 @@
 // Shared by the command modules: the invocation context, the command shape, argument helpers and the
 // text/JSON renderings of relay objects.
 
+import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { ClientError, RelayClient, type Message, type User } from '@openwechat/client';
 import { loadConfig, type SkillConfig } from '../data/config.ts';
 import { readContacts, updateContacts, upsertContact } from '../data/contacts.ts';
 import { CHANNEL_LINE_RE, groupKey, utcSecond } from '../data/formats.ts';
 import { queryInstance } from '../data/lock.ts';
+import { BUNDLED, skillRoot } from '../data/paths.ts';
 import { DAEMON_LOCK } from '../daemon.ts';
 import { usageError, type Out } from '../output.ts';
 
@@ -170,4 +172,9 @@ export async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): 
     await sleep(100);
   }
   return cond();
+}
+
+/** How to run this CLI again, for hints: the absolute script path in the built skill (any cwd works). */
+export function selfCommand(rest: string): string {
+  return BUNDLED ? `node ${join(skillRoot(), 'scripts', 'openwechat.js')} ${rest}` : `openwechat ${rest}`;
 }

@@ -29,7 +29,7 @@ export async function writeFileAtomic(
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fh = await open(tmp, 'w', opts.mode ?? 0o644);
+  const fh = await open(tmp, 'w', opts.mode ?? 0o600);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -62,7 +62,7 @@ export async function writeJsonAtomic(
 export async function appendDurable(path: string, text: string): Promise<void> {
   if (text === '') return;
   await mkdir(dirname(path), { recursive: true });
-  const fh = await open(path, 'a');
+  const fh = await open(path, 'a', 0o600);
   try {
     await fh.write(text);
     await fh.sync();

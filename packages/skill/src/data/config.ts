@@ -7,7 +7,7 @@ import { readJsonOrNull, writeJsonAtomic } from './atomic.ts';
 import { dataPath } from './paths.ts';
 
 /** Version of the data folder's file layout written by this skill (see migrate.ts). */
-export const DATA_VERSION = 2;
+export const DATA_VERSION = 3;
 
 export interface SkillConfig {
   base_url: string;
@@ -20,14 +20,15 @@ export interface SkillConfig {
   [key: string]: unknown;
 }
 
+/** profile.json in the guide's layout (my_id, my_name, status, updated_at_utc) plus our extra keys. */
 export interface Profile {
-  id: number;
-  name: string;
-  description: string | null;
+  my_id: number;
+  my_name: string;
   status: string | null;
+  updated_at_utc: string;
+  description: string | null;
   base_url: string;
   registered_at: string | null;
-  updated_at: string;
   [key: string]: unknown;
 }
 
@@ -114,25 +115,35 @@ export async function writeProfile(dir: string, profile: Profile): Promise<void>
   await writeJsonAtomic(dataPath(dir, 'profile'), profile);
 }
 
-/** Merges changes into profile.json (creating it from the config when missing). */
+/**
+ * Merges changes into profile.json (creating it from the config when missing). The guide's keys come first;
+ * keys written by others are kept; a profile of another account starts over.
+ */
 export async function updateProfile(
   dir: string,
-  config: SkillConfig,
+  config: { my_id: number; my_name: string; base_url: string },
   changes: Partial<Profile>,
   now = Date.now(),
 ): Promise<Profile> {
   const old = (await readProfile(dir)) ?? null;
+  const same = old !== null && (old.my_id === undefined || old.my_id === config.my_id);
+  const {
+    my_id: _i,
+    my_name: _n,
+    status,
+    updated_at_utc: _u,
+    ...rest
+  } = same ? old : ({} as Partial<Profile>);
   const profile: Profile = {
+    my_id: config.my_id,
+    my_name: config.my_name,
+    status: typeof status === 'string' ? status : null,
+    updated_at_utc: `${new Date(now).toISOString().slice(0, 19)}Z`,
     description: null,
-    status: null,
     registered_at: null,
-    ...(old ?? {}),
-    ...(old && old.id !== config.my_id ? { registered_at: null, description: null, status: null } : {}),
-    id: config.my_id,
-    name: config.my_name,
+    ...rest,
     base_url: config.base_url,
     ...changes,
-    updated_at: new Date(now).toISOString(),
   };
   await writeProfile(dir, profile);
   return profile;

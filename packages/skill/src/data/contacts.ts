@@ -1,4 +1,6 @@
-// contacts.json: the local cache of who is who and how we relate (the relay is the source of truth).
+// contacts.json: the local cache of who is who and how we relate (the relay is the source of truth), in the
+// guide's layout: an object keyed by user id, each `{"name","relationship","last_seen_utc", …}` (our extra
+// keys: description, since, last_message_at; keys written by others are kept).
 // Written by the CLI (friends sync, discovery, sends, block/unblock) and the daemon (friend requests,
 // friendship notices, chats), always under the `contacts` lock and atomically.
 //
@@ -7,6 +9,7 @@
 
 import { readJsonOrNull, writeJsonAtomic } from './atomic.ts';
 import { withLock } from './lock.ts';
+import { utcSecond } from './formats.ts';
 import { dataPath } from './paths.ts';
 
 export const RELATIONSHIPS = ['accepted', 'pending_outgoing', 'pending_incoming', 'blocked', 'none'] as const;
@@ -15,31 +18,72 @@ export type Relationship = (typeof RELATIONSHIPS)[number];
 export interface Contact {
   id: number;
   name: string;
-  description: string | null;
   relationship: Relationship;
+  /** The last time we heard from or about this user (UTC, `Z`). */
+  last_seen_utc: string | null;
+  description: string | null;
   since: string | null;
   last_message_at: string | null;
   [key: string]: unknown;
 }
 
-export interface ContactsFile {
-  updated_at: string;
-  contacts: Contact[];
-  [key: string]: unknown;
-}
+/** The guide's file: an object keyed by user id (`{"2": {"name","relationship","last_seen_utc",…}}`). */
+export type ContactsFile = Record<string, Record<string, unknown>>;
 
 export type ContactMap = Map<number, Contact>;
 
-export function isContactsFile(v: unknown): v is ContactsFile {
-  return typeof v === 'object' && v !== null && Array.isArray((v as ContactsFile).contacts);
+/** The layout of skill 0.x: `{"updated_at","contacts":[{id,…}]}` (read, and rewritten by migrate.ts). */
+export function isListContactsFile(v: unknown): v is { contacts: Array<Record<string, unknown>> } {
+  return typeof v === 'object' && v !== null && Array.isArray((v as { contacts?: unknown }).contacts);
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+function contactOf(id: number, v: Record<string, unknown>): Contact {
+  const { id: _id, ...rest } = v;
+  return {
+    ...rest,
+    id,
+    name: str(v.name) ?? '',
+    relationship: RELATIONSHIPS.includes(v.relationship as Relationship)
+      ? (v.relationship as Relationship)
+      : 'none',
+    last_seen_utc: str(v.last_seen_utc),
+    description: str(v.description),
+    since: str(v.since),
+    last_message_at: str(v.last_message_at),
+  };
+}
+
+/** Entries of either layout; keys of the guide's map that are not user ids are not contacts. */
+function entriesOf(file: unknown): ContactMap {
+  const map: ContactMap = new Map();
+  if (isListContactsFile(file)) {
+    for (const c of file.contacts)
+      if (c && Number.isInteger(c.id) && (c.id as number) > 0)
+        map.set(c.id as number, contactOf(c.id as number, c));
+  } else if (typeof file === 'object' && file !== null && !Array.isArray(file)) {
+    for (const [key, value] of Object.entries(file as Record<string, unknown>)) {
+      if (!/^\d+$/.test(key) || typeof value !== 'object' || value === null) continue;
+      map.set(Number(key), contactOf(Number(key), value as Record<string, unknown>));
+    }
+  }
+  return map;
 }
 
 export async function readContacts(dir: string): Promise<ContactMap> {
-  const file = await readJsonOrNull<unknown>(dataPath(dir, 'contacts'));
-  const map: ContactMap = new Map();
-  if (!isContactsFile(file)) return map;
-  for (const c of file.contacts) if (c && Number.isInteger(c.id)) map.set(c.id, c);
-  return map;
+  return entriesOf(await readJsonOrNull<unknown>(dataPath(dir, 'contacts')));
+}
+
+/** The file for a map: keyed by id, the guide's keys first, every other key kept. */
+export function contactsFileOf(map: ContactMap, keep: Record<string, unknown> = {}): ContactsFile {
+  const file: ContactsFile = {};
+  for (const [k, v] of Object.entries(keep)) if (!/^\d+$/.test(k)) file[k] = v as Record<string, unknown>;
+  for (const c of [...map.values()].sort((a, b) => a.id - b.id)) {
+    const { id: _id, name, relationship, last_seen_utc, ...rest } = c;
+    file[String(c.id)] = { name, relationship, last_seen_utc, ...rest };
+  }
+  return file;
 }
 
 /** Read-modify-write of contacts.json under its lock. `fn` changes the map in place. */
@@ -48,31 +92,38 @@ export async function updateContacts<T>(
   fn: (contacts: ContactMap) => T | Promise<T>,
   now = Date.now(),
 ): Promise<T> {
+  void now;
   return withLock(dir, 'contacts', async () => {
     const path = dataPath(dir, 'contacts');
     const old = await readJsonOrNull<unknown>(path);
-    const extra = isContactsFile(old) ? old : { updated_at: '', contacts: [] };
-    const map = await readContacts(dir);
+    const map = entriesOf(old);
     const result = await fn(map);
-    const contacts = [...map.values()].sort((a, b) => a.id - b.id);
-    await writeJsonAtomic(path, { ...extra, updated_at: new Date(now).toISOString(), contacts });
+    // Top-level keys that are not contacts (none in the guide's layout) are kept; 0.x's list is converted.
+    const keep =
+      old && typeof old === 'object' && !isListContactsFile(old) ? (old as Record<string, unknown>) : {};
+    await writeJsonAtomic(path, contactsFileOf(map, keep));
     return result;
   });
 }
 
-/** Adds or refreshes a user; `relationship` applies only when given (new entries start as `none`). */
+/**
+ * Adds or refreshes a user; `relationship` applies only when given (new entries start as `none`). `seen`
+ * (UTC) is when we heard from or about them: `last_seen_utc` only moves forward.
+ */
 export function upsertContact(
   map: ContactMap,
   user: { id: number; name?: string | null; description?: string | null },
   relationship?: Relationship,
+  seen: string = utcSecond(Date.now()),
 ): Contact {
   let c = map.get(user.id);
   if (!c) {
     c = {
       id: user.id,
       name: user.name ?? '',
-      description: user.description ?? null,
       relationship: relationship ?? 'none',
+      last_seen_utc: seen,
+      description: user.description ?? null,
       since: null,
       last_message_at: null,
     };
@@ -81,6 +132,7 @@ export function upsertContact(
     if (user.name) c.name = user.name;
     if (user.description !== undefined) c.description = user.description;
     if (relationship) c.relationship = relationship;
+    if (!c.last_seen_utc || c.last_seen_utc < seen) c.last_seen_utc = seen;
   }
   return c;
 }

@@ -14,132 +14,148 @@ import {
 const T = Date.UTC(2026, 2, 9, 10, 0, 0, 456);
 
 describe('conversation lines', () => {
-  it('writes the guide’s layout for incoming, outgoing, attachments, system notices and groups', () => {
-    const base = { time: utcSecond(T), file: null, attachment: null } as const;
-    expect(
-      formatConversationLine({
-        ...base,
-        direction: 'in',
-        peerId: 2,
-        peerName: 'bob',
-        type: 'chat',
-        id: 17,
-        content: 'hello',
-      }),
-    ).toBe('[2026-03-09T10:00:00Z] from=#2(bob) type=chat id=17 content=hello');
-    expect(
-      formatConversationLine({
-        ...base,
-        direction: 'out',
-        peerId: 2,
-        peerName: 'bob',
-        type: 'chat',
-        id: null,
-        content: 'hi',
-      }),
-    ).toBe('[2026-03-09T10:00:00Z] to=#2(bob) type=chat content=hi');
-    expect(
-      formatConversationLine({
-        ...base,
-        direction: 'in',
-        peerId: 3,
-        peerName: 'carol',
-        type: 'chat',
-        id: 19,
-        file: 'files/3f9c0a1b_my report.pdf',
-        content: '(附件)',
-      }),
-    ).toBe(
-      '[2026-03-09T10:00:00Z] from=#3(carol) type=chat id=19 file=files/3f9c0a1b_my_report.pdf content=(附件)',
-    );
-    expect(
-      formatConversationLine({
-        ...base,
-        direction: 'in',
-        peerId: 3,
-        peerName: 'carol',
-        type: 'chat',
-        id: null,
-        attachment: 'a b.txt',
-        content: 'x',
-      }),
-    ).toBe('[2026-03-09T10:00:00Z] from=#3(carol) type=chat attachment=a_b.txt content=x');
-    expect(
-      formatConversationLine({
-        ...base,
-        group: { id: 'g7', name: 'team' },
-        direction: 'in',
-        peerId: 2,
-        peerName: 'bob',
-        type: 'chat',
-        id: 20,
-        content: 'standup',
-      }),
-    ).toBe('[2026-03-09T10:00:00Z] group=#g7(team) from=#2(bob) type=chat id=20 content=standup');
-    expect(
-      formatConversationLine({
-        ...base,
-        group: { id: 'g7', name: 'team (a)' },
-        direction: 'in',
-        peerId: 2,
-        peerName: 'bob',
-        type: 'chat',
-        id: 21,
-        mentioned: true,
-        file: 'files/0123abcd_plan.txt',
-        content: '@alice see plan',
-      }),
-    ).toBe(
-      '[2026-03-09T10:00:00Z] group=#g7(team (a\\)) from=#2(bob) type=chat id=21 mentioned=yes file=files/0123abcd_plan.txt content=@alice see plan',
-    );
-    // Sent to a group: the group is the recipient.
-    expect(
-      formatConversationLine({
-        ...base,
-        group: { id: 'g7', name: 'team' },
-        direction: 'out',
-        peerId: 0,
-        peerName: 'team',
-        type: 'chat',
-        id: null,
-        content: 'on my way',
-      }),
-    ).toBe('[2026-03-09T10:00:00Z] group=#g7(team) to=#g7(team) type=chat content=on my way');
+  const time = utcSecond(T);
+  const bob = { id: 2, name: 'bob' };
+  const alice = { id: 1, name: 'alice' };
+
+  it('writes the guide’s grammar for every kind of line, extra facts in the type token', () => {
+    const cases: Array<[Parameters<typeof formatConversationLine>[0], string]> = [
+      [{ time, from: bob, type: 'chat', content: 'hello' }, 'from=#2(bob) type=chat content=hello'],
+      [
+        { time, from: alice, type: 'chat', out: true, to: 2, content: 'hi' },
+        'from=#1(alice) type=chat.out.to2 content=hi',
+      ],
+      [
+        { time, from: alice, type: 'friend_request', out: true, to: 2, content: 'hi' },
+        'from=#1(alice) type=friend_request.out.to2 content=hi',
+      ],
+      [
+        {
+          time,
+          from: { id: 3, name: 'carol' },
+          type: 'chat',
+          file: 'files/3f9c0a1b_my report.pdf',
+          content: '(附件)',
+        },
+        'from=#3(carol) type=chat.file:files/3f9c0a1b_my_report.pdf content=(附件)',
+      ],
+      [
+        { time, from: { id: 3, name: 'carol' }, type: 'chat', attachment: 'a b.txt', content: 'x' },
+        'from=#3(carol) type=chat.attachment:a_b.txt content=x',
+      ],
+      [
+        { time, from: alice, type: 'chat', out: true, to: 3, attachment: 'plan.v2.pdf', content: '(附件)' },
+        'from=#1(alice) type=chat.out.to3.attachment:plan.v2.pdf content=(附件)',
+      ],
+      [
+        {
+          time,
+          from: { id: 0, name: 'system' },
+          type: 'system',
+          content: '您与 bob（ID:2）已成功建立好友关系。',
+        },
+        'from=#0(system) type=system content=您与 bob（ID:2）已成功建立好友关系。',
+      ],
+      [
+        { time, from: bob, type: 'chat', group: 7, content: 'standup' },
+        'from=#2(bob) type=chat.g7 content=standup',
+      ],
+      [
+        {
+          time,
+          from: bob,
+          type: 'chat',
+          group: 7,
+          mentioned: true,
+          file: 'files/0123abcd_plan.txt',
+          content: '@alice see plan',
+        },
+        'from=#2(bob) type=chat.g7.mention.file:files/0123abcd_plan.txt content=@alice see plan',
+      ],
+      [
+        { time, from: alice, type: 'chat', out: true, group: 7, content: 'on my way' },
+        'from=#1(alice) type=chat.out.g7 content=on my way',
+      ],
+    ];
+    const guide = /^\[\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\] from=#\d+\([^)]*\) type=\S+ content=.*$/;
+    for (const [input, rest] of cases) {
+      const line = formatConversationLine(input);
+      expect(line).toBe(`[2026-03-09T10:00:00Z] ${rest}`);
+      expect(line).toMatch(guide);
+    }
   });
 
-  it('reads group lines back, and refuses a group address outside its own group line', () => {
+  it('reads the flags back', () => {
     expect(
       parseConversationLine(
-        '[2026-03-09T10:00:00Z] group=#g7(team) from=#2(bob) type=chat id=21 mentioned=yes file=files/x.txt content=@alice hi',
+        '[2026-03-09T10:00:00Z] from=#2(bob) type=chat.g7.mention.file:files/x.y.txt content=@alice hi',
       ),
     ).toEqual({
       time: '2026-03-09T10:00:00Z',
-      group: { id: 'g7', name: 'team' },
+      group: { id: 'g7', name: '' },
       direction: 'in',
+      fromId: 2,
+      fromName: 'bob',
       peerId: 2,
       peerName: 'bob',
       type: 'chat',
-      id: 21,
+      id: null,
       mentioned: true,
-      file: 'files/x.txt',
+      file: 'files/x.y.txt',
       attachment: null,
       content: '@alice hi',
     });
     expect(
-      parseConversationLine('[2026-03-09T10:00:00Z] group=#g7(team) to=#g7(team) type=chat content=hi'),
+      parseConversationLine('[2026-03-09T10:00:00Z] from=#1(alice) type=chat.out.to2 content=hi'),
     ).toMatchObject({
-      group: { id: 'g7', name: 'team' },
+      direction: 'out',
+      fromId: 1,
+      peerId: 2,
+      peerName: '',
+      group: null,
+    });
+    expect(
+      parseConversationLine('[2026-03-09T10:00:00Z] from=#1(a) type=chat.out.g7 content=hi'),
+    ).toMatchObject({
       direction: 'out',
       peerId: 0,
-      peerName: 'team',
-      mentioned: false,
+      group: { id: 'g7', name: '' },
     });
+    // A newer skill's unknown flags are ignored.
+    expect(
+      parseConversationLine('[2026-03-09T10:00:00Z] from=#2(b) type=chat.urgent content=x'),
+    ).toMatchObject({
+      type: 'chat',
+      direction: 'in',
+    });
+  });
+
+  it('still reads the lines of skill 0.x, and refuses a group address outside its own group line', () => {
+    expect(
+      parseConversationLine(
+        '[2026-03-09T10:00:00Z] group=#g7(team) from=#2(bob) type=chat id=21 mentioned=yes file=files/x.txt content=@alice hi',
+      ),
+    ).toMatchObject({
+      group: { id: 'g7', name: 'team' },
+      direction: 'in',
+      peerId: 2,
+      id: 21,
+      mentioned: true,
+      file: 'files/x.txt',
+      content: '@alice hi',
+    });
+    expect(
+      parseConversationLine('[2026-03-09T10:00:00Z] group=#g7(team) to=#g7(team) type=chat content=hi'),
+    ).toMatchObject({ group: { id: 'g7', name: 'team' }, direction: 'out', peerId: 0 });
+    expect(parseConversationLine('[2026-03-09T10:00:05Z] to=#2(bob) type=chat content=accept')).toMatchObject(
+      {
+        direction: 'out',
+        peerId: 2,
+      },
+    );
     expect(parseConversationLine('[2026-03-09T10:00:00Z] to=#g7(team) type=chat content=hi')).toBeNull();
     expect(
       parseConversationLine('[2026-03-09T10:00:00Z] group=#g7(team) to=#g8(x) type=chat content=hi'),
-    ).toBeNull();
-    expect(
-      parseConversationLine('[2026-03-09T10:00:00Z] group=#g7(team) from=#g7(team) type=chat content=hi'),
     ).toBeNull();
   });
 
@@ -153,48 +169,49 @@ describe('conversation lines', () => {
     fc.assert(
       fc.property(
         fc.record({
-          direction: fc.constantFrom('in' as const, 'out' as const),
-          peerId: fc.nat(1_000_000),
-          peerName: fc.string({ unit: 'binary', maxLength: 30 }),
+          out: fc.boolean(),
+          fromId: fc.nat(1_000_000),
+          fromName: fc.string({ unit: 'binary', maxLength: 30 }),
+          to: fc.nat(1_000_000),
           type: fc.constantFrom('chat', 'friend_request', 'system'),
-          id: fc.option(fc.nat(1_000_000), { nil: null }),
           content: fc.string({ unit: 'binary', maxLength: 200 }),
-          group: fc.option(
-            fc.record({
-              id: fc.nat(1_000_000).map((n) => `g${n}`),
-              name: fc.string({ unit: 'binary', maxLength: 30 }),
-            }),
-            { nil: null },
-          ),
+          group: fc.option(fc.nat(1_000_000), { nil: null }),
           mentioned: fc.boolean(),
+          attachment: fc.option(
+            fc.string({ unit: 'binary', maxLength: 30 }).filter((s) => s.trim() !== ''),
+            {
+              nil: null,
+            },
+          ),
         }),
         (l) => {
           const line = formatConversationLine({
-            ...l,
             time: '2026-03-09T10:00:00Z',
-            file: null,
-            attachment: null,
+            from: { id: l.fromId, name: l.fromName },
+            type: l.type,
+            out: l.out,
+            to: l.out && l.group === null ? l.to : null,
+            group: l.group,
+            mentioned: l.mentioned && !l.out,
+            attachment: l.attachment,
+            content: l.content,
           });
           expect(line.split('\n')).toHaveLength(1);
           const back = parseConversationLine(line);
           // Line breaks other than \r come back as \n (they are all line breaks to a reader).
           const norm = (s: string): string => s.replace(/\r\n|[\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]/g, '\n');
-          const group = l.group ? { id: l.group.id, name: norm(l.group.name) } : null;
-          const toGroup = group !== null && l.direction === 'out';
-          expect(back).toEqual({
-            time: '2026-03-09T10:00:00Z',
-            group,
-            direction: l.direction,
-            // An outgoing group line is addressed to the group itself.
-            peerId: toGroup ? 0 : l.peerId,
-            peerName: toGroup ? group.name : norm(l.peerName),
+          expect(back).toMatchObject({
+            direction: l.out ? 'out' : 'in',
+            fromId: l.fromId,
+            fromName: norm(l.fromName),
+            peerId: l.out ? (l.group === null ? l.to : 0) : l.fromId,
             type: l.type,
-            id: l.id,
-            mentioned: l.mentioned,
-            file: null,
-            attachment: null,
+            group: l.group === null ? null : { id: `g${l.group}` },
+            mentioned: l.mentioned && !l.out && l.group !== null,
             content: norm(l.content),
           });
+          if (l.attachment !== null)
+            expect(back!.attachment).toBe(unescapeField(escapeField(l.attachment).replace(/\s+/g, '_')));
         },
       ),
     );

@@ -1,18 +1,28 @@
-// The text formats of the data folder, defined once (the demo UI and OpenClaw read them):
+// The text formats of the data folder, defined once (the demo UI and OpenClaw read them).
 //
-// conversations.md — one line per message, UTC with `Z`, `\` written `\\` and line breaks `\n` (`\r` as `\r`);
-// in names also `)` as `\)`:
-//   [2026-03-09T10:00:00Z] from=#2(bob) type=chat id=17 content=hello            incoming
-//   [2026-03-09T10:00:00Z] to=#2(bob) type=chat content=hello                    sent with the CLI
-//   … type=chat id=18 file=files/3f9c0a1b_report.pdf content=(附件)              a saved attachment
-//   … type=chat id=19 attachment=report.pdf content=…                            not downloadable (reference)
-//   [2026-03-09T10:00:00Z] from=#0(system) type=system id=20 content=…           system notice
-//   [2026-03-09T10:00:00Z] group=#g7(team) from=#2(bob) type=chat id=21 mentioned=yes content=@alice hi
-//                                                                                  a group message (issue 11)
-//   [2026-03-09T10:00:00Z] group=#g7(team) to=#g7(team) type=chat content=hi all    sent to a group
+// conversations.md — one line per message in the guide's grammar, and nothing else:
+//   [<UTC>Z] from=#<id>(<name>) type=<token> content=<text>
+// UTC with `Z`; in content `\` is written `\\` and line breaks `\n` (`\r` as `\r`); in names also `)` as `\)`.
+// `from=` is always the sender (this user on the lines we sent; `#0(system)` for notices). Every extra fact
+// rides in the type token, `<kind>[.<flag>…]` (decided in docs/skill-data.md):
+//   kind      chat | friend_request | system (the relay's message types)
+//   .out      this user sent it                     .to<id>   the recipient of a direct message we sent
+//   .g<gid>   a message in group <gid>              .mention  a group message that mentioned this user
+//   .file:<files/…>  a saved attachment (always the last flag; no whitespace)
+//   .attachment:<name>  an attachment that was not saved (always last)
+// Examples:
+//   [2026-03-09T10:00:00Z] from=#2(bob) type=chat content=hello
+//   [2026-03-09T10:00:05Z] from=#1(alice) type=chat.out.to2 content=hi bob
+//   [2026-03-09T10:01:00Z] from=#2(bob) type=chat.file:files/3f9c0a1b_report.pdf content=(附件)
+//   [2026-03-09T10:03:00Z] from=#3(carol) type=chat.g7.mention content=@alice please review
+//   [2026-03-09T10:04:00Z] from=#1(alice) type=chat.out.g7 content=on it
+// Relay message ids are not in the line: conversations.idx holds `<id> <line key>` per stored message (dedup
+// by id, see inbox.ts). Lines written by skill 0.x (`group=`/`to=`/`id=` keys) are still read (LEGACY_LINE_RE),
+// never rewritten.
 // inbox_pushed.md — `## <UTC ISO> id=<id>` (`id=none` without one), the raw message block, a blank line.
 // sse_channel.log — `<UTC ISO> <state> <details>`; server `event: log` data as `<UTC ISO> server <data>`.
 
+import { createHash } from 'node:crypto';
 import { LINE_BREAK_RE } from '@openwechat/protocol';
 
 export type ChannelState = 'connected' | 'disconnected' | 'reconnecting' | 'fallback' | 'recovered' | 'error';
@@ -49,67 +59,135 @@ export interface ConversationLine {
   /** `2026-03-09T10:00:00Z` */
   time: string;
   direction: 'in' | 'out';
-  /** The other user (sender of an incoming message, recipient of an outgoing one); 0 for system. */
+  /** The sender (`from=`): the other user on incoming lines, this user on outgoing ones, 0 for system. */
+  fromId: number;
+  fromName: string;
+  /** The other user: the sender of an incoming line, the recipient of an outgoing one (0: a group or unknown). */
   peerId: number;
   peerName: string;
+  /** The kind: chat, friend_request, system. */
   type: string;
-  /** Relay message id (incoming on a relay that has ids), else null. */
+  /** Relay message id, from old lines that carried `id=` (current lines keep ids in conversations.idx). */
   id: number | null;
   /** `files/<saved name>` of a downloaded attachment. */
   file: string | null;
   /** Name of an attachment that was not saved. */
   attachment: string | null;
   content: string;
-  /**
-   * The group of a group message: `#g7(team)` → {id: 'g7', name: 'team'}. An outgoing group line names the
-   * group as its recipient too (`to=#g7(team)`); its peerId is then 0 and peerName the group's name.
-   */
+  /** The group of a group message (`g7`); its name is in groups.json (old lines carried it: kept here). */
   group: { id: string; name: string } | null;
-  /** An incoming group message that mentioned this user (`mentioned=yes`). */
+  /** An incoming group message that mentioned this user. */
   mentioned: boolean;
 }
 
-/** `g<gid>`: how a group is named in the data files (conversations.md, the snapshot's unread keys). */
+/** `g<gid>`: how a group is named in the data files (the type token, the snapshot's unread keys). */
 export function groupKey(gid: number): string {
   return `g${gid}`;
 }
 
-export function formatConversationLine(
-  l: Omit<ConversationLine, 'group' | 'mentioned'> & {
-    group?: ConversationLine['group'];
-    mentioned?: boolean;
-  },
-): string {
-  const group = l.group ? ` group=#${l.group.id}(${escapeName(l.group.name)})` : '';
-  const peer =
-    l.group && l.direction === 'out'
-      ? `#${l.group.id}(${escapeName(l.group.name)})`
-      : `#${l.peerId}(${escapeName(l.peerName)})`;
-  const who = `${l.direction === 'in' ? 'from' : 'to'}=${peer}`;
-  const id = l.id !== null ? ` id=${l.id}` : '';
-  const mentioned = l.mentioned ? ' mentioned=yes' : '';
-  const file = l.file ? ` file=${tokenName(l.file)}` : '';
-  const attachment = !l.file && l.attachment ? ` attachment=${tokenName(escapeField(l.attachment))}` : '';
-  return `[${l.time}]${group} ${who} type=${l.type}${id}${mentioned}${file}${attachment} content=${escapeField(l.content)}`;
+export interface LineInput {
+  time: string;
+  /** The sender: the peer for a received message, this user for a sent one, {0, 'system'} for notices. */
+  from: { id: number; name: string };
+  type: string;
+  out?: boolean;
+  /** Recipient of a direct message this user sent. */
+  to?: number | null;
+  /** Group id of a group message. */
+  group?: number | null;
+  mentioned?: boolean;
+  file?: string | null;
+  attachment?: string | null;
+  content: string;
 }
 
-const LINE_RE =
-  /^\[(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)\](?: group=#([^(\s]+)\(((?:\\.|[^\\)])*)\))? (from|to)=#(\d+|g\d+)\(((?:\\.|[^\\)])*)\) type=([a-z_]+)(?: id=(\d+))?( mentioned=yes)?(?: file=(\S+))?(?: attachment=(\S+))? content=(.*)$/;
+/** The type token: `<kind>[.out][.to<id>][.g<gid>][.mention][.file:<path>|.attachment:<name>]`. */
+export function typeToken(l: Omit<LineInput, 'time' | 'from' | 'content'>): string {
+  let t = l.type;
+  if (l.out) t += '.out';
+  if (l.to != null) t += `.to${l.to}`;
+  if (l.group != null) t += `.${groupKey(l.group)}`;
+  if (l.mentioned) t += '.mention';
+  if (l.file) t += `.file:${tokenName(l.file)}`;
+  else if (l.attachment) t += `.attachment:${tokenName(escapeField(l.attachment))}`;
+  return t;
+}
+
+export function formatConversationLine(l: LineInput): string {
+  return `[${l.time}] from=#${l.from.id}(${escapeName(l.from.name)}) type=${typeToken(l)} content=${escapeField(l.content)}`;
+}
+
+const TIME = String.raw`(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)`;
+const NAME = String.raw`((?:\\.|[^\\)])*)`;
+/** The guide's grammar. */
+export const LINE_RE = new RegExp(String.raw`^\[${TIME}\] from=#(\d+)\(${NAME}\) type=(\S+) content=(.*)$`);
+/** Lines written by skill 0.x: `[group=#g7(team) ](from|to)=#…(…) type=… [id=…][ mentioned=yes][ file=…][ attachment=…]`. */
+export const LEGACY_LINE_RE = new RegExp(
+  String.raw`^\[${TIME}\](?: group=#([^(\s]+)\(${NAME}\))? (from|to)=#(\d+|g\d+)\(${NAME}\) type=([a-z_]+)(?: id=(\d+))?( mentioned=yes)?(?: file=(\S+))?(?: attachment=(\S+))? content=(.*)$`,
+);
 
 /** Reads one conversations.md line; null for anything else (blank lines, notes, damaged lines). */
 export function parseConversationLine(line: string): ConversationLine | null {
   const m = LINE_RE.exec(line);
+  if (!m) return parseLegacyLine(line);
+  const fromId = Number(m[2]);
+  const fromName = unescapeField(m[3] ?? '');
+  let token = m[4]!;
+  let file: string | null = null;
+  let attachment: string | null = null;
+  const tail = /\.(file|attachment):(.*)$/.exec(token);
+  if (tail) {
+    token = token.slice(0, tail.index);
+    if (tail[1] === 'file') file = tail[2]!;
+    else attachment = unescapeField(tail[2]!);
+  }
+  const [kind = '', ...flags] = token.split('.');
+  let out = false;
+  let to: number | null = null;
+  let group: string | null = null;
+  let mentioned = false;
+  for (const f of flags) {
+    if (f === 'out') out = true;
+    else if (f === 'mention') mentioned = true;
+    else if (/^to\d+$/.test(f)) to = Number(f.slice(2));
+    else if (/^g\d+$/.test(f)) group = f;
+    // Unknown flags (a newer skill's) are ignored.
+  }
+  return {
+    time: m[1]!,
+    direction: out ? 'out' : 'in',
+    fromId,
+    fromName,
+    peerId: out ? (to ?? 0) : fromId,
+    peerName: out ? '' : fromName,
+    type: kind,
+    id: null,
+    file,
+    attachment,
+    content: unescapeField(m[5] ?? ''),
+    group: group ? { id: group, name: '' } : null,
+    mentioned: group !== null && mentioned,
+  };
+}
+
+function parseLegacyLine(line: string): ConversationLine | null {
+  const m = LEGACY_LINE_RE.exec(line);
   if (!m) return null;
   const group = m[2] ? { id: m[2], name: unescapeField(m[3] ?? '') } : null;
   // Only a group can be addressed as `#g<gid>`, and only by an outgoing line of that group.
   const groupPeer = m[5]!.startsWith('g');
   if (groupPeer && (m[4] !== 'to' || group?.id !== m[5])) return null;
+  const out = m[4] === 'to';
+  const peerId = groupPeer ? 0 : Number(m[5]);
+  const peerName = unescapeField(m[6] ?? '');
   return {
     time: m[1]!,
     group,
-    direction: m[4] === 'from' ? 'in' : 'out',
-    peerId: groupPeer ? 0 : Number(m[5]),
-    peerName: unescapeField(m[6] ?? ''),
+    direction: out ? 'out' : 'in',
+    fromId: out ? 0 : peerId,
+    fromName: out ? '' : peerName,
+    peerId,
+    peerName,
     type: m[7]!,
     id: m[8] ? Number(m[8]) : null,
     mentioned: m[9] !== undefined,
@@ -123,6 +201,21 @@ export function parseConversationLine(line: string): ConversationLine | null {
 export function tripleKey(time: string, fromId: number, content: string): string {
   return `${time}\u0000${fromId}\u0000${content}`;
 }
+
+/** The short, stable key of a line's (time, from_id, content): what conversations.idx ties an id to. */
+export function lineKey(time: string, fromId: number, content: string): string {
+  return createHash('sha256')
+    .update(tripleKey(time, fromId, content))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** One conversations.idx entry: the relay id of a stored message and the key of its conversations.md line. */
+export function formatIdxEntry(id: number, key: string): string {
+  return `${id} ${key}\n`;
+}
+
+export const IDX_RE = /^(\d+) ([0-9a-f]{16})$/;
 
 /** One inbox_pushed.md entry. */
 export function formatPushedEntry(isoTime: string, id: number | null, block: string): string {

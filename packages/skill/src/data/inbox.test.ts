@@ -7,6 +7,7 @@ import type { SkillConfig } from './config.ts';
 import { readContacts } from './contacts.ts';
 import { refreshDerived } from './derived.ts';
 import { groupNoticeOf } from './groups.ts';
+import { lineKey } from './formats.ts';
 import { InboxWriter, readCursor } from './inbox.ts';
 
 const T = Date.UTC(2026, 2, 9, 10, 0, 0);
@@ -55,9 +56,9 @@ describe('InboxWriter', () => {
     expect(await w.store([{ message: msg(2, 'b\nc') }, { message: msg(3, 'd') }])).toHaveLength(1);
     expect(await read('conversations.md')).toBe(
       [
-        '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=1 content=a',
-        '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=2 content=b\\nc',
-        '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=3 content=d',
+        '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=a',
+        '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=b\\nc',
+        '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=d',
         '',
       ].join('\n'),
     );
@@ -89,6 +90,14 @@ describe('InboxWriter', () => {
       ].join('\n'),
     );
     expect((await readCursor(dir))?.last_id).toBe(3);
+    // The ids live beside the lines: `<id> <key of the line's (time, from_id, content)>`.
+    expect((await read('conversations.idx')).trim().split('\n')).toEqual(
+      [
+        [1, 'a'],
+        [2, 'b\nc'],
+        [3, 'd'],
+      ].map(([id, c]) => `${id} ${lineKey('2026-03-09T10:00:00Z', 1, c as string)}`),
+    );
     expect((await readContacts(dir)).get(1)).toMatchObject({ name: 'alice', relationship: 'accepted' });
   });
 
@@ -111,15 +120,26 @@ describe('InboxWriter', () => {
   it('after a crash between the append and the cursor, the stored lines count and the cursor catches up', async () => {
     const w = await InboxWriter.open(dir, config);
     await w.store([{ message: msg(1, 'a') }]);
-    // What a killed batch leaves: lines on disk, cursor still at 1.
+    // What a killed batch leaves: the line on disk, neither its idx entry nor the cursor.
     await appendFile(
       join(dir, 'conversations.md'),
-      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=2 content=b\n',
+      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=b\n',
     );
     const w2 = await InboxWriter.open(dir, config);
-    expect(w2.lastId).toBe(2);
+    expect(w2.lastId).toBe(1);
+    // The relay replays 2: its line is matched by (time, from, content) and only its idx entry is written.
     expect(await w2.store([{ message: msg(2, 'b') }, { message: msg(3, 'c') }])).toHaveLength(1);
-    expect((await read('conversations.md')).match(/id=2 /g)).toHaveLength(1);
+    expect(w2.lastId).toBe(3);
+    expect((await read('conversations.md')).match(/content=b\n/g)).toHaveLength(1);
+    expect(
+      (await read('conversations.idx'))
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[0]),
+    ).toEqual(['1', '2', '3']);
+    // A second message with the same text in the same second still gets a line of its own.
+    expect(await w2.store([{ message: msg(4, 'b') }])).toHaveLength(1);
+    expect((await read('conversations.md')).match(/content=b\n/g)).toHaveLength(2);
   });
 
   it('sets a torn record aside and writes the message again', async () => {
@@ -127,18 +147,18 @@ describe('InboxWriter', () => {
     await w.store([{ message: msg(1, 'a') }]);
     const conv = join(dir, 'conversations.md');
     const pushed = join(dir, 'inbox_pushed.md');
-    await appendFile(conv, '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=2 content=hal');
+    await appendFile(conv, '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=hal');
     await appendFile(pushed, '## 2026-03-09T10:00:00Z id=2\n类型：聊天消息\n');
     const w2 = await InboxWriter.open(dir, config);
     expect(w2.lastId).toBe(1);
     await w2.store([{ message: msg(2, 'half and whole') }]);
     expect((await read('conversations.md')).trim().split('\n')).toEqual([
-      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=1 content=a',
-      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=2 content=half and whole',
+      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=a',
+      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=half and whole',
     ]);
     expect((await read('inbox_pushed.md')).match(/^## .* id=2$/gm)).toHaveLength(1);
     expect(await read('conversations.md.torn')).toMatch(
-      / \[2026-03-09T10:00:00Z\] from=#1\(alice\) type=chat id=2 content=hal\n$/,
+      / \[2026-03-09T10:00:00Z\] from=#1\(alice\) type=chat content=hal\n$/,
     );
     expect(await read('inbox_pushed.md.torn')).toMatch(
       / ## 2026-03-09T10:00:00Z id=2\\n类型：聊天消息\\n\n$/,
@@ -153,7 +173,7 @@ describe('InboxWriter', () => {
     const w = await InboxWriter.open(dir, config);
     await w.store([{ message: msg(1, 'a') }]);
     expect(await read('conversations.md')).toBe(
-      '[2026-03-01T00:00:00Z] from=#9(old) type=chat content=from v1\n[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=1 content=a\n',
+      '[2026-03-01T00:00:00Z] from=#9(old) type=chat content=from v1\n[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=a\n',
     );
   });
 
@@ -185,7 +205,7 @@ describe('InboxWriter', () => {
     });
     expect(calls).toEqual(['files/3f9c0a1b_my_report.pdf']);
     expect(await read('conversations.md')).toBe(
-      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=1 file=files/3f9c0a1b_my_report.pdf content=(附件)\n',
+      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat.file:files/3f9c0a1b_my_report.pdf content=(附件)\n',
     );
     await truncate(join(dir, 'conversations.md'), 0);
     const w2 = await InboxWriter.open(dir, { ...config, my_id: 3 });
@@ -219,10 +239,10 @@ describe('InboxWriter', () => {
       async (_m, rel) => rel,
     );
     expect((await read('conversations.md')).trim().split('\n')).toEqual([
-      '[2026-03-09T10:00:00Z] group=#g7(team) from=#3(carol) type=chat id=1 content=hi all',
-      '[2026-03-09T10:00:00Z] group=#g7(team) from=#3(carol) type=chat id=2 mentioned=yes content=@bob look',
-      '[2026-03-09T10:00:00Z] group=#g7(team) from=#3(carol) type=chat id=3 file=files/0123abcd_plan.txt content=(附件)',
-      '[2026-03-09T10:00:00Z] from=#0(system) type=system id=4 content=你已被移出群组 old（群ID:5）',
+      '[2026-03-09T10:00:00Z] from=#3(carol) type=chat.g7 content=hi all',
+      '[2026-03-09T10:00:00Z] from=#3(carol) type=chat.g7.mention content=@bob look',
+      '[2026-03-09T10:00:00Z] from=#3(carol) type=chat.g7.file:files/0123abcd_plan.txt content=(附件)',
+      '[2026-03-09T10:00:00Z] from=#0(system) type=system content=你已被移出群组 old（群ID:5）',
     ]);
     expect(await read('inbox_pushed.md')).toContain(
       '## 2026-03-09T10:00:00Z id=2\n类型：群聊消息\n群组：team（群ID:7）\n时间：2026-03-09 18:00:00\n发件人：carol（ID:3）\n内容：@bob look\n提到了你：是\n消息ID：2\n\n',
@@ -236,7 +256,7 @@ describe('InboxWriter', () => {
     // Our answer to the group clears its unread count; a private chat counts on its own.
     await appendFile(
       join(dir, 'conversations.md'),
-      '[2026-03-09T10:00:01Z] group=#g7(team) to=#g7(team) type=chat content=ok\n',
+      '[2026-03-09T10:00:01Z] from=#2(bob) type=chat.out.g7 content=ok\n',
     );
     await w.store([{ message: g(5, 'thanks', { createdAt: T + 2000 }) }, { message: msg(6, 'private') }]);
     const { stats, snapshot } = await refreshDerived(dir, { now: T });
@@ -262,11 +282,12 @@ describe('stats.json last_message_id', () => {
   it('matches the lines it counts, even before the daemon has moved the cursor', async () => {
     const w = await InboxWriter.open(dir, config);
     await w.store([{ message: msg(1, 'a') }, { message: msg(2, 'b') }]);
-    // The daemon appends a line, then moves the cursor; a refresh may run in between.
+    // The daemon appends a line and its idx entry, then moves the cursor; a refresh may run in between.
     await appendFile(
       join(dir, 'conversations.md'),
-      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat id=3 content=c\n',
+      '[2026-03-09T10:00:00Z] from=#1(alice) type=chat content=c\n',
     );
+    await appendFile(join(dir, 'conversations.idx'), `3 ${lineKey('2026-03-09T10:00:00Z', 1, 'c')}\n`);
     expect((await readCursor(dir))?.last_id).toBe(2);
     const { stats } = await refreshDerived(dir, { now: T });
     expect(stats).toMatchObject({ messages_received: 3, last_message_id: 3 });

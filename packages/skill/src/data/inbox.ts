@@ -2,13 +2,16 @@
 // the daemon (SSE and /messages fallback) and by `openwechat inbox`.
 //
 // Per batch, in this order: attachments into files/ → raw entries appended to inbox_pushed.md (fsync) →
-// lines appended to conversations.md (fsync) → cursor.json replaced (last stored id) → contacts.json.
+// lines appended to conversations.md (fsync) → `<id> <line key>` entries appended to conversations.idx
+// (fsync) → cursor.json replaced (last stored id) → contacts.json.
 // Killed anywhere in between, the next start finds the appended lines, counts them as stored (dedup) and
-// resumes after them; the relay replays whatever the cursor does not cover. Dedup: by message id, and by
-// (time, from_id, content) for messages without an id (the reference relay).
+// resumes after them; the relay replays whatever the cursor does not cover. Dedup: by message id (the ids
+// in conversations.idx, and `id=` on lines of skill 0.x), and by (time, from_id, content) for messages
+// without an id (the reference relay). A line whose idx entry was not written yet (killed in between) is
+// matched by its (time, from_id, content) when the relay replays it: the entry is written, the line is not.
 //
 // cursor.json: {"version":1,"account":"<base_url>#<my_id>","last_id":n,
-//               "starts":{"conversations":b,"inbox_pushed":b},"sizes":{"conversations":b,"inbox_pushed":b}}
+//               "starts":{"conversations":b,"inbox_pushed":b,"ids":b},"sizes":{…same keys}}
 // - starts: byte offset where this account's lines begin (ids restart with another relay or account);
 // - sizes: the files' sizes when the cursor was written. Bytes after that come from an unfinished batch
 //   (or the CLI's outgoing lines); only there can a torn, half-written record be found and set aside.
@@ -28,8 +31,10 @@ import {
 } from './contacts.ts';
 import {
   formatConversationLine,
+  formatIdxEntry,
   formatPushedEntry,
-  groupKey,
+  IDX_RE,
+  lineKey,
   parseConversationLine,
   PUSHED_HEADER_RE,
   tokenName,
@@ -42,8 +47,8 @@ export interface CursorFile {
   version: 1;
   account: string;
   last_id: number;
-  starts: { conversations: number; inbox_pushed: number };
-  sizes: { conversations: number; inbox_pushed: number };
+  starts: { conversations: number; inbox_pushed: number; ids?: number };
+  sizes: { conversations: number; inbox_pushed: number; ids?: number };
   updated_at: string;
 }
 
@@ -110,6 +115,8 @@ async function repairTail(path: string, trusted: number, terminator: string): Pr
 export class InboxWriter {
   private readonly convIds = new Set<number>();
   private readonly convTriples = new Set<string>();
+  /** Line keys of incoming lines that no idx entry claims yet (a multiset: key → count). */
+  private readonly unindexed = new Map<string, number>();
   private readonly pushedIds = new Set<number>();
   private readonly pushedKeys = new Set<string>();
   private cursor!: CursorFile;
@@ -136,25 +143,33 @@ export class InboxWriter {
     const w = new InboxWriter(dir, config);
     const convPath = dataPath(dir, 'conversations');
     const pushedPath = dataPath(dir, 'inboxPushed');
+    const idsPath = dataPath(dir, 'conversationIds');
     const account = accountKey(config);
     const old = await readCursor(dir);
     if (old && old.account === account) {
       await repairTail(convPath, old.sizes?.conversations ?? (await sizeOf(convPath)), '\n');
       await repairTail(pushedPath, old.sizes?.inbox_pushed ?? (await sizeOf(pushedPath)), '\n\n');
-      w.cursor = { ...old, starts: old.starts ?? { conversations: 0, inbox_pushed: 0 } };
+      await repairTail(idsPath, old.sizes?.ids ?? (await sizeOf(idsPath)), '\n');
+      const starts = old.starts ?? { conversations: 0, inbox_pushed: 0 };
+      w.cursor = { ...old, starts: { ...starts, ids: starts.ids ?? 0 } };
     } else {
       await repairTail(convPath, await sizeOf(convPath), '\n');
       await repairTail(pushedPath, await sizeOf(pushedPath), '\n\n');
+      await repairTail(idsPath, await sizeOf(idsPath), '\n');
       // No cursor (first run, or data from an older skill): everything on disk belongs to this account.
       const starts = old
-        ? { conversations: await sizeOf(convPath), inbox_pushed: await sizeOf(pushedPath) }
-        : { conversations: 0, inbox_pushed: 0 };
+        ? {
+            conversations: await sizeOf(convPath),
+            inbox_pushed: await sizeOf(pushedPath),
+            ids: await sizeOf(idsPath),
+          }
+        : { conversations: 0, inbox_pushed: 0, ids: 0 };
       w.cursor = {
         version: 1,
         account,
         last_id: 0,
         starts,
-        sizes: { conversations: 0, inbox_pushed: 0 },
+        sizes: { conversations: 0, inbox_pushed: 0, ids: 0 },
         updated_at: new Date(now).toISOString(),
       };
     }
@@ -170,8 +185,23 @@ export class InboxWriter {
     for (const line of conv.subarray(this.cursor.starts.conversations).toString('utf8').split('\n')) {
       const l = parseConversationLine(line);
       if (!l || l.direction !== 'in') continue;
-      if (l.id !== null) this.convIds.add(l.id);
-      else this.convTriples.add(tripleKey(l.time, l.peerId, l.content));
+      if (l.id !== null) {
+        this.convIds.add(l.id); // a line of skill 0.x
+        continue;
+      }
+      this.convTriples.add(tripleKey(l.time, l.fromId, l.content));
+      const key = lineKey(l.time, l.fromId, l.content);
+      this.unindexed.set(key, (this.unindexed.get(key) ?? 0) + 1);
+    }
+    const idx = await readFile(dataPath(this.dir, 'conversationIds')).catch(() => Buffer.alloc(0));
+    for (const line of idx
+      .subarray(this.cursor.starts.ids ?? 0)
+      .toString('utf8')
+      .split('\n')) {
+      const m = IDX_RE.exec(line);
+      if (!m) continue;
+      this.convIds.add(Number(m[1]));
+      this.claim(m[2]!);
     }
     const pushed = await readFile(dataPath(this.dir, 'inboxPushed')).catch(() => Buffer.alloc(0));
     const text = pushed.subarray(this.cursor.starts.inbox_pushed).toString('utf8');
@@ -185,10 +215,20 @@ export class InboxWriter {
     }
   }
 
+  /** An idx entry claims one line with this key; true when there was one unclaimed. */
+  private claim(key: string): boolean {
+    const n = this.unindexed.get(key) ?? 0;
+    if (n <= 0) return false;
+    if (n === 1) this.unindexed.delete(key);
+    else this.unindexed.set(key, n - 1);
+    return true;
+  }
+
   private async writeCursor(now: number): Promise<void> {
     this.cursor.sizes = {
       conversations: await sizeOf(dataPath(this.dir, 'conversations')),
       inbox_pushed: await sizeOf(dataPath(this.dir, 'inboxPushed')),
+      ids: await sizeOf(dataPath(this.dir, 'conversationIds')),
     };
     this.cursor.updated_at = new Date(now).toISOString();
     await writeJsonAtomic(dataPath(this.dir, 'cursor'), this.cursor);
@@ -196,7 +236,7 @@ export class InboxWriter {
 
   private isNew(m: Message): boolean {
     if (m.id !== null) return !this.convIds.has(m.id);
-    return !this.convTriples.has(tripleKey(utcSecond(m.createdAt), m.fromId ?? 0, m.content));
+    return !this.convTriples.has(tripleKey(utcSecond(m.createdAt), senderOf(m).id, m.content));
   }
 
   /**
@@ -219,12 +259,22 @@ export class InboxWriter {
     now: number,
   ): Promise<Message[]> {
     const fresh: Array<{ r: Received; file: string | null }> = [];
+    /** Ids of messages whose line is already on disk but whose idx entry is not (an interrupted batch). */
+    const reindexed: Array<{ id: number; key: string }> = [];
     const seenInBatch = new Set<string>();
     for (const r of batch) {
       const m = r.message;
-      const key = m.id !== null ? `id:${m.id}` : tripleKey(utcSecond(m.createdAt), m.fromId ?? 0, m.content);
+      const t = utcSecond(m.createdAt);
+      const key = m.id !== null ? `id:${m.id}` : tripleKey(t, senderOf(m).id, m.content);
       if (seenInBatch.has(key) || !this.isNew(m)) continue;
       seenInBatch.add(key);
+      if (m.id !== null) {
+        const lk = lineKey(t, senderOf(m).id, m.content);
+        if (this.claim(lk)) {
+          reindexed.push({ id: m.id, key: lk });
+          continue;
+        }
+      }
       let file: string | null = null;
       const fileId = m.attachment?.fileId;
       if (fileId && download) {
@@ -246,17 +296,27 @@ export class InboxWriter {
       else this.pushedKeys.add(`${time}\u0000${block}`);
     }
     let convText = '';
-    for (const { r, file } of fresh) convText += `${conversationLineOf(r.message, file)}\n`;
+    let idsText = '';
+    for (const { id, key } of reindexed) idsText += formatIdxEntry(id, key);
+    for (const { r, file } of fresh) {
+      const m = r.message;
+      convText += `${conversationLineOf(m, file)}\n`;
+      if (m.id !== null)
+        idsText += formatIdxEntry(m.id, lineKey(utcSecond(m.createdAt), senderOf(m).id, m.content));
+    }
     await appendDurable(dataPath(this.dir, 'inboxPushed'), pushedText);
     await appendDurable(dataPath(this.dir, 'conversations'), convText);
+    await appendDurable(dataPath(this.dir, 'conversationIds'), idsText);
+    for (const id of [...fresh.map((f) => f.r.message.id), ...reindexed.map((x) => x.id)]) {
+      if (id === null) continue;
+      this.convIds.add(id);
+      if (id > this.cursor.last_id) this.cursor.last_id = id;
+    }
     for (const { r } of fresh) {
       const m = r.message;
-      if (m.id !== null) {
-        this.convIds.add(m.id);
-        if (m.id > this.cursor.last_id) this.cursor.last_id = m.id;
-      } else this.convTriples.add(tripleKey(utcSecond(m.createdAt), m.fromId ?? 0, m.content));
+      if (m.id === null) this.convTriples.add(tripleKey(utcSecond(m.createdAt), senderOf(m).id, m.content));
     }
-    if (fresh.length) {
+    if (fresh.length || reindexed.length) {
       await this.writeCursor(now);
       await noteIncoming(
         this.dir,
@@ -275,17 +335,19 @@ export class InboxWriter {
   }
 }
 
+/** Who `from=` names for a received message: the sender, or `#0(system)` for notices. */
+export function senderOf(m: Message): { id: number; name: string } {
+  return m.type === 'system' ? { id: 0, name: 'system' } : { id: m.fromId ?? 0, name: m.from?.name ?? '' };
+}
+
 export function conversationLineOf(m: Message, file: string | null): string {
-  // A group message is a chat line of its group: `group=#g<gid>(<name>) from=… type=chat … [mentioned=yes]`.
-  const group = m.type === 'group' && m.group ? { id: groupKey(m.group.id), name: m.group.name } : null;
+  // A group message is a chat line flagged with its group: `type=chat.g<gid>[.mention]`.
+  const group = m.type === 'group' && m.group ? m.group.id : null;
   return formatConversationLine({
     time: utcSecond(m.createdAt),
-    group,
-    direction: 'in',
-    peerId: m.type === 'system' ? 0 : (m.fromId ?? 0),
-    peerName: m.type === 'system' ? 'system' : (m.from?.name ?? ''),
+    from: senderOf(m),
     type: m.type === 'group' ? 'chat' : m.type,
-    id: m.id,
+    group,
     mentioned: group !== null && m.mentioned === true,
     file,
     attachment: m.attachment ? m.attachment.name : null,
@@ -304,17 +366,22 @@ export async function noteIncoming(dir: string, messages: Message[], now = Date.
         if (m.type === 'system') {
           const friend = friendshipOfNotice(m.content);
           if (friend) {
-            const c = upsertContact(map, { id: friend.id, name: friend.name });
+            const c = upsertContact(map, { id: friend.id, name: friend.name }, undefined, at);
             if (c.relationship !== 'blocked') setRelationship(c, 'accepted', at);
           }
           continue;
         }
         if (m.fromId === null) continue;
-        const c = upsertContact(map, {
-          id: m.fromId,
-          name: m.from?.name ?? null,
-          ...(m.from ? { description: m.from.description } : {}),
-        });
+        const c = upsertContact(
+          map,
+          {
+            id: m.fromId,
+            name: m.from?.name ?? null,
+            ...(m.from ? { description: m.from.description } : {}),
+          },
+          undefined,
+          at,
+        );
         // A group message says who the sender is, not how we relate (members need not be friends).
         if (m.type === 'group') continue;
         noteMessageTime(c, at);

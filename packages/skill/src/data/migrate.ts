@@ -1,24 +1,26 @@
 // Bringing a data folder written by an older skill version up to this one, in place, keeping everything.
 //
-// Version 1 is the layout of the guide's Python skill (≤ 1.0.29): config.json without `data_version`,
-// contacts.json as a map `{"<id>": {"name","relationship","last_seen_utc"}}`, profile.json with
-// `my_id/my_name/status/updated_at_utc`, stats.json with friends/pending counters, context_snapshot.json
-// with `updated_at_utc/latest_peers`. Version 2 is this skill (see the file formats in formats.ts,
-// contacts.ts, config.ts, derived.ts).
+// Version 1 is the guide's Python skill (≤ 1.0.29): config.json without `data_version`, and the guide's
+// layouts, which this skill writes too (contacts.json keyed by id, profile.json with my_id/my_name/status/
+// updated_at_utc, the guide's counters in stats.json, context_snapshot.json): nothing of it needs
+// converting, so nothing is rewritten but config.json (`data_version` added). Version 2 is skill 0.x, whose
+// contacts.json (`{"updated_at","contacts":[…]}`) and profile.json (`id`, `name`, `updated_at`) left the
+// guide's layout: those two are converted back. stats.json and context_snapshot.json are views: the next
+// refresh (derived.ts) keeps every key they have and never lowers a counter.
 //
-// Rules: each file is converted only if it has the old shape; its original is first copied to
-// migrations/v1/<name> (never overwritten); the append-only files (conversations.md, inbox_pushed.md,
-// sse_channel.log) and files/ are never rewritten; keys we do not know are kept. A data folder written by
-// a newer skill is refused, never downgraded.
+// Rules: a file is converted only if it has an old shape; its original is first copied to
+// migrations/v<from>/<name> (never overwritten); the append-only files (conversations.md, inbox_pushed.md,
+// sse_channel.log) and files/ are never rewritten — old conversations.md lines stay readable (formats.ts);
+// keys we do not know are kept. A data folder written by a newer skill is refused, never downgraded.
 
 import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists, readJsonOrNull, writeJsonAtomic } from './atomic.ts';
-import { CONFIG_MODE, DATA_VERSION, readConfigRaw } from './config.ts';
-import { isContactsFile, RELATIONSHIPS, type Contact, type Relationship } from './contacts.ts';
-import { refreshDerived } from './derived.ts';
+import { CONFIG_MODE, DATA_VERSION, readConfigRaw, updateProfile } from './config.ts';
+import { contactsFileOf, isListContactsFile, readContacts } from './contacts.ts';
 import { withLock } from './lock.ts';
 import { dataPath, FILES } from './paths.ts';
+import { protectDataDir } from './protect.ts';
 
 export class DataTooNewError extends Error {
   constructor(readonly found: number) {
@@ -33,7 +35,7 @@ export class DataTooNewError extends Error {
 export interface MigrationReport {
   from: number | null;
   to: number;
-  /** Files converted (their originals are in migrations/v1/). */
+  /** Files converted (their originals are in migrations/v<from>/). */
   converted: string[];
 }
 
@@ -42,93 +44,49 @@ async function backup(dir: string, name: string, from: number, mode?: number): P
   const folder = join(dir, FILES.migrations, `v${from}`);
   let target = join(folder, name);
   for (let i = 1; await exists(target); i++) target = join(folder, `${name}.${i}`);
-  await mkdir(folder, { recursive: true });
-  await copyFile(dataPath(dir, keyOf(name)), target);
-  if (mode !== undefined) await chmod(target, mode);
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  await copyFile(join(dir, name), target);
+  await chmod(target, mode ?? 0o600);
 }
 
-function keyOf(name: string): keyof typeof FILES {
-  const entry = Object.entries(FILES).find(([, v]) => v === name);
-  if (!entry) throw new Error(`unknown data file ${name}`);
-  return entry[0] as keyof typeof FILES;
-}
-
-function relationshipOf(v: unknown): Relationship {
-  return RELATIONSHIPS.includes(v as Relationship) ? (v as Relationship) : 'none';
-}
-
-function contactsFromV1(
-  old: Record<string, unknown>,
-  nowIso: string,
-): { updated_at: string; contacts: Contact[] } {
-  const contacts: Contact[] = [];
-  for (const [key, value] of Object.entries(old)) {
-    if (!/^\d+$/.test(key) || typeof value !== 'object' || value === null) continue;
-    const v = value as Record<string, unknown>;
-    contacts.push({
-      ...v,
-      id: Number(key),
-      name: typeof v.name === 'string' ? v.name : '',
-      description: typeof v.description === 'string' ? v.description : null,
-      relationship: relationshipOf(v.relationship),
-      since: typeof v.since === 'string' ? v.since : null,
-      last_message_at: typeof v.last_message_at === 'string' ? v.last_message_at : null,
-    });
-  }
-  contacts.sort((a, b) => a.id - b.id);
-  return { updated_at: nowIso, contacts };
-}
-
-/** Migrates in place; safe to call on every start (does nothing on a current folder). */
+/** Migrates in place; safe to call on every start (does nothing on a current folder but protect it). */
 export async function migrateDataDir(dir: string, now = Date.now()): Promise<MigrationReport> {
+  const config = await readConfigRaw(dir);
+  const version = config ? (typeof config.data_version === 'number' ? config.data_version : 1) : null;
+  if (version !== null && version > DATA_VERSION) throw new DataTooNewError(version);
+  await protectDataDir(dir);
   return withLock(dir, 'migrate', async () => {
-    const nowIso = new Date(now).toISOString();
-    const config = await readConfigRaw(dir);
-    const version = config ? (typeof config.data_version === 'number' ? config.data_version : 1) : null;
-    if (version !== null && version > DATA_VERSION) throw new DataTooNewError(version);
     const from = version ?? 1;
     const converted: string[] = [];
 
     const contacts = await readJsonOrNull<unknown>(dataPath(dir, 'contacts'));
-    if (contacts !== null && !isContactsFile(contacts) && typeof contacts === 'object') {
+    if (isListContactsFile(contacts)) {
       await backup(dir, FILES.contacts, from);
-      await writeJsonAtomic(
-        dataPath(dir, 'contacts'),
-        contactsFromV1(contacts as Record<string, unknown>, nowIso),
-      );
+      const { contacts: _list, updated_at: _u, ...rest } = contacts as Record<string, unknown>;
+      await writeJsonAtomic(dataPath(dir, 'contacts'), contactsFileOf(await readContacts(dir), rest));
       converted.push(FILES.contacts);
     }
 
     const profile = await readJsonOrNull<Record<string, unknown>>(dataPath(dir, 'profile'));
-    if (profile && typeof profile.id !== 'number' && ('my_id' in profile || 'my_name' in profile)) {
+    if (profile && typeof profile.my_id !== 'number' && typeof profile.id === 'number') {
       await backup(dir, FILES.profile, from);
-      const { my_id, my_name, updated_at_utc, ...rest } = profile;
-      await writeJsonAtomic(dataPath(dir, 'profile'), {
-        ...rest,
-        id: typeof my_id === 'number' ? my_id : (config?.my_id ?? null),
-        name: typeof my_name === 'string' ? my_name : (config?.my_name ?? null),
-        description: typeof rest.description === 'string' ? rest.description : null,
-        status: typeof rest.status === 'string' ? rest.status : null,
-        base_url: typeof config?.base_url === 'string' ? config.base_url : null,
-        registered_at: null,
-        updated_at: typeof updated_at_utc === 'string' ? updated_at_utc : nowIso,
-      });
+      const { id, name, updated_at, ...rest } = profile;
+      await writeJsonAtomic(dataPath(dir, 'profile'), {});
+      await updateProfile(
+        dir,
+        {
+          my_id: id as number,
+          my_name: typeof name === 'string' ? name : String(config?.my_name ?? ''),
+          base_url: typeof rest.base_url === 'string' ? rest.base_url : String(config?.base_url ?? ''),
+        },
+        {
+          ...rest,
+          status: typeof rest.status === 'string' ? rest.status : null,
+          ...(typeof updated_at === 'string' ? { updated_at_utc: `${updated_at.slice(0, 19)}Z` } : {}),
+        },
+        now,
+      );
       converted.push(FILES.profile);
-    }
-
-    // Derived views: the old ones are kept in migrations/, new ones are computed from the history.
-    let refresh = false;
-    const stats = await readJsonOrNull<Record<string, unknown>>(dataPath(dir, 'stats'));
-    if (stats && (typeof stats.by_type !== 'object' || !('sse' in stats))) {
-      await backup(dir, FILES.stats, from);
-      converted.push(FILES.stats);
-      refresh = true;
-    }
-    const snapshot = await readJsonOrNull<Record<string, unknown>>(dataPath(dir, 'snapshot'));
-    if (snapshot && (typeof snapshot.me !== 'object' || !Array.isArray(snapshot.recent))) {
-      await backup(dir, FILES.snapshot, from);
-      converted.push(FILES.snapshot);
-      refresh = true;
     }
 
     if (config && config.data_version !== DATA_VERSION) {
@@ -140,7 +98,6 @@ export async function migrateDataDir(dir: string, now = Date.now()): Promise<Mig
       );
       converted.push(FILES.config);
     }
-    if (refresh) await refreshDerived(dir, { now });
     return { from: converted.length ? from : version, to: DATA_VERSION, converted };
   });
 }

@@ -1,11 +1,12 @@
-// Recording what this user sent with the CLI: one `to=` line in conversations.md, the contact's
-// relationship as the relay's answer implies, and refreshed views.
+// Recording what this user sent with the CLI: one `from=<me> type=<kind>.out.to<id>` (or `.out.g<gid>`) line
+// in conversations.md, the contact's relationship as the relay's answer implies, and refreshed views.
 
 import type { Message, SendResult } from '@openwechat/client';
 import { appendDurable } from './atomic.ts';
 import { noteMessageTime, setRelationship, updateContacts, upsertContact } from './contacts.ts';
 import { refreshDerived } from './derived.ts';
-import { formatConversationLine, groupKey, utcSecond } from './formats.ts';
+import { readConfigRaw } from './config.ts';
+import { formatConversationLine, utcSecond } from './formats.ts';
 import { dataPath } from './paths.ts';
 
 export async function recordSent(
@@ -19,12 +20,10 @@ export async function recordSent(
   const time = utcSecond(now);
   const line = formatConversationLine({
     time,
-    direction: 'out',
-    peerId: to.id,
-    peerName: to.name,
+    from: await me(dir),
     type: result.outcome === 'request' ? 'friend_request' : 'chat',
-    id: null,
-    file: null,
+    out: true,
+    to: to.id,
     attachment,
     content,
   });
@@ -32,7 +31,7 @@ export async function recordSent(
   await updateContacts(
     dir,
     (map) => {
-      const c = upsertContact(map, { id: to.id, name: to.name || null });
+      const c = upsertContact(map, { id: to.id, name: to.name || null }, undefined, time);
       noteMessageTime(c, time);
       if (result.outcome === 'request') {
         if (c.relationship !== 'accepted') setRelationship(c, 'pending_outgoing', time);
@@ -46,7 +45,16 @@ export async function recordSent(
 
 export type { Message };
 
-/** Records a message this user sent to a group: `group=#g<gid>(<name>) to=#g<gid>(<name>) type=chat …`. */
+/** This user as `from=` names them on the lines they sent (config.json is the source). */
+async function me(dir: string): Promise<{ id: number; name: string }> {
+  const c = await readConfigRaw(dir).catch(() => null);
+  return {
+    id: typeof c?.my_id === 'number' ? c.my_id : 0,
+    name: typeof c?.my_name === 'string' ? c.my_name : '',
+  };
+}
+
+/** Records a message this user sent to a group: `from=#<me>(<name>) type=chat.out.g<gid> …`. */
 export async function recordGroupSent(
   dir: string,
   group: { id: number; name: string },
@@ -54,16 +62,12 @@ export async function recordGroupSent(
   attachment: string | null,
   now = Date.now(),
 ): Promise<string> {
-  const key = groupKey(group.id);
   const line = formatConversationLine({
     time: utcSecond(now),
-    group: { id: key, name: group.name },
-    direction: 'out',
-    peerId: 0,
-    peerName: group.name,
+    from: await me(dir),
     type: 'chat',
-    id: null,
-    file: null,
+    out: true,
+    group: group.id,
     attachment,
     content,
   });

@@ -45,6 +45,13 @@ export const FILES = {
   profile: 'profile.json',
   contacts: 'contacts.json',
   conversations: 'conversations.md',
+  /** `<message id> <line key>` per stored message: ids for dedup, since conversations.md lines carry none. */
+  conversationIds: 'conversations.idx',
+  /** Ignores everything in the data folder (config.json holds the token; it may sit in a git workspace). */
+  gitignore: '.gitignore',
+  /** The demo UI server started in the background (`ui start`). */
+  uiLock: 'serve_ui.lock',
+  uiOut: 'serve_ui.out.log',
   inboxPushed: 'inbox_pushed.md',
   channelLog: 'sse_channel.log',
   stats: 'stats.json',
