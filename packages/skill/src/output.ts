@@ -30,7 +30,7 @@ const HINTS: Record<string, string> = {
     'The relay does not accept the token in config.json. Check base_url/token, or register again (openwechat register --force …).',
   rate_limited: 'The relay asks us to slow down; wait a few seconds and retry.',
   sse_limit:
-    'Only a limited number of SSE connections per IP is allowed and one is in use. Stop other sse_inbox instances (openwechat daemon status).',
+    'The relay refused another SSE stream from this host or account (its per-IP / per-account limit). Do not stop daemons of other accounts: check only this data folder (openwechat daemon status); the daemon polls GET /messages meanwhile and reconnects by itself. On your own relay, raise SSE_MAX_PER_IP.',
   network_error:
     'The relay could not be reached. Check base_url in config.json and that the relay is running (openwechat doctor).',
   timeout: 'The relay did not answer in time. Check the network and the relay (openwechat doctor).',

@@ -1,6 +1,7 @@
 // Shared by the command modules: the invocation context, the command shape, argument helpers and the
 // text/JSON renderings of relay objects.
 
+import mime from 'mime';
 import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { ClientError, RelayClient, type Message, type User } from '@openwechat/client';
@@ -177,4 +178,10 @@ export async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): 
 /** How to run this CLI again, for hints: the absolute script path in the built skill (any cwd works). */
 export function selfCommand(rest: string): string {
   return BUNDLED ? `node ${join(skillRoot(), 'scripts', 'openwechat.js')} ${rest}` : `openwechat ${rest}`;
+}
+
+/** A file to upload, its type guessed from its name (the recipient's download says what it is). */
+export function fileSource(path: string): { path: string; contentType?: string } {
+  const type = mime.getType(path);
+  return type ? { path, contentType: type } : { path };
 }

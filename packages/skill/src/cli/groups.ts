@@ -19,6 +19,7 @@ import {
   nameOf,
   readContent,
   withRetry,
+  fileSource,
 } from './common.ts';
 
 // ───────────────────────────── groups ─────────────────────────────
@@ -287,7 +288,7 @@ export const group: Command = {
         const mentionIds = idList(multi(ctx.values.mention), 'mention id');
         const key = str(ctx.values['idempotency-key']) ?? randomUUID();
         const result = await withRetry(client, () =>
-          client.sendGroupFile(gid, { path: full }, content, { mentionIds, idempotencyKey: key }),
+          client.sendGroupFile(gid, fileSource(full), content, { mentionIds, idempotencyKey: key }),
         );
         const name = await groupNameOf(ctx, client, gid, result);
         const filename = full.split(/[/\\]/).pop() ?? 'file';

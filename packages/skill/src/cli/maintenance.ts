@@ -13,6 +13,7 @@ import {
 } from '../data/config.ts';
 import { refreshDerived } from '../data/derived.ts';
 import { acquireInstance } from '../data/lock.ts';
+import { CHANNEL_LINE_RE } from '../data/formats.ts';
 import { dataPath, FILES, skillRoot, BUNDLED } from '../data/paths.ts';
 import { retention } from '../data/retention.ts';
 import { DAEMON_LOCK, EXIT } from '../daemon.ts';
@@ -21,10 +22,29 @@ import { type Command, clientFor, daemonStatus, lastChannelLine } from './common
 
 type Check = { name: string; level: 'ok' | 'warn' | 'fail'; detail: string };
 
+/**
+ * The stream outage in progress according to sse_channel.log: when the first unhealthy transition after the
+ * last `connected`/`recovered` line happened, and the last `error` line since. null when the stream is up.
+ */
+export function outageOf(logText: string | null): { since: number; lastError: string | null } | null {
+  let outage: { since: number; lastError: string | null } | null = null;
+  for (const line of (logText ?? '').split('\n')) {
+    const m = CHANNEL_LINE_RE.exec(line);
+    if (!m || m[2] === 'server') continue;
+    const state = m[2]!;
+    if (state === 'connected' || state === 'recovered') outage = null;
+    else {
+      outage ??= { since: Date.parse(m[1]!), lastError: null };
+      if (state === 'error') outage.lastError = `${state} ${m[3] ?? ''}`.trim();
+    }
+  }
+  return outage;
+}
+
 export const doctor: Command = {
-  usage: 'doctor [--fix]',
+  usage: 'doctor [--fix] [--grace <seconds>]',
   summary: 'check config, permissions, relay reachability, token, SSE daemon health',
-  options: { fix: { type: 'boolean' } },
+  options: { fix: { type: 'boolean' }, grace: { type: 'string' } },
   async run(ctx) {
     const checks: Check[] = [];
     const add = (name: string, level: Check['level'], detail: string): void =>
@@ -105,7 +125,8 @@ export const doctor: Command = {
       }
     }
     const running = await daemonStatus(dir);
-    const last = lastChannelLine(await readTextOrNull(dataPath(dir, 'channelLog')));
+    const logText = await readTextOrNull(dataPath(dir, 'channelLog'));
+    const last = lastChannelLine(logText);
     if (running) {
       const state = String(running.state);
       add(
@@ -113,6 +134,24 @@ export const doctor: Command = {
         state === 'connected' ? 'ok' : 'warn',
         `pid ${String(running.pid)}, ${state} (mode ${String(running.mode)}) since ${String(running.since)}`,
       );
+      // A daemon that keeps polling instead of streaming is a problem, not a blip: messages arrive late
+      // and, on a relay that limits streams, something else holds the stream (see SKILL.md, 429).
+      const outage = state === 'connected' ? null : outageOf(logText);
+      const grace = ctx.values.grace === undefined ? 60 : Number(ctx.values.grace);
+      if (!Number.isFinite(grace) || grace < 0) throw usageError('--grace must be a number of seconds ≥ 0');
+      if (outage && Date.now() - outage.since >= grace * 1000) {
+        const secs = Math.round((Date.now() - outage.since) / 1000);
+        const limited = /\b429\b|sse_limit|rate_limited/.test(outage.lastError ?? '');
+        add(
+          'SSE stream',
+          'fail',
+          `down for ${secs} s; the daemon polls GET /messages instead (fallback)` +
+            (outage.lastError ? `; last error: ${outage.lastError}` : '') +
+            (limited
+              ? ' — the relay refuses another stream from this host or account: see SKILL.md "SSE 429" (do not stop other accounts\' daemons)'
+              : ''),
+        );
+      }
     } else {
       add('SSE daemon', config ? 'fail' : 'warn', 'not running — start it: openwechat daemon start');
     }

@@ -9,6 +9,7 @@ import { formatChannelLine } from '../data/formats.ts';
 import { attachmentPath, InboxWriter } from '../data/inbox.ts';
 import { acquireInstance } from '../data/lock.ts';
 import { migrateDataDir } from '../data/migrate.ts';
+import { refreshGroups } from '../data/groups.ts';
 import { recordSent } from '../data/outgoing.ts';
 import { dataPath, FILES } from '../data/paths.ts';
 import { DAEMON_LOCK, EXIT } from '../daemon.ts';
@@ -25,6 +26,7 @@ import {
   readContent,
   withRetry,
   daemonStatus,
+  fileSource,
 } from './common.ts';
 
 export const send: Command = {
@@ -76,7 +78,7 @@ export const sendFile: Command = {
     const { client } = await configured(ctx);
     const key = str(ctx.values['idempotency-key']) ?? randomUUID();
     const result = await withRetry(client, () =>
-      client.sendFile(toId, { path: full }, content, { idempotencyKey: key }),
+      client.sendFile(toId, fileSource(full), content, { idempotencyKey: key }),
     );
     const name = await nameOf(ctx, client, toId);
     const filename = full.split(/[/\\]/).pop() ?? 'file';
@@ -155,6 +157,8 @@ export const inbox: Command = {
           `via=openwechat inbox GET /messages${resume ? `?after=${after}` : ''} fetched=${page.messages.length} new=${fresh.length} (SSE daemon not running)`,
         ),
       );
+      // groups.json (names, member counts) is otherwise refreshed by the daemon only when its stream connects.
+      if (caps.groups && !ctx.legacy) await refreshGroups(ctx.dir, client).catch(() => {});
       await refreshDerived(ctx.dir);
       ctx.out.result({
         total: page.total,

@@ -9,6 +9,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { acquireInstance } from '../data/lock.ts';
 import { DEFAULT_UI_PORT, startUiServer } from './ui_server.ts';
 
 export { DATA_FILES, startUiServer, type UiServer, type UiServerOptions } from './ui_server.ts';
@@ -80,19 +81,31 @@ async function main(): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      console.error(`port ${port} on 127.0.0.1 is already in use (is serve_ui already running?)`);
+      console.error(
+        `port ${port} on 127.0.0.1 is already in use (is the demo UI already running? check: node scripts/openwechat.js ui status). ` +
+          'Pick another port with --port <n> or OPENWECHAT_UI_PORT=<n> (0 = any free port).',
+      );
     } else {
       console.error(`cannot start the UI server: ${(err as Error).message}`);
     }
     process.exit(1);
   }
+  // Registers this server for `openwechat ui status|stop` (a second server on another port still runs).
+  const since = new Date().toISOString();
+  const instance = await acquireInstance(dataDir, 'serve_ui', () => ({
+    pid: process.pid,
+    url: ui.url,
+    port: ui.port,
+    data_dir: dataDir,
+    since,
+  })).catch(() => null);
   console.log(`serving ${ui.url}`);
   console.log(
     `data folder: ${dataDir}${existsSync(dataDir) ? '' : ' (not created yet: the page shows an empty state)'}`,
   );
 
   const stop = () => {
-    ui.close().then(
+    Promise.all([ui.close(), instance?.release()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );

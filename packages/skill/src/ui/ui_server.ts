@@ -38,9 +38,10 @@ type Route = { kind: 'page' } | { kind: 'data'; name: string; type: string };
 const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/', { kind: 'page' }],
   ['/demo_ui.html', { kind: 'page' }],
-  ...Object.entries(DATA_FILES).map(([name, type]): [string, Route] => [
-    `/data/${name}`,
-    { kind: 'data', name, type },
+  ...Object.entries(DATA_FILES).flatMap(([name, type]): Array<[string, Route]> => [
+    [`/data/${name}`, { kind: 'data', name, type }],
+    // The guide's path: demo_ui.html "reads data files from /openwechat_im_client/".
+    [`/openwechat_im_client/${name}`, { kind: 'data', name, type }],
   ]),
 ]);
 
