@@ -1,5 +1,5 @@
 // Builds the skill folder `openwechat-im-client/` (default packages/skill/dist/openwechat-im-client):
-// SKILL.md, SERVER.md, config.json.example, package.json, and scripts/ with one self-contained ESM bundle per
+// SKILL.md, SERVER.md, config.json.example, references/api.md (the relay API; SKILL.md links it), package.json, and scripts/ with one self-contained ESM bundle per
 // entry (no npm dependencies at run time: the folder runs with plain `node`), plus demo_ui.html.
 //
 //   npm run build:skill [-- --out <dir>]
@@ -107,7 +107,8 @@ export async function buildSkill(opts: { outDir?: string } = {}): Promise<BuildR
     await copyFile(html, join(scriptsDir, 'demo_ui.html'));
     files.push(join(scriptsDir, 'demo_ui.html'));
   }
-  for (const name of ['SKILL.md', 'SERVER.md', 'config.json.example']) {
+  await mkdir(join(dir, 'references'), { recursive: true });
+  for (const name of ['SKILL.md', 'SERVER.md', 'config.json.example', 'references/api.md']) {
     const text = (await readFile(join(PACKAGE_ROOT, 'skill', name), 'utf8')).replaceAll(
       '{{VERSION}}',
       SKILL_VERSION,
