@@ -50,13 +50,13 @@ afterAll(async () => {
   await ws?.cleanup();
 });
 
-type Contact = { id: number; name: string; relationship: string };
+type Contact = { name: string; relationship: string; last_seen_utc: string };
+/** contacts.json in the guide's layout: an object keyed by user id. */
 const contacts = async (dir: string): Promise<Array<[number, string, string]>> =>
-  (await readJson<{ contacts: Contact[] }>(join(dir, 'contacts.json'))).contacts.map((c) => [
-    c.id,
-    c.name,
-    c.relationship,
-  ]);
+  Object.entries(await readJson<Record<string, Contact>>(join(dir, 'contacts.json'))).map(([id, c]) => {
+    expect(c.last_seen_utc).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+    return [Number(id), c.name, c.relationship];
+  });
 
 describe('messaging', () => {
   it('send, the one-message rule, inbox (fallback), reply, friends', async () => {
@@ -88,7 +88,7 @@ describe('messaging', () => {
       ),
     );
     expect((await lines(join(B(), 'conversations.md'))).map(untimed)).toEqual([
-      `[T] from=#${ids.alice}(alice) type=friend_request id=1 content=hello bob`,
+      `[T] from=#${ids.alice}(alice) type=friend_request content=hello bob`,
     ]);
     expect((await lines(join(B(), 'sse_channel.log'))).map((l) => l.replace(/^\S+ /, ''))).toEqual([
       'fallback via=openwechat inbox GET /messages?after=0 fetched=1 new=1 (SSE daemon not running)',
@@ -104,7 +104,7 @@ describe('messaging', () => {
     });
     expect(reply.json).toMatchObject({ ok: true, outcome: 'accepted', to: { id: ids.alice, name: 'alice' } });
     expect(untimed(reply.json!.line as string)).toBe(
-      `[T] to=#${ids.alice}(alice) type=chat content=hi alice\\nline two`,
+      `[T] from=#${ids.bob}(bob) type=chat.out.to${ids.alice} content=hi alice\\nline two`,
     );
     expect(await contacts(B())).toEqual([[ids.alice, 'alice', 'accepted']]);
 
@@ -115,6 +115,10 @@ describe('messaging', () => {
     expect(stats).toMatchObject({
       messages_received: 1,
       messages_sent: 1,
+      friends_count: 1,
+      pending_incoming_count: 0,
+      pending_outgoing_count: 0,
+      last_sync_utc: expect.stringMatching(/Z$/),
       by_type: { chat: 0, friend_request: 1, system: 0, group: 0 },
       last_message_id: 1,
     });
@@ -128,7 +132,7 @@ describe('messaging', () => {
     });
     expect(sent.json).toMatchObject({ ok: true, outcome: 'chat', file: 'notes v1.txt', size: 11 });
     expect(untimed(sent.json!.line as string)).toBe(
-      `[T] to=#${ids.bob}(bob) type=chat attachment=notes_v1.txt content=my notes`,
+      `[T] from=#${ids.alice}(alice) type=chat.out.to${ids.bob}.attachment:notes_v1.txt content=my notes`,
     );
     const inbox = await cli(ws.skill, ['inbox', '--limit', '10', '--json'], { data: B() });
     const fileMsg = (inbox.json!.messages as Array<{ attachment: { file_id: string } | null }>).find(
@@ -210,8 +214,10 @@ describe('people', () => {
       'status set to friends_only\n',
     );
     expect(await readJson(join(C(), 'profile.json'))).toMatchObject({
-      id: ids.carol,
+      my_id: ids.carol,
+      my_name: 'carol',
       status: 'friends_only',
+      updated_at_utc: expect.stringMatching(/^\S+Z$/),
     });
     expect((await cli(ws.skill, ['users', '--keyword', 'carol'], { data: A() })).stdout).toBe(
       'no open users found\n',
@@ -335,17 +341,23 @@ describe('daemon, doctor, retention', () => {
     expect((await cli(ws.skill, ['daemon', 'jump'], { data: C() })).code).toBe(2);
   });
 
-  it('doctor reports and fixes config.json permissions', async () => {
+  it('the data folder protects itself: .gitignore, 0700, 0600 — whoever loosened it', async () => {
     await chmod(join(C(), 'config.json'), 0o644);
+    await chmod(join(C(), 'conversations.md'), 0o644).catch(() =>
+      writeFile(join(C(), 'conversations.md'), '', { mode: 0o644 }),
+    );
+    await chmod(C(), 0o755);
     const sick = await cli(ws.skill, ['doctor'], { data: C() });
     expect(sick.code).toBe(1);
-    expect(sick.stdout).toContain(
-      'fail  config.json permissions: mode 644: others can read the token (run doctor --fix)\n',
-    );
+    // Every command tightens the folder before it runs; doctor then finds it private.
+    expect(sick.stdout).toContain('ok    config.json permissions: 600\n');
     expect(sick.stdout).toContain('fail  SSE daemon: not running — start it: openwechat daemon start\n');
-    const fixed = await cli(ws.skill, ['doctor', '--fix'], { data: C() });
-    expect(fixed.stdout).toContain('ok    config.json permissions: were 644, now 600 (--fix)\n');
-    expect((await stat(join(C(), 'config.json'))).mode & 0o777).toBe(0o600);
+    expect((await stat(C())).mode & 0o777).toBe(0o700);
+    for (const name of await readdir(C())) {
+      const st = await stat(join(C(), name));
+      expect(st.mode & 0o077, name).toBe(0);
+    }
+    expect(await readText(join(C(), '.gitignore'))).toMatch(/^\*$/m);
   });
 
   it('retention reports old data and deletes it only with --delete', async () => {
@@ -383,6 +395,8 @@ describe('daemon, doctor, retention', () => {
       '',
     ]);
     expect(await readText(join(dir, 'conversations.md'))).toBe(`${conv.join('\n')}\n`);
+    // Counters written by an older version (or before a clean-up) are never lowered.
+    await writeFile(join(dir, 'stats.json'), JSON.stringify({ messages_received: 42, messages_sent: 5 }));
     const del = await cli(ws.skill, ['retention', '--delete', '--json'], { data: dir });
     expect(del.json).toMatchObject({
       ok: true,
@@ -393,6 +407,11 @@ describe('daemon, doctor, retention', () => {
     expect(await readText(join(dir, 'conversations.md'))).toBe(`${conv.slice(1).join('\n')}\n`);
     expect(await readText(join(dir, 'inbox_pushed.md'))).toBe(`## ${recent} id=2\nnew block\n\n`);
     expect(await readdir(join(dir, 'files'))).toEqual(['new.bin']);
+    expect(await readJson(join(dir, 'stats.json'))).toMatchObject({
+      messages_received: 42,
+      messages_sent: 5,
+      baseline: { messages_received: 41, messages_sent: 5 },
+    });
     expect((await cli(ws.skill, ['retention', '--days', 'x'], { data: dir })).code).toBe(2);
   });
 });
