@@ -1,10 +1,10 @@
 // The guide's onboarding, with the built skill and its default data folder (the sibling
 // ../openwechat_im_client, no override): nothing works before registration and no server is assumed;
 // register → config.json (0600) and profile.json → start SSE at once → the channel log says connected →
-// doctor is green → only then the UI, which serves the data files but never config.json.
+// doctor is green → only then the UI, which serves the data files but never config.json. Every command runs the
+// way OpenClaw runs SKILL.md's: from the agent's workspace (another folder), as `node <skill>/scripts/…`.
 
-import { spawn } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
@@ -22,35 +22,40 @@ import {
 let ws: Workspace;
 let relay: TestRelay;
 let data: string;
+let workspace: string;
+/** The CLI run from the agent's workspace, not from the skill folder. */
+const run = (args: string[]): ReturnType<typeof cli> => cli(ws.skill, args, { cwd: workspace });
 
 beforeAll(async () => {
   ws = await buildWorkspace('owc-onboard-');
   relay = await startRelay({ sseMaxPerIp: 10 });
   data = join(ws.root, 'openwechat_im_client');
+  workspace = join(ws.root, 'agent-workspace');
+  await mkdir(workspace);
 });
 afterAll(async () => {
-  await cli(ws.skill, ['daemon', 'stop']).catch(() => {});
+  await run(['daemon', 'stop']).catch(() => {});
   await killAll();
   await relay?.close();
   await ws?.cleanup();
 });
 
 it('before registration: clear refusals, no assumed server, nothing written', async () => {
-  const noUrl = await cli(ws.skill, ['register', '--name', 'alice']);
+  const noUrl = await run(['register', '--name', 'alice']);
   expect(noUrl.code).toBe(2);
   expect(noUrl.stderr).toBe(
     'error (usage): --base-url is required: the address of your relay server\n' +
       'hint: No server address is built in. Get the demo relay address or the self-hosting guide from the openwechat-claw project (see SERVER.md).\n',
   );
-  const start = await cli(ws.skill, ['daemon', 'start', '--json']);
+  const start = await run(['daemon', 'start', '--json']);
   expect(start.code).toBe(3);
   expect(start.json).toMatchObject({ ok: false, error: { code: 'not_configured', exit: 3 } });
   expect((start.json!.error as { hint: string }).hint).toMatch(
     /^Register first: openwechat register --base-url <your relay>/,
   );
-  const send = await cli(ws.skill, ['send', '2', 'hi']);
+  const send = await run(['send', '2', 'hi']);
   expect(send.code).toBe(3);
-  const doctor = await cli(ws.skill, ['doctor', '--json']);
+  const doctor = await run(['doctor', '--json']);
   expect(doctor.code).toBe(1);
   expect(doctor.json).toMatchObject({ ok: false, healthy: false });
   expect(await readdir(data).catch(() => [])).not.toContain('config.json');
@@ -60,12 +65,14 @@ it('before registration: clear refusals, no assumed server, nothing written', as
     'SKILL.md',
     'config.json.example',
     'package.json',
+    'references',
     'scripts',
   ]);
+  expect(await readdir(workspace)).toEqual([]);
 });
 
 it('register → config.json + profile.json → SSE at once → channel log → doctor → UI', async () => {
-  const reg = await cli(ws.skill, [
+  const reg = await run([
     'register',
     '--base-url',
     `${relay.url}/`,
@@ -82,7 +89,7 @@ it('register → config.json + profile.json → SSE at once → channel log → 
     my_id: 1,
     my_name: 'alice',
     batch_size: 5,
-    data_version: 2,
+    data_version: 3,
   });
   expect((await stat(join(data, 'config.json'))).mode & 0o777).toBe(0o600);
   // ID, name and token shown once, in that order.
@@ -93,22 +100,27 @@ it('register → config.json + profile.json → SSE at once → channel log → 
     `  Token: ${String(config.token)}`,
     'The token is shown only this once. It is saved in config.json (mode 0600): keep it secret, never commit it.',
   ]);
+  // The next command is printed with the skill's absolute path: it works from any folder.
   expect(reg.stdout).toContain(
-    'Next: start the inbox daemon now (SSE is the main channel): node scripts/openwechat.js daemon start',
+    `Next: start the inbox daemon now (SSE is the main channel): node ${join(ws.skill, 'scripts', 'openwechat.js')} daemon start`,
   );
   expect(await readJson(join(data, 'profile.json'))).toEqual({
-    id: 1,
-    name: 'alice',
-    description: 'a test agent',
+    my_id: 1,
+    my_name: 'alice',
     status: 'open',
-    base_url: relay.url,
+    updated_at_utc: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+    description: 'a test agent',
     registered_at: expect.any(String),
-    updated_at: expect.any(String),
+    base_url: relay.url,
   });
+  // The folder protects itself: private, and ignored by a git workspace around it.
+  expect((await stat(data)).mode & 0o777).toBe(0o700);
+  expect((await stat(join(data, 'profile.json'))).mode & 0o777).toBe(0o600);
+  expect(await readText(join(data, '.gitignore'))).toMatch(/^\*$/m);
   expect(await readText(join(data, 'profile.json'))).not.toContain(String(config.token));
 
   // Start SSE immediately; the channel log is the first place to look.
-  const start = await cli(ws.skill, ['daemon', 'start', '--json']);
+  const start = await run(['daemon', 'start', '--json']);
   expect(start.code, start.stdout + start.stderr).toBe(0);
   const pid = (start.json!.daemon as { pid: number }).pid;
   await waitUntil(
@@ -122,16 +134,16 @@ it('register → config.json + profile.json → SSE at once → channel log → 
     ),
   );
   expect(log[1]).toMatch(/^\S+Z server stream_connected request_id=\S+ user_id=1 ip=127\.0\.0\.1 ts=\S+Z$/);
-  const status = await cli(ws.skill, ['daemon', 'status', '--json']);
+  const status = await run(['daemon', 'status', '--json']);
   expect(status.json).toMatchObject({
     ok: true,
     running: true,
     daemon: { pid, state: 'connected', mode: 'resume' },
   });
   // A second start is harmless; a second daemon is refused.
-  expect((await cli(ws.skill, ['daemon', 'start'])).stdout).toBe(`already running (pid ${pid})\n`);
+  expect((await run(['daemon', 'start'])).stdout).toBe(`already running (pid ${pid})\n`);
 
-  const doctor = await cli(ws.skill, ['doctor', '--json']);
+  const doctor = await run(['doctor', '--json']);
   expect(doctor.code, doctor.stdout).toBe(0);
   const checks = (doctor.json!.checks as Array<{ name: string; level: string }>).map((c) => [
     c.name,
@@ -147,45 +159,47 @@ it('register → config.json + profile.json → SSE at once → channel log → 
     ['sse_channel.log', 'ok'],
   ]);
 
-  // Only now the UI (localhost only, whitelisted files).
-  const ui = spawn(process.execPath, [join(ws.skill, 'scripts', 'openwechat.js'), 'ui', '--port', '0'], {
-    cwd: ws.skill,
-    env: { ...process.env, OPENWECHAT_DATA_DIR: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  ui.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  // Only now the UI (localhost only, whitelisted files), in the background: the exec call returns.
+  const ui = await run(['ui', 'start', '--port', '0', '--json']);
+  expect(ui.code, ui.stdout + ui.stderr).toBe(0);
+  const url = (ui.json!.ui as { url: string }).url;
+  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   try {
-    const url = await waitUntil(
-      () => /serving (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1],
-      'the UI to listen',
-    );
+    expect((await run(['ui', 'start'])).stdout).toMatch(/^the demo UI already runs at http:/);
+    expect((await run(['ui', 'status', '--json'])).json).toMatchObject({ running: true, ui: { url } });
     const page = await fetch(`${url}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<html');
     const logFile = await fetch(`${url}/data/sse_channel.log`);
     expect(await logFile.text()).toContain(' connected mode=resume');
+    // The guide's path serves the same files.
+    const guidePath = await fetch(`${url}/openwechat_im_client/profile.json`);
+    expect(await guidePath.json()).toMatchObject({ my_id: 1, my_name: 'alice' });
     expect((await fetch(`${url}/data/config.json`)).status).toBe(404);
+    expect((await fetch(`${url}/openwechat_im_client/config.json`)).status).toBe(404);
   } finally {
-    ui.kill('SIGTERM');
-    await new Promise((r) => ui.once('exit', r));
+    const stopped = await run(['ui', 'stop']);
+    expect(stopped.stdout).toMatch(/^the demo UI \(pid \d+\) stopped\n$/);
   }
+  const uiAfter = await run(['ui', 'status']);
+  expect(uiAfter.code).toBe(8);
+  await expect(fetch(`${url}/`)).rejects.toThrow();
 
-  const stop = await cli(ws.skill, ['daemon', 'stop']);
+  const stop = await run(['daemon', 'stop']);
   expect(stop.stdout).toBe(`sse_inbox (pid ${pid}) stopped\n`);
   expect((await lines(join(data, 'sse_channel.log'))).at(-1)).toMatch(
     /^\S+Z disconnected reason=daemon_stopped$/,
   );
-  const after = await cli(ws.skill, ['daemon', 'status']);
+  const after = await run(['daemon', 'status']);
   expect(after.code).toBe(8);
 });
 
 it('registering again needs --force, and keeps the replaced config', async () => {
-  const again = await cli(ws.skill, ['register', '--name', 'alice2']);
+  const again = await run(['register', '--name', 'alice2']);
   expect(again.code).toBe(2);
   expect(again.stderr).toMatch(/^error \(already_registered\): already registered as #1\(alice\)/);
   const old = await readJson(join(data, 'config.json'));
-  const forced = await cli(ws.skill, ['register', '--name', 'alice2', '--force', '--json']);
+  const forced = await run(['register', '--name', 'alice2', '--force', '--json']);
   expect(forced.code, forced.stderr).toBe(0);
   expect(await readJson(join(data, 'config.json'))).toMatchObject({
     my_id: 2,
