@@ -106,37 +106,45 @@ describe.each<Variant>(['resume', 'legacy-flag', 'reference'])(
       const bobIn = await waitIncoming(B, 6);
       const aliceIn = await waitIncoming(A, 3);
       const ids = variant !== 'reference';
-      const id = (n: number): string => (ids ? ` id=${n}` : '');
-      const notice = (name: string, uid: number, n: number): string =>
-        `${AT} from=#0(system) type=system${id(n)} content=您与 ${name}（ID:${uid}）已成功建立好友关系。（2026-03-09 10:00:00 北京时间）`;
+      const notice = (name: string, uid: number, _n: number): string =>
+        `${AT} from=#0(system) type=system content=您与 ${name}（ID:${uid}）已成功建立好友关系。（2026-03-09 10:00:00 北京时间）`;
       const bobFiles = variant === 'reference' ? [] : await readdir(join(B, 'files'));
       // The saved name starts with the first 8 hex digits of the relay's file id.
       const hex = bobFiles[0]?.slice(0, 8) ?? '';
-      const fileField = ids ? `file=files/${hex}_${variant}-report.txt` : `attachment=${variant}-report.txt`;
+      const fileField = ids
+        ? `.file:files/${hex}_${variant}-report.txt`
+        : `.attachment:${variant}-report.txt`;
       expect(bobIn).toEqual([
-        `${AT} from=#${aId}(${aliceName}) type=friend_request${id(1)} content=hello bob`,
+        `${AT} from=#${aId}(${aliceName}) type=friend_request content=hello bob`,
         notice(aliceName, aId, 2),
-        `${AT} from=#${aId}(${aliceName}) type=chat${id(3)} content=m1`,
-        `${AT} from=#${aId}(${aliceName}) type=chat${id(4)} content=m2`,
-        `${AT} from=#${aId}(${aliceName}) type=chat${id(5)} content=m3`,
-        `${AT} from=#${aId}(${aliceName}) type=chat${id(6)} ${fileField} content=see file`,
+        `${AT} from=#${aId}(${aliceName}) type=chat content=m1`,
+        `${AT} from=#${aId}(${aliceName}) type=chat content=m2`,
+        `${AT} from=#${aId}(${aliceName}) type=chat content=m3`,
+        `${AT} from=#${aId}(${aliceName}) type=chat${fileField} content=see file`,
       ]);
       expect(aliceIn).toEqual([
-        `${AT} from=#${bId}(${bobName}) type=chat${id(1)} content=hi alice\\nsecond line`,
+        `${AT} from=#${bId}(${bobName}) type=chat content=hi alice\\nsecond line`,
         notice(bobName, bId, 2),
-        `${AT} from=#${bId}(${bobName}) type=chat${id(3)} content=r1 \\\\ back\\\\slash`,
+        `${AT} from=#${bId}(${bobName}) type=chat content=r1 \\\\ back\\\\slash`,
       ]);
-      // What each sent, with the local clock.
-      expect((await lines(join(A, 'conversations.md'))).filter((l) => / to=#/.test(l)).map(untimed)).toEqual([
-        `[T] to=#${bId}(${bobName}) type=friend_request content=hello bob`,
-        `[T] to=#${bId}(${bobName}) type=chat content=m1`,
-        `[T] to=#${bId}(${bobName}) type=chat content=m2`,
-        `[T] to=#${bId}(${bobName}) type=chat content=m3`,
-        `[T] to=#${bId}(${bobName}) type=chat attachment=${variant}-report.txt content=see file`,
+      // Message ids are beside the lines (conversations.idx), where the relay has them.
+      const idx = (await readText(join(B, 'conversations.idx'))).trim();
+      expect(idx === '' ? [] : idx.split('\n').map((l) => Number(l.split(' ')[0]))).toEqual(
+        ids ? [1, 2, 3, 4, 5, 6] : [],
+      );
+      // What each sent, with the local clock: `from=` is the sender, the recipient in the type token.
+      const sent = async (dir: string): Promise<string[]> =>
+        (await lines(join(dir, 'conversations.md'))).filter((l) => / type=\S*\.out\b/.test(l)).map(untimed);
+      expect(await sent(A)).toEqual([
+        `[T] from=#${aId}(${aliceName}) type=friend_request.out.to${bId} content=hello bob`,
+        `[T] from=#${aId}(${aliceName}) type=chat.out.to${bId} content=m1`,
+        `[T] from=#${aId}(${aliceName}) type=chat.out.to${bId} content=m2`,
+        `[T] from=#${aId}(${aliceName}) type=chat.out.to${bId} content=m3`,
+        `[T] from=#${aId}(${aliceName}) type=chat.out.to${bId}.attachment:${variant}-report.txt content=see file`,
       ]);
-      expect((await lines(join(B, 'conversations.md'))).filter((l) => / to=#/.test(l)).map(untimed)).toEqual([
-        `[T] to=#${aId}(${aliceName}) type=chat content=hi alice\\nsecond line`,
-        `[T] to=#${aId}(${aliceName}) type=chat content=r1 \\\\ back\\\\slash`,
+      expect(await sent(B)).toEqual([
+        `[T] from=#${bId}(${bobName}) type=chat.out.to${aId} content=hi alice\\nsecond line`,
+        `[T] from=#${bId}(${bobName}) type=chat.out.to${aId} content=r1 \\\\ back\\\\slash`,
       ]);
 
       // The file itself (not on the reference: it only passes the name).
@@ -165,20 +173,25 @@ describe.each<Variant>(['resume', 'legacy-flag', 'reference'])(
             : undefined,
         'bob stats',
       );
-      const contacts = await readJson<{ contacts: Array<Record<string, unknown>> }>(join(B, 'contacts.json'));
-      expect(contacts.contacts).toEqual([
-        expect.objectContaining({
-          id: aId,
+      const contacts = await readJson<Record<string, Record<string, unknown>>>(join(B, 'contacts.json'));
+      expect(contacts).toEqual({
+        [String(aId)]: expect.objectContaining({
           name: aliceName,
           relationship: 'accepted',
+          last_seen_utc: expect.stringMatching(/Z$/),
           since: expect.any(String),
         }),
-      ]);
+      });
       const stats = await readJson<Record<string, unknown>>(join(B, 'stats.json'));
       expect(stats).toEqual({
         updated_at: expect.any(String),
         messages_received: 6,
         messages_sent: 2,
+        friends_count: 1,
+        pending_incoming_count: 0,
+        pending_outgoing_count: 0,
+        last_sync_utc: expect.stringMatching(/Z$/),
+        baseline: { messages_received: 0, messages_sent: 0 },
         by_type: { chat: 4, friend_request: 1, system: 1, group: 0 },
         last_message_id: ids ? 6 : null,
         sse: {
@@ -193,6 +206,9 @@ describe.each<Variant>(['resume', 'legacy-flag', 'reference'])(
         return snap.recent.length === 6 ? (snap as Record<string, unknown>) : undefined;
       }, 'bob snapshot');
       expect(snapshot).toMatchObject({
+        updated_at_utc: expect.stringMatching(/Z$/),
+        friends_count: 1,
+        latest_peers: [`#${aId} ${aliceName}`],
         me: { id: bId, name: bobName },
         // bob's last message came after m1..m3 and before the file.
         unread_by_contact: { [String(aId)]: 1 },

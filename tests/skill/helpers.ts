@@ -206,7 +206,11 @@ export async function waitIncoming(data: string, n: number, timeoutMs = 20_000):
   const path = join(data, 'conversations.md');
   return waitUntil(
     async () => {
-      const ls = (await lines(path)).filter((l) => / from=#/.test(l));
+      // Received lines: `from=` someone else (our own lines carry the `.out` flag in their type token).
+      const ls = (await lines(path)).filter(
+        (l) =>
+          / from=#/.test(l) && !/ type=[a-z_]+(\.[^ ]*)?\.out\b/.test(l) && !/ type=[a-z_]+\.out\b/.test(l),
+      );
       return ls.length >= n ? ls : undefined;
     },
     `${n} incoming line(s) in ${path}`,
