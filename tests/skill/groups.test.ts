@@ -89,9 +89,11 @@ async function waitGroups(who: Name, check: (g: GroupsFile) => boolean, what: st
   );
 }
 
-/** Incoming group lines of one group. */
+/** The lines of one group: its flag `.g<gid>` in the type token. */
 const groupLines = async (who: Name, gid: number): Promise<string[]> =>
-  (await lines(join(dirs[who], 'conversations.md'))).filter((l) => l.includes(` group=#g${gid}(`));
+  (await lines(join(dirs[who], 'conversations.md'))).filter((l) =>
+    new RegExp(` type=\\S*\\.g${gid}(\\.|\\s)`).test(l),
+  );
 
 beforeAll(async () => {
   ws = await buildWorkspace('owc-groups-');
@@ -126,7 +128,8 @@ afterAll(async () => {
 
 describe('a group of three', () => {
   let gid = 0;
-  const team = (): string => `group=#g${gid}(team)`;
+  /** The group's flag in the type token. */
+  const g = (): string => `.g${gid}`;
 
   it('create: the owner’s CLI and the members’ daemons record it, groups.json everywhere', async () => {
     const created = await ok('alice', [
@@ -165,7 +168,7 @@ describe('a group of three', () => {
     for (const m of ['bob', 'carol'] as const) {
       const ls = await waitLine(m, /加入群组/);
       expect(ls.at(-1)).toBe(
-        `${AT} from=#0(system) type=system id=3 content=你已被 alice（ID:${ids.alice}）加入群组 team（群ID:${gid}）`,
+        `${AT} from=#0(system) type=system content=你已被 alice（ID:${ids.alice}）加入群组 team（群ID:${gid}）`,
       );
       const g = await waitGroups(m, (f) => f.groups.length === 1, 'one group');
       expect(g.groups).toEqual([
@@ -208,16 +211,18 @@ describe('a group of three', () => {
     const sent = await ok('alice', ['group', 'send', String(gid), 'hello team']);
     expect(sent).toMatchObject({ group: { id: gid, name: 'team' }, recipients: 2, replayed: false });
     expect(sent.message).toBe('发送成功（群组 team，送达 2 位成员）');
-    expect(untimed(sent.line as string)).toBe(`[T] ${team()} to=#g${gid}(team) type=chat content=hello team`);
+    expect(untimed(sent.line as string)).toBe(
+      `[T] from=#${ids.alice}(alice) type=chat.out${g()} content=hello team`,
+    );
     for (const m of ['bob', 'carol'] as const) {
       await waitLine(m, /content=hello team$/);
       expect(await groupLines(m, gid)).toEqual([
-        `${AT} ${team()} from=#${ids.alice}(alice) type=chat id=4 content=hello team`,
+        `${AT} from=#${ids.alice}(alice) type=chat${g()} content=hello team`,
       ]);
     }
     // The sender has only its own outgoing line.
     expect((await groupLines('alice', gid)).map(untimed)).toEqual([
-      `[T] ${team()} to=#g${gid}(team) type=chat content=hello team`,
+      `[T] from=#${ids.alice}(alice) type=chat.out${g()} content=hello team`,
     ]);
     const human = await run('bob', ['group', 'send', `g${gid}`, 'hi', 'all']);
     expect(human.stdout).toBe(`sent to #g${gid}(team): delivered to 2 member(s)\n`);
@@ -233,18 +238,16 @@ describe('a group of three', () => {
     await waitLine('alice', /content=@carol look at this$/);
     await waitLine('bob', /content=for the owner$/);
     expect(carol.filter((l) => l.includes('@carol'))).toEqual([
-      `${AT} ${team()} from=#${ids.bob}(bob) type=chat id=6 mentioned=yes content=@carol look at this`,
+      `${AT} from=#${ids.bob}(bob) type=chat${g()}.mention content=@carol look at this`,
     ]);
-    expect(
-      (await lines(join(dirs.alice, 'conversations.md'))).filter((l) => / group=.* from=/.test(l)),
-    ).toEqual([
-      `${AT} ${team()} from=#${ids.bob}(bob) type=chat id=5 content=hi all`,
-      `${AT} ${team()} from=#${ids.bob}(bob) type=chat id=6 content=@carol look at this`,
-      `${AT} ${team()} from=#${ids.carol}(carol) type=chat id=7 mentioned=yes content=for the owner`,
+    expect((await groupLines('alice', gid)).filter((l) => !/\.out\b/.test(l))).toEqual([
+      `${AT} from=#${ids.bob}(bob) type=chat${g()} content=hi all`,
+      `${AT} from=#${ids.bob}(bob) type=chat${g()} content=@carol look at this`,
+      `${AT} from=#${ids.carol}(carol) type=chat${g()}.mention content=for the owner`,
     ]);
-    expect((await groupLines('bob', gid)).filter((l) => l.includes(' from='))).toEqual([
-      `${AT} ${team()} from=#${ids.alice}(alice) type=chat id=4 content=hello team`,
-      `${AT} ${team()} from=#${ids.carol}(carol) type=chat id=5 content=for the owner`,
+    expect((await groupLines('bob', gid)).filter((l) => !/\.out\b/.test(l))).toEqual([
+      `${AT} from=#${ids.alice}(alice) type=chat${g()} content=hello team`,
+      `${AT} from=#${ids.carol}(carol) type=chat${g()} content=for the owner`,
     ]);
     // The raw block says so too, for the mentioned copy only.
     expect(await readText(join(dirs.carol, 'inbox_pushed.md'))).toContain(
@@ -259,7 +262,7 @@ describe('a group of three', () => {
     const sent = await ok('alice', ['group', 'send-file', String(gid), file, '--content', 'see the plan']);
     expect(sent).toMatchObject({ file: 'plan v2.txt', size: 9, recipients: 2 });
     expect(untimed(sent.line as string)).toBe(
-      `[T] ${team()} to=#g${gid}(team) type=chat attachment=plan_v2.txt content=see the plan`,
+      `[T] from=#${ids.alice}(alice) type=chat.out${g()}.attachment:plan_v2.txt content=see the plan`,
     );
     // Ids are per recipient inbox: bob's held 5 messages before this one, carol's 6.
     for (const [m, id] of [
@@ -271,7 +274,11 @@ describe('a group of three', () => {
       expect(saved).toEqual([expect.stringMatching(/^[0-9a-f]{8}_plan_v2\.txt$/)]);
       expect(await readFile(join(dirs[m], 'files', saved[0]!), 'utf8')).toBe('the plan\n');
       expect(ls.at(-1)).toBe(
-        `${AT} ${team()} from=#${ids.alice}(alice) type=chat id=${id} file=files/${saved[0]} content=see the plan`,
+        `${AT} from=#${ids.alice}(alice) type=chat${g()}.file:files/${saved[0]} content=see the plan`,
+      );
+      // The relay's id of that message is in conversations.idx.
+      expect((await readText(join(dirs[m], 'conversations.idx'))).trim().split('\n').at(-1)).toMatch(
+        new RegExp(`^${id} [0-9a-f]{16}$`),
       );
     }
   });
@@ -296,10 +303,10 @@ describe('a group of three', () => {
     }, 'bob snapshot');
     expect(snap.unread_by_contact).toEqual({ [`g${gid}`]: 2 });
     // The contacts cache knows carol's name from the group, without calling her a friend.
-    const contacts = await readJson<{ contacts: Array<{ id: number; relationship: string }> }>(
+    const contacts = await readJson<Record<string, { name: string; relationship: string }>>(
       join(dirs.bob, 'contacts.json'),
     );
-    expect(contacts.contacts.find((c) => c.id === ids.carol)).toMatchObject({ relationship: 'none' });
+    expect(contacts[String(ids.carol)]).toMatchObject({ name: 'carol', relationship: 'none' });
   });
 
   it('leave, remove and dissolve: notices recorded, groups.json follows', async () => {
@@ -321,9 +328,9 @@ describe('a group of three', () => {
     expect([removed.code, removed.stdout]).toEqual([0, `removed #${ids.carol}(carol) from #g${gid}\n`]);
     const carol = await waitLine('carol', /移出群组/);
     expect(carol.filter((l) => l.includes('type=system') && l.includes('群ID'))).toEqual([
-      `${AT} from=#0(system) type=system id=3 content=你已被 alice（ID:${ids.alice}）加入群组 team（群ID:${gid}）`,
-      `${AT} from=#0(system) type=system id=8 content=你已被 alice（ID:${ids.alice}）加入群组 team（群ID:${gid}）`,
-      `${AT} from=#0(system) type=system id=9 content=你已被移出群组 team（群ID:${gid}）`,
+      `${AT} from=#0(system) type=system content=你已被 alice（ID:${ids.alice}）加入群组 team（群ID:${gid}）`,
+      `${AT} from=#0(system) type=system content=你已被 alice（ID:${ids.alice}）加入群组 team（群ID:${gid}）`,
+      `${AT} from=#0(system) type=system content=你已被移出群组 team（群ID:${gid}）`,
     ]);
     await waitGroups('carol', (g) => g.groups.length === 0, 'removed');
     expect(await groupLines('carol', gid)).not.toContainEqual(expect.stringContaining('after carol left'));
@@ -334,7 +341,7 @@ describe('a group of three', () => {
     const bob = await waitLine('bob', /已被群主解散/);
     expect(bob.at(-1)).toMatch(
       new RegExp(
-        `^\\[2026-03-09T02:00:00Z\\] from=#0\\(system\\) type=system id=\\d+ content=群组 team（群ID:${gid}）已被群主解散$`,
+        `^\\[2026-03-09T02:00:00Z\\] from=#0\\(system\\) type=system content=群组 team（群ID:${gid}）已被群主解散$`,
       ),
     );
     await waitGroups('bob', (g) => g.groups.length === 0, 'dissolved');
