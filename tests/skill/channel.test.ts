@@ -15,9 +15,11 @@ import { startRelay } from '../helpers/relay.ts';
 import { openSse } from '../helpers/sse.ts';
 import {
   buildWorkspace,
+  cli,
   killAll,
   lines,
   readJson,
+  readText,
   startDaemon,
   waitIncoming,
   waitUntil,
@@ -112,6 +114,21 @@ it('429 on the stream: explained, /messages fills in, then back to SSE', async (
       state: 'fallback',
       mode: 'fallback',
     });
+    // A fallback that lasts is a problem doctor reports (here with no grace period), pointing at the 429 and
+    // at the advice that leaves other accounts alone.
+    const doctor = await cli(ws.skill, ['doctor', '--grace', '0', '--json'], { data });
+    expect(doctor.code).toBe(1);
+    const stream = (doctor.json!.checks as Array<{ name: string; level: string; detail: string }>).find(
+      (c) => c.name === 'SSE stream',
+    );
+    expect(stream).toMatchObject({ level: 'fail' });
+    expect(stream!.detail).toMatch(
+      /^down for \d+ s; the daemon polls GET \/messages instead \(fallback\); last error: error .*429/,
+    );
+    expect(stream!.detail).toContain("do not stop other accounts' daemons");
+    // With the default grace (60 s) a short outage is not a failure yet.
+    const patient = await cli(ws.skill, ['doctor', '--json'], { data });
+    expect((patient.json!.checks as Array<{ name: string }>).map((c) => c.name)).not.toContain('SSE stream');
 
     holder.close();
     const back = await waitChannel(data, /^recovered /, 'the recovery');
@@ -123,8 +140,8 @@ it('429 on the stream: explained, /messages fills in, then back to SSE', async (
     await alice.send(bob.id, 'over SSE again');
     const incoming = await waitIncoming(data, 4);
     expect(incoming.slice(2).map((l) => l.replace(/^\[\S+\] /, ''))).toEqual([
-      expect.stringMatching(/type=chat id=3 content=while SSE is refused$/),
-      expect.stringMatching(/type=chat id=4 content=over SSE again$/),
+      expect.stringMatching(/type=chat content=while SSE is refused$/),
+      expect.stringMatching(/type=chat content=over SSE again$/),
     ]);
     expect((await d.kill('SIGTERM')).code).toBe(0);
   } finally {
@@ -193,10 +210,16 @@ it(
         new RegExp(`^recovered after=\\d+ms attempts=${attempts.length} back to SSE$`),
       );
       const incoming = await waitIncoming(data, 4);
-      expect(incoming.slice(2).map((l) => / id=(\d+) content=(.*)$/.exec(l)!.slice(1))).toEqual([
-        ['3', 'before the crash'],
-        ['4', 'after the restart'],
+      expect(incoming.slice(2).map((l) => / content=(.*)$/.exec(l)![1])).toEqual([
+        'before the crash',
+        'after the restart',
       ]);
+      expect(
+        (await readText(join(data, 'conversations.idx')))
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' ')[0]),
+      ).toEqual(['1', '2', '3', '4']);
       expect(
         (await readJson<{ sse: { reconnects: number; state: string } }>(join(data, 'stats.json'))).sse,
       ).toMatchObject({

@@ -111,17 +111,21 @@ it(
     expect(new Set(killedAt.filter((n) => n > 2 && n < TOTAL + 2)).size).toBeGreaterThan(5);
 
     const expected = [
-      `[2026-03-09T02:00:00Z] from=#${alice.user.id}(alice) type=friend_request id=1 content=hello bob`,
-      `[2026-03-09T02:00:00Z] from=#0(system) type=system id=2 content=您与 alice（ID:${alice.user.id}）已成功建立好友关系。（2026-03-09 10:00:00 北京时间）`,
+      `[2026-03-09T02:00:00Z] from=#${alice.user.id}(alice) type=friend_request content=hello bob`,
+      `[2026-03-09T02:00:00Z] from=#0(system) type=system content=您与 alice（ID:${alice.user.id}）已成功建立好友关系。（2026-03-09 10:00:00 北京时间）`,
       ...Array.from(
         { length: TOTAL },
         (_, k) =>
-          `[2026-03-09T02:00:00Z] from=#${alice.user.id}(alice) type=chat id=${k + 3} content=m-${pad(k + 1)}\\nline two of ${k + 1}`,
+          `[2026-03-09T02:00:00Z] from=#${alice.user.id}(alice) type=chat content=m-${pad(k + 1)}\\nline two of ${k + 1}`,
       ),
     ];
     // Exactly these lines: bob's own reply (sent with the client, not the CLI) is not in the file.
     expect(incoming).toEqual(expected);
     expect(await lines(join(B, 'conversations.md'))).toEqual(expected);
+    // Each stored message's id once, in order, beside its line.
+    expect((await lines(join(B, 'conversations.idx'))).map((l) => Number(l.split(' ')[0]))).toEqual(
+      Array.from({ length: TOTAL + 2 }, (_, k) => k + 1),
+    );
 
     const headers = (await readText(join(B, 'inbox_pushed.md'))).match(/^## .*$/gm);
     expect(headers).toEqual(

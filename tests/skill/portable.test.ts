@@ -87,7 +87,7 @@ it('the bundles need only node', async () => {
   expect(skill.split('\n').slice(0, 11)).toEqual([
     '---',
     'name: openwechat-im-client',
-    expect.stringMatching(/^description: .*forward messages to Feishu\/Telegram/),
+    expect.stringMatching(/^description: ".*register.*send messages and files.*Feishu\/Telegram.*"$/),
     'version: 2.0.0',
     'metadata:',
     '  openclaw:',
@@ -143,9 +143,9 @@ it('a copy without node_modules registers, sends and receives', async () => {
   expect((await runSend(skills.b, String(ra.json!.id), 'reply from the other copy', env)).code).toBe(0);
   const got = await waitIncoming(dataA, 2);
   expect(got[0]).toMatch(
-    new RegExp(`from=#${String(rb.json!.id)}\\(pb\\) type=chat id=1 content=reply from the other copy$`),
+    new RegExp(`from=#${String(rb.json!.id)}\\(pb\\) type=chat content=reply from the other copy$`),
   );
-  expect(got[1]).toMatch(/from=#0\(system\) type=system id=2 content=您与 pb/);
+  expect(got[1]).toMatch(/from=#0\(system\) type=system content=您与 pb/);
   for (const dir of Object.values(skills)) expect((await cli(dir, ['daemon', 'stop'], { env })).code).toBe(0);
   // Nothing was written into the skill folders.
   for (const dir of Object.values(skills)) {
@@ -154,6 +154,7 @@ it('a copy without node_modules registers, sends and receives', async () => {
       'SKILL.md',
       'config.json.example',
       'package.json',
+      'references',
       'scripts',
     ]);
   }
