@@ -436,3 +436,76 @@ describe('group commands', () => {
     expect(r.stdout).toContain('group send-file <gid> <path>');
   });
 });
+
+// A reader written from the guide (seed 000) alone, not from our code: its one example line
+// `[2026-03-09T10:00:00Z] from=#2(bob) type=chat content=hello`, and its JSON examples. Every file the
+// daemons and the CLI wrote above — incoming, outgoing, group, system, with and without attachments — reads.
+describe('the files, read as the guide describes them', () => {
+  const GUIDE_LINE =
+    /^\[(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})Z\] from=#(\d+)\(([^)]*)\) type=(\S+) content=(.*)$/;
+
+  it('every conversations.md line matches the guide’s grammar; the JSON files have the guide’s keys', async () => {
+    let total = 0;
+    const kinds = new Set<string>();
+    for (const name of ['alice', 'bob', 'carol'] as const) {
+      const all = await lines(join(dirs[name], 'conversations.md'));
+      expect(all.length, name).toBeGreaterThan(3);
+      for (const line of all) {
+        const m = GUIDE_LINE.exec(line);
+        expect(m, `${name}: ${line}`).not.toBeNull();
+        kinds.add(m![4]!.replace(/\d+/g, 'N').replace(/:.*$/, ':…'));
+        total++;
+      }
+      const contacts = await readJson<Record<string, Record<string, unknown>>>(
+        join(dirs[name], 'contacts.json'),
+      );
+      for (const [id, c] of Object.entries(contacts)) {
+        expect(id).toMatch(/^\d+$/);
+        expect(typeof c.name).toBe('string');
+        expect(['accepted', 'pending_outgoing', 'pending_incoming', 'blocked', 'none']).toContain(
+          c.relationship,
+        );
+        expect(c.last_seen_utc).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+      }
+      expect(await readJson(join(dirs[name], 'profile.json'))).toMatchObject({
+        my_id: ids[name],
+        my_name: name,
+        status: expect.any(String),
+        updated_at_utc: expect.stringMatching(/Z$/),
+      });
+      const stats = await readJson<Record<string, unknown>>(join(dirs[name], 'stats.json'));
+      for (const key of [
+        'messages_received',
+        'messages_sent',
+        'friends_count',
+        'pending_incoming_count',
+        'pending_outgoing_count',
+      ])
+        expect(typeof stats[key], `${name} stats.${key}`).toBe('number');
+      expect(stats.last_sync_utc).toMatch(/Z$/);
+      const snap = await readJson<Record<string, unknown>>(join(dirs[name], 'context_snapshot.json'));
+      expect(snap).toMatchObject({
+        updated_at_utc: expect.stringMatching(/Z$/),
+        messages_received_recent: expect.any(Number),
+        friends_count: expect.any(Number),
+      });
+      for (const p of snap.latest_peers as string[]) expect(p).toMatch(/^#\d+ \S/);
+    }
+    expect(total).toBeGreaterThan(20);
+    // The kinds of lines this covered.
+    expect([...kinds].sort()).toEqual(
+      expect.arrayContaining([
+        'chat',
+        'friend_request',
+        'system',
+        'chat.out.toN',
+        'friend_request.out.toN',
+        'chat.gN',
+        'chat.gN.mention',
+        'chat.gN.file:…',
+        'chat.out.gN',
+        'chat.out.gN.attachment:…',
+      ]),
+    );
+  });
+});

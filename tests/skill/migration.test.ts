@@ -88,8 +88,8 @@ it('migrates a data folder of the older (Python) skill in place and keeps everyt
       updated_at_utc: '2026-03-09T09:00:00Z',
     }),
     'stats.json': JSON.stringify({
-      messages_received: 2,
-      messages_sent: 1,
+      messages_received: 42,
+      messages_sent: 7,
       friends_count: 1,
       pending_incoming_count: 0,
       pending_outgoing_count: 0,
@@ -122,75 +122,68 @@ it('migrates a data folder of the older (Python) skill in place and keeps everyt
   await alice.send(bobId, 'after the upgrade');
   await waitIncoming(data, 3);
   expect((await d.kill('SIGTERM')).code).toBe(0);
+  // Only config.json needed changing (data_version); everything else already is the guide's layout.
   expect(d.output()).toContain(
-    `data folder migrated from v1 to v2: contacts.json, profile.json, stats.json, context_snapshot.json, config.json (originals kept in ${join(data, 'migrations')})`,
+    `data folder migrated from v1 to v3: config.json (originals kept in ${join(data, 'migrations')})`,
   );
 
-  // Append-only files: the old bytes stay exactly, new records follow.
+  // Append-only files: the old bytes stay exactly, new records follow in the guide's grammar.
   const conv = await readText(join(data, 'conversations.md'));
   expect(conv.startsWith(v1['conversations.md'])).toBe(true);
   expect(conv.slice(v1['conversations.md'].length)).toMatch(
-    new RegExp(`^\\[\\S+Z\\] from=#${aliceId}\\(alice-\\w+\\) type=chat id=3 content=after the upgrade\\n$`),
+    new RegExp(`^\\[\\S+Z\\] from=#${aliceId}\\(alice-\\w+\\) type=chat content=after the upgrade\\n$`),
   );
   expect((await readText(join(data, 'inbox_pushed.md'))).startsWith(v1['inbox_pushed.md'])).toBe(true);
   expect((await readText(join(data, 'sse_channel.log'))).startsWith(v1['sse_channel.log'])).toBe(true);
   expect(await readFile(join(data, 'files', 'old-photo.jpg'), 'utf8')).toBe('jpeg bytes');
 
-  // Converted files: originals in migrations/v1, byte for byte.
-  const kept = (await readdir(join(data, 'migrations', 'v1'))).sort();
-  expect(kept).toEqual([
-    'config.json',
-    'contacts.json',
-    'context_snapshot.json',
-    'profile.json',
-    'stats.json',
-  ]);
-  for (const name of kept)
-    expect(await readText(join(data, 'migrations', 'v1', name)), name).toBe(v1[name as keyof typeof v1]);
+  // The one converted file: its original in migrations/v1, byte for byte, private.
+  expect(await readdir(join(data, 'migrations', 'v1'))).toEqual(['config.json']);
+  expect(await readText(join(data, 'migrations', 'v1', 'config.json'))).toBe(v1['config.json']);
   expect((await stat(join(data, 'migrations', 'v1', 'config.json'))).mode & 0o777).toBe(0o600);
-
   expect(await readJson(join(data, 'config.json'))).toEqual({
     ...JSON.parse(v1['config.json']),
-    data_version: 2,
+    data_version: 3,
   });
   expect((await stat(join(data, 'config.json'))).mode & 0o777).toBe(0o600);
-  const contacts = await readJson<{ contacts: Array<Record<string, unknown>> }>(join(data, 'contacts.json'));
-  expect(contacts.contacts).toEqual([
-    {
-      id: aliceId,
-      name: expect.stringMatching(/^alice-/),
-      description: null,
-      relationship: 'accepted',
-      since: expect.any(String),
-      last_message_at: expect.any(String),
-      last_seen_utc: '2026-03-09T10:00:00Z',
-    },
-    {
-      id: 9,
-      name: 'mallory',
-      description: null,
-      relationship: 'blocked',
-      since: null,
-      last_message_at: null,
-      last_seen_utc: '2026-03-01T00:00:00Z',
-      note: 'kept',
-    },
-  ]);
-  expect(await readJson(join(data, 'profile.json'))).toEqual({
-    id: bobId,
-    name: 'bob',
-    description: null,
-    status: 'open',
-    base_url: relay.url,
-    registered_at: null,
-    updated_at: '2026-03-09T09:00:00Z',
+
+  // contacts.json keeps its layout and every key; alice's entry is refreshed in place.
+  const contacts = await readJson<Record<string, Record<string, unknown>>>(join(data, 'contacts.json'));
+  expect(Object.keys(contacts)).toEqual([String(aliceId), '9'].sort((x, y) => Number(x) - Number(y)));
+  expect(contacts[String(aliceId)]).toMatchObject({
+    name: expect.stringMatching(/^alice-/),
+    relationship: 'accepted',
+    last_seen_utc: expect.stringMatching(/Z$/),
   });
-  // Views are recomputed from the whole history, old lines included.
-  expect(await readJson(join(data, 'stats.json'))).toMatchObject({
-    messages_received: 3,
-    messages_sent: 1,
+  expect(contacts[String(aliceId)]!.last_seen_utc! > '2026-03-09T10:00:00Z').toBe(true);
+  // A contact nobody touched keeps its keys and values (extra keys of ours may be added, none dropped).
+  expect(contacts['9']).toMatchObject({
+    name: 'mallory',
+    relationship: 'blocked',
+    last_seen_utc: '2026-03-01T00:00:00Z',
+    note: 'kept',
+  });
+  // profile.json is the guide's layout already: not rewritten.
+  expect(await readText(join(data, 'profile.json'))).toBe(v1['profile.json']);
+  // Views: every old key kept, counters never lowered (42 received, 7 sent, though the file shows fewer).
+  const stats = await readJson<Record<string, unknown>>(join(data, 'stats.json'));
+  expect(stats).toMatchObject({
+    messages_received: 43,
+    messages_sent: 7,
+    friends_count: 1,
+    pending_incoming_count: 0,
+    pending_outgoing_count: 0,
+    last_sync_utc: expect.stringMatching(/Z$/),
     by_type: { chat: 1, friend_request: 1, system: 1, group: 0 },
     last_message_id: 3,
+  });
+  for (const key of Object.keys(JSON.parse(v1['stats.json']) as object)) expect(stats).toHaveProperty(key);
+  const snap = await readJson<Record<string, unknown>>(join(data, 'context_snapshot.json'));
+  expect(snap).toMatchObject({
+    updated_at_utc: expect.stringMatching(/Z$/),
+    messages_received_recent: expect.any(Number),
+    friends_count: 1,
+    latest_peers: [expect.stringMatching(new RegExp(`^#${aliceId} alice-`))],
   });
 
   // A second start migrates nothing more and keeps the backups as they are.
@@ -204,6 +197,11 @@ it('migrates a data folder of the older (Python) skill in place and keeps everyt
   expect(again.output()).not.toContain('migrated');
   expect(await snapshot(join(data, 'migrations'))).toEqual(before);
   expect((await lines(join(data, 'conversations.md'))).length).toBe(4);
+  // The folder protects itself from now on.
+  expect(await readText(join(data, '.gitignore'))).toMatch(/^\*$/m);
+  for (const name of ['contacts.json', 'conversations.md', 'stats.json'])
+    expect((await stat(join(data, name))).mode & 0o777, name).toBe(0o600);
+  expect((await stat(data)).mode & 0o777).toBe(0o700);
 });
 
 it('upgrading the skill folder keeps the data folder byte for byte, and the new daemon continues', async () => {
@@ -221,7 +219,7 @@ it('upgrading the skill folder keeps the data folder byte for byte, and the new 
       my_id: bobId,
       my_name: 'bob',
       batch_size: 5,
-      data_version: 2,
+      data_version: 3,
     }),
     { mode: 0o600 },
   );
@@ -245,8 +243,8 @@ it('upgrading the skill folder keeps the data folder byte for byte, and the new 
   const incoming = await waitIncoming(data, 2);
   expect((await d2.kill('SIGTERM')).code).toBe(0);
   expect(incoming.map((l) => l.replace(/^\[\S+\] /, ''))).toEqual([
-    expect.stringMatching(/^from=#\d+\(alice-\w+\) type=chat id=3 content=before the upgrade$/),
-    expect.stringMatching(/^from=#\d+\(alice-\w+\) type=chat id=4 content=after the upgrade$/),
+    expect.stringMatching(/^from=#\d+\(alice-\w+\) type=chat content=before the upgrade$/),
+    expect.stringMatching(/^from=#\d+\(alice-\w+\) type=chat content=after the upgrade$/),
   ]);
   // The new daemon resumed from the old cursor (since=3), it did not start over.
   expect(
@@ -267,7 +265,7 @@ it('a data folder written by a newer skill is refused and left untouched', async
       my_id: 1,
       my_name: 'x',
       batch_size: 5,
-      data_version: 3,
+      data_version: 4,
     }),
     { mode: 0o600 },
   );
@@ -276,7 +274,7 @@ it('a data folder written by a newer skill is refused and left untouched', async
   const d = startDaemon(ws.skill, data);
   expect((await d.exited).code).toBe(9);
   expect(d.output()).toContain(
-    'the data folder was written by a newer skill (data_version 3, this skill knows 2)',
+    'the data folder was written by a newer skill (data_version 4, this skill knows 3)',
   );
   expect((await cli(ws.skill, ['friends'], { data })).code).toBe(9);
   expect(await snapshot(data)).toEqual(before);
