@@ -159,6 +159,8 @@ describe('messaging', () => {
       ok: true,
       name: 'notes v1.txt',
       size: 15,
+      // The upload's type was guessed from its name (not application/octet-stream).
+      content_type: expect.stringMatching(/^text\/plain/),
       path: join(A(), 'files', `${thirdId.slice(0, 8)}_notes_v1.txt`),
     });
     const out = join(ws.root, 'copy.txt');

@@ -435,6 +435,26 @@ describe('CLI entry', () => {
     expect(await p.exit).toBe(0);
   });
 
+  it('a busy port is one clear line that says how to pick another port', async () => {
+    const first = await run(['--import', 'tsx', SERVE_UI, '--port', '0'], {
+      env: { OPENWECHAT_DATA_DIR: dataDir },
+    });
+    try {
+      const port = new URL(first.url).port;
+      const second = await run(['--import', 'tsx', SERVE_UI, '--port', port], {
+        env: { OPENWECHAT_DATA_DIR: dataDir },
+      });
+      expect(second.url).toBe('');
+      expect(await second.exit).toBe(1);
+      expect(second.output()).toBe(
+        `port ${port} on 127.0.0.1 is already in use (is the demo UI already running? check: node scripts/openwechat.js ui status). ` +
+          'Pick another port with --port <n> or OPENWECHAT_UI_PORT=<n> (0 = any free port).\n',
+      );
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('OPENWECHAT_UI_PORT picks the port; a bad port is a usage error', async () => {
     const p = await run(['--import', 'tsx', SERVE_UI], {
       env: { OPENWECHAT_DATA_DIR: dataDir, OPENWECHAT_UI_PORT: '0' },
