@@ -214,12 +214,12 @@ it(
         'before the crash',
         'after the restart',
       ]);
-      expect(
-        (await readText(join(data, 'conversations.idx')))
-          .trim()
-          .split('\n')
-          .map((l) => l.split(' ')[0]),
-      ).toEqual(['1', '2', '3', '4']);
+      // Each id once, beside its line (the entry follows the line: wait for it).
+      const idx = await waitUntil(async () => {
+        const got = (await readText(join(data, 'conversations.idx'))).trim().split('\n');
+        return got.length >= 4 ? got : undefined;
+      }, 'four idx entries');
+      expect(idx.map((l) => l.split(' ')[0])).toEqual(['1', '2', '3', '4']);
       expect(
         (await readJson<{ sse: { reconnects: number; state: string } }>(join(data, 'stats.json'))).sse,
       ).toMatchObject({

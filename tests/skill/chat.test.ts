@@ -127,11 +127,14 @@ describe.each<Variant>(['resume', 'legacy-flag', 'reference'])(
         notice(bobName, bId, 2),
         `${AT} from=#${bId}(${bobName}) type=chat content=r1 \\\\ back\\\\slash`,
       ]);
-      // Message ids are beside the lines (conversations.idx), where the relay has them.
-      const idx = (await readText(join(B, 'conversations.idx'))).trim();
-      expect(idx === '' ? [] : idx.split('\n').map((l) => Number(l.split(' ')[0]))).toEqual(
-        ids ? [1, 2, 3, 4, 5, 6] : [],
-      );
+      // Message ids are beside the lines (conversations.idx, appended right after them), where the relay has them.
+      const idsOf = async (): Promise<number[]> => {
+        const idx = (await readText(join(B, 'conversations.idx'))).trim();
+        return idx === '' ? [] : idx.split('\n').map((l) => Number(l.split(' ')[0]));
+      };
+      if (ids)
+        await waitUntil(async () => ((await idsOf()).length === 6 ? true : undefined), 'six idx entries');
+      expect(await idsOf()).toEqual(ids ? [1, 2, 3, 4, 5, 6] : []);
       // What each sent, with the local clock: `from=` is the sender, the recipient in the type token.
       const sent = async (dir: string): Promise<string[]> =>
         (await lines(join(dir, 'conversations.md'))).filter((l) => / type=\S*\.out\b/.test(l)).map(untimed);

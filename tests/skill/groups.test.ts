@@ -276,9 +276,13 @@ describe('a group of three', () => {
       expect(ls.at(-1)).toBe(
         `${AT} from=#${ids.alice}(alice) type=chat${g()}.file:files/${saved[0]} content=see the plan`,
       );
-      // The relay's id of that message is in conversations.idx.
-      expect((await readText(join(dirs[m], 'conversations.idx'))).trim().split('\n').at(-1)).toMatch(
-        new RegExp(`^${id} [0-9a-f]{16}$`),
+      // The relay's id of that message is in conversations.idx (appended right after the line).
+      await waitUntil(
+        async () =>
+          new RegExp(`^${id} [0-9a-f]{16}$`).test(
+            (await readText(join(dirs[m], 'conversations.idx'))).trim().split('\n').at(-1) ?? '',
+          ) || undefined,
+        `${m}'s idx entry ${id}`,
       );
     }
   });
