@@ -102,12 +102,18 @@ it('429 on the stream: explained, /messages fills in, then back to SSE', async (
     await waitChannel(data, /^fallback fetched=1 last_id=3$/, 'the fallback to fetch the new one');
     const log = await channel(data);
     expect(log.slice(0, 4)).toEqual([
-      "error 429 sse_limit: the relay allows only a limited number of SSE connections per IP and another client from this IP holds it (stop other sse_inbox instances). Retrying after the relay's Retry-After.",
+      "error 429 sse_limit: the relay limits SSE connections per user and per IP and this one is full; this daemon keeps polling GET /messages and reconnects by itself (do not stop other accounts' daemons: if it lasts, ask the operator to raise SSE_MAX_PER_IP). Retrying after the relay's Retry-After.",
       'reconnecting attempt=1 delay_ms=2000 reason=sse_limit status=429: 该 IP 的 SSE 连接数已达上限（最多 1 条）。',
       'fallback via=GET /messages?after=0 while SSE is down',
       'fallback fetched=2 last_id=2',
     ]);
     expect(log.filter((l) => l.startsWith('connected '))).toEqual([]);
+    // Never connected, yet groups.json is kept (the UI's member counts come from it).
+    const groupsFile = await waitUntil(
+      () => readJson<{ groups: unknown[] }>(join(data, 'groups.json')).catch(() => undefined),
+      'groups.json while in fallback',
+    );
+    expect(groupsFile.groups).toEqual([]);
     expect(
       (await readJson<{ sse: { state: string; mode: string } }>(join(data, 'stats.json'))).sse,
     ).toMatchObject({

@@ -227,7 +227,7 @@ export class InboxDaemon {
     } else if (f.status === 429) {
       const what =
         f.code === 'sse_limit'
-          ? 'the relay allows only a limited number of SSE connections per IP and another client from this IP holds it (stop other sse_inbox instances)'
+          ? "the relay limits SSE connections per user and per IP and this one is full; this daemon keeps polling GET /messages and reconnects by itself (do not stop other accounts' daemons: if it lasts, ask the operator to raise SSE_MAX_PER_IP)"
           : 'too many requests; the relay asks us to slow down';
       await this.log('error', `429 ${f.code}: ${what}. Retrying after the relay's Retry-After.`);
     }
@@ -254,8 +254,7 @@ export class InboxDaemon {
         await this.setState('connected', ev.mode);
         await this.writeLockFile(true);
         // Groups exist only where /health lists them; membership may have changed while we were away.
-        this.groups.enabled = caps.groups && !this.o.forceLegacy;
-        void this.groups.refreshNow();
+        this.setGroupsFrom(caps);
         break;
       }
       case 'disconnected':
@@ -271,6 +270,9 @@ export class InboxDaemon {
         if (ev.phase === 'start') {
           await this.log('fallback', `via=${ev.via} while SSE is down`);
           await this.setState('fallback', 'fallback');
+          // A daemon that starts in fallback (e.g. a 429 at its first connect) never sees 'connected':
+          // keep groups.json for the UI from the relay's capabilities all the same.
+          void this.enableGroups();
         } else if (ev.phase === 'fetched') {
           await this.log('fallback', `fetched=${ev.fetched} last_id=${this.writer?.lastId ?? 0}`);
         } else if (ev.phase === 'catch_up') {
@@ -285,6 +287,19 @@ export class InboxDaemon {
       case 'ack':
         // A failed ack costs nothing: the next resume acknowledges as well.
         break;
+    }
+  }
+
+  private setGroupsFrom(caps: { groups: boolean }): void {
+    this.groups.enabled = caps.groups && !this.o.forceLegacy;
+    void this.groups.refreshNow();
+  }
+
+  private async enableGroups(): Promise<void> {
+    try {
+      this.setGroupsFrom(await (await this.prepare()).capabilities());
+    } catch {
+      // The relay is unreachable: the next connect or fallback tries again.
     }
   }
 
