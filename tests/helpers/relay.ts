@@ -5,13 +5,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRelay, type RelayConfig } from '@openwechat/relay';
+import { createRelay, type Relay, type RelayConfig } from '@openwechat/relay';
 import { dropSchemas, schemaForDataDir, schemaUrl } from './pg.ts';
 
 export interface TestRelay {
   /** e.g. http://127.0.0.1:41234 (no trailing slash) */
   url: string;
   dataDir: string;
+  /** The relay's services, for the few tests that must drive an internal step (e.g. hub.settle()). */
+  services: Relay['services'];
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export async function startRelay(options: TestRelayOptions = {}): Promise<TestRe
   return {
     url,
     dataDir,
+    services: relay.services,
     async close() {
       await relay.close();
       if (!overrides.dataDir) {

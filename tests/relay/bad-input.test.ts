@@ -48,7 +48,6 @@ describe('routing', () => {
   it.each([
     ['GET', '/nope'],
     ['POST', '/nope'],
-    ['GET', '/'],
     ['GET', '/users/1/extra'],
     ['GET', '/homepage/1/x'],
     ['DELETE', '/no/such/thing'],

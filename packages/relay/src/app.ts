@@ -58,6 +58,41 @@ export const FEATURES = ['json', 'resume', 'idempotency', 'files', 'groups'];
 /** How long in-flight requests may take to finish on shutdown before their sockets are closed. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
+/** How much of a refused body is read and dropped so the client gets the answer, not a reset. */
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 5000;
+
+function linger(req: FastifyRequest): void {
+  const raw = req.raw;
+  if (raw.complete || raw.destroyed) return;
+  const socket = raw.socket;
+  let seen = 0;
+  const cut = () => socket.destroy();
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  raw.unpipe();
+  raw.removeAllListeners('data');
+  raw.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > LINGER_BYTES) cut();
+  });
+  raw.once('end', () => clearTimeout(timer));
+  socket.once('close', () => clearTimeout(timer));
+  raw.resume();
+}
+
+/** Answers 408 on a request whose body stalled (nothing was answered yet) and closes the connection. */
+function reply408(req: FastifyRequest): void {
+  const socket = req.raw.socket;
+  if (socket.destroyed) return;
+  // The handler is still waiting on the body; write the answer on the socket directly, as Node does
+  // for its own requestTimeout, then close once the client had a moment to read it.
+  socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  const timer = setTimeout(() => socket.destroy(), 1000);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 /** How often streams re-check the store when instances share it (covers a lost notification). */
 const CATCH_UP_MS = 2000;
 
@@ -65,7 +100,8 @@ const REQUEST_ID_RE = /^[\w.-]{1,64}$/;
 
 async function openStore(config: RelayConfig): Promise<{ store: Store; bus: WakeBus | null }> {
   if (config.databaseUrl) return openPostgresStore({ url: config.databaseUrl });
-  return { store: await openSqliteStore({ file: join(config.dataDir, 'relay.sqlite') }), bus: null };
+  const file = join(config.dataDir, 'relay.sqlite');
+  return { store: await openSqliteStore({ file, synchronous: config.sqliteSynchronous }), bus: null };
 }
 
 async function readVersion(): Promise<string> {
@@ -107,16 +143,18 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     now,
     uploadDir,
     bus,
-    hub: (hub = new StreamHub(
-      store,
-      config.ssePingSeconds * 1000,
-      config.sseMaxPerIp,
-      (err) => logger.error({ err }, 'stream delivery failed'),
-      {
+    hub: (hub = new StreamHub(store, {
+      pingMs: config.ssePingSeconds * 1000,
+      maxPerIp: config.sseMaxPerIp,
+      maxPerUser: config.sseMaxPerUser,
+      legacyGraceMs: config.legacyStreamGraceSeconds * 1000,
+      now,
+      onError: (err) => logger.error({ err }, 'stream delivery failed'),
+      observe: {
         delivered: (n) => metrics.messagesDelivered.inc({ channel: 'stream' }, n),
         acknowledged: (n) => metrics.messagesAcknowledged.inc(n),
       },
-    )),
+    })),
     metrics,
     lifecycle: { shuttingDown: false },
     lastSeen: new LastSeenTracker(store),
@@ -135,6 +173,10 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustProxy.length ? config.trustProxy : false,
     bodyLimit: config.maxBodyKb * 1024,
+    // Node's own whole-request limit is the backstop (checked every few seconds); the per-request timer
+    // in the onRequest hook below cuts ordinary bodies sooner.
+    requestTimeout: config.uploadTimeoutSeconds * 1000,
+    http: { connectionsCheckingInterval: 5000 } as never,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -186,9 +228,52 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
 
   // /docs renders the document with assets served from node_modules: no CDN, no outside request.
   await app.register(swagger, { mode: 'static', specification: { document: services.openapi as never } });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // swagger-ui's React inserts <style> elements whose content changes with the document, so styles
+    // (only styles) may be inline; scripts stay 'self'-only. Nothing is fetched from outside (no https:
+    // sources, no validator badge), and plain-http relays on a LAN keep their assets (no
+    // upgrade-insecure-requests). Checked in Chromium by tests/relay/hardening.test.ts.
+    transformStaticCSP: (header) =>
+      header
+        .replace(/ https:/g, '')
+        .replace(' validator.swagger.io', '')
+        .replace(/ ?upgrade-insecure-requests;/, '')
+        .replace("style-src 'self'", "style-src 'self' 'unsafe-inline'"),
+  });
 
   const ctxOf = (req: FastifyRequest, reply: FastifyReply): Ctx => ({ req, reply, services });
+
+  // Stalled or dribbled bodies (issue 17.3): a request whose body has not fully arrived within
+  // REQUEST_TIMEOUT_SECONDS (UPLOAD_TIMEOUT_SECONDS for multipart uploads) gets 408 and its connection
+  // is closed, so unauthenticated slow bodies cannot pile up descriptors. Headers are cut earlier by
+  // Node's headersTimeout.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.raw.complete) return;
+    const upload = /^multipart\//i.test(req.headers['content-type'] ?? '');
+    const ms = (upload ? config.uploadTimeoutSeconds : config.requestTimeoutSeconds) * 1000;
+    const timer = setTimeout(() => {
+      if (req.raw.complete) return;
+      if (reply.raw.headersSent) req.raw.socket.destroy();
+      else reply408(req);
+    }, ms);
+    timer.unref();
+    req.raw.once('end', () => clearTimeout(timer));
+    req.raw.once('close', () => clearTimeout(timer));
+  });
+
+  // An answer given before the body fully arrived (early 413, a refused multipart) must reach a client
+  // that is still sending (issue 17.6): closing at once would make the kernel reset the connection
+  // over the unread bytes, and the client would see a reset instead of the answer. So the connection
+  // stays open and the rest of the body is read and dropped — up to LINGER_BYTES or LINGER_MS, past
+  // which it is closed anyway.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (req.raw.complete || reply.raw.headersSent) return payload;
+    reply.removeHeader('connection');
+    reply.raw.once('finish', () => linger(req));
+    return payload;
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     if (!services.rateLimit.enabled) return;
@@ -298,6 +383,8 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       services.lifecycle.shuttingDown = true;
       if (expiryTimer) clearInterval(expiryTimer);
       if (catchUpTimer) clearInterval(catchUpTimer);
+      // Legacy writes past their grace period are deleted; the rest stay stored and are delivered again.
+      await services.hub.settle().catch((err) => logger.warn({ err }, 'legacy settle failed'));
       services.hub.closeAll();
       // Idle keep-alive sockets are closed at once; a client that keeps one busy gets a grace period.
       const force = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);

@@ -14,7 +14,7 @@ import {
 const SAMPLE = new URL('../../../relay.config.sample.json', import.meta.url);
 
 describe('config', () => {
-  it('defaults: loopback, port 8000, SQLite in ./data, limiter on at 20 qps, 1 SSE per IP', () => {
+  it('defaults: loopback, port 8000, SQLite in ./data, limiter on at 20 qps, 20 SSE per IP', () => {
     const c = loadConfig({ env: {} });
     expect(c).toEqual(DEFAULT_CONFIG);
     expect([c.host, c.port, c.dataDir, c.rateLimitQps, c.sseMaxPerIp]).toEqual([
@@ -22,7 +22,7 @@ describe('config', () => {
       8000,
       './data',
       20,
-      1,
+      20,
     ]);
   });
 

@@ -40,8 +40,21 @@ export interface RelayConfig {
   rateLimitEnabled: boolean;
   /** Accepted requests per key (user or IP) in any 1 s window. */
   rateLimitQps: number;
-  /** Concurrent SSE streams per client IP. */
+  /** Concurrent SSE streams per client IP (a host with several agents and a bridge must fit). */
   sseMaxPerIp: number;
+  /** Concurrent SSE streams per user; one more replaces that user's oldest (a reconnect over a stale one). */
+  sseMaxPerUser: number;
+  /**
+   * How long a legacy stream must stay open after writing a message before the message is deleted; if
+   * the stream dies first the message stays in the inbox and is delivered again (at-least-once).
+   */
+  legacyStreamGraceSeconds: number;
+  /** Longest time to receive a request (headers and body) before the connection is closed. */
+  requestTimeoutSeconds: number;
+  /** The same for multipart uploads (/send/file, group files, homepage uploads). */
+  uploadTimeoutSeconds: number;
+  /** SQLite `PRAGMA synchronous`: NORMAL survives a process crash, FULL also a power loss (slower). */
+  sqliteSynchronous: 'NORMAL' | 'FULL';
   /** Idle time after which the stream sends `: ping`. */
   ssePingSeconds: number;
   /** Reconnection delay advertised to SSE clients (`retry:`). */
@@ -109,8 +122,38 @@ export const RELAY_SETTINGS: Table<RelayConfig> = {
   sseMaxPerIp: {
     env: 'SSE_MAX_PER_IP',
     type: int(1, 1_000_000),
-    default: 1,
-    doc: 'Concurrent `/stream` connections per client IP (per instance). Over it: 429 with `Retry-After: 2`.',
+    default: 20,
+    doc: 'Concurrent `/stream` connections per client IP (per instance), sized for a host running several agents and a bridge. Over it: 429 with `Retry-After: 2` — except that a user with a stream from that address may replace it.',
+  },
+  sseMaxPerUser: {
+    env: 'SSE_MAX_PER_USER',
+    type: int(1, 1000),
+    default: 2,
+    doc: "Concurrent `/stream` connections per user (per instance). One more replaces that user's oldest stream, which gets `event: log` `stream_closing reason=replaced` (a reconnect over a stale stream never gets 429).",
+  },
+  legacyStreamGraceSeconds: {
+    env: 'LEGACY_STREAM_GRACE_SECONDS',
+    type: num(0, 3600),
+    default: 10,
+    doc: 'A message written to a legacy stream (no `Last-Event-ID`/`?since=`) is deleted once its bytes were flushed and the stream then stayed open this long; if the stream dies first it stays stored and is delivered again (at-least-once, see [protocol.md](protocol.md#legacy-streams-are-at-least-once)).',
+  },
+  requestTimeoutSeconds: {
+    env: 'REQUEST_TIMEOUT_SECONDS',
+    type: num(0.01, 86_400),
+    default: 30,
+    doc: 'Longest time to receive a request (headers and body). A stalled or dribbled body then gets `408` and the connection is closed.',
+  },
+  uploadTimeoutSeconds: {
+    env: 'UPLOAD_TIMEOUT_SECONDS',
+    type: num(0.01, 86_400),
+    default: 300,
+    doc: 'The same for multipart uploads (`/send/file`, `/groups/{id}/send/file`, multipart `PUT /homepage`).',
+  },
+  sqliteSynchronous: {
+    env: 'SQLITE_SYNCHRONOUS',
+    type: oneOf(['NORMAL', 'FULL']),
+    default: 'NORMAL',
+    doc: 'SQLite `PRAGMA synchronous`. `NORMAL`: an acknowledged send survives a crash of the relay process, not necessarily a power loss. `FULL`: also a power loss, at a measured cost (see [benchmarks.md](benchmarks.md#sqlite-synchronous-normal-vs-full)).',
   },
   ssePingSeconds: {
     env: 'SSE_PING_SECONDS',

@@ -64,18 +64,33 @@ function malformed(err: unknown): never {
   throw new RelayError('validation_failed', `body: ${(err as Error).message || 'malformed multipart body'}`);
 }
 
+/** Text fields a multipart request may carry (ours need at most two). */
+export const MAX_FIELDS = 20;
+
 export async function readMultipart(
   req: FastifyRequest,
   opts: { fileField: string; maxFileBytes: number; toDir?: string },
 ): Promise<MultipartResult> {
   const fields: Record<string, string> = {};
   let file: UploadedFile | null = null;
+  let fieldCount = 0;
   // busboy cuts a file one byte past our limit (so it never streams gigabytes) and our counter decides.
-  const limits = { files: 1, fields: 20, fieldSize: 64 * 1024, fileSize: opts.maxFileBytes + 1 };
+  // The field limit is ours, not busboy's: when busboy hits its own limit it stops reading the body but
+  // still hands over a file part queued behind the fields, whose stream then never ends (issue 17.1).
+  // busboy's limit sits one above ours only as a backstop; we refuse the 21st field before reaching it.
+  const limits = { files: 1, fields: MAX_FIELDS + 1, fieldSize: 64 * 1024, fileSize: opts.maxFileBytes + 1 };
   const parts = req.parts({ limits, throwFileSizeLimit: false } as Parameters<typeof req.parts>[0]);
+  // A client that goes away mid-file must not leave the pipeline (and its descriptor) waiting.
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!req.raw.complete) gone.abort(new RelayError('validation_failed', 'body: connection closed'));
+  };
+  req.raw.once('close', onClose);
   try {
     for await (const part of parts) {
       if (part.type === 'field') {
+        if (++fieldCount > MAX_FIELDS)
+          throw new RelayError('validation_failed', `body: too many fields (at most ${MAX_FIELDS})`);
         if (typeof part.value === 'string' && !(part.fieldname in fields))
           fields[part.fieldname] = part.value;
         continue;
@@ -95,14 +110,17 @@ export async function readMultipart(
         buffer: null,
       };
       file = f;
+      const signal = gone.signal;
       if (opts.toDir) {
         f.path = join(opts.toDir, `upload-${randomBytes(12).toString('hex')}.part`);
-        await pipeline(part.file, limiter(opts.maxFileBytes, f), createWriteStream(f.path, { mode: 0o600 }));
+        await pipeline(part.file, limiter(opts.maxFileBytes, f), createWriteStream(f.path, { mode: 0o600 }), {
+          signal,
+        });
       } else {
         const chunks: Buffer[] = [];
         const counter = limiter(opts.maxFileBytes, f);
         counter.on('data', (c: Buffer) => chunks.push(c));
-        await pipeline(part.file, counter);
+        await pipeline(part.file, counter, { signal });
         f.buffer = f.tooLarge ? null : Buffer.concat(chunks);
       }
       if (f.tooLarge && f.path) {
@@ -111,8 +129,13 @@ export async function readMultipart(
       }
     }
   } catch (err) {
+    // Stop feeding the parser: the rest of the body is discarded by Node once the answer is sent
+    // (or cut by the request timeout), never buffered.
+    req.raw.unpipe();
     if (file?.path) await rm(file.path, { force: true });
     malformed(err);
+  } finally {
+    req.raw.off('close', onClose);
   }
   return { fields, file };
 }

@@ -100,6 +100,7 @@ interface Doc {
 }
 
 export const DOCS: Record<string, Doc> = {
+  'GET /': { summary: 'What this server is; points to /docs and /health', tag: 'ops' },
   'GET /health': {
     summary: 'Liveness and capabilities (version, features)',
     tag: 'ops',

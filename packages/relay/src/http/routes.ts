@@ -18,6 +18,7 @@ import { defineRoute as r, type RouteSpec } from './route.ts';
 
 // prettier-ignore
 export const ROUTES: RouteSpec[] = [
+  r({ method: 'GET', url: '/', convention: 'hard', auth: 'none', handler: ops.root }),
   r({ method: 'GET', url: '/health', convention: 'hard', auth: 'none', handler: accounts.health }),
   r({ method: 'GET', url: '/metrics', convention: 'hard', auth: 'none', handler: ops.metrics }),
   r({ method: 'GET', url: '/livez', convention: 'hard', auth: 'none', handler: ops.livez }),
@@ -59,7 +60,7 @@ export const ROUTES: RouteSpec[] = [
  */
 export function rateLimitExempt(path: string): boolean {
   return (
-    ['/health', '/stats', '/stream', '/homepage', '/register', '/metrics', '/livez', '/readyz'].includes(
+    ['/', '/health', '/stats', '/stream', '/homepage', '/register', '/metrics', '/livez', '/readyz'].includes(
       path,
     ) ||
     path.startsWith('/homepage/') ||

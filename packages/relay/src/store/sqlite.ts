@@ -470,13 +470,17 @@ function isUniqueViolation(err: unknown, column: string): boolean {
   );
 }
 
-export async function openSqliteStore(opts: { file: string }): Promise<Store> {
+export async function openSqliteStore(opts: {
+  file: string;
+  /** NORMAL (default): a commit survives a process crash; FULL: also a power loss (SQLITE_SYNCHRONOUS). */
+  synchronous?: 'NORMAL' | 'FULL';
+}): Promise<Store> {
   const inMemory = opts.file === ':memory:' || opts.file === '';
   if (!inMemory) mkdirSync(dirname(opts.file), { recursive: true });
   const db = new Database(opts.file, { timeout: BUSY_TIMEOUT_MS });
   try {
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+    db.pragma(`synchronous = ${opts.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('foreign_keys = ON');
     db.function('fold', { deterministic: true }, (s: unknown) =>

@@ -8,8 +8,18 @@
 // Two modes (DESIGN §3):
 // - resume (Last-Event-ID or ?since=): nothing is deleted because a write "succeeded"; messages stay
 //   stored until acknowledged by a later resume, GET /messages?after= or POST /messages/ack.
-// - legacy (neither): the reference's behaviour — a message counts as delivered once written, so it
-//   is deleted after the write (unless the same user also holds a resume stream, which must not lose it).
+// - legacy (neither): the reference's behaviour — a message counts as delivered once written — made
+//   at-least-once (issue 17.7): a written message is kept in the inbox until its bytes were flushed to
+//   the socket and the stream then stayed open for a grace period (LEGACY_STREAM_GRACE_SECONDS); only
+//   then is it deleted. If the stream dies first (a reset during a backlog replay), the message is still
+//   stored and the next stream or GET /messages delivers it again — an exact copy, which the guide's
+//   (time, from_id, content) dedup absorbs. A healthy legacy client sees each message once, as before.
+//   Nothing is deleted while the same user also holds a resume stream, which must not lose it.
+//
+// Admission: at most SSE_MAX_PER_USER streams per user — one more replaces that user's oldest (a
+// reconnect over a stale stream) — and SSE_MAX_PER_IP per client address, sized for a host running
+// several agents and a bridge. Admission is synchronous and happens after the handler's last await, so a
+// client that disconnected while its stream was being opened never holds a slot (issue 17.2).
 
 import type { ServerResponse } from 'node:http';
 import { encodeSseEvent, formatMessageBlock, messageJson, SSE_PING } from '@openwechat/protocol';
@@ -43,6 +53,8 @@ export class StreamConnection {
   private needRead = true;
   private committedUpTo = 0;
   private pingTimer: NodeJS.Timeout | null = null;
+  /** Legacy stream: ids written here and not yet deleted; flushedAt is set once the socket took them. */
+  readonly unsettled: { id: number; flushedAt: number | null }[] = [];
 
   constructor(
     private readonly hub: StreamHub,
@@ -60,10 +72,13 @@ export class StreamConnection {
     return this.closed;
   }
 
-  /** Writes raw SSE text and restarts the idle heartbeat. Returns false when the socket is gone. */
-  write(chunk: string): boolean {
+  /**
+   * Writes raw SSE text and restarts the idle heartbeat. Returns false when the socket is gone.
+   * `onFlushed` runs once the bytes were handed to the kernel.
+   */
+  write(chunk: string, onFlushed?: () => void): boolean {
     if (this.closed || this.res.destroyed) return false;
-    this.res.write(chunk);
+    this.res.write(chunk, onFlushed ? (err) => err || onFlushed() : undefined);
     this.armPing();
     return true;
   }
@@ -84,24 +99,36 @@ export class StreamConnection {
     return encodeSseEvent({ event: 'message', id: m.id, data });
   }
 
-  /** Writes messages in id order; legacy streams then delete what they wrote. Returns how many. */
+  /**
+   * Writes messages in id order. A legacy stream remembers what it wrote; the hub deletes each once it
+   * has been flushed and the stream stayed open for the grace period (see settle). Returns how many.
+   */
   private async writeAll(messages: InboxMessage[]): Promise<number> {
-    const written: number[] = [];
+    let written = 0;
+    const settles = this.mode === 'legacy' && !this.hub.hasResumeStream(this.userId);
     for (const m of messages) {
       if (m.id <= this.cursor) continue;
-      if (!this.write(this.encode(m))) break;
+      const entry = { id: m.id, flushedAt: null as number | null };
+      if (!this.write(this.encode(m), settles ? () => (entry.flushedAt = this.hub.now()) : undefined)) break;
       this.cursor = m.id;
-      written.push(m.id);
+      written += 1;
+      if (settles) this.unsettled.push(entry);
     }
-    if (written.length) {
-      this.hub.observe.delivered(written.length);
-      if (this.mode === 'legacy' && !this.hub.hasResumeStream(this.userId)) {
-        await this.hub.store.deleteMessages(this.userId, written);
-        this.hub.observe.acknowledged(written.length);
-      }
+    if (written) {
+      this.hub.observe.delivered(written);
+      if (settles) this.hub.scheduleSettle();
     }
-    if (this.res.writableNeedDrain) await new Promise((r) => this.res.once('drain', r));
-    return written.length;
+    if (this.res.writableNeedDrain && !this.res.destroyed)
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.res.off('drain', done);
+          this.res.off('close', done);
+          resolve();
+        };
+        this.res.once('drain', done);
+        this.res.once('close', done);
+      });
+    return written;
   }
 
   /** New messages were committed for this user (this instance): queue them and write. */
@@ -157,66 +184,153 @@ export class StreamConnection {
   }
 
   /**
-   * Ends the stream (server side) and releases its slot. With a reason (shutdown), the client is told
-   * first; a resume client then reconnects — to this instance once restarted, or another — and resumes.
+   * Ends the stream (server side) and releases its slot. With a reason (shutdown, replaced), the client
+   * is told first; a resume client then reconnects — to this instance once restarted, or another — and
+   * resumes. What a legacy stream wrote but had not settled stays in the inbox (delivered again).
    */
   close(reason?: string): void {
     if (this.closed) return;
     if (reason) this.write(encodeSseEvent({ event: 'log', data: `stream_closing reason=${reason}` }));
     this.closed = true;
+    this.unsettled.length = 0;
     if (this.pingTimer) clearTimeout(this.pingTimer);
     this.hub.remove(this);
     if (!this.res.writableEnded) this.res.end();
   }
 }
 
+export interface StreamHubOptions {
+  pingMs: number;
+  maxPerIp: number;
+  maxPerUser: number;
+  /** How long a legacy stream must stay open after a message was flushed before it is deleted. */
+  legacyGraceMs: number;
+  /** The relay's clock (tests inject one). */
+  now: () => number;
+  onError: (err: unknown) => void;
+  /** Counters for what streams deliver and (legacy) acknowledge by writing. */
+  observe?: { delivered(n: number): void; acknowledged(n: number): void };
+}
+
+/** How often the hub looks for legacy writes whose grace period has passed (real time). */
+const SETTLE_TICK_MS = 500;
+
 export class StreamHub {
   private readonly byUser = new Map<number, Set<StreamConnection>>();
   private readonly perIp = new Map<string, number>();
+  readonly pingMs: number;
+  readonly now: () => number;
+  readonly onError: (err: unknown) => void;
+  readonly observe: { delivered(n: number): void; acknowledged(n: number): void };
+  private settleTimer: NodeJS.Timeout | null = null;
+  private settling: Promise<void> | null = null;
 
   constructor(
     readonly store: Store,
-    readonly pingMs: number,
-    private readonly maxPerIp: number,
-    readonly onError: (err: unknown) => void,
-    /** Counters for what streams deliver and (legacy) acknowledge by writing. */
-    readonly observe: { delivered(n: number): void; acknowledged(n: number): void } = {
-      delivered() {},
-      acknowledged() {},
-    },
-  ) {}
-
-  /** Reserves a connection slot for an IP; false when the cap is reached. */
-  reserve(ip: string): boolean {
-    const n = this.perIp.get(ip) ?? 0;
-    if (n >= this.maxPerIp) return false;
-    this.perIp.set(ip, n + 1);
-    return true;
+    private readonly opts: StreamHubOptions,
+  ) {
+    this.pingMs = opts.pingMs;
+    this.now = opts.now;
+    this.onError = opts.onError;
+    this.observe = opts.observe ?? { delivered() {}, acknowledged() {} };
   }
 
-  release(ip: string): void {
-    const n = (this.perIp.get(ip) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(ip);
-    else this.perIp.set(ip, n);
+  /**
+   * Whether a stream of this user from this address may open now (nothing is reserved: the handler
+   * calls it before its store round trips to refuse early, and admit() decides after them).
+   */
+  canAdmit(userId: number, ip: string): boolean {
+    if ((this.perIp.get(ip) ?? 0) < this.opts.maxPerIp) return true;
+    // At the address cap, a user's reconnect may still replace its own stream from that address.
+    for (const c of this.byUser.get(userId) ?? []) if (c.ip === ip) return true;
+    return false;
+  }
+
+  /**
+   * Makes room for a new stream of this user (synchronously, right before add): closes the user's
+   * oldest streams beyond SSE_MAX_PER_USER - 1, and at the address cap the user's oldest stream from
+   * that address. False when the address is full of other users' streams.
+   */
+  admit(userId: number, ip: string): boolean {
+    if (!this.canAdmit(userId, ip)) return false;
+    const mine = [...(this.byUser.get(userId) ?? [])]; // insertion order: oldest first
+    if ((this.perIp.get(ip) ?? 0) >= this.opts.maxPerIp) {
+      const same = mine.find((c) => c.ip === ip);
+      same?.close('replaced');
+      mine.splice(mine.indexOf(same as StreamConnection), 1);
+    }
+    while (mine.length >= this.opts.maxPerUser) mine.shift()?.close('replaced');
+    return true;
   }
 
   add(conn: StreamConnection): void {
     let set = this.byUser.get(conn.userId);
     if (!set) this.byUser.set(conn.userId, (set = new Set()));
     set.add(conn);
+    this.perIp.set(conn.ip, (this.perIp.get(conn.ip) ?? 0) + 1);
   }
 
   remove(conn: StreamConnection): void {
     const set = this.byUser.get(conn.userId);
     if (set?.delete(conn)) {
       if (!set.size) this.byUser.delete(conn.userId);
-      this.release(conn.ip);
+      const n = (this.perIp.get(conn.ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(conn.ip);
+      else this.perIp.set(conn.ip, n);
     }
   }
 
   hasResumeStream(userId: number): boolean {
     for (const c of this.byUser.get(userId) ?? []) if (c.mode === 'resume') return true;
     return false;
+  }
+
+  /** A legacy stream wrote something to settle: make sure the settle tick runs. */
+  scheduleSettle(): void {
+    if (this.settleTimer) return;
+    this.settleTimer = setInterval(
+      () => void this.settle(),
+      Math.min(SETTLE_TICK_MS, this.opts.legacyGraceMs || 1),
+    );
+    this.settleTimer.unref();
+  }
+
+  /**
+   * Deletes what open legacy streams wrote, flushed, and kept open for the grace period since. A stream
+   * that closed dropped its list, so its messages stay stored. Resolves when the deletions are done.
+   */
+  settle(): Promise<void> {
+    this.settling ??= this.settleOnce().finally(() => (this.settling = null));
+    return this.settling;
+  }
+
+  private async settleOnce(): Promise<void> {
+    const due = this.now() - this.opts.legacyGraceMs;
+    let pending = false;
+    for (const [userId, set] of [...this.byUser]) {
+      const ids: number[] = [];
+      for (const c of set) {
+        let n = 0;
+        while (n < c.unsettled.length) {
+          const flushedAt = c.unsettled[n]?.flushedAt ?? null;
+          if (flushedAt === null || flushedAt > due) break;
+          n += 1;
+        }
+        for (const e of c.unsettled.splice(0, n)) ids.push(e.id);
+        if (c.unsettled.length) pending = true;
+      }
+      if (!ids.length) continue;
+      try {
+        await this.store.deleteMessages(userId, ids);
+        this.observe.acknowledged(ids.length);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+    if (!pending && this.settleTimer) {
+      clearInterval(this.settleTimer);
+      this.settleTimer = null;
+    }
   }
 
   /** Wakes the streams of each recipient of freshly committed messages (already in id order). */
@@ -258,5 +372,7 @@ export class StreamHub {
   /** Ends every stream (graceful shutdown: clients reconnect and resume). */
   closeAll(reason = 'shutdown'): void {
     for (const set of [...this.byUser.values()]) for (const c of [...set]) c.close(reason);
+    if (this.settleTimer) clearInterval(this.settleTimer);
+    this.settleTimer = null;
   }
 }

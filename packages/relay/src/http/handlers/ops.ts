@@ -13,6 +13,28 @@ export async function openapi({ services }: Ctx): Promise<Output> {
   return { text: JSON.stringify(services.openapi), json: services.openapi, contentType: 'application/json' };
 }
 
+/**
+ * `GET /`: a person who opens the relay's address in a browser learns what it is and where to go
+ * (the reference answers a bare 404 here; no client relies on that).
+ */
+export async function root({ services }: Ctx): Promise<Output> {
+  const body = {
+    name: 'openwechat relay',
+    version: services.version,
+    docs: '/docs',
+    openapi: '/openapi.json',
+    health: '/health',
+  };
+  const text = [
+    `openwechat relay ${services.version}`,
+    '',
+    'API documentation: /docs (OpenAPI document: /openapi.json)',
+    'Health and features: /health',
+    '',
+  ].join('\n');
+  return { text, json: body };
+}
+
 /** Liveness: the process answers. */
 export async function livez(): Promise<Output> {
   const body = { status: 'ok' };

@@ -26,30 +26,36 @@ export function parseStream(req: FastifyRequest, issues: Issues): StreamInput {
   return { since, format };
 }
 
+function sseLimit(ctx: Ctx): RelayError {
+  ctx.services.metrics.rateLimited.inc({ limit: 'sse_per_ip' });
+  const max = ctx.services.config.sseMaxPerIp;
+  return new RelayError('sse_limit', `该 IP 的 SSE 连接数已达上限（最多 ${max} 条）。`, {
+    'retry-after': '2',
+  });
+}
+
 export async function openStream(ctx: Ctx & { user: UserRecord }, input: StreamInput): Promise<Output> {
   const { hub, config } = ctx.services;
   const { req, reply, user } = ctx;
   const ip = req.ip;
-  if (!hub.reserve(ip)) {
-    ctx.services.metrics.rateLimited.inc({ limit: 'sse_per_ip' });
-    throw new RelayError('sse_limit', `该 IP 的 SSE 连接数已达上限（最多 ${config.sseMaxPerIp} 条）。`, {
-      'retry-after': '2',
-    });
-  }
+  // Refuse early, before any store round trip; nothing is reserved across the awaits below.
+  if (!hub.canAdmit(user.id, ip)) throw sseLimit(ctx);
   let cursor = 0;
-  try {
-    if (input.since !== null) {
-      // Everything up to `since` is acknowledged. A client claiming ids this inbox never issued
-      // (e.g. a restored database) must not skip the next real ones.
-      const { lastId } = await acknowledge(ctx, input.since, 'stream');
-      cursor = Math.min(input.since, lastId);
-    }
-  } catch (err) {
-    hub.release(ip);
-    throw err;
+  if (input.since !== null) {
+    // Everything up to `since` is acknowledged. A client claiming ids this inbox never issued
+    // (e.g. a restored database) must not skip the next real ones.
+    const { lastId } = await acknowledge(ctx, input.since, 'stream');
+    cursor = Math.min(input.since, lastId);
   }
-  reply.hijack();
+  // From here to the listeners there is no await: a client that went away during the round trips is
+  // seen now, and one that goes away later fires the listeners (issue 17.2).
   const res = reply.raw;
+  if (req.raw.destroyed || res.destroyed || req.raw.socket?.destroyed) {
+    reply.hijack();
+    return { raw: true };
+  }
+  if (!hub.admit(user.id, ip)) throw sseLimit(ctx);
+  reply.hijack();
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
@@ -70,6 +76,7 @@ export async function openStream(ctx: Ctx & { user: UserRecord }, input: StreamI
   hub.add(conn);
   req.raw.socket.setNoDelay(true);
   req.raw.on('close', () => conn.close());
+  res.on('close', () => conn.close());
   res.on('error', () => conn.close());
   // `event: log` stays the first thing on the wire (reference clients look for it); `retry:` follows.
   conn.write(
