@@ -60,7 +60,7 @@ function rawExchange(
   base: string,
   head: string,
   body: Buffer[] = [],
-  opts: { untilAnswer?: boolean; timeoutMs?: number } = {},
+  opts: { untilAnswer?: boolean; timeoutMs?: number; readAfterBody?: boolean } = {},
 ): Promise<RawResult> {
   const { hostname, port } = new URL(base);
   const started = Date.now();
@@ -90,11 +90,15 @@ function rawExchange(
     });
     socket.on('close', finish);
     socket.on('connect', async () => {
+      // Like most HTTP clients (curl, Python's requests), optionally read nothing until the whole body
+      // is written: an answer that arrives early waits in the kernel, where a reset would destroy it.
+      if (opts.readAfterBody) socket.pause();
       socket.write(head);
       for (const chunk of body) {
         if (socket.destroyed) return;
         if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
       }
+      socket.resume();
     });
   });
 }

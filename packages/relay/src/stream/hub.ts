@@ -288,10 +288,8 @@ export class StreamHub {
   /** A legacy stream wrote something to settle: make sure the settle tick runs. */
   scheduleSettle(): void {
     if (this.settleTimer) return;
-    this.settleTimer = setInterval(
-      () => void this.settle(),
-      Math.min(SETTLE_TICK_MS, this.opts.legacyGraceMs || 1),
-    );
+    const tick = Math.max(20, Math.min(SETTLE_TICK_MS, this.opts.legacyGraceMs));
+    this.settleTimer = setInterval(() => void this.settle(), tick);
     this.settleTimer.unref();
   }
 
