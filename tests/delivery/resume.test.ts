@@ -25,7 +25,8 @@ let pairNo = 0;
 
 beforeAll(async () => {
   // Reconnecting clients may briefly hold several streams while the relay notices the old socket is gone.
-  relay = await startRelay({ sseMaxPerIp: 100 });
+  // Grace 0: a legacy write is deleted once flushed (the grace period: tests/delivery/legacy.test.ts).
+  relay = await startRelay({ sseMaxPerIp: 100, sseMaxPerUser: 10, legacyStreamGraceSeconds: 0 });
   base = relay.url;
 });
 

@@ -274,8 +274,8 @@ describe('rate limiter', () => {
 });
 
 describe('SSE connections per IP', () => {
-  it('default cap 1: the second connection gets 429 with Retry-After; closing frees the slot', async () => {
-    const r = await start({});
+  it('cap 1: another user gets 429 with Retry-After; the same user replaces its stream; closing frees the slot', async () => {
+    const r = await start({ sseMaxPerIp: 1 });
     const a = await register(r.url);
     const b = await register(r.url);
     const s1 = await openSse(r.url, { token: a.token });
@@ -288,12 +288,15 @@ describe('SSE connections per IP', () => {
     expect(s2.body).toBe(SSE_FULL_1);
     expect(s2.headers['retry-after']).toMatch(/^\d+$/);
 
+    // A reconnect of the same user (its old stream may be stale) replaces it instead of being refused.
     const same = await openSse(r.url, { token: a.token });
-    expect(same.status).toBe(429);
-    expect(same.body).toBe(SSE_FULL_1);
-
-    s1.close();
+    streams.push(same);
+    expect(same.status).toBe(200);
     await s1.closed;
+    expect(s1.events.at(-1)).toMatchObject({ event: 'log', data: 'stream_closing reason=replaced' });
+
+    same.close();
+    await same.closed;
     let s3: SseConnection | undefined;
     for (let i = 0; i < 30; i++) {
       s3 = await openSse(r.url, { token: b.token });
@@ -308,8 +311,9 @@ describe('SSE connections per IP', () => {
   });
 
   it('refused and unauthenticated attempts do not take a slot', async () => {
-    const r = await start({});
+    const r = await start({ sseMaxPerIp: 1 });
     const a = await register(r.url);
+    const b = await register(r.url);
     for (let i = 0; i < 3; i++) {
       const bad = await openSse(r.url, { token: BAD_TOKEN });
       expect(bad.status).toBe(401);
@@ -319,7 +323,7 @@ describe('SSE connections per IP', () => {
     const s1 = await openSse(r.url, { token: a.token });
     streams.push(s1);
     expect(s1.status).toBe(200);
-    for (let i = 0; i < 3; i++) expect((await openSse(r.url, { token: a.token })).status).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await openSse(r.url, { token: b.token })).status).toBe(429);
     // Still exactly one slot in use: the first stream keeps working.
     await s1.waitForEvents(1);
     expect(s1.ended).toBe(false);
@@ -339,7 +343,7 @@ describe('SSE connections per IP', () => {
   });
 
   it('W-10: without trustProxy, X-Forwarded-For does not give extra SSE slots', async () => {
-    const r = await start({});
+    const r = await start({ sseMaxPerIp: 1 });
     const a = await register(r.url);
     const b = await register(r.url);
     const s1 = await openSse(r.url, { token: a.token, headers: { 'X-Forwarded-For': '198.51.100.1' } });
@@ -351,7 +355,7 @@ describe('SSE connections per IP', () => {
   });
 
   it('with trustProxy, each forwarded client has its own slot', async () => {
-    const r = await start({ trustProxy: ['127.0.0.1'] });
+    const r = await start({ trustProxy: ['127.0.0.1'], sseMaxPerIp: 1 });
     const a = await register(r.url);
     const b = await register(r.url);
     const c = await register(r.url);

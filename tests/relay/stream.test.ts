@@ -39,7 +39,14 @@ async function closeAndSettle(c: SseConnection): Promise<void> {
 }
 
 beforeAll(async () => {
-  relay = await startRelay({ sseMaxPerIp: 50, ssePingSeconds: 0.2 });
+  // Grace 0: a legacy write is deleted as soon as it is flushed, as on the reference (the at-least-once
+  // grace period is tested with an injected clock in tests/delivery/legacy.test.ts).
+  relay = await startRelay({
+    sseMaxPerIp: 50,
+    sseMaxPerUser: 10,
+    ssePingSeconds: 0.2,
+    legacyStreamGraceSeconds: 0,
+  });
 });
 
 afterAll(async () => {
