@@ -86,7 +86,7 @@ describe('legacy stream: at-least-once', () => {
     for (let r = 0; r < RESETS; r++) {
       const c = await legacy(recipient);
       const target = randInt(rng, 1, N - 1);
-      await c.waitFor(() => c.messages().length >= target, 20_000, `${target} messages`).catch(() => {});
+      await c.waitFor(() => c.messages().length >= target, 5000, `${target} messages`).catch(() => {});
       c.close();
       await c.closed;
       take(c);
@@ -94,7 +94,7 @@ describe('legacy stream: at-least-once', () => {
     // Then a stream that stays healthy reads what is left; once the grace period has passed it is gone.
     const final = await legacy(recipient);
     await final
-      .waitFor(() => new Set([...got.keys(), ...final.messages().map((e) => e.id)]).size >= N, 20_000)
+      .waitFor(() => new Set([...got.keys(), ...final.messages().map((e) => e.id)]).size >= N, 10_000)
       .catch(() => {}); // a loss shows below as missing contents
     take(final);
     const resets = RESETS;

@@ -97,6 +97,11 @@ export function parseDiscover(req: { query: unknown }, issues: Issues): Discover
 
 export async function discover({ services, user }: Ctx & { user: { id: number } }, input: DiscoverInput) {
   await services.lastSeen.flush();
+  // Names and descriptions never contain control characters (refused at /register), so a keyword with
+  // NUL matches nobody; answered here because PostgreSQL text cannot even carry NUL as a parameter.
+  if (input.keyword?.includes('\u0000')) {
+    return { text: formatUserList({ total: 0, users: [] }), json: { total: 0, users: [] } };
+  }
   const { total, users } = await services.store.discoverUsers({
     excludeId: user.id,
     keyword: input.keyword,
