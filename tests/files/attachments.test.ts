@@ -628,7 +628,8 @@ describe('attachment lifetime', () => {
   });
 
   it('a message pushed on a (legacy) stream still lets the recipient download the file', async () => {
-    const relay = await start();
+    // Grace 0: the legacy write is deleted once flushed (the at-least-once grace: tests/delivery/legacy).
+    const relay = await start({ legacyStreamGraceSeconds: 0 });
     const base = relay.url;
     const { alice, bob } = await friends(base, 'sse');
     const stream = await openSse(base, { token: bob.token });
