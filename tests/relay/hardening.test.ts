@@ -9,6 +9,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@openwechat/relay';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { openSse, type SseConnection } from '../helpers/sse.ts';
 import { register, request, type Registered } from './limits-helpers.ts';
@@ -415,6 +416,33 @@ describe('the front door (issue 19.6)', () => {
       expect(console.filter((l) => /Content Security Policy|Refused to/i.test(l))).toEqual([]);
     } finally {
       await browser.close();
+    }
+  });
+});
+
+describe('SQLITE_SYNCHRONOUS (issue 17.8)', () => {
+  it('accepts NORMAL and FULL, refuses anything else with a line naming the setting', () => {
+    expect(loadConfig({ env: {} }).sqliteSynchronous).toBe('NORMAL');
+    expect(loadConfig({ env: { SQLITE_SYNCHRONOUS: 'FULL' } }).sqliteSynchronous).toBe('FULL');
+    expect(() => loadConfig({ env: { SQLITE_SYNCHRONOUS: 'OFF' } })).toThrow(
+      /SQLITE_SYNCHRONOUS \(environment\)/,
+    );
+  });
+
+  it('a relay on FULL stores and delivers', async () => {
+    const relay = await startRelay({ sqliteSynchronous: 'FULL' });
+    try {
+      const [a, b] = [await register(relay.url), await register(relay.url)];
+      const r = await request(relay.url, 'POST', '/send', {
+        token: a.token,
+        json: { to_id: b.id, content: 'durable' },
+      });
+      expect(r.text).toMatch(/^发送成功/);
+      expect((await request(relay.url, 'GET', '/messages', { token: b.token })).text).toContain(
+        '内容：durable',
+      );
+    } finally {
+      await relay.close();
     }
   });
 });
