@@ -1,79 +1,23 @@
-// JSON mode (DESIGN §3): snake_case shapes, times as ISO-8601 UTC strings. Documented in docs/protocol.md.
+// JSON mode (DESIGN §3): snake_case shapes, times as ISO-8601 UTC strings. The shapes are schema.ts's;
+// here is the mapping from the relay's views to them (and back, for clients).
 
 import type {
   AttachmentView,
   FriendView,
   GroupMemberView,
-  GroupRole,
   GroupView,
-  MessageType,
   MessageView,
   PublicUser,
-  UserStatus,
 } from './model.ts';
+import type {
+  AttachmentJson,
+  FriendJson,
+  GroupJson,
+  GroupMemberJson,
+  MessageJson,
+  UserJson,
+} from './schema.ts';
 import { displayFilename, fileUrl } from './text.ts';
-
-export interface UserJson {
-  id: number;
-  name: string;
-  description: string | null;
-  status: UserStatus;
-  created_at: string;
-  last_seen_at: string | null;
-}
-
-export interface FriendJson extends UserJson {
-  friends_since: string;
-}
-
-export interface AttachmentJson {
-  /** Sanitised display name (displayFilename). */
-  name: string;
-  /** The filename as given by the sender. */
-  original_name: string;
-  file_id: string | null;
-  /** Relay-relative download path `/files/<file_id>`, or null while no bytes are stored. */
-  url: string | null;
-  size: number | null;
-  content_type: string | null;
-  expires_at: string | null;
-}
-
-export interface MessageJson {
-  id: number;
-  type: MessageType;
-  created_at: string;
-  /** null for system notices. */
-  from_id: number | null;
-  from: { id: number; name: string; description: string | null } | null;
-  content: string;
-  attachment: AttachmentJson | null;
-  /** The group of a `group` message; null for every other type. */
-  group: { id: number; name: string } | null;
-  /** This recipient was mentioned (group messages only; false elsewhere). */
-  mentioned: boolean;
-}
-
-/** A group as the caller sees it (docs/groups-api.md). */
-export interface GroupJson {
-  id: number;
-  name: string;
-  description: string | null;
-  owner_id: number;
-  owner_name: string;
-  member_count: number;
-  created_at: string;
-  /** The caller's role. */
-  role: GroupRole;
-}
-
-export interface GroupMemberJson {
-  id: number;
-  name: string;
-  description: string | null;
-  role: GroupRole;
-  joined_at: string;
-}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null | undefined): string | null => (ms == null ? null : iso(ms));
