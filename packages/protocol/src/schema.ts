@@ -246,6 +246,17 @@ const json = (schema: TSchema) => ({ type: 'application/json', schema });
  * must have an entry here for each route: the OpenAPI build refuses otherwise).
  */
 export const ENDPOINTS = {
+  'GET /': {
+    summary: 'What this server is; points to /docs and /health',
+    tag: 'ops',
+    json: Type.Object({
+      name: Type.String(),
+      version: Type.String(),
+      docs: Type.String(),
+      openapi: Type.String(),
+      health: Type.String(),
+    }),
+  },
   'GET /health': {
     summary: 'Liveness and capabilities (version, features)',
     tag: 'ops',

@@ -1,8 +1,11 @@
 // Request validation with the reference's error wording (FastAPI + pydantic v2, spec §1.4): every
 // problem in path, query, header and body is collected first, then reported together as
 // `请求格式错误：<loc -> parts>: <msg>; …` — before the token is even looked at, as on the reference.
+// What is valid comes from the request schemas in @openwechat/protocol (fromSchema); the field checks
+// below say it in pydantic's words.
 
 import { RelayError } from '@openwechat/protocol';
+import { KindGuard, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 
 export type Loc = 'path' | 'query' | 'header' | 'body';
 
@@ -198,4 +201,55 @@ export function jsonBody(issues: Issues, raw: unknown): Record<string, unknown> 
     return undefined;
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * Validates `raw` (a parsed body, the query or the path parameters) against a request schema from
+ * @openwechat/protocol, property by property in the schema's order, each with the field check for its
+ * type (lax ints, code-point lengths, enums, int lists, booleans, nullable strings). An Optional property
+ * that is absent takes its default or stays absent; one that is present is validated as required (so
+ * `"owner_id": null` is refused, as before). Invalid properties are left out of the result.
+ */
+export function fromSchema<T extends TObject>(
+  issues: Issues,
+  loc: Loc,
+  schema: T,
+  raw: Record<string, unknown>,
+): Partial<Static<T>> {
+  const out: Record<string, unknown> = {};
+  for (const [key, prop] of Object.entries(schema.properties) as [string, TSchema][]) {
+    const value = raw[key];
+    if (value === undefined && KindGuard.IsOptional(prop)) {
+      if (prop.default !== undefined) out[key] = prop.default;
+      continue;
+    }
+    const checked = checkField(issues, `${loc} -> ${key}`, prop, value);
+    if (checked !== undefined) out[key] = checked;
+  }
+  return out as Partial<Static<T>>;
+}
+
+/** The string values of a union of string literals, or null when `schema` is not one. */
+function stringEnum(schema: TSchema): string[] | null {
+  if (!KindGuard.IsUnion(schema) || !schema.anyOf.every((s) => KindGuard.IsLiteralString(s))) return null;
+  return schema.anyOf.map((s) => s.const as string);
+}
+
+function checkField(issues: Issues, loc: string, schema: TSchema, raw: unknown): unknown {
+  if (KindGuard.IsInteger(schema))
+    return intField(issues, loc, raw, { ge: schema.minimum, le: schema.maximum });
+  if (KindGuard.IsString(schema))
+    return strField(issues, loc, raw, { min: schema.minLength, max: schema.maxLength });
+  if (KindGuard.IsBoolean(schema)) return boolField(issues, loc, raw);
+  if (KindGuard.IsArray(schema) && KindGuard.IsInteger(schema.items))
+    return intListField(issues, loc, raw, { minItems: schema.minItems });
+  const values = stringEnum(schema);
+  if (values) return enumField(issues, loc, raw, values);
+  // `T | null`: only nullable strings occur in requests.
+  if (KindGuard.IsUnion(schema) && schema.anyOf.length === 2 && KindGuard.IsNull(schema.anyOf[1])) {
+    const inner = schema.anyOf[0];
+    if (KindGuard.IsString(inner))
+      return strField(issues, loc, raw, { nullable: true, min: inner.minLength, max: inner.maxLength });
+  }
+  throw new Error(`fromSchema: no field check for the schema of ${loc}`);
 }

@@ -1,353 +1,108 @@
-// The OpenAPI 3.1 document, built from the route table: every route gets its path, method, guards and
-// both renderings (text and JSON mode). DOCS below adds what the table cannot know (summaries, bodies,
-// JSON shapes); buildOpenApi() refuses to build if a route has no entry, so the document cannot drift.
+// The OpenAPI 3.1 document, generated: paths, methods and guards from the route table; summaries, request
+// and response shapes from @openwechat/protocol's ENDPOINTS (the same TypeBox schemas that validate
+// requests and type the JSON mode). buildOpenApi() refuses to build if a route has no entry, so the
+// document cannot drift from the table, and it has no shapes of its own to drift from the wire.
 
-import { ERRORS } from '@openwechat/protocol';
+import {
+  COMPONENTS,
+  ENDPOINTS,
+  IdempotencyKeyHeader,
+  PATH_PARAMS,
+  type Endpoint,
+} from '@openwechat/protocol';
+import type { TSchema } from '@sinclair/typebox';
 import type { RouteSpec } from './route.ts';
 
 type Schema = Record<string, unknown>;
 
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
-const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
-const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
-const nullable = (s: Schema): Schema => ({ anyOf: [s, { type: 'null' }] });
-const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
-  type: 'object',
-  properties,
-  required,
-});
 
-const SCHEMAS: Record<string, Schema> = {
-  User: obj({
-    id: int(),
-    name: str(),
-    description: nullable(str()),
-    status: str({ enum: ['open', 'friends_only', 'do_not_disturb'] }),
-    created_at: str({ format: 'date-time' }),
-    last_seen_at: nullable(str({ format: 'date-time' })),
-  }),
-  Friend: { allOf: [ref('User'), obj({ friends_since: str({ format: 'date-time' }) })] },
-  Attachment: obj({
-    name: str({ description: 'sanitised display name' }),
-    original_name: str(),
-    file_id: nullable(str()),
-    url: nullable(str({ description: '/files/<file_id>' })),
-    size: nullable(int()),
-    content_type: nullable(str()),
-    expires_at: nullable(str({ format: 'date-time' })),
-  }),
-  Message: obj({
-    id: int({ description: 'per recipient, increasing in commit order' }),
-    type: str({ enum: ['chat', 'friend_request', 'system', 'group'] }),
-    created_at: str({ format: 'date-time' }),
-    from_id: nullable(int()),
-    from: nullable(obj({ id: int(), name: str(), description: nullable(str()) })),
-    content: str(),
-    attachment: nullable(ref('Attachment')),
-    group: nullable(obj({ id: int(), name: str({ description: 'the current name' }) })),
-    mentioned: { type: 'boolean', description: 'this copy of a group message mentions its recipient' },
-  }),
-  Group: obj({
-    id: int(),
-    name: str(),
-    description: nullable(str()),
-    owner_id: int(),
-    owner_name: str(),
-    member_count: int({ description: 'the owner included' }),
-    created_at: str({ format: 'date-time' }),
-    role: str({ enum: ['owner', 'member'], description: "the caller's role" }),
-  }),
-  GroupMember: obj({
-    id: int(),
-    name: str(),
-    description: nullable(str()),
-    role: str({ enum: ['owner', 'member'] }),
-    joined_at: str({ format: 'date-time' }),
-  }),
-  GroupSendResult: obj({
-    result: str({ enum: ['group'] }),
-    message: str(),
-    group_id: int(),
-    recipients: int({ description: 'members the message was stored for (everyone but the sender)' }),
-    inbox: obj({ total: int(), preview: { type: 'array', items: ref('Message') } }),
-  }),
-  InboxPage: obj({
-    total: int(),
-    fetched: int(),
-    remaining: int(),
-    messages: { type: 'array', items: ref('Message') },
-  }),
-  SendResult: obj({
-    result: str({ enum: ['request', 'accepted', 'chat'] }),
-    message: str(),
-    message_id: int(),
-    inbox: obj({ total: int(), preview: { type: 'array', items: ref('Message') } }),
-  }),
-  Error: obj({
-    error: obj({ code: str({ enum: Object.keys(ERRORS) }), message: str() }),
-  }),
-};
-
-interface Doc {
-  summary: string;
-  tag: string;
-  query?: Record<string, Schema>;
-  body?: { type: 'json' | 'multipart' | 'html'; schema: Schema };
-  /** JSON-mode success schema; omitted: same body in both modes (JSON) or not JSON at all. */
-  json?: Schema;
-  /** The answer is not text/JSON (SSE, HTML, a file). */
-  produces?: string;
+/**
+ * A TypeBox schema as plain JSON Schema: TypeBox's symbol keys dropped, and a union of string literals
+ * (how TypeBox spells an enum) written as `enum`, the way OpenAPI readers show it best.
+ */
+function plain(schema: TSchema): Schema {
+  return tidy(JSON.parse(JSON.stringify(schema)) as unknown) as Schema;
 }
 
-export const DOCS: Record<string, Doc> = {
-  'GET /': { summary: 'What this server is; points to /docs and /health', tag: 'ops' },
-  'GET /health': {
-    summary: 'Liveness and capabilities (version, features)',
-    tag: 'ops',
-    produces: 'application/json',
-  },
-  'GET /metrics': { summary: 'Prometheus metrics', tag: 'ops', produces: 'text/plain' },
-  'GET /livez': { summary: 'Liveness probe', tag: 'ops', produces: 'application/json' },
-  'GET /readyz': {
-    summary: 'Readiness probe (503 while shutting down)',
-    tag: 'ops',
-    produces: 'application/json',
-  },
-  'GET /openapi.json': {
-    summary: 'This document (rendered at /docs)',
-    tag: 'ops',
-    produces: 'application/json',
-  },
-  'GET /stats': {
-    summary: 'Counts of users, friendships and messages',
-    tag: 'ops',
-    produces: 'application/json',
-  },
-  'POST /register': {
-    summary: 'Register; the token is shown once',
-    tag: 'accounts',
-    body: {
-      type: 'json',
-      schema: obj(
-        {
-          name: str({ minLength: 1, maxLength: 100 }),
-          description: nullable(str({ maxLength: 200 })),
-          status: str({ enum: ['open', 'friends_only', 'do_not_disturb'] }),
-        },
-        ['name'],
-      ),
-    },
-    json: obj({ user: ref('User'), token: str(), top_users: { type: 'array', items: ref('User') } }),
-  },
-  'GET /users': {
-    summary: 'Discover up to 10 random open users',
-    tag: 'accounts',
-    query: { keyword: str() },
-    json: obj({ total: int(), users: { type: 'array', items: ref('User') } }),
-  },
-  'GET /users/:user_id': { summary: 'One user', tag: 'accounts', json: obj({ user: ref('User') }) },
-  'PATCH /me': {
-    summary: 'Set my status',
-    tag: 'accounts',
-    body: {
-      type: 'json',
-      schema: obj({ status: str({ enum: ['open', 'friends_only', 'do_not_disturb'] }) }),
-    },
-    json: obj({ user: ref('User') }),
-  },
-  'POST /send': {
-    summary: 'Send a message (a first message is a friend request; a reply accepts it)',
-    tag: 'messages',
-    body: { type: 'json', schema: obj({ to_id: int(), content: str({ minLength: 1, maxLength: 1000 }) }) },
-    json: ref('SendResult'),
-  },
-  'POST /send/file': {
-    summary: 'Send a file (multipart: to_id, content, file)',
-    tag: 'messages',
-    body: {
-      type: 'multipart',
-      schema: obj({ to_id: int(), content: str({ maxLength: 1000 }), file: str({ format: 'binary' }) }, [
-        'to_id',
-      ]),
-    },
-    json: ref('SendResult'),
-  },
-  'GET /messages': {
-    summary: 'Read the inbox: read-and-clear, or with after=n non-destructive (acks ≤ n)',
-    tag: 'messages',
-    query: {
-      limit: int({ minimum: 1, maximum: 500, default: 100 }),
-      from_id: int(),
-      after: int({ minimum: 0 }),
-    },
-    json: ref('InboxPage'),
-  },
-  'POST /messages/ack': {
-    summary: 'Acknowledge (delete) every message with id ≤ up_to',
-    tag: 'messages',
-    body: { type: 'json', schema: obj({ up_to: int({ minimum: 0 }) }) },
-    json: obj({ acked: int(), up_to: int() }),
-  },
-  'GET /friends': {
-    summary: 'Accepted friends',
-    tag: 'friends',
-    json: obj({ friends: { type: 'array', items: ref('Friend') } }),
-  },
-  'POST /block/:user_id': {
-    summary: 'Block a friend (purges their messages from my inbox)',
-    tag: 'friends',
-    json: obj({ user: obj({ id: int(), name: str() }), status: str({ enum: ['blocked'] }) }),
-  },
-  'POST /unblock/:user_id': {
-    summary: 'Unblock (the relationship is deleted)',
-    tag: 'friends',
-    json: obj({ user: obj({ id: int(), name: str() }), status: str({ enum: ['none'] }) }),
-  },
-  'POST /groups': {
-    summary: 'Create a group (the caller owns it; initial members must be accepted friends)',
-    tag: 'groups',
-    body: {
-      type: 'json',
-      schema: obj(
-        {
-          name: str({ minLength: 1, maxLength: 50 }),
-          description: nullable(str({ maxLength: 200 })),
-          member_ids: { type: 'array', items: int() },
-        },
-        ['name'],
-      ),
-    },
-    json: obj({ group: ref('Group') }),
-  },
-  'GET /groups': {
-    summary: 'The groups I belong to',
-    tag: 'groups',
-    json: obj({ groups: { type: 'array', items: ref('Group') } }),
-  },
-  'GET /groups/:group_id': {
-    summary: 'A group and its members (members only)',
-    tag: 'groups',
-    json: obj({ group: ref('Group'), members: { type: 'array', items: ref('GroupMember') } }),
-  },
-  'PATCH /groups/:group_id': {
-    summary: 'Rename, re-describe or hand over a group (owner)',
-    tag: 'groups',
-    body: {
-      type: 'json',
-      schema: obj(
-        {
-          name: str({ minLength: 1, maxLength: 50 }),
-          description: nullable(str({ maxLength: 200 })),
-          owner_id: int({ description: 'a current member' }),
-        },
-        [],
-      ),
-    },
-    json: obj({ group: ref('Group') }),
-  },
-  'DELETE /groups/:group_id': {
-    summary: 'Dissolve a group (owner); the other members get a notice',
-    tag: 'groups',
-    json: obj({ ok: { type: 'boolean' } }),
-  },
-  'POST /groups/:group_id/members': {
-    summary: "Add members (owner): the owner's accepted friends, all or nothing",
-    tag: 'groups',
-    body: { type: 'json', schema: obj({ user_ids: { type: 'array', items: int(), minItems: 1 } }) },
-    json: obj({ added: { type: 'array', items: obj({ id: int(), name: str() }) } }),
-  },
-  'DELETE /groups/:group_id/members/:user_id': {
-    summary: 'Remove a member (owner), or myself (= leave)',
-    tag: 'groups',
-    json: obj({ ok: { type: 'boolean' } }),
-  },
-  'POST /groups/:group_id/leave': {
-    summary: 'Leave a group (not the owner)',
-    tag: 'groups',
-    json: obj({ ok: { type: 'boolean' } }),
-  },
-  'POST /groups/:group_id/send': {
-    summary: 'Send to every other member (one stored copy each; @name or mention_ids mention)',
-    tag: 'groups',
-    body: {
-      type: 'json',
-      schema: obj(
-        { content: str({ minLength: 1, maxLength: 1000 }), mention_ids: { type: 'array', items: int() } },
-        ['content'],
-      ),
-    },
-    json: ref('GroupSendResult'),
-  },
-  'POST /groups/:group_id/send/file': {
-    summary: 'Send a file to the group (multipart: content, file, mention_ids comma-separated)',
-    tag: 'groups',
-    body: {
-      type: 'multipart',
-      schema: obj(
-        {
-          content: str({ maxLength: 1000 }),
-          file: str({ format: 'binary' }),
-          mention_ids: str({ description: 'comma-separated user ids' }),
-        },
-        [],
-      ),
-    },
-    json: ref('GroupSendResult'),
-  },
-  'GET /files/:file_id': {
-    summary: 'Download an attachment (sender or recipient; any member for a group attachment)',
-    tag: 'messages',
-    produces: 'application/octet-stream',
-  },
-  'PUT /homepage': {
-    summary: 'Publish my homepage (raw HTML body or multipart file), ≤ 512 KB',
-    tag: 'homepage',
-    body: { type: 'html', schema: str() },
-    json: obj({ url: str() }),
-  },
-  'GET /homepage/:user_id': {
-    summary: 'A homepage, served in a sandbox',
-    tag: 'homepage',
-    produces: 'text/html',
-  },
-  'GET /stream': {
-    summary: 'SSE stream: legacy, or resume with Last-Event-ID / since',
-    tag: 'messages',
-    query: { since: int({ minimum: 0 }), format: str({ enum: ['text', 'json'] }) },
-    produces: 'text/event-stream',
-  },
-  'GET /admin/rate-limit': { summary: 'Rate limiter state', tag: 'admin', produces: 'application/json' },
-  'POST /admin/rate-limit': {
-    summary: 'Turn the rate limiter on or off (this instance)',
-    tag: 'admin',
-    body: { type: 'json', schema: obj({ enabled: { type: 'boolean' } }) },
-    produces: 'application/json',
-  },
-};
+function tidy(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(tidy);
+  if (typeof node !== 'object' || node === null) return node;
+  const { anyOf, ...rest } = node as Schema;
+  if (
+    Array.isArray(anyOf) &&
+    anyOf.length > 0 &&
+    anyOf.every(
+      (s: Schema) => typeof s.const === 'string' && Object.keys(s).length === 2 && s.type === 'string',
+    )
+  ) {
+    return { type: 'string', enum: anyOf.map((s: Schema) => s.const), ...rest };
+  }
+  return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, tidy(v)]));
+}
 
-const TEXT = { 'text/plain': { schema: str() } };
+/** The named shapes, and a function that writes any copy of one of them as a `$ref` to it. */
+function components(): { schemas: Record<string, Schema>; refer: (s: Schema, self?: string) => Schema } {
+  const byJson = new Map<string, string>();
+  const plainOnes = Object.entries(COMPONENTS).map(([name, s]) => [name, plain(s)] as const);
+  for (const [name, s] of plainOnes) byJson.set(JSON.stringify(s), name);
+  const refer = (node: Schema, self?: string): Schema => {
+    const walk = (n: unknown, root: boolean): unknown => {
+      if (Array.isArray(n)) return n.map((x) => walk(x, false));
+      if (typeof n !== 'object' || n === null) return n;
+      const name = byJson.get(JSON.stringify(n));
+      if (name && !(root && name === self)) return ref(name);
+      return Object.fromEntries(Object.entries(n).map(([k, v]) => [k, walk(v, false)]));
+    };
+    return walk(node, true) as Schema;
+  };
+  const schemas = Object.fromEntries(plainOnes.map(([name, s]) => [name, refer(s, name)]));
+  return { schemas, refer };
+}
 
-function operation(route: RouteSpec, doc: Doc): Schema {
+const TEXT = { 'text/plain': { schema: { type: 'string' } } };
+const BODY_TYPES = { json: 'application/json', multipart: 'multipart/form-data', html: 'text/html' } as const;
+const SENDS = ['/send', '/send/file', '/groups/:group_id/send', '/groups/:group_id/send/file'];
+
+/** A declared shape; else any JSON, or a string for text, HTML, SSE and files. */
+function producedSchema(p: NonNullable<Endpoint['produces']>, schema: (s: TSchema) => Schema): Schema {
+  if (p.schema) return schema(p.schema);
+  return p.type === 'application/json' ? {} : { type: 'string' };
+}
+
+function operation(route: RouteSpec, doc: Endpoint, refer: (s: Schema) => Schema): Schema {
+  const schema = (s: TSchema): Schema => refer(plain(s));
   const parameters: Schema[] = [];
   for (const m of route.url.matchAll(/:([a-z_]+)/g)) {
-    parameters.push({ name: m[1], in: 'path', required: true, schema: m[1] === 'file_id' ? str() : int() });
+    const name = m[1] as keyof typeof PATH_PARAMS;
+    const param = PATH_PARAMS[name];
+    if (!param) throw new Error(`openapi: no schema for the path parameter :${name} of ${route.url}`);
+    parameters.push({ name, in: 'path', required: true, schema: schema(param) });
   }
-  for (const [name, schema] of Object.entries(doc.query ?? {}))
-    parameters.push({ name, in: 'query', schema });
+  if (doc.query) {
+    const q = plain(doc.query) as { properties: Record<string, Schema>; required?: string[] };
+    for (const [name, s] of Object.entries(q.properties)) {
+      const required = q.required?.includes(name) ?? false;
+      parameters.push({ name, in: 'query', ...(required ? { required } : {}), schema: refer(s) });
+    }
+  }
   if (route.auth === 'token')
-    parameters.push({ name: 'X-Token', in: 'header', required: true, schema: str() });
+    parameters.push({ name: 'X-Token', in: 'header', required: true, schema: { type: 'string' } });
   if (route.auth === 'admin')
-    parameters.push({ name: 'X-Admin-Key', in: 'header', required: true, schema: str() });
-  if (['/send', '/send/file', '/groups/:group_id/send', '/groups/:group_id/send/file'].includes(route.url)) {
-    parameters.push({ name: 'Idempotency-Key', in: 'header', schema: str({ maxLength: 255 }) });
-  }
-  if (route.url === '/stream') parameters.push({ name: 'Last-Event-ID', in: 'header', schema: str() });
+    parameters.push({ name: 'X-Admin-Key', in: 'header', required: true, schema: { type: 'string' } });
+  if (SENDS.includes(route.url))
+    parameters.push({ name: 'Idempotency-Key', in: 'header', schema: schema(IdempotencyKeyHeader) });
+  if (route.url === '/stream')
+    parameters.push({ name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } });
 
   const ok: Schema = doc.produces
-    ? { description: 'OK', content: { [doc.produces]: { schema: str() } } }
+    ? {
+        description: 'OK',
+        content: { [doc.produces.type]: { schema: producedSchema(doc.produces, schema) } },
+      }
     : {
         description: 'OK (text layout by default; JSON with Accept: application/json)',
-        content: { ...TEXT, 'application/json': { schema: doc.json ?? {} } },
+        content: { ...TEXT, 'application/json': { schema: doc.json ? schema(doc.json) : {} } },
       };
   const errorContent = { ...TEXT, 'application/json': { schema: ref('Error') } };
   const responses: Record<string, Schema> = { 200: ok };
@@ -371,24 +126,23 @@ function operation(route: RouteSpec, doc: Doc): Schema {
     responses,
   };
   if (doc.body) {
-    const type =
-      doc.body.type === 'json'
-        ? 'application/json'
-        : doc.body.type === 'multipart'
-          ? 'multipart/form-data'
-          : 'text/html';
-    op.requestBody = { required: true, content: { [type]: { schema: doc.body.schema } } };
+    op.requestBody = {
+      required: true,
+      content: { [BODY_TYPES[doc.body.type]]: { schema: schema(doc.body.schema) } },
+    };
   }
   return op;
 }
 
 export function buildOpenApi(routes: readonly RouteSpec[], version: string): Schema {
+  const { schemas, refer } = components();
+  const endpoints: Record<string, Endpoint> = ENDPOINTS;
   const paths: Record<string, Record<string, Schema>> = {};
   for (const route of routes) {
-    const doc = DOCS[`${route.method} ${route.url}`];
+    const doc = endpoints[`${route.method} ${route.url}`];
     if (!doc) throw new Error(`openapi: no documentation for ${route.method} ${route.url}`);
     const path = route.url.replace(/:([a-z_]+)/g, '{$1}');
-    (paths[path] ??= {})[route.method.toLowerCase()] = operation(route, doc);
+    (paths[path] ??= {})[route.method.toLowerCase()] = operation(route, doc, refer);
   }
   return {
     openapi: '3.1.0',
@@ -399,6 +153,6 @@ export function buildOpenApi(routes: readonly RouteSpec[], version: string): Sch
         'Wire-compatible with the openwechat-claw relay (plain-text API, SSE), plus JSON mode, message ids, resumable streams, idempotent sends and stored files. See docs/protocol.md.',
     },
     paths,
-    components: { schemas: SCHEMAS },
+    components: { schemas },
   };
 }

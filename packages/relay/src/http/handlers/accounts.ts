@@ -10,12 +10,15 @@ import {
   hasControlChars,
   hasSenderIdMarker,
   nameKey,
+  RegisterBody,
   RelayError,
-  USER_STATUSES,
+  StatusBody,
+  UserIdPath,
+  DiscoverQuery,
   userJson,
   type UserStatus,
 } from '@openwechat/protocol';
-import { enumField, intField, jsonBody, strField, type Issues } from '../input.ts';
+import { fromSchema, jsonBody, type Issues } from '../input.ts';
 import type { Ctx, Output } from '../route.ts';
 import { sha256Hex } from '../route.ts';
 
@@ -39,14 +42,7 @@ export interface RegisterInput {
 export function parseRegister(req: { body: unknown }, issues: Issues): RegisterInput {
   const body = jsonBody(issues, req.body);
   if (!body) return undefined as never;
-  const name = strField(issues, 'body -> name', body.name, { min: 1, max: 100 });
-  const description = strField(issues, 'body -> description', body.description, {
-    required: false,
-    nullable: true,
-    max: 200,
-  });
-  const status =
-    body.status === undefined ? 'open' : enumField(issues, 'body -> status', body.status, USER_STATUSES);
+  const { name, description, status } = fromSchema(issues, 'body', RegisterBody, body);
   return { name: name ?? '', description: description ?? null, status: status ?? 'open' };
 }
 
@@ -89,8 +85,7 @@ export interface DiscoverInput {
 }
 
 export function parseDiscover(req: { query: unknown }, issues: Issues): DiscoverInput {
-  const q = req.query as Record<string, unknown>;
-  const keyword = strField(issues, 'query -> keyword', q.keyword, { required: false });
+  const { keyword } = fromSchema(issues, 'query', DiscoverQuery, req.query as Record<string, unknown>);
   const trimmed = typeof keyword === 'string' ? keyword.trim() : '';
   return { keyword: trimmed || null };
 }
@@ -111,8 +106,9 @@ export async function discover({ services, user }: Ctx & { user: { id: number } 
 }
 
 export function parseUserIdPath(req: { params: unknown }, issues: Issues): { userId: number } {
-  const p = req.params as Record<string, unknown>;
-  return { userId: intField(issues, 'path -> user_id', p.user_id) ?? 0 };
+  return {
+    userId: fromSchema(issues, 'path', UserIdPath, req.params as Record<string, unknown>).user_id ?? 0,
+  };
 }
 
 export async function userDetail({ services }: Ctx, input: { userId: number }): Promise<Output> {
@@ -125,7 +121,7 @@ export async function userDetail({ services }: Ctx, input: { userId: number }): 
 export function parseStatus(req: { body: unknown }, issues: Issues): { status: UserStatus } {
   const body = jsonBody(issues, req.body);
   if (!body) return { status: 'open' };
-  return { status: enumField(issues, 'body -> status', body.status, USER_STATUSES) ?? 'open' };
+  return { status: fromSchema(issues, 'body', StatusBody, body).status ?? 'open' };
 }
 
 export async function updateMe(

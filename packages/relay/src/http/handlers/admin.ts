@@ -1,8 +1,8 @@
 // Admin endpoints (reference §3 /admin/rate-limit), keyed by X-Admin-Key.
 
 import { timingSafeEqual } from 'node:crypto';
-import { RelayError } from '@openwechat/protocol';
-import { boolField, jsonBody, type Issues } from '../input.ts';
+import { RateLimitBody, RelayError } from '@openwechat/protocol';
+import { fromSchema, jsonBody, type Issues } from '../input.ts';
 import { sha256Hex, type Ctx, type Output } from '../route.ts';
 
 /** Constant-time comparison of the presented key with ADMIN_KEY (digests have equal length). */
@@ -22,7 +22,7 @@ export async function getRateLimit({ services }: Ctx): Promise<Output> {
 
 export function parseRateLimit(req: { body: unknown }, issues: Issues): { enabled: boolean } {
   const body = jsonBody(issues, req.body);
-  return { enabled: (body && boolField(issues, 'body -> enabled', body.enabled)) ?? false };
+  return { enabled: (body && fromSchema(issues, 'body', RateLimitBody, body).enabled) ?? false };
 }
 
 export async function setRateLimit({ services }: Ctx, input: { enabled: boolean }): Promise<Output> {

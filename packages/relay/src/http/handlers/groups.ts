@@ -4,6 +4,12 @@
 // Every change commits first (with its system notices), then the recipients' streams are woken.
 
 import {
+  AddMembersBody,
+  CreateGroupBody,
+  GroupIdPath,
+  GroupSendBody,
+  MemberPath,
+  UpdateGroupBody,
   formatGroupCreated,
   formatGroupDetail,
   formatGroupDissolved,
@@ -24,7 +30,7 @@ import {
 import type { FastifyRequest } from 'fastify';
 import type { GroupLimits } from '../../domain/groups.ts';
 import type { UserRecord } from '../../store/types.ts';
-import { intField, intListField, jsonBody, strField, type Issues } from '../input.ts';
+import { fromSchema, intField, jsonBody, strField, type Issues } from '../input.ts';
 import type { UploadedFile } from '../multipart.ts';
 import { sha256Hex, type Ctx, type Output } from '../route.ts';
 import {
@@ -59,8 +65,9 @@ export interface GroupPath {
 }
 
 export function parseGroupPath(req: { params: unknown }, issues: Issues): GroupPath {
-  const p = req.params as Record<string, unknown>;
-  return { groupId: intField(issues, 'path -> group_id', p.group_id) ?? 0 };
+  return {
+    groupId: fromSchema(issues, 'path', GroupIdPath, req.params as Record<string, unknown>).group_id ?? 0,
+  };
 }
 
 // ── Create, list, details ─────────────────────────────────────────────────────────────────────────
@@ -74,13 +81,7 @@ export interface CreateGroupInput {
 export function parseCreateGroup(req: { body: unknown }, issues: Issues): CreateGroupInput {
   const body = jsonBody(issues, req.body);
   if (!body) return { name: '', description: null, memberIds: [] };
-  const name = strField(issues, 'body -> name', body.name, { min: 1, max: 50 });
-  const description = strField(issues, 'body -> description', body.description, {
-    required: false,
-    nullable: true,
-    max: 200,
-  });
-  const memberIds = intListField(issues, 'body -> member_ids', body.member_ids, { required: false });
+  const { name, description, member_ids: memberIds } = fromSchema(issues, 'body', CreateGroupBody, body);
   return { name: name ?? '', description: description ?? null, memberIds: memberIds ?? [] };
 }
 
@@ -117,7 +118,7 @@ export async function groupDetail(ctx: AuthedCtx, input: GroupPath): Promise<Out
 export function parseAddMembers(req: FastifyRequest, issues: Issues): GroupPath & { userIds: number[] } {
   const path = parseGroupPath(req, issues);
   const body = jsonBody(issues, req.body);
-  const userIds = body ? intListField(issues, 'body -> user_ids', body.user_ids, { minItems: 1 }) : undefined;
+  const userIds = body ? fromSchema(issues, 'body', AddMembersBody, body).user_ids : undefined;
   return { ...path, userIds: userIds ?? [] };
 }
 
@@ -134,9 +135,8 @@ export async function addMembers(ctx: AuthedCtx, input: GroupPath & { userIds: n
 }
 
 export function parseMemberPath(req: { params: unknown }, issues: Issues): GroupPath & { userId: number } {
-  const path = parseGroupPath(req, issues);
-  const p = req.params as Record<string, unknown>;
-  return { ...path, userId: intField(issues, 'path -> user_id', p.user_id) ?? 0 };
+  const p = fromSchema(issues, 'path', MemberPath, req.params as Record<string, unknown>);
+  return { groupId: p.group_id ?? 0, userId: p.user_id ?? 0 };
 }
 
 /** The owner removes a member; a member naming itself leaves (and is answered as a leave). */
@@ -172,21 +172,10 @@ export function parseUpdateGroup(req: FastifyRequest, issues: Issues): UpdateGro
   const input: UpdateGroupInput = parseGroupPath(req, issues);
   const body = jsonBody(issues, req.body);
   if (!body) return input;
-  if (body.name !== undefined) {
-    const name = strField(issues, 'body -> name', body.name, { min: 1, max: 50 });
-    if (name != null) input.name = name;
-  }
-  if (body.description !== undefined) {
-    const description = strField(issues, 'body -> description', body.description, {
-      nullable: true,
-      max: 200,
-    });
-    if (description !== undefined) input.description = description;
-  }
-  if (body.owner_id !== undefined) {
-    const ownerId = intField(issues, 'body -> owner_id', body.owner_id);
-    if (ownerId !== undefined) input.ownerId = ownerId;
-  }
+  const { name, description, owner_id: ownerId } = fromSchema(issues, 'body', UpdateGroupBody, body);
+  if (name !== undefined) input.name = name;
+  if (description !== undefined) input.description = description;
+  if (ownerId !== undefined) input.ownerId = ownerId;
   return input;
 }
 
@@ -283,8 +272,7 @@ export function parseGroupSend(req: FastifyRequest, issues: Issues): GroupSendIn
   const path = parseGroupPath(req, issues);
   const body = jsonBody(issues, req.body);
   if (!body) return { ...path, content: '', mentionIds: [] };
-  const content = strField(issues, 'body -> content', body.content, { min: 1, max: 1000 });
-  const mentionIds = intListField(issues, 'body -> mention_ids', body.mention_ids, { required: false });
+  const { content, mention_ids: mentionIds } = fromSchema(issues, 'body', GroupSendBody, body);
   return { ...path, content: content ?? '', mentionIds: mentionIds ?? [] };
 }
 

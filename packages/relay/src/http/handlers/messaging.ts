@@ -11,15 +11,18 @@ import {
   formatInboxRead,
   formatSendReply,
   messageJson,
+  AckBody,
+  InboxQuery,
   RelayError,
   SEND_SUCCESS,
+  SendBody,
   type AttachmentView,
 } from '@openwechat/protocol';
 import { acknowledge } from './acknowledge.ts';
 import type { FastifyRequest } from 'fastify';
 import { decideSend } from '../../domain/send.ts';
 import type { InboxMessage, SendResult, UserRecord } from '../../store/types.ts';
-import { charLength, intField, jsonBody, strField, type Issues } from '../input.ts';
+import { charLength, fromSchema, intField, jsonBody, strField, type Issues } from '../input.ts';
 import { readMultipart, type UploadedFile } from '../multipart.ts';
 import { sha256Hex, type Ctx, type Output } from '../route.ts';
 
@@ -36,8 +39,7 @@ export interface SendInput {
 export function parseSend(req: { body: unknown }, issues: Issues): SendInput {
   const body = jsonBody(issues, req.body);
   if (!body) return { toId: 0, content: '' };
-  const toId = intField(issues, 'body -> to_id', body.to_id);
-  const content = strField(issues, 'body -> content', body.content, { min: 1, max: 1000 });
+  const { to_id: toId, content } = fromSchema(issues, 'body', SendBody, body);
   return { toId: toId ?? 0, content: content ?? '' };
 }
 
@@ -276,11 +278,8 @@ export interface InboxInput {
 }
 
 export function parseInbox(req: { query: unknown }, issues: Issues): InboxInput {
-  const q = req.query as Record<string, unknown>;
-  const limit = intField(issues, 'query -> limit', q.limit ?? 100, { ge: 1, le: 500 });
-  const fromId = intField(issues, 'query -> from_id', q.from_id, { required: false });
-  const after = intField(issues, 'query -> after', q.after, { required: false, ge: 0 });
-  return { limit: limit ?? 100, fromId: fromId ?? null, after: after ?? null };
+  const q = fromSchema(issues, 'query', InboxQuery, req.query as Record<string, unknown>);
+  return { limit: q.limit ?? 100, fromId: q.from_id ?? null, after: q.after ?? null };
 }
 
 export async function readInbox(ctx: AuthedCtx, input: InboxInput): Promise<Output> {
@@ -328,7 +327,7 @@ async function readInboxAfter(ctx: AuthedCtx, after: number, limit: number): Pro
 export function parseAck(req: { body: unknown }, issues: Issues): { upTo: number } {
   const body = jsonBody(issues, req.body);
   if (!body) return { upTo: 0 };
-  return { upTo: intField(issues, 'body -> up_to', body.up_to, { ge: 0 }) ?? 0 };
+  return { upTo: fromSchema(issues, 'body', AckBody, body).up_to ?? 0 };
 }
 
 /** POST /messages/ack {"up_to": n}: delete every message with id ≤ n. */
