@@ -57,5 +57,5 @@ export interface BenchContext {
   log(msg: string): void;
 }
 
-/** Same length as the benchmark's chat content, for the yardstick's body. */
-export const CONTENT = 'benchmark message: the quick brown fox jumps over the lazy dog';
+// The content every benchmark send carries; defined with the load generator, which sends it.
+export { CONTENT } from './load.ts';

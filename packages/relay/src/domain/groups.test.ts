@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FriendshipRecord, GroupRecord, UserRecord } from '../store/types.ts';
+import type { FriendshipRecord, GroupRecord, UserRecord } from './records.ts';
 import {
   decideAddMembers,
   decideCreateGroup,

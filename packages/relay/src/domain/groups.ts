@@ -12,7 +12,7 @@ import {
   type GroupRef,
   type GroupRole,
 } from '@openwechat/protocol';
-import type { FriendshipRecord, GroupRecord, NewMessage, UserRecord } from '../store/types.ts';
+import type { FriendshipRecord, GroupRecord, NewMessage, UserRecord } from './records.ts';
 
 /** MAX_GROUP_MEMBERS (owner included) and MAX_GROUPS_PER_USER (groups a user belongs to). */
 export interface GroupLimits {

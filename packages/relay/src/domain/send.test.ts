@@ -1,6 +1,6 @@
 import { RelayError, type AttachmentView, type ErrorCode, type UserStatus } from '@openwechat/protocol';
 import { describe, expect, it } from 'vitest';
-import type { FriendshipRecord, NewMessage, UserRecord } from '../store/types.ts';
+import type { FriendshipRecord, NewMessage, UserRecord } from './records.ts';
 import { decideSend, type SendState } from './send.ts';
 
 // 2026-03-09 02:00:00 UTC = 10:00:00 Beijing time.

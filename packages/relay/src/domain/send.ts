@@ -8,7 +8,7 @@ import {
   type AttachmentView,
   type UserStatus,
 } from '@openwechat/protocol';
-import type { FriendshipRecord, NewMessage, UserRecord } from '../store/types.ts';
+import type { FriendshipRecord, NewMessage, UserRecord } from './records.ts';
 
 export interface SendState {
   sender: UserRecord;

@@ -9,21 +9,22 @@ import type {
   GroupMemberView,
   GroupRef,
   GroupView,
-  MessageType,
   MessageView,
-  PublicUser,
   StatsView,
   UserStatus,
 } from '@openwechat/protocol';
 import type { GroupLimits, GroupSendDecision, GroupSendState } from '../domain/groups.ts';
+import type { FriendshipRecord, UserRecord } from '../domain/records.ts';
 import type { SendDecision, SendState } from '../domain/send.ts';
 
-export interface UserRecord extends PublicUser {
-  /** Lower-cased NFKC form of the name; unique (the reference's utf8mb4_unicode_ci collision rule). */
-  nameKey: string;
-  /** Set by an operator (admin CLI): the token is refused and the user is hidden from discovery. */
-  disabledAt: number | null;
-}
+// The records the rules in ../domain decide on live there (the domain does not depend on storage).
+export type {
+  FriendshipRecord,
+  FriendshipStatus,
+  GroupRecord,
+  NewMessage,
+  UserRecord,
+} from '../domain/records.ts';
 
 export interface NewUser {
   name: string;
@@ -33,34 +34,6 @@ export interface NewUser {
   /** Hex SHA-256 of the token; the token itself is never stored. */
   tokenHash: string;
   createdAt: number;
-}
-
-export type FriendshipStatus = 'pending' | 'accepted' | 'blocked';
-
-export interface FriendshipRecord {
-  /** The smaller user id of the pair. */
-  userA: number;
-  /** The larger user id of the pair. */
-  userB: number;
-  initiatedBy: number;
-  status: FriendshipStatus;
-  blockedBy: number | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** A message to be stored in `toId`'s inbox; the store assigns its per-recipient id. */
-export interface NewMessage {
-  toId: number;
-  fromId: number | null;
-  type: MessageType;
-  content: string;
-  attachment: AttachmentView | null;
-  createdAt: number;
-  /** The group of a `group` message (absent/null otherwise). */
-  groupId?: number | null;
-  /** This recipient's copy of a group message mentions it. */
-  mentioned?: boolean;
 }
 
 /** A stored message, rendered for its recipient (sender's current profile joined in). */
@@ -140,16 +113,6 @@ export interface FileRecord {
 export type NewFile = Omit<FileRecord, 'downloadedAt' | 'groupId'> & { groupId?: number | null };
 
 // ── Groups (docs/groups-api.md) ───────────────────────────────────────────────────────────────────────
-
-/** A group row. Dissolved groups keep their row (stored messages still name them) but have no members. */
-export interface GroupRecord {
-  id: number;
-  name: string;
-  description: string | null;
-  ownerId: number;
-  createdAt: number;
-  dissolvedAt: number | null;
-}
 
 export interface NewGroupRequest {
   ownerId: number;
