@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkJson } from './check.ts';
@@ -5,6 +6,7 @@ import { friendJson, groupJson, groupMemberJson, messageJson, userJson } from '.
 import { MESSAGE_TYPES, USER_STATUSES, type MessageView } from './model.ts';
 import { ProtocolParseError } from './parse.ts';
 import {
+  AttachmentSchema,
   ENDPOINTS,
   FriendSchema,
   GroupMemberSchema,
@@ -106,5 +108,22 @@ describe('ENDPOINTS', () => {
   it('keys every endpoint as METHOD /path with :params', () => {
     for (const key of Object.keys(ENDPOINTS))
       expect(key).toMatch(/^(GET|POST|PUT|PATCH|DELETE) \/[a-z_/:.-]*$/);
+  });
+});
+
+describe('docs/protocol.md', () => {
+  it('names every field of the JSON shapes it summarises', () => {
+    const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## JSON shapes'), doc.indexOf('| Endpoint |'));
+    const shapes = { UserJson: UserSchema, MessageJson: MessageSchema, GroupJson: GroupSchema };
+    const more = { AttachmentJson: AttachmentSchema, FriendJson: FriendSchema };
+    for (const [name, schema] of Object.entries({ ...shapes, ...more })) {
+      const start = section.indexOf(`${name} `);
+      expect(start, name).toBeGreaterThanOrEqual(0);
+      const next = section.slice(start + name.length).search(/\n[A-Z][A-Za-z]+Json\s+=/);
+      const text = section.slice(start, next < 0 ? undefined : start + name.length + next);
+      const own = name === 'FriendJson' ? ['friends_since'] : Object.keys(schema.properties);
+      for (const field of own) expect(text, `${name}.${field}`).toMatch(new RegExp(`\\b${field}\\b`));
+    }
   });
 });
