@@ -178,6 +178,10 @@ export const RegisterBody = Type.Object({
 });
 export const StatusBody = Type.Object({ status: StringEnum(USER_STATUSES) });
 export const SendBody = Type.Object({ to_id: Id(), content: Content });
+/**
+ * The multipart forms are described here for the document; the relay reads their fields itself, because
+ * the reference refuses a long content there as `content_too_long` (an error, not a validation message).
+ */
 export const SendFileBody = Type.Object({
   to_id: Id(),
   content: Type.Optional(Type.String({ maxLength: 1000 })),
