@@ -23,3 +23,6 @@ export function checkJson<T extends TSchema>(schema: T, value: unknown, what: st
   const where = first ? `${first.path || '/'}: ${first.message}` : 'does not match its schema';
   throw new ProtocolParseError(`${what}: ${where}`);
 }
+
+/** For clients that pass schemas around without depending on TypeBox themselves. */
+export type { Static, TSchema } from '@sinclair/typebox';
