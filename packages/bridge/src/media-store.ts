@@ -19,7 +19,22 @@ import type { Readable } from 'node:stream';
 import { backoffDelay, ClientError, type RelayClient } from '@openwechat/client';
 import { filenameOfDisposition, type AttachmentJson } from '@openwechat/protocol';
 import { errInfo, type Logger } from './log.ts';
-import { logFileId, safeContentType } from './media.ts';
+
+const TOKEN_CHARS = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const CONTENT_TYPE_RE = new RegExp(
+  `^${TOKEN_CHARS}/${TOKEN_CHARS}(?:[ \\t]*;[ \\t]*${TOKEN_CHARS}=(?:${TOKEN_CHARS}|"[^"\\\\\\r\\n]*"))*$`,
+);
+
+/** The relay's Content-Type when it is a well-formed media type, else application/octet-stream. */
+export function safeContentType(header: string | null): string {
+  const v = (header ?? '').trim();
+  return v.length <= 200 && CONTENT_TYPE_RE.test(v) ? v : 'application/octet-stream';
+}
+
+/** A file id shortened for logs (enough to correlate with relay logs, not a capability anyway). */
+export function logFileId(fileId: string): string {
+  return fileId.slice(0, 8);
+}
 
 /** Sub-folder of BRIDGE_DATA_DIR holding the copies. */
 export const MEDIA_DIR = 'media';

@@ -26,7 +26,10 @@ import {
 import { BridgeError } from './errors.ts';
 import type { Reply } from './http.ts';
 import { errInfo } from './log.ts';
-import type { MediaStore } from './media-store.ts';
+import { logFileId, safeContentType, type MediaStore } from './media-store.ts';
+
+// Shared with the media store (which depends on nothing here: no import cycle); re-exported for callers.
+export { logFileId, safeContentType };
 
 /** The route prefix of media links. */
 export const MEDIA_PATH = '/media/';
@@ -189,22 +192,6 @@ export function attachmentLine(a: AttachmentJson, url: string | null, note: stri
   if (url) line += ` ${url}`;
   else if (note) line += ` ${oneLine(note)}`;
   return line;
-}
-
-const TOKEN_CHARS = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const CONTENT_TYPE_RE = new RegExp(
-  `^${TOKEN_CHARS}/${TOKEN_CHARS}(?:[ \\t]*;[ \\t]*${TOKEN_CHARS}=(?:${TOKEN_CHARS}|"[^"\\\\\\r\\n]*"))*$`,
-);
-
-/** The relay's Content-Type when it is a well-formed media type, else application/octet-stream. */
-export function safeContentType(header: string | null): string {
-  const v = (header ?? '').trim();
-  return v.length <= 200 && CONTENT_TYPE_RE.test(v) ? v : 'application/octet-stream';
-}
-
-/** A file id shortened for logs (enough to correlate with relay logs, not a capability anyway). */
-export function logFileId(fileId: string): string {
-  return fileId.slice(0, 8);
 }
 
 /** The headers of a media answer (the same from a local copy or from the relay). */
