@@ -9,7 +9,9 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  checkJson,
   displayFilename,
+  ENDPOINTS,
   filenameOfDisposition,
   messageFromJson,
   parseMessageBlock,
@@ -20,7 +22,8 @@ import {
   type FriendJson,
   type GroupJson,
   type GroupMemberJson,
-  type MessageJson,
+  type Static,
+  type TSchema,
   type UserJson,
   type UserStatus,
 } from '@openwechat/protocol';
@@ -45,7 +48,6 @@ import type {
   GroupSendResult,
   InboxPage,
   Message,
-  SendOutcome,
   SendResult,
   User,
 } from './types.ts';
@@ -206,11 +208,25 @@ export class RelayClient {
     return reply;
   }
 
-  private parseJson<T>(reply: Reply, what: string): T {
+  /**
+   * The one place a JSON answer is read: parsed, then checked against the endpoint's schema from
+   * @openwechat/protocol (the one the relay's JSON mode is typed by) instead of cast, so a relay that
+   * answers something else fails here, naming the field, not somewhere in a caller.
+   */
+  private parseJson<S extends TSchema>(reply: Reply, what: string, schema: S): Static<S> {
+    let body: unknown;
     try {
-      return JSON.parse(reply.body) as T;
+      body = JSON.parse(reply.body);
     } catch {
       throw new ClientError('protocol', 'bad_response', `${what}: the relay's answer is not JSON`, {
+        status: reply.status,
+      });
+    }
+    try {
+      return checkJson(schema, body, `${what}: unexpected answer`);
+    } catch (err) {
+      if (!(err instanceof ProtocolParseError)) throw err;
+      throw new ClientError('protocol', 'bad_response', err.message, {
         status: reply.status,
       });
     }
@@ -233,7 +249,7 @@ export class RelayClient {
   /** GET /health as the relay sent it. */
   async health(): Promise<{ status: string; version?: string; features?: string[] }> {
     const reply = this.check(await this.request('GET', '/health'));
-    return this.parseJson(reply, 'GET /health');
+    return this.parseJson(reply, 'GET /health', ENDPOINTS['GET /health'].produces.schema);
   }
 
   /** What this relay can do (asked once, then cached). `mode: 'text'` reports the reference's set. */
@@ -290,7 +306,7 @@ export class RelayClient {
     const json = await this.json();
     const reply = this.check(await this.request('POST', '/register', { json: body, wantJson: json }));
     if (json) {
-      const j = this.parseJson<{ user: UserJson; token: string }>(reply, 'POST /register');
+      const j = this.parseJson(reply, 'POST /register', ENDPOINTS['POST /register'].json);
       return { user: userFromJson(j.user), token: j.token };
     }
     const r = this.parseText(reply, 'POST /register', parseRegistered);
@@ -311,12 +327,7 @@ export class RelayClient {
     this.check(reply);
     const replayed = reply.headers.get('idempotent-replayed') === 'true';
     if (json) {
-      const j = this.parseJson<{
-        result: SendOutcome;
-        message: string;
-        message_id: number | null;
-        inbox?: { total: number; preview: MessageJson[] };
-      }>(reply, what);
+      const j = this.parseJson(reply, what, ENDPOINTS['POST /send'].json);
       return {
         outcome: j.result,
         message: j.message,
@@ -399,12 +410,7 @@ export class RelayClient {
     const path = `/messages${q.size ? `?${q}` : ''}`;
     const reply = this.check(await this.request('GET', path, { auth: true, wantJson: caps.json }));
     if (caps.json) {
-      const j = this.parseJson<{
-        total: number;
-        fetched: number;
-        remaining: number;
-        messages: MessageJson[];
-      }>(reply, 'GET /messages');
+      const j = this.parseJson(reply, 'GET /messages', ENDPOINTS['GET /messages'].json);
       return {
         total: j.total,
         fetched: j.fetched,
@@ -427,14 +433,16 @@ export class RelayClient {
     const reply = this.check(
       await this.request('POST', '/messages/ack', { auth: true, wantJson: true, json: { up_to: upTo } }),
     );
-    return { acked: this.parseJson<{ acked: number }>(reply, 'POST /messages/ack').acked };
+    return { acked: this.parseJson(reply, 'POST /messages/ack', ENDPOINTS['POST /messages/ack'].json).acked };
   }
 
   async friends(): Promise<Friend[]> {
     const json = await this.json();
     const reply = this.check(await this.request('GET', '/friends', { auth: true, wantJson: json }));
     if (json)
-      return this.parseJson<{ friends: FriendJson[] }>(reply, 'GET /friends').friends.map(friendFromJson);
+      return this.parseJson(reply, 'GET /friends', ENDPOINTS['GET /friends'].json).friends.map(
+        friendFromJson,
+      );
     return this.parseText(reply, 'GET /friends', parseFriends);
   }
 
@@ -444,7 +452,7 @@ export class RelayClient {
     const q = keyword ? `?keyword=${encodeURIComponent(keyword)}` : '';
     const reply = this.check(await this.request('GET', `/users${q}`, { auth: true, wantJson: json }));
     if (json) {
-      const j = this.parseJson<{ total: number; users: UserJson[] }>(reply, 'GET /users');
+      const j = this.parseJson(reply, 'GET /users', ENDPOINTS['GET /users'].json);
       return { total: j.total, users: j.users.map(userFromJson) };
     }
     return this.parseText(reply, 'GET /users', parseUserList);
@@ -453,7 +461,10 @@ export class RelayClient {
   async user(id: number): Promise<User> {
     const json = await this.json();
     const reply = this.check(await this.request('GET', `/users/${id}`, { auth: true, wantJson: json }));
-    if (json) return userFromJson(this.parseJson<{ user: UserJson }>(reply, 'GET /users/{id}').user);
+    if (json)
+      return userFromJson(
+        this.parseJson(reply, 'GET /users/{id}', ENDPOINTS['GET /users/:user_id'].json).user,
+      );
     return this.parseText(reply, 'GET /users/{id}', parseUserDetail);
   }
 
@@ -464,7 +475,7 @@ export class RelayClient {
       await this.request('PATCH', '/me', { auth: true, wantJson: json, json: { status } }),
     );
     if (json) {
-      const user = userFromJson(this.parseJson<{ user: UserJson }>(reply, 'PATCH /me').user);
+      const user = userFromJson(this.parseJson(reply, 'PATCH /me', ENDPOINTS['PATCH /me'].json).user);
       return { status: user.status ?? status, user };
     }
     return { status: this.parseText(reply, 'PATCH /me', parseStatusUpdated), user: null };
@@ -485,7 +496,7 @@ export class RelayClient {
     const json = await this.json();
     const what = `POST /${action}/{id}`;
     const reply = this.check(await this.request('POST', `/${action}/${id}`, { auth: true, wantJson: json }));
-    if (json) return this.parseJson<{ user: { id: number; name: string } }>(reply, what).user;
+    if (json) return this.parseJson(reply, what, ENDPOINTS[`POST /${action}/:user_id`].json).user;
     return this.parseText(reply, what, parseBlockReply);
   }
 
@@ -500,7 +511,7 @@ export class RelayClient {
         headers: { 'Content-Type': 'text/html; charset=utf-8' },
       }),
     );
-    if (json) return this.parseJson<{ url: string }>(reply, 'PUT /homepage');
+    if (json) return this.parseJson(reply, 'PUT /homepage', ENDPOINTS['PUT /homepage'].json);
     return this.parseText(reply, 'PUT /homepage', parseHomepageUpdated);
   }
 
@@ -510,7 +521,8 @@ export class RelayClient {
   }
 
   async stats(): Promise<{ users: number; friendships: number; messages: number }> {
-    return this.parseJson(this.check(await this.request('GET', '/stats')), 'GET /stats');
+    const reply = this.check(await this.request('GET', '/stats'));
+    return this.parseJson(reply, 'GET /stats', ENDPOINTS['GET /stats'].produces.schema);
   }
 
   /**
@@ -626,21 +638,22 @@ export class RelayClient {
     if (input.memberIds?.length)
       body.member_ids = input.memberIds.map((id) => positiveInt(id, 'a member id'));
     const reply = await this.groupCall('POST', '/groups', { json: body });
-    return groupFromJson(this.parseJson<{ group: GroupJson }>(reply, 'POST /groups').group);
+    return groupFromJson(this.parseJson(reply, 'POST /groups', ENDPOINTS['POST /groups'].json).group);
   }
 
   /** GET /groups: the groups the caller belongs to. */
   async groups(): Promise<Group[]> {
     const reply = await this.groupCall('GET', '/groups');
-    return this.parseJson<{ groups: GroupJson[] }>(reply, 'GET /groups').groups.map(groupFromJson);
+    return this.parseJson(reply, 'GET /groups', ENDPOINTS['GET /groups'].json).groups.map(groupFromJson);
   }
 
   /** GET /groups/{gid}: the group and its members. */
   async group(gid: number): Promise<GroupDetail> {
     const path = `/groups/${positiveInt(gid, 'the group id')}`;
-    const j = this.parseJson<{ group: GroupJson; members: GroupMemberJson[] }>(
+    const j = this.parseJson(
       await this.groupCall('GET', path),
       'GET /groups/{gid}',
+      ENDPOINTS['GET /groups/:group_id'].json,
     );
     return { group: groupFromJson(j.group), members: j.members.map(memberFromJson) };
   }
@@ -651,8 +664,11 @@ export class RelayClient {
     const reply = await this.groupCall('POST', path, {
       json: { user_ids: userIds.map((id) => positiveInt(id, 'a user id')) },
     });
-    return this.parseJson<{ added: Array<{ id: number; name: string }> }>(reply, 'POST /groups/{gid}/members')
-      .added;
+    return this.parseJson(
+      reply,
+      'POST /groups/{gid}/members',
+      ENDPOINTS['POST /groups/:group_id/members'].json,
+    ).added;
   }
 
   /** DELETE /groups/{gid}/members/{uid}: the owner removes a member (a member may remove only itself). */
@@ -677,7 +693,9 @@ export class RelayClient {
     if (changes.ownerId !== undefined) body.owner_id = positiveInt(changes.ownerId, 'the new owner id');
     const path = `/groups/${positiveInt(gid, 'the group id')}`;
     const reply = await this.groupCall('PATCH', path, { json: body });
-    return groupFromJson(this.parseJson<{ group: GroupJson }>(reply, 'PATCH /groups/{gid}').group);
+    return groupFromJson(
+      this.parseJson(reply, 'PATCH /groups/{gid}', ENDPOINTS['PATCH /groups/:group_id'].json).group,
+    );
   }
 
   /** DELETE /groups/{gid} (owner only): every other member gets a system notice. */
@@ -686,16 +704,7 @@ export class RelayClient {
   }
 
   private groupSendReply(reply: Reply, what: string): GroupSendResult {
-    const j = this.parseJson<{
-      result: string;
-      message: string;
-      group_id: number;
-      recipients: number;
-      inbox?: { total: number; preview: MessageJson[] } | null;
-    }>(reply, what);
-    if (j.result !== 'group') {
-      throw new ClientError('protocol', 'bad_response', `${what}: unexpected result "${String(j.result)}"`);
-    }
+    const j = this.parseJson(reply, what, ENDPOINTS['POST /groups/:group_id/send'].json);
     return {
       message: j.message,
       groupId: j.group_id,

@@ -4,7 +4,13 @@
 // A stream that stays silent longer than `idleTimeoutMs` (the relay pings every 30 s) is treated as dead.
 
 import { createParser } from 'eventsource-parser';
-import { messageFromJson, parseSseMessageData, type MessageJson } from '@openwechat/protocol';
+import {
+  checkJson,
+  messageFromJson,
+  MessageSchema,
+  parseSseMessageData,
+  type MessageJson,
+} from '@openwechat/protocol';
 import { ClientError, errorOfFailure, errorOfReply } from './errors.ts';
 import { fetchWithinOrigin } from './http.ts';
 import type { Message } from './types.ts';
@@ -47,7 +53,8 @@ function messageOf(event: { id?: string; data: string }, format: 'json' | 'text'
   const idField = event.id !== undefined && /^\d+$/.test(event.id) ? Number(event.id) : null;
   try {
     if (format === 'json') {
-      const json = JSON.parse(event.data) as MessageJson;
+      // Checked against the protocol's schema: a malformed message is `unreadable`, not a half-read one.
+      const json = checkJson(MessageSchema, JSON.parse(event.data), 'stream message');
       const message = messageFromJson(json);
       return { type: 'message', id: message.id, message, raw: event.data, json };
     }

@@ -243,7 +243,7 @@ export interface Endpoint {
   produces?: { type: string; schema?: TSchema };
 }
 
-const json = (schema: TSchema) => ({ type: 'application/json', schema });
+const json = <S extends TSchema>(schema: S) => ({ type: 'application/json', schema });
 
 /**
  * Every endpoint's request and response shapes, keyed `METHOD /url` as in the relay's route table (which
