@@ -64,7 +64,7 @@ export interface BridgeConfig {
   inboundToken: string;
   /** A message still failing (transiently) this long after it was queued goes to the dead letters. */
   retryHorizonSeconds: number;
-  /** Backoff: the first retry waits up to this long (full jitter), doubling per attempt. */
+  /** Backoff: the first retry waits up to this long (equal jitter: half fixed, half random), doubling per attempt. */
   retryBaseMs: number;
   /** Backoff cap for one wait (Retry-After from the receiver may ask for more). */
   retryMaxDelayMs: number;
