@@ -5,9 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import { befriend, register, req, send, type User } from '../relay/client.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { befriend, req, send, type User } from '../relay/client.ts';
 import {
   BOT_TOKEN,
   bridgeEnv,
@@ -20,55 +19,30 @@ import {
   until,
   type Delivery,
   type LogCapture,
-  type Receiver,
 } from './helpers.ts';
 import { runDeadLetterCli, type Bridge } from '@openwechat/bridge';
+import { bridgeSuite } from './fixtures.ts';
 
 const SCALE = 1 / 20;
 const OUTAGE_MS = 60_000 * SCALE;
 
-let relay: TestRelay;
-let receiver: Receiver;
+const { relay, receiver, bot, users, startBridge } = bridgeSuite({ bot: 'abot', users: ['u1', 'u2', 'u3'] });
 let bridge: Bridge;
 let logs: LogCapture;
 let dataDir: string;
-let bot: User;
-const users: User[] = [];
 
 beforeAll(async () => {
-  relay = await startRelay({ sseMaxPerIp: 10 });
-  bot = await register(relay.url, 'abot');
-  for (const name of ['u1', 'u2', 'u3']) {
-    const u = await register(relay.url, name);
-    await befriend(relay.url, u, bot);
-    users.push(u);
-  }
+  for (const u of users) await befriend(relay.url, u, bot);
   // The set-up traffic is not what these tests look at: acknowledge it before the bridge starts.
   const ack = await req(relay.url, 'POST', '/messages/ack', { token: bot.token, json: { up_to: 1_000_000 } });
   expect(ack.status).toBe(200);
-  receiver = await startReceiver();
-  dataDir = await mkdtemp(join(tmpdir(), 'owc-bridge-'));
-  ({ bridge, logs } = await startTestBridge(
-    bridgeEnv({
-      relayUrl: relay.url,
-      relayToken: bot.token,
-      webhookUrl: receiver.url,
-      dataDir,
-      extra: {
-        BRIDGE_RETRY_BASE_MS: String(1000 * SCALE),
-        BRIDGE_RETRY_MAX_DELAY_MS: String(60_000 * SCALE),
-        BRIDGE_RETRY_HORIZON_SECONDS: '600',
-      },
-    }),
-  ));
-});
-
-afterAll(async () => {
-  await bridge?.close();
-  await receiver?.stop();
-  await relay?.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, ...users.map((u) => u.token)], receiver.all);
+  ({ bridge, logs, dataDir } = await startBridge({
+    extra: {
+      BRIDGE_RETRY_BASE_MS: String(1000 * SCALE),
+      BRIDGE_RETRY_MAX_DELAY_MS: String(60_000 * SCALE),
+      BRIDGE_RETRY_HORIZON_SECONDS: '600',
+    },
+  }));
 });
 
 const content = (d: Delivery): string => d.json.Content?.string ?? '';

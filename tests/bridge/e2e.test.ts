@@ -3,25 +3,11 @@
 // acks the webhook, then replies through the bridge's send API. The user holds a resume stream on the relay.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { openSse, type SseConnection } from '../helpers/sse.ts';
-import { req, register, send, type User } from '../relay/client.ts';
-import {
-  BOT_TOKEN,
-  bridgeEnv,
-  callSend,
-  expectNoSecrets,
-  SECRET,
-  startReceiver,
-  startTestBridge,
-  until,
-  type Delivery,
-  type LogCapture,
-  type Receiver,
-  type SendApiReply,
-  tempDirs,
-} from './helpers.ts';
+import { req, send } from '../relay/client.ts';
+import { BOT_TOKEN, callSend, until, type Delivery, type LogCapture, type SendApiReply } from './helpers.ts';
 import type { Bridge } from '@openwechat/bridge';
+import { bridgeSuite } from './fixtures.ts';
 
 const ADDMSG_KEYS = [
   'MsgId',
@@ -44,23 +30,19 @@ function isSimpleXml(s: string): boolean {
   return /^<msgsource>(?:<(\w+)>(?:<!\[CDATA\[[^\]]*\]\]>|[^<&]|&#\d+;)*<\/\1>)*<\/msgsource>$/.test(s);
 }
 
-const tempDir = tempDirs('owc-bridge-');
-
 describe.each(['plain', 'standard'] as const)('relay ⇄ OpenClaw end to end (%s signing)', (mode) => {
-  let relay: TestRelay;
-  let receiver: Receiver;
+  const {
+    relay,
+    receiver,
+    bot,
+    users: [alice],
+    startBridge,
+  } = bridgeSuite({ bot: `abot_${mode}`, users: [`alice_${mode}`] });
   let bridge: Bridge;
-  let logs: LogCapture;
-  let bot: User;
-  let alice: User;
   let aliceStream: SseConnection;
   const replies: SendApiReply[] = [];
 
   beforeAll(async () => {
-    relay = await startRelay({ sseMaxPerIp: 10 });
-    bot = await register(relay.url, `abot_${mode}`);
-    alice = await register(relay.url, `alice_${mode}`);
-    receiver = await startReceiver();
     // The fake plugin: acknowledge at once, then answer text messages through the send API.
     receiver.behaviour = (d: Delivery) => {
       if (d.json.MsgType === 1) {
@@ -73,15 +55,7 @@ describe.each(['plain', 'standard'] as const)('relay ⇄ OpenClaw end to end (%s
       }
       return { status: 200 };
     };
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({
-        relayUrl: relay.url,
-        relayToken: bot.token,
-        webhookUrl: receiver.url,
-        dataDir: await tempDir(),
-        extra: { WECHAT_ABOT_SIGNING: mode },
-      }),
-    ));
+    ({ bridge } = await startBridge({ extra: { WECHAT_ABOT_SIGNING: mode } }));
     aliceStream = await openSse(relay.url, {
       token: alice.token,
       path: '/stream?format=json',
@@ -89,13 +63,7 @@ describe.each(['plain', 'standard'] as const)('relay ⇄ OpenClaw end to end (%s
     });
   });
 
-  afterAll(async () => {
-    aliceStream?.close();
-    await bridge?.close();
-    await receiver?.stop();
-    await relay?.close();
-    expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, alice.token], receiver.all);
-  });
+  afterAll(() => aliceStream?.close());
 
   it("a user's message reaches OpenClaw as a correct, signed AddMsg; the reply reaches the user", async () => {
     const before = Math.floor(Date.now() / 1000);
@@ -180,38 +148,22 @@ describe.each(['plain', 'standard'] as const)('relay ⇄ OpenClaw end to end (%s
 });
 
 describe('bridge endpoints: generic inbound, alias, suppression, health and metrics', () => {
-  let relay: TestRelay;
-  let receiver: Receiver;
+  const {
+    relay,
+    receiver,
+    bot,
+    users: [carol],
+    secrets,
+    startBridge,
+  } = bridgeSuite({ bot: 'abot_x', users: ['carol_x'] });
   let bridge: Bridge;
   let logs: LogCapture;
-  let bot: User;
-  let carol: User;
 
   beforeAll(async () => {
-    relay = await startRelay({ sseMaxPerIp: 10 });
-    bot = await register(relay.url, 'abot_x');
-    carol = await register(relay.url, 'carol_x');
-    receiver = await startReceiver();
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({
-        relayUrl: relay.url,
-        relayToken: bot.token,
-        webhookUrl: receiver.url,
-        dataDir: await tempDir(),
-        extra: { BRIDGE_SYSTEM_NOTICES: 'suppress', BRIDGE_INBOUND_TOKEN: 'inbound-token-77aa88bb99cc' },
-      }),
-    ));
-  });
-
-  afterAll(async () => {
-    await bridge?.close();
-    await receiver?.stop();
-    await relay?.close();
-    expectNoSecrets(
-      logs.text,
-      [SECRET, BOT_TOKEN, bot.token, carol.token, 'inbound-token-77aa88bb99cc'],
-      receiver.all,
-    );
+    secrets.push('inbound-token-77aa88bb99cc');
+    ({ bridge, logs } = await startBridge({
+      extra: { BRIDGE_SYSTEM_NOTICES: 'suppress', BRIDGE_INBOUND_TOKEN: 'inbound-token-77aa88bb99cc' },
+    }));
   });
 
   it('/im/inbound forwards the exact bytes, signed, once per NewMsgId; it needs its bearer token', async () => {

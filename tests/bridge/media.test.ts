@@ -12,23 +12,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayAccountId, type Bridge } from '@openwechat/bridge';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import { befriend, postFile, register, req, type Upload, type User } from '../relay/client.ts';
-import {
-  BOT_TOKEN,
-  bridgeEnv,
-  expectNoSecrets,
-  SECRET,
-  sleep,
-  startReceiver,
-  startTestBridge,
-  until,
-  type Delivery,
-  type LogCapture,
-  type Receiver,
-  tempDirs,
-} from './helpers.ts';
+import { befriend, postFile, req, type Upload, type User } from '../relay/client.ts';
+import { sleep, until, type Delivery, type LogCapture } from './helpers.ts';
 import { seededBytes, sha256 } from '../helpers/bytes.ts';
+import { bridgeSuite } from './fixtures.ts';
 
 const DAY_MS = 86_400_000;
 const FILE_NAME = '扫描件 “季度” 报告.bin';
@@ -44,8 +31,6 @@ function mintToken(key: Buffer, relayToken: string, fileId: string, expSeconds: 
     .digest('base64url');
   return `${fileId}.${expSeconds}.${mac}`;
 }
-
-const tempDir = tempDirs('owc-bridge-media-');
 
 /** POST /send/file (or /groups/<gid>/send/file) as multipart; the relay's JSON answer. */
 async function sendFile(
@@ -78,16 +63,17 @@ async function get(url: string, init: RequestInit = {}): Promise<Got> {
 const textOf = (d: Delivery): string => d.json.Content?.string ?? '';
 
 describe('attachments reach OpenClaw as media links served by the bridge', () => {
-  let relay: TestRelay;
-  let receiver: Receiver;
+  const {
+    relay,
+    receiver,
+    bot,
+    users: [alice, mallory],
+    secrets,
+    startBridge,
+  } = bridgeSuite({ bot: 'mbot', users: ['alice_m', 'mallory_m'] });
   let bridge: Bridge;
   let logs: LogCapture;
-  /** Every bridge instance's logs (the first one is restarted). */
-  const allLogs: LogCapture[] = [];
   let dataDir: string;
-  let bot: User;
-  let alice: User;
-  let mallory: User;
   /** Added to the bridge's clock (the relay keeps real time). */
   let skewMs = 0;
   let key: Buffer;
@@ -97,34 +83,16 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
   const urls: string[] = [];
 
   beforeAll(async () => {
-    relay = await startRelay({ sseMaxPerIp: 10 });
-    bot = await register(relay.url, 'mbot');
-    alice = await register(relay.url, 'alice_m');
-    mallory = await register(relay.url, 'mallory_m');
-    receiver = await startReceiver();
-    dataDir = await tempDir();
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({ relayUrl: relay.url, relayToken: bot.token, webhookUrl: receiver.url, dataDir }),
-      { now: () => Date.now() + skewMs },
-    ));
-    allLogs.push(logs);
+    ({ bridge, logs, dataDir } = await startBridge({ deps: { now: () => Date.now() + skewMs } }));
     await befriend(relay.url, alice, bot);
     await befriend(relay.url, alice, mallory);
     // No BRIDGE_MEDIA_SECRET: the key was generated into the data folder.
     key = Buffer.from((await readFile(join(dataDir, 'media-secret'), 'utf8')).trim(), 'hex');
+    secrets.push(key.toString('hex'));
   });
 
-  afterAll(async () => {
-    await bridge?.close();
-    await receiver?.stop();
-    await relay?.close();
-    const tokens = urls.map((u) => u.slice(u.lastIndexOf('/') + 1));
-    expectNoSecrets(
-      allLogs.map((l) => l.text).join(''),
-      [SECRET, BOT_TOKEN, bot.token, alice.token, mallory.token, key.toString('hex'), ...tokens],
-      receiver.all,
-    );
-  });
+  // Runs before the suite's own afterAll (hooks unwind in reverse), which checks the logs.
+  afterAll(() => secrets.push(...urls.map((u) => u.slice(u.lastIndexOf('/') + 1))));
 
   it('the media key was generated once into BRIDGE_DATA_DIR with mode 0600', async () => {
     expect(key).toHaveLength(32);
@@ -309,11 +277,7 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
 
   it('a restarted bridge (same data folder) still serves the link from disk', async () => {
     await bridge.close();
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({ relayUrl: relay.url, relayToken: bot.token, webhookUrl: receiver.url, dataDir }),
-      { now: () => Date.now() + skewMs },
-    ));
-    allLogs.push(logs);
+    ({ bridge, logs } = await startBridge({ dataDir, deps: { now: () => Date.now() + skewMs } }));
     const url = `${bridge.url}/media/${mediaUrl.slice(mediaUrl.lastIndexOf('/') + 1)}`;
     const a = await get(url);
     expect(a.status).toBe(200);
@@ -329,40 +293,24 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
 });
 
 describe('group attachments, BRIDGE_PUBLIC_URL, an unreachable relay and the IP allowlist', () => {
-  let relay: TestRelay;
-  let receiver: Receiver;
+  const {
+    relay,
+    receiver,
+    bot,
+    users: [alice],
+    secrets,
+    startBridge,
+  } = bridgeSuite({ bot: 'gbot', users: ['alice_g'] });
   let bridge: Bridge;
-  let logs: LogCapture;
-  let bot: User;
-  let alice: User;
-  const extraBridges: Array<{ bridge: Bridge; logs: LogCapture }> = [];
   const MEDIA_SECRET = 'media-secret-for-tests-0123456789abcdef';
 
   beforeAll(async () => {
-    relay = await startRelay({ sseMaxPerIp: 10 });
-    bot = await register(relay.url, 'gbot');
-    alice = await register(relay.url, 'alice_g');
-    receiver = await startReceiver();
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({
-        relayUrl: relay.url,
-        relayToken: bot.token,
-        webhookUrl: receiver.url,
-        dataDir: await tempDir(),
-        // Behind a reverse proxy that maps https://bridge.example/owc/… to the bridge.
-        extra: { BRIDGE_PUBLIC_URL: 'https://bridge.example/owc/', BRIDGE_MEDIA_SECRET: MEDIA_SECRET },
-      }),
-    ));
+    secrets.push(MEDIA_SECRET);
+    ({ bridge } = await startBridge({
+      // Behind a reverse proxy that maps https://bridge.example/owc/… to the bridge.
+      extra: { BRIDGE_PUBLIC_URL: 'https://bridge.example/owc/', BRIDGE_MEDIA_SECRET: MEDIA_SECRET },
+    }));
     await befriend(relay.url, alice, bot);
-  });
-
-  afterAll(async () => {
-    for (const b of extraBridges) await b.bridge.close();
-    await bridge?.close();
-    await receiver?.stop();
-    await relay?.close();
-    for (const l of [logs, ...extraBridges.map((b) => b.logs)])
-      expectNoSecrets(l.text, [SECRET, BOT_TOKEN, bot.token, alice.token, MEDIA_SECRET], receiver.all);
   });
 
   it('a file sent to a group reaches OpenClaw in the group form with its link, which serves the bytes', async () => {
@@ -407,19 +355,13 @@ describe('group attachments, BRIDGE_PUBLIC_URL, an unreachable relay and the IP 
   });
 
   it('an unreachable relay is 502; a caller outside BRIDGE_ALLOWED_IPS is 403', async () => {
-    const start = async (extra: Record<string, string>) => {
-      const b = await startTestBridge(
-        bridgeEnv({
+    const start = async (extra: Record<string, string>) =>
+      (
+        await startBridge({
           relayUrl: 'http://127.0.0.1:1',
-          relayToken: bot.token,
-          webhookUrl: receiver.url,
-          dataDir: await tempDir(),
           extra: { BRIDGE_MEDIA_SECRET: MEDIA_SECRET, ...extra },
-        }),
-      );
-      extraBridges.push(b);
-      return b.bridge;
-    };
+        })
+      ).bridge;
     const token = mintToken(
       Buffer.from(MEDIA_SECRET),
       bot.token,
@@ -440,34 +382,18 @@ describe('group attachments, BRIDGE_PUBLIC_URL, an unreachable relay and the IP 
 });
 
 describe('media links stream: nothing is held in memory, a caller that goes away cancels the read', () => {
-  let relay: TestRelay;
-  let receiver: Receiver;
-  let bridge: Bridge;
+  const {
+    relay,
+    receiver,
+    bot,
+    users: [alice],
+    startBridge,
+  } = bridgeSuite({ relay: { sseMaxPerIp: 10, maxUploadMb: 64 }, bot: 'sbot', users: ['alice_s'] });
   let logs: LogCapture;
-  let bot: User;
-  let alice: User;
 
   beforeAll(async () => {
-    relay = await startRelay({ sseMaxPerIp: 10, maxUploadMb: 64 });
-    bot = await register(relay.url, 'sbot');
-    alice = await register(relay.url, 'alice_s');
-    receiver = await startReceiver();
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({
-        relayUrl: relay.url,
-        relayToken: bot.token,
-        webhookUrl: receiver.url,
-        dataDir: await tempDir(),
-      }),
-    ));
+    ({ logs } = await startBridge());
     await befriend(relay.url, alice, bot);
-  });
-
-  afterAll(async () => {
-    await bridge?.close();
-    await receiver?.stop();
-    await relay?.close();
-    expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, alice.token], receiver.all);
   });
 
   it('a download broken off after its first bytes is logged incomplete; the next one is complete', async () => {
@@ -507,28 +433,22 @@ describe('media links stream: nothing is held in memory, a caller that goes away
 });
 
 describe('a file the relay no longer has when the bridge takes the message', () => {
-  let relay: TestRelay;
-  let receiver: Receiver;
-  let bridge: Bridge | null = null;
-  let logs: LogCapture | null = null;
-  let bot: User;
-  let alice: User;
   /** Added to the relay's clock. */
   let relaySkewMs = 0;
-
-  beforeAll(async () => {
-    relay = await startRelay({ sseMaxPerIp: 10, fileRetentionDays: 1, now: () => Date.now() + relaySkewMs });
-    bot = await register(relay.url, 'xbot');
-    alice = await register(relay.url, 'alice_x');
-    receiver = await startReceiver();
-    await befriend(relay.url, alice, bot);
+  const {
+    relay,
+    receiver,
+    bot,
+    users: [alice],
+    startBridge,
+  } = bridgeSuite({
+    relay: { sseMaxPerIp: 10, fileRetentionDays: 1, now: () => Date.now() + relaySkewMs },
+    bot: 'xbot',
+    users: ['alice_x'],
   });
 
-  afterAll(async () => {
-    await bridge?.close();
-    await receiver?.stop();
-    await relay?.close();
-    if (logs) expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, alice.token], receiver.all);
+  beforeAll(async () => {
+    await befriend(relay.url, alice, bot);
   });
 
   it('the message still reaches OpenClaw, once, with the line without a URL', async () => {
@@ -543,10 +463,7 @@ describe('a file the relay no longer has when the bridge takes the message', () 
     );
     expect(sent.status).toBe(200);
     relaySkewMs = 2 * DAY_MS;
-    const dataDir = await tempDir();
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({ relayUrl: relay.url, relayToken: bot.token, webhookUrl: receiver.url, dataDir }),
-    ));
+    const { bridge, logs, dataDir } = await startBridge();
     await until(() => receiver.accepted().some((d) => textOf(d).includes('[附件]')), 'the AddMsg');
     await sleep(300);
     const got = receiver.accepted().filter((d) => textOf(d).includes('[附件]'));
@@ -563,40 +480,25 @@ describe('a file the relay no longer has when the bridge takes the message', () 
 });
 
 describe('local copies: the expiry sweep and the size cap', () => {
-  let relay: TestRelay;
-  let receiver: Receiver;
+  const {
+    relay,
+    receiver,
+    bot,
+    users: [alice],
+    startBridge,
+  } = bridgeSuite({ bot: 'cbot', users: ['alice_c'] });
   let bridge: Bridge;
   let logs: LogCapture;
   let dataDir: string;
-  let bot: User;
-  let alice: User;
   /** Added to the bridge's clock. */
   let skewMs = 0;
 
   beforeAll(async () => {
-    relay = await startRelay({ sseMaxPerIp: 10 });
-    bot = await register(relay.url, 'cbot');
-    alice = await register(relay.url, 'alice_c');
-    receiver = await startReceiver();
-    dataDir = await tempDir();
-    ({ bridge, logs } = await startTestBridge(
-      bridgeEnv({
-        relayUrl: relay.url,
-        relayToken: bot.token,
-        webhookUrl: receiver.url,
-        dataDir,
-        extra: { BRIDGE_MEDIA_MAX_MB: '1' },
-      }),
-      { now: () => Date.now() + skewMs },
-    ));
+    ({ bridge, logs, dataDir } = await startBridge({
+      extra: { BRIDGE_MEDIA_MAX_MB: '1' },
+      deps: { now: () => Date.now() + skewMs },
+    }));
     await befriend(relay.url, alice, bot);
-  });
-
-  afterAll(async () => {
-    await bridge?.close();
-    await receiver?.stop();
-    await relay?.close();
-    expectNoSecrets(logs.text, [SECRET, BOT_TOKEN, bot.token, alice.token], receiver.all);
   });
 
   const links: Array<{ url: string; fileId: string; bytes: Uint8Array<ArrayBuffer> }> = [];

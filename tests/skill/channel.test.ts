@@ -8,35 +8,18 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { RelayClient } from '../../packages/client/src/index.ts';
 import { spawnRelay, stopAllRelays } from '../helpers/process.ts';
 import { startRelay } from '../helpers/relay.ts';
 import { openSse } from '../helpers/sse.ts';
-import {
-  buildWorkspace,
-  cli,
-  killAll,
-  lines,
-  readJson,
-  readText,
-  startDaemon,
-  waitIncoming,
-  waitUntil,
-  type Workspace,
-} from './helpers.ts';
+import { cli, killAll, lines, readJson, readText, startDaemon, waitIncoming, waitUntil } from './helpers.ts';
+import { suiteWorkspace } from './fixtures.ts';
 
-let ws: Workspace;
-
-beforeAll(async () => {
-  ws = await buildWorkspace('owc-channel-');
-});
+const ws = suiteWorkspace('owc-channel-');
 afterEach(async () => {
   await killAll();
   await stopAllRelays();
-});
-afterAll(async () => {
-  await ws?.cleanup();
 });
 
 /** The channel log without timestamps. */

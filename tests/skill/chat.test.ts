@@ -6,43 +6,19 @@
 
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import {
-  buildWorkspace,
-  cli,
-  killAll,
-  lines,
-  readJson,
-  readText,
-  startDaemon,
-  untimed,
-  waitIncoming,
-  waitUntil,
-  type Workspace,
-} from './helpers.ts';
-import { startReferenceProxy, type ReferenceProxy } from './reference-proxy.ts';
+import { describe, expect, it } from 'vitest';
+import { cli, lines, readJson, readText, startDaemon, untimed, waitIncoming, waitUntil } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
 /** The relay's frozen clock: 2026-03-09 02:00:00 UTC = 10:00:00 Beijing. */
 const T0 = Date.UTC(2026, 2, 9, 2, 0, 0);
 const AT = '[2026-03-09T02:00:00Z]';
 
-let ws: Workspace;
-let relay: TestRelay;
-let proxy: ReferenceProxy;
-
-beforeAll(async () => {
-  ws = await buildWorkspace('owc-chat-');
-  relay = await startRelay({ sseMaxPerIp: 50, now: () => T0 });
-  proxy = await startReferenceProxy(relay.url);
-});
-afterEach(killAll);
-afterAll(async () => {
-  await killAll();
-  await proxy?.close();
-  await relay?.close();
-  await ws?.cleanup();
-});
+const { ws, relay, proxy } = skillSuite(
+  'owc-chat-',
+  { sseMaxPerIp: 50, now: () => T0 },
+  { proxy: true, killAfterEach: true },
+);
 
 type Variant = 'resume' | 'legacy-flag' | 'reference';
 

@@ -4,33 +4,19 @@
 
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/process.ts';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import {
-  buildWorkspace,
-  cli,
-  killAll,
-  lines,
-  readJson,
-  readText,
-  runScript,
-  startDaemon,
-  untimed,
-  waitUntil,
-  type Workspace,
-} from './helpers.ts';
+import { startRelay } from '../helpers/relay.ts';
+import { cli, lines, readJson, readText, runScript, startDaemon, untimed, waitUntil } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
-let ws: Workspace;
-let relay: TestRelay;
+const { ws, relay } = skillSuite('owc-cli-', { sseMaxPerIp: 10 });
 const A = (): string => join(ws.root, 'alice');
 const B = (): string => join(ws.root, 'bob');
 const C = (): string => join(ws.root, 'carol');
 let ids: { alice: number; bob: number; carol: number };
 
 beforeAll(async () => {
-  ws = await buildWorkspace('owc-cli-');
-  relay = await startRelay({ sseMaxPerIp: 10 });
   const reg = async (dir: string, name: string, extra: string[] = []): Promise<number> => {
     const r = await cli(ws.skill, ['register', '--base-url', relay.url, '--name', name, ...extra, '--json'], {
       data: dir,
@@ -43,11 +29,6 @@ beforeAll(async () => {
     bob: await reg(B(), 'bob', ['--description', 'the builder']),
     carol: await reg(C(), 'carol', ['--status', 'open']),
   };
-});
-afterAll(async () => {
-  await killAll();
-  await relay?.close();
-  await ws?.cleanup();
 });
 
 type Contact = { name: string; relationship: string; last_seen_utc: string };

@@ -6,12 +6,9 @@
 
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  buildWorkspace,
   cli,
-  killAll,
   lines,
   readJson,
   readText,
@@ -20,15 +17,14 @@ import {
   waitUntil,
   type Daemon,
   type RunResult,
-  type Workspace,
 } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
 /** The relay's frozen clock: 2026-03-09 02:00:00 UTC = 10:00:00 Beijing. */
 const T0 = Date.UTC(2026, 2, 9, 2, 0, 0);
 const AT = '[2026-03-09T02:00:00Z]';
 
-let ws: Workspace;
-let relay: TestRelay;
+const { ws, relay } = skillSuite('owc-groups-', { sseMaxPerIp: 50, now: () => T0 });
 const dirs = { alice: '', bob: '', carol: '' };
 const ids = { alice: 0, bob: 0, carol: 0 };
 type Name = keyof typeof ids;
@@ -96,8 +92,6 @@ const groupLines = async (who: Name, gid: number): Promise<string[]> =>
   );
 
 beforeAll(async () => {
-  ws = await buildWorkspace('owc-groups-');
-  relay = await startRelay({ sseMaxPerIp: 50, now: () => T0 });
   for (const name of ['alice', 'bob', 'carol'] as const) {
     dirs[name] = join(ws.root, name);
     const r = await cli(ws.skill, ['register', '--base-url', relay.url, '--name', name, '--json'], {
@@ -119,11 +113,6 @@ beforeAll(async () => {
       `${name}'s daemon connected`,
     );
   }
-});
-afterAll(async () => {
-  await killAll();
-  await relay?.close();
-  await ws?.cleanup();
 });
 
 describe('a group of three', () => {

@@ -3,40 +3,17 @@
 // end conversations.md holds every message exactly once, in order, and so does inbox_pushed.md.
 
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { RelayClient } from '../../packages/client/src/index.ts';
 import { seededRandom } from '../../packages/skill/src/daemon.ts';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import {
-  buildWorkspace,
-  cli,
-  killAll,
-  lines,
-  readJson,
-  readText,
-  sleep,
-  startDaemon,
-  waitIncoming,
-  waitUntil,
-  type Workspace,
-} from './helpers.ts';
+import { cli, lines, readJson, readText, sleep, startDaemon, waitIncoming, waitUntil } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
 const SEED = 20260309;
 const TOTAL = 1000;
 const T0 = Date.UTC(2026, 2, 9, 2, 0, 0);
 
-let ws: Workspace;
-let relay: TestRelay;
-
-beforeAll(async () => {
-  ws = await buildWorkspace('owc-kill-');
-  relay = await startRelay({ sseMaxPerIp: 50, now: () => T0 });
-});
-afterAll(async () => {
-  await killAll();
-  await relay?.close();
-  await ws?.cleanup();
-});
+const { ws, relay } = skillSuite('owc-kill-', { sseMaxPerIp: 50, now: () => T0 });
 
 const pad = (n: number): string => String(n).padStart(4, '0');
 

@@ -8,35 +8,13 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { RelayClient } from '../../packages/client/src/index.ts';
 import { buildSkill } from '../../packages/skill/src/build.ts';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import {
-  buildWorkspace,
-  cli,
-  killAll,
-  lines,
-  readJson,
-  readText,
-  startDaemon,
-  waitIncoming,
-  waitUntil,
-  type Workspace,
-} from './helpers.ts';
+import { cli, lines, readJson, readText, startDaemon, waitIncoming, waitUntil } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
-let ws: Workspace;
-let relay: TestRelay;
-
-beforeAll(async () => {
-  ws = await buildWorkspace('owc-migrate-');
-  relay = await startRelay({ sseMaxPerIp: 10 });
-});
-afterAll(async () => {
-  await killAll();
-  await relay?.close();
-  await ws?.cleanup();
-});
+const { ws, relay } = skillSuite('owc-migrate-', { sseMaxPerIp: 10 });
 
 /** Path → sha256 of every file under a folder. */
 async function snapshot(dir: string): Promise<Record<string, string>> {

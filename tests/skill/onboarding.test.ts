@@ -7,37 +7,23 @@
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import {
-  buildWorkspace,
-  cli,
-  killAll,
-  lines,
-  readJson,
-  readText,
-  waitUntil,
-  type Workspace,
-} from './helpers.ts';
+import { cli, lines, readJson, readText, waitUntil } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
-let ws: Workspace;
-let relay: TestRelay;
+const { ws, relay } = skillSuite('owc-onboard-', { sseMaxPerIp: 10 });
 let data: string;
 let workspace: string;
 /** The CLI run from the agent's workspace, not from the skill folder. */
 const run = (args: string[]): ReturnType<typeof cli> => cli(ws.skill, args, { cwd: workspace });
 
 beforeAll(async () => {
-  ws = await buildWorkspace('owc-onboard-');
-  relay = await startRelay({ sseMaxPerIp: 10 });
   data = join(ws.root, 'openwechat_im_client');
   workspace = join(ws.root, 'agent-workspace');
   await mkdir(workspace);
 });
+// Registered after the suite's hooks, so it runs before them: the daemon stops before the relay goes.
 afterAll(async () => {
   await run(['daemon', 'stop']).catch(() => {});
-  await killAll();
-  await relay?.close();
-  await ws?.cleanup();
 });
 
 it('before registration: clear refusals, no assumed server, nothing written', async () => {

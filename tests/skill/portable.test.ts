@@ -7,33 +7,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import {
-  buildWorkspace,
-  cli,
-  killAll,
-  readJson,
-  readText,
-  waitIncoming,
-  waitUntil,
-  type Workspace,
-} from './helpers.ts';
+import { cli, readJson, readText, waitIncoming, waitUntil } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
-let ws: Workspace;
-let relay: TestRelay;
+const { ws, relay } = skillSuite('owc-build-', { sseMaxPerIp: 10 });
 let far: string;
 
 beforeAll(async () => {
-  ws = await buildWorkspace('owc-build-');
-  relay = await startRelay({ sseMaxPerIp: 10 });
   far = await mkdtemp(join(tmpdir(), 'owc-portable-'));
 });
+// Registered after the suite's hooks, so it runs before them: the daemons stop before the relay goes.
 afterAll(async () => {
   for (const who of ['a', 'b'])
     await cli(join(far, who, 'openwechat-im-client'), ['daemon', 'stop']).catch(() => {});
-  await killAll();
-  await relay?.close();
-  await ws?.cleanup();
   await rm(far, { recursive: true, force: true });
 });
 

@@ -6,32 +6,20 @@
 
 import { join } from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { RelayClient } from '../../packages/client/src/index.ts';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { openSse } from '../helpers/sse.ts';
-import { buildWorkspace, killAll, readText, startDaemon, waitIncoming, type Workspace } from './helpers.ts';
-import { startReferenceProxy, type ReferenceProxy } from './reference-proxy.ts';
+import { readText, startDaemon, waitIncoming } from './helpers.ts';
+import { skillSuite } from './fixtures.ts';
 
 /** The relay's frozen clock: 2026-03-09 02:00:00 UTC = 10:00:00 Beijing. */
 const T0 = Date.UTC(2026, 2, 9, 2, 0, 0);
 
-let ws: Workspace;
-let relay: TestRelay;
-let proxy: ReferenceProxy;
-
-beforeAll(async () => {
-  ws = await buildWorkspace('owc-ref-inbox-');
-  relay = await startRelay({ sseMaxPerIp: 1, now: () => T0 });
-  proxy = await startReferenceProxy(relay.url);
-});
-afterEach(killAll);
-afterAll(async () => {
-  await killAll();
-  await proxy?.close();
-  await relay?.close();
-  await ws?.cleanup();
-});
+const { ws, relay, proxy } = skillSuite(
+  'owc-ref-inbox-',
+  { sseMaxPerIp: 1, now: () => T0 },
+  { proxy: true, killAfterEach: true },
+);
 
 it('messages fetched with GET /messages are kept as the reference sent them (no 消息ID：null)', async () => {
   const anon = new RelayClient({ baseUrl: proxy.url, mode: 'text' });

@@ -1,40 +1,23 @@
 // demo_ui.html in Debian's headless Chromium, served by the real serve_ui over loopback, with seeded data
 // files in a temp folder. Assertions are on the DOM; a screenshot of each view goes to test-artifacts/ui/.
 
-import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startUiServer, type UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
 import {
   ARTIFACTS,
-  CHROMIUM_ARGS,
-  HTML_PATH,
+  browserSuite,
   INBOX_PUSHED,
+  ready,
   seedDataDir,
-  tempDir,
+  WAIT,
+  type Opened,
   type SeedOptions,
 } from './fixtures.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const WAIT = { timeout: 15_000 };
-
-let browser: Browser;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-});
-
-afterAll(async () => {
-  for (const fn of cleanups.reverse()) await fn().catch(() => {});
-  await browser?.close();
-});
+const suite = browserSuite();
 
 interface Served {
   ui: UiServer;
@@ -43,68 +26,14 @@ interface Served {
 
 /** A fresh data folder (seeded unless `seed` is null: then it does not even exist) and a server on it. */
 async function serve(seed: SeedOptions | null = {}): Promise<Served> {
-  const { dir, cleanup } = await tempDir('demo-ui-');
-  const dataDir = join(dir, 'openwechat_im_client');
-  if (seed) await seedDataDir(dataDir, seed);
-  const ui = await startUiServer({ port: 0, dataDir, htmlPath: HTML_PATH });
-  cleanups.push(cleanup, () => ui.close());
-  return { ui, dataDir };
-}
-
-interface Opened {
-  page: Page;
-  ctx: BrowserContext;
-  dialogs: string[];
-  /** uncaught exceptions in the page */
-  pageErrors: string[];
-  /** console errors (CSP violations, failed loads, …) */
-  consoleErrors: string[];
-  /** main-frame navigations so far (1 after the first load) */
-  navigations: () => number;
+  return suite.serve('demo-ui-', seed ? (dataDir) => seedDataDir(dataDir, seed) : undefined);
 }
 
 async function openPage(url: string, opts: { locale?: string; refresh?: number } = {}): Promise<Opened> {
-  const ctx = await browser.newContext({
-    viewport: { width: 1280, height: 800 },
-    timezoneId: 'UTC',
-    locale: opts.locale ?? 'en-US',
-    colorScheme: 'light',
+  return suite.open(url, {
+    context: { locale: opts.locale ?? 'en-US', colorScheme: 'light' },
+    refresh: opts.refresh ?? 1,
   });
-  cleanups.push(() => ctx.close());
-  // Poll every second in tests (unless the test itself chose an interval earlier).
-  await ctx.addInitScript((seconds: number) => {
-    try {
-      if (localStorage.getItem('openwechat.ui.refresh') === null) {
-        localStorage.setItem('openwechat.ui.refresh', String(seconds));
-      }
-    } catch {
-      /* about:blank */
-    }
-  }, opts.refresh ?? 1);
-  const page = await ctx.newPage();
-  const dialogs: string[] = [];
-  const pageErrors: string[] = [];
-  const consoleErrors: string[] = [];
-  let navigations = 0;
-  page.on('dialog', (d) => {
-    dialogs.push(`${d.type()}: ${d.message()}`);
-    void d.dismiss().catch(() => {});
-  });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('framenavigated', (f) => {
-    if (f === page.mainFrame()) navigations += 1;
-  });
-  await page.goto(url + '/');
-  await ready(page);
-  return { page, ctx, dialogs, pageErrors, consoleErrors, navigations: () => navigations };
-}
-
-/** Waits for the first completed poll of the data files after a (re)load. */
-async function ready(page: Page): Promise<void> {
-  await page.waitForFunction(() => Number(document.documentElement.dataset.updates ?? 0) >= 1, null, WAIT);
 }
 
 /** Waits until the page has completed `n` more polls of the data files (from its current count). */

@@ -1,11 +1,22 @@
-// Seeded data folders for the demo UI tests, and a raw HTTP client that sends exact bytes (node:http
-// would normalise some of the request targets the whitelist tests need to send verbatim).
+// Seeded data folders for the demo UI tests, a raw HTTP client that sends exact bytes (node:http
+// would normalise some of the request targets the whitelist tests need to send verbatim), and the browser
+// suite: headless Chromium for the file, serve_ui on temp data folders, pages that record their errors.
 
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type Page,
+} from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
+import { startUiServer, type UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const HTML_PATH = fileURLToPath(new URL('../../packages/skill/src/ui/demo_ui.html', import.meta.url));
@@ -214,4 +225,134 @@ export function get(
   if (host !== null) lines.push(`Host: ${host}`);
   lines.push(...(opts.headers ?? []), 'Connection: close', '', '');
   return rawRequest(port, lines.join('\r\n'));
+}
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** How long a test waits for the page (a poll of the data files, an element). */
+export const WAIT = { timeout: 15_000 };
+
+export interface Opened {
+  page: Page;
+  ctx: BrowserContext;
+  dialogs: string[];
+  /** uncaught exceptions in the page */
+  pageErrors: string[];
+  /** console errors (CSP violations, failed loads, …) */
+  consoleErrors: string[];
+  /** both of the above, in the order they happened */
+  errors: string[];
+  /** main-frame navigations so far (1 after the first load) */
+  navigations: () => number;
+}
+
+export interface OpenOptions {
+  /** Over the defaults: 1280×800, UTC, en-US. */
+  context?: BrowserContextOptions;
+  /** The page's poll interval in seconds, unless the page already chose one (null: the page's default). */
+  refresh?: number | null;
+}
+
+export interface BrowserSuite {
+  browser: Browser;
+  /** Run after the file's tests, newest first (their errors ignored). */
+  cleanups: Array<() => Promise<unknown>>;
+  /** A fresh temp data folder (`prepare` fills it; without it the folder does not exist) and serve_ui on it. */
+  serve(
+    prefix: string,
+    prepare?: (dataDir: string) => Promise<void>,
+  ): Promise<{ ui: UiServer; dataDir: string }>;
+  /** A new browser context on `url`, recording dialogs and errors; resolves after the first poll. */
+  open(url: string, options?: OpenOptions): Promise<Opened>;
+}
+
+/** Waits for the first completed poll of the data files after a (re)load. */
+export async function ready(page: Page): Promise<void> {
+  await page.waitForFunction(() => Number(document.documentElement.dataset.updates ?? 0) >= 1, null, WAIT);
+}
+
+/** Registers the file's hooks: Chromium launched before the tests, everything closed after them. */
+export function browserSuite(): BrowserSuite {
+  let browser: Browser | undefined;
+  const cleanups: Array<() => Promise<unknown>> = [];
+  beforeAll(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`,
+      );
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => {});
+    await browser?.close();
+  });
+  const suite: BrowserSuite = {
+    get browser(): Browser {
+      if (!browser) throw new Error('the browser is not launched yet (its beforeAll has not run or failed)');
+      return browser;
+    },
+    cleanups,
+    async serve(prefix, prepare) {
+      const { dir, cleanup } = await tempDir(prefix);
+      cleanups.push(cleanup);
+      const dataDir = join(dir, 'openwechat_im_client');
+      if (prepare) await prepare(dataDir);
+      const ui = await startUiServer({ port: 0, dataDir, htmlPath: HTML_PATH });
+      cleanups.push(() => ui.close());
+      return { ui, dataDir };
+    },
+    async open(url, options = {}) {
+      const ctx = await suite.browser.newContext({
+        viewport: { width: 1280, height: 800 },
+        timezoneId: 'UTC',
+        locale: 'en-US',
+        ...options.context,
+      });
+      cleanups.push(() => ctx.close());
+      const refresh = options.refresh === undefined ? 1 : options.refresh;
+      if (refresh !== null) {
+        await ctx.addInitScript((seconds: number) => {
+          try {
+            if (localStorage.getItem('openwechat.ui.refresh') === null) {
+              localStorage.setItem('openwechat.ui.refresh', String(seconds));
+            }
+          } catch {
+            /* about:blank */
+          }
+        }, refresh);
+      }
+      const page = await ctx.newPage();
+      const opened: Opened = {
+        page,
+        ctx,
+        dialogs: [],
+        pageErrors: [],
+        consoleErrors: [],
+        errors: [],
+        navigations: () => navigations,
+      };
+      let navigations = 0;
+      page.on('dialog', (d) => {
+        opened.dialogs.push(`${d.type()}: ${d.message()}`);
+        void d.dismiss().catch(() => {});
+      });
+      page.on('pageerror', (e) => {
+        opened.pageErrors.push(String(e));
+        opened.errors.push(String(e));
+      });
+      page.on('console', (m) => {
+        if (m.type() !== 'error') return;
+        opened.consoleErrors.push(m.text());
+        opened.errors.push(m.text());
+      });
+      page.on('framenavigated', (f) => {
+        if (f === page.mainFrame()) navigations += 1;
+      });
+      await page.goto(url + '/');
+      await ready(page);
+      return opened;
+    },
+  };
+  return suite;
 }

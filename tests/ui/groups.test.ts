@@ -2,16 +2,12 @@
 // conversation with a mention renders beside the private ones — member count from groups.json, an
 // "@ you" marker on the mentioned message only (every layout), groups without messages listed too.
 
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startUiServer, type UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
-import { ARTIFACTS, CHROMIUM_ARGS, get, HTML_PATH, seedDataDir, tempDir } from './fixtures.ts';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const WAIT = { timeout: 15_000 };
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
+import { ARTIFACTS, browserSuite, get, seedDataDir, type Opened } from './fixtures.ts';
 
 const GROUPS = {
   updated_at: '2026-03-10T12:20:00Z',
@@ -27,50 +23,17 @@ const EXTRA = [
   '[2026-03-10T12:11:00Z] group=#g7(team) from=#2(bob) type=chat id=41 file=files/0123abcd_plan.txt content=plan attached',
 ];
 
-let browser: Browser;
+const suite = browserSuite();
 let ui: UiServer;
 let dataDir: string;
-const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  }
-  const { dir, cleanup } = await tempDir('demo-ui-groups-');
-  cleanups.push(cleanup);
-  dataDir = join(dir, 'openwechat_im_client');
-  await seedDataDir(dataDir, { extraLines: EXTRA, groups: GROUPS });
-  ui = await startUiServer({ port: 0, dataDir, htmlPath: HTML_PATH });
-  cleanups.push(() => ui.close());
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  ({ ui, dataDir } = await suite.serve('demo-ui-groups-', (dir) =>
+    seedDataDir(dir, { extraLines: EXTRA, groups: GROUPS }),
+  ));
 });
 
-afterAll(async () => {
-  await browser?.close();
-  for (const fn of cleanups.reverse()) await fn().catch(() => {});
-});
-
-async function open(locale = 'en-US'): Promise<{ page: Page; errors: string[] }> {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: 'UTC', locale });
-  cleanups.push(() => ctx.close());
-  await ctx.addInitScript(() => {
-    try {
-      localStorage.setItem('openwechat.ui.refresh', '1');
-    } catch {
-      /* about:blank */
-    }
-  });
-  const page = await ctx.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  await page.goto(`${ui.url}/`);
-  await page.waitForFunction(() => Number(document.documentElement.dataset.updates ?? 0) >= 1, null, WAIT);
-  return { page, errors };
-}
+const open = (locale = 'en-US'): Promise<Opened> => suite.open(ui.url, { context: { locale } });
 
 function convList(page: Page): Promise<Array<[string, string, number]>> {
   return page

@@ -3,16 +3,12 @@
 // facts in the type token. In headless Chromium: conversations per friend and per group (member counts from
 // groups.json), the sender's own file message carries its file tag, the Status tab counts groups.
 
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startUiServer, type UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
-import { ARTIFACTS, CHROMIUM_ARGS, HTML_PATH, tempDir } from './fixtures.ts';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const WAIT = { timeout: 15_000 };
+import type { Page } from 'playwright-core';
+import { beforeAll, expect, it } from 'vitest';
+import type { UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
+import { ARTIFACTS, browserSuite, type Opened } from './fixtures.ts';
 
 const FILES: Record<string, unknown> = {
   'profile.json': { my_id: 1, my_name: 'alice', status: 'open', updated_at_utc: '2026-03-10T12:00:00Z' },
@@ -54,49 +50,22 @@ const LINES = [
   '[2026-03-10T11:02:00Z] from=#2(bob) type=chat.g7 content=thanks',
 ];
 
-let browser: Browser;
+const suite = browserSuite();
 let ui: UiServer;
-const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}`);
-  const { dir, cleanup } = await tempDir('demo-ui-guide-');
-  cleanups.push(cleanup);
-  const dataDir = join(dir, 'openwechat_im_client');
-  await mkdir(dataDir);
-  for (const [name, value] of Object.entries(FILES))
-    await writeFile(join(dataDir, name), JSON.stringify(value, null, 2));
-  await writeFile(join(dataDir, 'conversations.md'), `${LINES.join('\n')}\n`);
-  await writeFile(join(dataDir, 'inbox_pushed.md'), '');
-  await writeFile(join(dataDir, 'sse_channel.log'), '2026-03-10T09:59:00.000Z connected mode=resume\n');
-  ui = await startUiServer({ port: 0, dataDir, htmlPath: HTML_PATH });
-  cleanups.push(() => ui.close());
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  ({ ui } = await suite.serve('demo-ui-guide-', async (dataDir) => {
+    await mkdir(dataDir);
+    for (const [name, value] of Object.entries(FILES))
+      await writeFile(join(dataDir, name), JSON.stringify(value, null, 2));
+    await writeFile(join(dataDir, 'conversations.md'), `${LINES.join('\n')}\n`);
+    await writeFile(join(dataDir, 'inbox_pushed.md'), '');
+    await writeFile(join(dataDir, 'sse_channel.log'), '2026-03-10T09:59:00.000Z connected mode=resume\n');
+  }));
 });
 
-afterAll(async () => {
-  await browser?.close();
-  for (const fn of cleanups.reverse()) await fn().catch(() => {});
-});
-
-async function open(): Promise<{ page: Page; errors: string[] }> {
-  const ctx = await browser.newContext({
-    viewport: { width: 1280, height: 900 },
-    timezoneId: 'UTC',
-    locale: 'en-US',
-  });
-  cleanups.push(() => ctx.close());
-  const page = await ctx.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  await page.goto(`${ui.url}/`);
-  await page.waitForFunction(() => Number(document.documentElement.dataset.updates ?? 0) >= 1, null, WAIT);
-  return { page, errors };
-}
+const open = (): Promise<Opened> =>
+  suite.open(ui.url, { context: { viewport: { width: 1280, height: 900 } }, refresh: null });
 
 function openConv(page: Page, title: string): Promise<void> {
   return page

@@ -1,0 +1,64 @@
+// Suite fixtures: a resource a beforeAll hook starts and an afterAll hook disposes, handed to the test file
+// as a stable object at collection time, so a file writes `const relay = suiteRelay()` and keeps using
+// `relay.url` in its tests instead of repeating `let relay; beforeAll(...); afterAll(...)`.
+
+import { afterAll, beforeAll } from 'vitest';
+import { startRelay, type TestRelay, type TestRelayOptions } from './relay.ts';
+
+/**
+ * A stand-in for an object made later: property reads and writes go to the object once `set` has given
+ * it, and throw (naming `what`) before, so a test that runs without its setup fails loudly instead of
+ * reading undefined. Methods are bound to the real object (classes with private fields work).
+ */
+export function late<T extends object>(what: string): { ref: T; set(value: T): void; isSet(): boolean } {
+  let target: T | undefined;
+  const real = (): T => {
+    if (!target) throw new Error(`${what} is not set up yet (its beforeAll has not run or failed)`);
+    return target;
+  };
+  const ref = new Proxy({} as T, {
+    get(_, key) {
+      const t = real();
+      const v = Reflect.get(t, key, t) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+    set: (_, key, value) => Reflect.set(real(), key, value),
+    has: (_, key) => Reflect.has(real(), key),
+    ownKeys: () => Reflect.ownKeys(real()),
+    getOwnPropertyDescriptor(_, key) {
+      const d = Reflect.getOwnPropertyDescriptor(real(), key);
+      return d ? { ...d, configurable: true } : undefined;
+    },
+  });
+  return { ref, set: (value) => void (target = value), isSet: () => target !== undefined };
+}
+
+/**
+ * Registers beforeAll(start) / afterAll(dispose) in the current suite and returns the started object
+ * (usable in tests and later hooks). dispose runs only when start succeeded.
+ */
+export function suiteFixture<T extends object>(
+  what: string,
+  start: () => Promise<T>,
+  dispose: (value: T) => Promise<unknown>,
+): T {
+  const slot = late<T>(what);
+  let value: T | undefined;
+  beforeAll(async () => {
+    value = await start();
+    slot.set(value);
+  });
+  afterAll(async () => {
+    if (value) await dispose(value);
+  });
+  return slot.ref;
+}
+
+/** The real relay (in-process, random port, temp store) for the current suite. */
+export function suiteRelay(options: TestRelayOptions = {}): TestRelay {
+  return suiteFixture(
+    'the relay',
+    () => startRelay(options),
+    (r) => r.close(),
+  );
+}
