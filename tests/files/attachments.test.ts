@@ -204,6 +204,24 @@ async function friends(base: string, tag: string): Promise<{ alice: User; bob: U
   return { alice, bob };
 }
 
+/** A relay (closed after the test) on which `<tag>_alice` and `<tag>_bob` are friends. */
+async function startFriends(
+  tag: string,
+  opts: TestRelayOptions = {},
+): Promise<{ relay: TestRelay; base: string; alice: User; bob: User }> {
+  const relay = await start(opts);
+  return { relay, base: relay.url, ...(await friends(relay.url, tag)) };
+}
+
+/** POST /messages/ack up to `upTo`, which acknowledges exactly one message. */
+async function ackOne(base: string, user: User, upTo: number): Promise<void> {
+  expectReply(
+    await req(base, 'POST', '/messages/ack', { token: user.token, json: { up_to: upTo } }),
+    200,
+    `已确认 1 条消息（消息ID ≤ ${upTo}）`,
+  );
+}
+
 interface AttachmentJson {
   name: string;
   original_name: string;
@@ -225,14 +243,17 @@ async function inboxJson(base: string, user: User, query = ''): Promise<InboxJso
   return JSON.parse(r.body) as InboxJson;
 }
 
+/** The file id of the first message kept in the user's inbox (GET /messages?after=0 acknowledges nothing). */
+async function firstFileId(base: string, user: User): Promise<string> {
+  return (await inboxJson(base, user, '?after=0')).messages[0]!.attachment!.file_id!;
+}
+
 // ── Delivery and download ────────────────────────────────────────────────────────────────────────
 
 describe('POST /send/file → GET /files/<file_id>', () => {
   it('a 1-byte file with a hostile name: the block shows the safe name and a download link', async () => {
     const clock = new Clock();
-    const relay = await start({ now: clock.now });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'one');
+    const { base, alice, bob } = await startFriends('one', { now: clock.now });
     const bytes = new Uint8Array([0xff]);
 
     const r = await sendFile(base, alice, bob.id, {
@@ -279,9 +300,7 @@ describe('POST /send/file → GET /files/<file_id>', () => {
 
   it('1 MB of binary: JSON mode carries the attachment, both sides download identical bytes', async () => {
     const clock = new Clock();
-    const relay = await start({ now: clock.now });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'json');
+    const { base, alice, bob } = await startFriends('json', { now: clock.now });
     const bytes = seededBytes(MB, 1);
     await sendFileOk(base, alice, bob.id, { bytes, name: EVIL_NAME, content: '  ' });
 
@@ -317,9 +336,7 @@ describe('POST /send/file → GET /files/<file_id>', () => {
   });
 
   it('a non-ASCII name with RFC 5987 specials gets an ASCII fallback and an exact UTF-8 filename*', async () => {
-    const relay = await start();
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'name');
+    const { base, alice, bob } = await startFriends('name');
     const bytes = seededBytes(1000, 2);
     await sendFileOk(base, alice, bob.id, {
       bytes,
@@ -336,14 +353,12 @@ describe('POST /send/file → GET /files/<file_id>', () => {
   });
 
   it('only the sender and the recipient may download; others get the exact refusals', async () => {
-    const relay = await start();
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'acl');
+    const { base, alice, bob } = await startFriends('acl');
     const carol = await register(base, 'acl_carol');
     const bytes = seededBytes(4096, 3);
     await sendFileOk(base, alice, bob.id, { bytes, name: 'secret.bin', content: 'x' });
     // Peek (?after=0 acknowledges nothing): the message stays stored, so downloads keep the file.
-    const fileId = (await inboxJson(base, bob, '?after=0')).messages[0]!.attachment!.file_id!;
+    const fileId = await firstFileId(base, bob);
 
     expectNotFound(await download(base, carol.token, fileId));
     expectNotFound(await download(base, bob.token, 'f'.repeat(32)));
@@ -373,9 +388,7 @@ describe('POST /send/file → GET /files/<file_id>', () => {
   });
 
   it('exactly MAX_UPLOAD_MB is accepted and arrives byte-identical', async () => {
-    const relay = await start({ maxUploadMb: 10 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'max');
+    const { relay, base, alice, bob } = await startFriends('max', { maxUploadMb: 10 });
     const bytes = seededBytes(10 * MB, 4);
     await sendFileOk(base, alice, bob.id, { bytes, name: EVIL_NAME, content: 'big' });
     const fileId = onlyFileId((await messages(base, bob)).body);
@@ -385,9 +398,7 @@ describe('POST /send/file → GET /files/<file_id>', () => {
   });
 
   it('MAX_UPLOAD_MB + 1 byte is refused and nothing is stored', async () => {
-    const relay = await start({ maxUploadMb: 10, uploadQuotaMb: 10 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'over');
+    const { relay, base, alice, bob } = await startFriends('over', { maxUploadMb: 10, uploadQuotaMb: 10 });
     const before = await stats(base);
 
     const r = await sendFile(base, alice, bob.id, { bytes: seededBytes(10 * MB + 1, 5), name: 'big.bin' });
@@ -404,9 +415,7 @@ describe('POST /send/file → GET /files/<file_id>', () => {
   });
 
   it('declared text/html and SVG are served as application/octet-stream; image/png is kept', async () => {
-    const relay = await start();
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'type');
+    const { base, alice, bob } = await startFriends('type');
     const html = new TextEncoder().encode('<script>alert(1)</script>');
     const cases: [string, string, string][] = [
       ['page.html', 'text/html', 'application/octet-stream'],
@@ -528,14 +537,12 @@ describe('attachments on the friendship paths', () => {
 describe('attachment lifetime', () => {
   it('a file expires after FILE_RETENTION_DAYS and its storage is swept', async () => {
     const clock = new Clock();
-    const relay = await start({
+    const { base, alice, bob } = await startFriends('exp', {
       now: clock.now,
       fileRetentionDays: 1,
       maintenanceIntervalSeconds: 0.05,
       uploadQuotaMb: 1,
     });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'exp');
     const bytes = seededBytes(700 * 1024, 10);
     await sendFileOk(base, alice, bob.id, { bytes, name: 'old.bin', content: 'old' });
     const inbox = await inboxJson(base, bob, '?after=0');
@@ -570,31 +577,23 @@ describe('attachment lifetime', () => {
   });
 
   it('downloaded while the message is stored: kept; acknowledged (POST /messages/ack) afterwards: deleted', async () => {
-    const relay = await start({ maintenanceIntervalSeconds: 0.05 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'ack');
+    const { base, alice, bob } = await startFriends('ack', { maintenanceIntervalSeconds: 0.05 });
     const bytes = seededBytes(8192, 12);
     await sendFileOk(base, alice, bob.id, { bytes, name: 'a.bin', content: 'a' });
-    const fileId = (await inboxJson(base, bob, '?after=0')).messages[0]!.attachment!.file_id!;
+    const fileId = await firstFileId(base, bob);
 
     await expectDownload(base, bob.token, fileId, bytes);
     await sleep(300); // bookkeeping and several maintenance rounds
     await expectDownload(base, alice.token, fileId, bytes);
     await expectDownload(base, bob.token, fileId, bytes);
 
-    expectReply(
-      await req(base, 'POST', '/messages/ack', { token: bob.token, json: { up_to: 3 } }),
-      200,
-      '已确认 1 条消息（消息ID ≤ 3）',
-    );
+    await ackOne(base, bob, 3);
     await waitGone(base, alice, fileId, 'the downloaded file’s message was acknowledged');
     expectNotFound(await download(base, bob.token, fileId));
   });
 
   it('acknowledged by read-and-clear first, then downloaded completely: deleted at once', async () => {
-    const relay = await start();
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'rac');
+    const { base, alice, bob } = await startFriends('rac');
     const bytes = seededBytes(MB, 13);
     await sendFileOk(base, alice, bob.id, { bytes, name: 'b.bin', content: 'b' });
     const fileId = onlyFileId((await messages(base, bob)).body);
@@ -609,18 +608,12 @@ describe('attachment lifetime', () => {
   });
 
   it('the sender’s download does not count as the recipient’s', async () => {
-    const relay = await start({ maintenanceIntervalSeconds: 0.05 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'snd');
+    const { base, alice, bob } = await startFriends('snd', { maintenanceIntervalSeconds: 0.05 });
     const bytes = seededBytes(5000, 14);
     await sendFileOk(base, alice, bob.id, { bytes, name: 'c.bin', content: 'c' });
-    const fileId = (await inboxJson(base, bob, '?after=0')).messages[0]!.attachment!.file_id!;
+    const fileId = await firstFileId(base, bob);
     await expectDownload(base, alice.token, fileId, bytes);
-    expectReply(
-      await req(base, 'POST', '/messages/ack', { token: bob.token, json: { up_to: 3 } }),
-      200,
-      '已确认 1 条消息（消息ID ≤ 3）',
-    );
+    await ackOne(base, bob, 3);
     await sleep(300);
     await expectDownload(base, alice.token, fileId, bytes);
     await expectDownload(base, bob.token, fileId, bytes);
@@ -629,9 +622,7 @@ describe('attachment lifetime', () => {
 
   it('a message pushed on a (legacy) stream still lets the recipient download the file', async () => {
     // Grace 0: the legacy write is deleted once flushed (the at-least-once grace: tests/delivery/legacy).
-    const relay = await start({ legacyStreamGraceSeconds: 0 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'sse');
+    const { base, alice, bob } = await startFriends('sse', { legacyStreamGraceSeconds: 0 });
     const stream = await openSse(base, { token: bob.token });
     cleanup.push(async () => stream.close());
     expect(stream.status).toBe(200);
@@ -662,9 +653,7 @@ describe('attachment lifetime', () => {
 
 describe('per-sender quota and Idempotency-Key', () => {
   it('the quota of stored, uncollected bytes gives a clear error and stores nothing', async () => {
-    const relay = await start({ uploadQuotaMb: 1 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'quo');
+    const { relay, base, alice, bob } = await startFriends('quo', { uploadQuotaMb: 1 });
     const carol = await register(base, 'quo_carol');
     const first = seededBytes(600 * 1024, 16);
     await sendFileOk(base, alice, bob.id, { bytes: first, name: 'one.bin', content: 'one' });
@@ -703,9 +692,7 @@ describe('per-sender quota and Idempotency-Key', () => {
   });
 
   it('the same key and bytes twice deliver one message with one file', async () => {
-    const relay = await start({ uploadQuotaMb: 1 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'idem');
+    const { relay, base, alice, bob } = await startFriends('idem', { uploadQuotaMb: 1 });
     const bytes = seededBytes(400 * 1024, 20);
     const f = { bytes, name: EVIL_NAME, content: 'once', headers: { 'Idempotency-Key': 'file-key-1' } };
     const before = await stats(base);
@@ -740,9 +727,7 @@ describe('per-sender quota and Idempotency-Key', () => {
   });
 
   it('a retry with the same key gets the original answer even when the quota is now used up', async () => {
-    const relay = await start({ uploadQuotaMb: 1 });
-    const base = relay.url;
-    const { alice, bob } = await friends(base, 'idq');
+    const { relay, base, alice, bob } = await startFriends('idq', { uploadQuotaMb: 1 });
     const f = {
       bytes: seededBytes(600 * 1024, 23),
       name: 'q.bin',

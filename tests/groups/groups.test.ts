@@ -3,50 +3,29 @@
 // 200 + `错误：…`) and in JSON mode (real status + the error body). Runs on SQLite, and on PostgreSQL
 // with TEST_BACKEND=postgres.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { startRelay } from '../helpers/relay.ts';
+import { befriend, bj, messages, register, req, send, type Reply, type User } from '../relay/client.ts';
 import {
-  Clock,
-  befriend,
-  bj,
-  messages,
-  register,
-  req,
-  send,
-  type Reply,
-  type User,
-} from '../relay/client.ts';
-import {
+  clearInboxes,
   createGroup,
   createGroupOk,
   groupSend,
   HEAVY,
   noticeBlock,
   ownerWithFriends,
+  relayPerTest,
   SEP,
 } from './helpers.ts';
 
-let relay: TestRelay;
-let clock: Clock;
+const { clock, relay } = relayPerTest();
 let base: string;
-
-beforeEach(async () => {
-  clock = new Clock();
-  relay = await startRelay({ now: clock.now });
-  base = relay.url;
-});
-
-afterEach(async () => {
-  await relay.close();
-});
+beforeEach(() => void (base = relay.url));
 
 const reg = (name: string, status?: 'open' | 'friends_only' | 'do_not_disturb') =>
   register(base, name, status ? { status } : {});
 
-/** Empties an inbox (read-and-clear). */
-async function clear(...users: User[]): Promise<void> {
-  for (const u of users) await req(base, 'GET', '/messages?limit=500', { token: u.token });
-}
+const clear = (...users: User[]): Promise<void> => clearInboxes(base, ...users);
 
 describe('create, list and details (text)', () => {
   it('answers with the exact layouts of the API decision', async () => {

@@ -2,7 +2,9 @@
 // written out from the API decision (not taken from the protocol package under test).
 
 import { expect } from 'vitest';
-import { befriend, bj, req, type Reply, type User } from '../relay/client.ts';
+import { perTestFixture } from '../helpers/fixtures.ts';
+import { startRelay, type TestRelay, type TestRelayOptions } from '../helpers/relay.ts';
+import { befriend, bj, Clock, req, type Reply, type User } from '../relay/client.ts';
 
 export const HEAVY = '═'.repeat(40);
 export const SEP = '─'.repeat(40);
@@ -130,4 +132,24 @@ export async function peekInbox(base: string, u: { token: string }): Promise<Mes
   const r = await req(base, 'GET', '/messages?after=0&limit=500', { token: u.token, jsonMode: true });
   expect(r.status, r.body).toBe(200);
   return (JSON.parse(r.body) as { messages: MessageJson[] }).messages;
+}
+
+/** Per test: a fresh Clock (at T0) and a relay on it, closed after the test. */
+export function relayPerTest(options: TestRelayOptions = {}): { clock: Clock; relay: TestRelay } {
+  const clock = perTestFixture(
+    'the clock',
+    () => Promise.resolve(new Clock()),
+    () => Promise.resolve(),
+  );
+  const relay = perTestFixture(
+    'the relay',
+    () => startRelay({ now: clock.now, ...options }),
+    (r) => r.close(),
+  );
+  return { clock, relay };
+}
+
+/** Empties inboxes (read-and-clear). */
+export async function clearInboxes(base: string, ...users: User[]): Promise<void> {
+  for (const u of users) await req(base, 'GET', '/messages?limit=500', { token: u.token });
 }

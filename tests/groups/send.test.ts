@@ -2,11 +2,10 @@
 // group block in every channel (GET /messages, the send preview, SSE text and JSON), mentions by `@name`
 // and by mention_ids, idempotent group sends, and group attachments every member can download.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { startRelay } from '../helpers/relay.ts';
 import { openSse } from '../helpers/sse.ts';
 import {
-  Clock,
   HEAVY,
   inboxText,
   messages,
@@ -17,35 +16,25 @@ import {
   type User,
 } from '../relay/client.ts';
 import {
+  clearInboxes,
   createGroupOk,
   groupBlock,
   groupSend,
   groupSendFile,
   ownerWithFriends,
   peekInbox,
+  relayPerTest,
   type MessageJson,
 } from './helpers.ts';
 import { sha256 } from '../helpers/bytes.ts';
 
-let relay: TestRelay;
-let clock: Clock;
+const { clock, relay } = relayPerTest({ sseMaxPerIp: 10 });
 let base: string;
-
-beforeEach(async () => {
-  clock = new Clock();
-  relay = await startRelay({ now: clock.now, sseMaxPerIp: 10 });
-  base = relay.url;
-});
-
-afterEach(async () => {
-  await relay.close();
-});
+beforeEach(() => void (base = relay.url));
 
 const reg = (name: string) => register(base, name);
 const G = { id: 1, name: '项目组' };
-async function clear(...users: User[]): Promise<void> {
-  for (const u of users) await req(base, 'GET', '/messages?limit=500', { token: u.token });
-}
+const clear = (...users: User[]): Promise<void> => clearInboxes(base, ...users);
 
 /** owner + f0, f1, f2 in group 1 (项目组); f1's inbox is one id ahead of the others'; inboxes empty. */
 async function setup() {

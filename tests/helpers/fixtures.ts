@@ -2,7 +2,7 @@
 // as a stable object at collection time, so a file writes `const relay = suiteRelay()` and keeps using
 // `relay.url` in its tests instead of repeating `let relay; beforeAll(...); afterAll(...)`.
 
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { startRelay, type TestRelay, type TestRelayOptions } from './relay.ts';
 
 /**
@@ -61,4 +61,27 @@ export function suiteRelay(options: TestRelayOptions = {}): TestRelay {
     () => startRelay(options),
     (r) => r.close(),
   );
+}
+
+/**
+ * Registers beforeEach(start) / afterEach(dispose): every test gets a fresh object behind the same
+ * stable reference. dispose runs only when start succeeded.
+ */
+export function perTestFixture<T extends object>(
+  what: string,
+  start: () => Promise<T>,
+  dispose: (value: T) => Promise<unknown>,
+): T {
+  const slot = late<T>(what);
+  let value: T | undefined;
+  beforeEach(async () => {
+    value = await start();
+    slot.set(value);
+  });
+  afterEach(async () => {
+    const v = value;
+    value = undefined;
+    if (v) await dispose(v);
+  });
+  return slot.ref;
 }
