@@ -4,7 +4,6 @@
 // with TEST_BACKEND=postgres.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { startRelay } from '../helpers/relay.ts';
 import { befriend, bj, messages, register, req, send, type Reply, type User } from '../relay/client.ts';
 import {
   clearInboxes,
@@ -18,7 +17,7 @@ import {
   SEP,
 } from './helpers.ts';
 
-const { clock, relay } = relayPerTest();
+const { clock, relay, restart } = relayPerTest();
 let base: string;
 beforeEach(() => void (base = relay.url));
 
@@ -550,8 +549,7 @@ describe('refusals, in text and JSON mode', () => {
   });
 
   it('the limits carry the configured numbers', async () => {
-    await relay.close();
-    relay = await startRelay({ now: clock.now, maxGroupMembers: 3, maxGroupsPerUser: 2 });
+    await restart({ maxGroupMembers: 3, maxGroupsPerUser: 2 });
     base = relay.url;
     const { owner, friends } = await ownerWithFriends(base, reg, 3);
     const [f0, f1, f2] = friends as [User, User, User];

@@ -3,7 +3,6 @@
 // and by mention_ids, idempotent group sends, and group attachments every member can download.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { startRelay } from '../helpers/relay.ts';
 import { openSse } from '../helpers/sse.ts';
 import {
   HEAVY,
@@ -28,7 +27,7 @@ import {
 } from './helpers.ts';
 import { sha256 } from '../helpers/bytes.ts';
 
-const { clock, relay } = relayPerTest({ sseMaxPerIp: 10 });
+const { clock, relay, restart } = relayPerTest({ sseMaxPerIp: 10 });
 let base: string;
 beforeEach(() => void (base = relay.url));
 
@@ -258,8 +257,7 @@ describe('group attachments', () => {
   });
 
   it('an Idempotency-Key retry is replayed without a second copy; the upload quota applies', async () => {
-    await relay.close();
-    relay = await startRelay({ now: clock.now, uploadQuotaMb: 0.01 });
+    await restart({ uploadQuotaMb: 0.01 });
     base = relay.url;
     const { owner, f0, f1 } = await setup();
     const small = Buffer.from('small file');
