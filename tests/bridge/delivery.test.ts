@@ -10,6 +10,7 @@ import { befriend, req, send, type User } from '../relay/client.ts';
 import {
   BOT_TOKEN,
   bridgeEnv,
+  bridgeSuite,
   expectNoSecrets,
   runCli,
   SECRET,
@@ -21,7 +22,6 @@ import {
   type LogCapture,
 } from './helpers.ts';
 import { runDeadLetterCli, type Bridge } from '@openwechat/bridge';
-import { bridgeSuite } from './fixtures.ts';
 
 const SCALE = 1 / 20;
 const OUTAGE_MS = 60_000 * SCALE;

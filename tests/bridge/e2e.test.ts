@@ -5,9 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSse, type SseConnection } from '../helpers/sse.ts';
 import { req, send } from '../relay/client.ts';
-import { BOT_TOKEN, callSend, until, type Delivery, type LogCapture, type SendApiReply } from './helpers.ts';
+import {
+  BOT_TOKEN,
+  bridgeSuite,
+  callSend,
+  until,
+  type Delivery,
+  type LogCapture,
+  type SendApiReply,
+} from './helpers.ts';
 import type { Bridge } from '@openwechat/bridge';
-import { bridgeSuite } from './fixtures.ts';
 
 const ADDMSG_KEYS = [
   'MsgId',
@@ -31,13 +38,11 @@ function isSimpleXml(s: string): boolean {
 }
 
 describe.each(['plain', 'standard'] as const)('relay ⇄ OpenClaw end to end (%s signing)', (mode) => {
-  const {
-    relay,
-    receiver,
-    bot,
-    users: [alice],
-    startBridge,
-  } = bridgeSuite({ bot: `abot_${mode}`, users: [`alice_${mode}`] });
+  const { relay, receiver, bot, startBridge, users } = bridgeSuite({
+    bot: `abot_${mode}`,
+    users: [`alice_${mode}`],
+  });
+  const [alice] = users;
   let bridge: Bridge;
   let aliceStream: SseConnection;
   const replies: SendApiReply[] = [];
@@ -148,14 +153,11 @@ describe.each(['plain', 'standard'] as const)('relay ⇄ OpenClaw end to end (%s
 });
 
 describe('bridge endpoints: generic inbound, alias, suppression, health and metrics', () => {
-  const {
-    relay,
-    receiver,
-    bot,
-    users: [carol],
-    secrets,
-    startBridge,
-  } = bridgeSuite({ bot: 'abot_x', users: ['carol_x'] });
+  const { relay, receiver, bot, secrets, startBridge, users } = bridgeSuite({
+    bot: 'abot_x',
+    users: ['carol_x'],
+  });
+  const [carol] = users;
   let bridge: Bridge;
   let logs: LogCapture;
 

@@ -13,9 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relayAccountId, type Bridge } from '@openwechat/bridge';
 import { befriend, postFile, req, type Upload, type User } from '../relay/client.ts';
-import { sleep, until, type Delivery, type LogCapture } from './helpers.ts';
+import { bridgeSuite, sleep, until, type Delivery, type LogCapture } from './helpers.ts';
 import { seededBytes, sha256 } from '../helpers/bytes.ts';
-import { bridgeSuite } from './fixtures.ts';
 
 const DAY_MS = 86_400_000;
 const FILE_NAME = '扫描件 “季度” 报告.bin';
@@ -63,14 +62,11 @@ async function get(url: string, init: RequestInit = {}): Promise<Got> {
 const textOf = (d: Delivery): string => d.json.Content?.string ?? '';
 
 describe('attachments reach OpenClaw as media links served by the bridge', () => {
-  const {
-    relay,
-    receiver,
-    bot,
-    users: [alice, mallory],
-    secrets,
-    startBridge,
-  } = bridgeSuite({ bot: 'mbot', users: ['alice_m', 'mallory_m'] });
+  const { relay, receiver, bot, secrets, startBridge, users } = bridgeSuite({
+    bot: 'mbot',
+    users: ['alice_m', 'mallory_m'],
+  });
+  const [alice, mallory] = users;
   let bridge: Bridge;
   let logs: LogCapture;
   let dataDir: string;
@@ -293,14 +289,11 @@ describe('attachments reach OpenClaw as media links served by the bridge', () =>
 });
 
 describe('group attachments, BRIDGE_PUBLIC_URL, an unreachable relay and the IP allowlist', () => {
-  const {
-    relay,
-    receiver,
-    bot,
-    users: [alice],
-    secrets,
-    startBridge,
-  } = bridgeSuite({ bot: 'gbot', users: ['alice_g'] });
+  const { relay, receiver, bot, secrets, startBridge, users } = bridgeSuite({
+    bot: 'gbot',
+    users: ['alice_g'],
+  });
+  const [alice] = users;
   let bridge: Bridge;
   const MEDIA_SECRET = 'media-secret-for-tests-0123456789abcdef';
 
@@ -382,13 +375,12 @@ describe('group attachments, BRIDGE_PUBLIC_URL, an unreachable relay and the IP 
 });
 
 describe('media links stream: nothing is held in memory, a caller that goes away cancels the read', () => {
-  const {
-    relay,
-    receiver,
-    bot,
-    users: [alice],
-    startBridge,
-  } = bridgeSuite({ relay: { sseMaxPerIp: 10, maxUploadMb: 64 }, bot: 'sbot', users: ['alice_s'] });
+  const { relay, receiver, bot, startBridge, users } = bridgeSuite({
+    relay: { sseMaxPerIp: 10, maxUploadMb: 64 },
+    bot: 'sbot',
+    users: ['alice_s'],
+  });
+  const [alice] = users;
   let logs: LogCapture;
 
   beforeAll(async () => {
@@ -435,17 +427,12 @@ describe('media links stream: nothing is held in memory, a caller that goes away
 describe('a file the relay no longer has when the bridge takes the message', () => {
   /** Added to the relay's clock. */
   let relaySkewMs = 0;
-  const {
-    relay,
-    receiver,
-    bot,
-    users: [alice],
-    startBridge,
-  } = bridgeSuite({
+  const { relay, receiver, bot, startBridge, users } = bridgeSuite({
     relay: { sseMaxPerIp: 10, fileRetentionDays: 1, now: () => Date.now() + relaySkewMs },
     bot: 'xbot',
     users: ['alice_x'],
   });
+  const [alice] = users;
 
   beforeAll(async () => {
     await befriend(relay.url, alice, bot);
@@ -480,13 +467,8 @@ describe('a file the relay no longer has when the bridge takes the message', () 
 });
 
 describe('local copies: the expiry sweep and the size cap', () => {
-  const {
-    relay,
-    receiver,
-    bot,
-    users: [alice],
-    startBridge,
-  } = bridgeSuite({ bot: 'cbot', users: ['alice_c'] });
+  const { relay, receiver, bot, startBridge, users } = bridgeSuite({ bot: 'cbot', users: ['alice_c'] });
+  const [alice] = users;
   let bridge: Bridge;
   let logs: LogCapture;
   let dataDir: string;

@@ -33,26 +33,35 @@ export function late<T extends object>(what: string): { ref: T; set(value: T): v
   return { ref, set: (value) => void (target = value), isSet: () => target !== undefined };
 }
 
-/**
- * Registers beforeAll(start) / afterAll(dispose) in the current suite and returns the started object
- * (usable in tests and later hooks). dispose runs only when start succeeded.
- */
-export function suiteFixture<T extends object>(
-  what: string,
-  start: () => Promise<T>,
-  dispose: (value: T) => Promise<unknown>,
-): T {
-  const slot = late<T>(what);
-  let value: T | undefined;
-  beforeAll(async () => {
-    value = await start();
-    slot.set(value);
-  });
-  afterAll(async () => {
-    if (value) await dispose(value);
-  });
-  return slot.ref;
+type Hook = (fn: () => Promise<void>) => void;
+
+/** Fixtures that `before` starts and `after` disposes (only when the start succeeded), behind a stable reference. */
+function fixturesIn(before: Hook, after: Hook) {
+  return <T extends object>(
+    what: string,
+    start: () => Promise<T>,
+    dispose: (value: T) => Promise<unknown>,
+  ): T => {
+    const slot = late<T>(what);
+    let value: T | undefined;
+    before(async () => {
+      value = await start();
+      slot.set(value);
+    });
+    after(async () => {
+      const v = value;
+      value = undefined;
+      if (v) await dispose(v);
+    });
+    return slot.ref;
+  };
 }
+
+/** Started in beforeAll, disposed in afterAll: usable in the suite's tests and in hooks registered later. */
+export const suiteFixture = fixturesIn(beforeAll, afterAll);
+
+/** Started in beforeEach, disposed in afterEach: every test gets a fresh object behind the same reference. */
+export const perTestFixture = fixturesIn(beforeEach, afterEach);
 
 /** The real relay (in-process, random port, temp store) for the current suite. */
 export function suiteRelay(options: TestRelayOptions = {}): TestRelay {
@@ -61,27 +70,4 @@ export function suiteRelay(options: TestRelayOptions = {}): TestRelay {
     () => startRelay(options),
     (r) => r.close(),
   );
-}
-
-/**
- * Registers beforeEach(start) / afterEach(dispose): every test gets a fresh object behind the same
- * stable reference. dispose runs only when start succeeded.
- */
-export function perTestFixture<T extends object>(
-  what: string,
-  start: () => Promise<T>,
-  dispose: (value: T) => Promise<unknown>,
-): T {
-  const slot = late<T>(what);
-  let value: T | undefined;
-  beforeEach(async () => {
-    value = await start();
-    slot.set(value);
-  });
-  afterEach(async () => {
-    const v = value;
-    value = undefined;
-    if (v) await dispose(v);
-  });
-  return slot.ref;
 }
