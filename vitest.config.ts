@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'tests/**/*.test.ts'],
+    // Builds the bundles that spawned relay/bridge/skill processes run, once per run.
+    globalSetup: ['tests/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Cross-process tests bind real ports and spawn processes; two cores, so keep the pool small.

@@ -1,4 +1,4 @@
-// The bridge as a real child process (`node --import tsx packages/bridge/src/main.ts`), SIGKILLed while a
+// The bridge as a real child process (`node packages/bridge/dist/main.js`), SIGKILLed while a
 // webhook request is in flight, restarted on the same outbox: every message still arrives, in order, and
 // the only repeats are the ones whose answer was lost — with the same NewMsgId and the same bytes.
 

@@ -18,12 +18,14 @@ import { loadConfig, startBridge, type Bridge, type BridgeConfig, type BridgeDep
 import { late } from '../helpers/fixtures.ts';
 import { startRelay, type TestRelay, type TestRelayOptions } from '../helpers/relay.ts';
 import { register, type User } from '../relay/client.ts';
+import { bundlePath } from '../../scripts/build.ts';
 
 export const SECRET = 'test-webhook-secret-5f1c0e8a9b';
 export const BOT_TOKEN = 'test-bot-token-8c2d4e6f0a1b3c5d';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = fileURLToPath(new URL('../../packages/bridge/src/main.ts', import.meta.url));
+/** The bundle `npm run bridge` runs (built once per test run by tests/global-setup.ts). */
+const MAIN = bundlePath('bridge');
 
 /** A temp-folder maker for one test file: every folder it makes is removed after the file's tests. */
 export function tempDirs(prefix: string): () => Promise<string> {
@@ -288,9 +290,9 @@ process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** Runs `node --import tsx packages/bridge/src/main.ts` with the given environment. */
+/** Runs `node packages/bridge/dist/main.js` with the given environment. */
 export async function spawnBridge(env: Record<string, string>, args: string[] = []): Promise<BridgeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+  const child = spawn(process.execPath, [MAIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -343,7 +345,7 @@ export async function runCli(
   dataDir: string,
   args: string[],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'dead-letters', ...args], {
+  const child = spawn(process.execPath, [MAIN, 'dead-letters', ...args], {
     cwd: ROOT,
     env: { ...process.env, BRIDGE_DATA_DIR: dataDir },
     stdio: ['ignore', 'pipe', 'pipe'],

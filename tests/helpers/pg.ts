@@ -17,7 +17,15 @@ const PREFIX = 'owc_test_';
 
 let available: Promise<boolean> | null = null;
 
-/** Whether the test server answers (checked once per process, 3 s at most). */
+/** REQUIRE_POSTGRES=1 (CI sets it): a missing server fails the run instead of skipping its suites. */
+export function requirePostgres(): boolean {
+  return process.env.REQUIRE_POSTGRES === '1';
+}
+
+/**
+ * Whether the test server answers (checked once per process, 3 s at most). With REQUIRE_POSTGRES=1 an
+ * unreachable server is an error, so the suites that ask fail rather than skip.
+ */
 export function pgAvailable(): Promise<boolean> {
   available ??= (async () => {
     const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
@@ -25,7 +33,9 @@ export function pgAvailable(): Promise<boolean> {
       await c.connect();
       await c.query('SELECT 1');
       return true;
-    } catch {
+    } catch (err) {
+      if (requirePostgres())
+        throw new Error(`REQUIRE_POSTGRES=1 but PostgreSQL does not answer: ${(err as Error).message}`);
       return false;
     } finally {
       await c.end().catch(() => undefined);

@@ -1,14 +1,16 @@
-// Runs the relay as a real child process (the CLI entry, `node --import tsx packages/relay/src/main.ts`),
-// so a test can SIGKILL it at any instant and start it again on the same data folder and port.
+// Runs the relay as a real child process (the bundle `npm start` runs, packages/relay/dist/main.js, built
+// once per test run by tests/global-setup.ts), so a test can SIGKILL it at any instant and start it again
+// on the same data folder and port.
 // Every child started here is remembered until it exits; call stopAllRelays() in afterEach/afterAll so
 // no relay outlives its test (and a last-resort SIGKILL runs when the test worker exits).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { bundlePath } from '../../scripts/build.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = fileURLToPath(new URL('../../packages/relay/src/main.ts', import.meta.url));
+const MAIN = bundlePath('relay');
 const READY_RE = /openwechat relay listening on (http:\/\/\S+)/;
 /** Output kept per stream for error messages (the tail of it). */
 const KEEP_CHARS = 16_000;
@@ -67,21 +69,17 @@ function tail(s: string): string {
 
 export async function spawnRelay(options: SpawnRelayOptions): Promise<RelayProcess> {
   const port = options.port ?? (await freePort());
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', MAIN, '--port', String(port), '--data-dir', options.dataDir],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        RATE_LIMIT_ENABLED: 'false',
-        SSE_MAX_PER_IP: '100',
-        LOG_LEVEL: 'warn',
-        ...options.env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(process.execPath, [MAIN, '--port', String(port), '--data-dir', options.dataDir], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      RATE_LIMIT_ENABLED: 'false',
+      SSE_MAX_PER_IP: '100',
+      LOG_LEVEL: 'warn',
+      ...options.env,
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(child);
 
   let stdout = '';

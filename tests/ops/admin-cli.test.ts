@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundlePath } from '../../scripts/build.ts';
 import { spawnRelay, stopAllRelays, type RelayProcess } from '../helpers/process.ts';
 import { openSse, sleep, type SseEvent } from '../helpers/sse.ts';
 import { befriend, messageIds, register, req, sendOk, type User } from '../relay/client.ts';
@@ -27,7 +28,7 @@ function admin(
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'packages/relay/src/admin.ts', ...args], {
+    const child = spawn(process.execPath, [bundlePath('relay', 'admin'), ...args], {
       cwd: ROOT,
       env: { ...process.env, DATA_DIR: dataDir, ...env },
     });

@@ -2,10 +2,10 @@
 // plain `node` as real child processes (CLI and daemon), and wait on the data files they write.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildSkill } from '../../packages/skill/src/build.ts';
+import { inject } from 'vitest';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -36,10 +36,11 @@ export interface Workspace {
   cleanup(): Promise<void>;
 }
 
-/** Builds the skill into <tmp>/openwechat-im-client. */
+/** A copy of the skill folder (built once per test run by tests/global-setup.ts) at <tmp>/openwechat-im-client. */
 export async function buildWorkspace(prefix = 'owc-skill-'): Promise<Workspace> {
   const root = await mkdtemp(join(tmpdir(), prefix));
-  const { dir } = await buildSkill({ outDir: join(root, 'openwechat-im-client') });
+  const dir = join(root, 'openwechat-im-client');
+  await cp(inject('skillBuild'), dir, { recursive: true });
   return { root, skill: dir, cleanup: () => rm(root, { recursive: true, force: true }) };
 }
 
