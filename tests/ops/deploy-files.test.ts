@@ -1,7 +1,7 @@
 // The deployment files, checked by real parsers since no Docker engine or systemd manager runs here:
-// the Dockerfile (dockerfile-ast), compose.yaml (yaml), the systemd units (systemd-analyze verify, when
-// installed), and the docs against the config schema. The systemd unit's exact command line is then
-// run to show the relay starts the way the unit starts it.
+// the Dockerfile (dockerfile-ast), compose.yaml (yaml) and its nginx proxy, the systemd units
+// (systemd-analyze verify, when installed), and the docs against the config schema. The systemd unit's
+// exact command line is then run to show the relay starts the way the unit starts it.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { SETTING_NAMES } from '../../packages/relay/src/config.ts';
@@ -35,6 +36,12 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('is on Node 24 in every stage', () => {
+    expect(froms.map((f) => f.getImageName() + ':' + f.getImageTag())).toEqual(
+      froms.map(() => 'node:24-bookworm-slim'),
+    );
+  });
+
   it('runs as a non-root user, with a healthcheck, the relay port and SIGTERM', () => {
     const users = last('USER').map((u) => u.getArgumentsContent());
     expect(users).toHaveLength(1);
@@ -42,7 +49,9 @@ describe('Dockerfile', () => {
     expect(last('HEALTHCHECK')).toHaveLength(1);
     expect(last('HEALTHCHECK')[0]!.getArgumentsContent()).toContain('/readyz');
     expect(last('EXPOSE').map((e) => e.getArgumentsContent())).toEqual(['8000']);
-    expect(last('CMD')[0]!.getArgumentsContent()).toContain('packages/relay/src/main.ts');
+    // The bundle, run by node directly (exec form): no TypeScript loader, and SIGTERM reaches the relay.
+    expect(last('CMD')[0]!.getArgumentsContent()).toBe('["node", "packages/relay/dist/main.js"]');
+    expect(read('Dockerfile')).not.toMatch(/\btsx\b/);
   });
 
   it('copies only files that exist, and the build stage has no dev dependencies in the image', () => {
@@ -65,27 +74,91 @@ describe('compose.yaml', () => {
   const compose = parseYaml(read('compose.yaml')) as {
     services: Record<string, Record<string, unknown>>;
     volumes: Record<string, unknown>;
+    networks: Record<string, { ipam?: { config?: { subnet: string }[] } }>;
   };
+  const { relay, postgres, proxy } = compose.services;
+  const relayEnv = relay!.environment as Record<string, string>;
+  /** compose's `${NAME:?message}` / `${NAME:-default}` with the given environment. */
+  const interpolate = (value: string, env: Record<string, string>): string =>
+    value.replace(/\$\{(\w+)(?::[?-]([^}]*))?\}/g, (_, name: string, dflt = '') => env[name] ?? dflt);
 
   it('runs the relay on PostgreSQL, after PostgreSQL is healthy', () => {
-    const { relay, postgres } = compose.services;
-    expect(relay).toBeDefined();
-    expect(postgres).toBeDefined();
     expect(relay!.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
     expect((postgres!.healthcheck as { test: string[] }).test.join(' ')).toContain('pg_isready');
-    const env = relay!.environment as Record<string, string>;
-    expect(env.DATABASE_URL).toMatch(
-      /^postgres:\/\/openwechat:\$\{POSTGRES_PASSWORD:\?[^}]+\}@postgres:5432\/openwechat$/,
-    );
+    expect(relayEnv.PGPASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?[^}]+\}$/);
   });
 
-  it('publishes on loopback only and keeps data in named volumes; no secret is written in it', () => {
-    const { relay, postgres } = compose.services;
-    expect(relay!.ports).toEqual(['127.0.0.1:8000:8000']);
+  it.each(['plain', 'p/ss@w:rd', 'a:b@c/d%41?e#f'])(
+    'a password like %j reaches the driver intact, and the URL carries none',
+    (password) => {
+      const env = Object.fromEntries(
+        Object.entries(relayEnv).map(([k, v]) => [k, interpolate(v, { POSTGRES_PASSWORD: password })]),
+      );
+      expect(env.DATABASE_URL).not.toContain(password);
+      // What the relay's pool gets: the URL, with the rest from the PG* environment (pg's own rule).
+      const saved = process.env.PGPASSWORD;
+      process.env.PGPASSWORD = env.PGPASSWORD;
+      try {
+        const client = new pg.Client({ connectionString: env.DATABASE_URL });
+        expect({
+          host: client.host,
+          port: client.port,
+          user: client.user,
+          database: client.database,
+          password: client.password,
+        }).toEqual({ host: 'postgres', port: 5432, user: 'openwechat', database: 'openwechat', password });
+      } finally {
+        if (saved === undefined) delete process.env.PGPASSWORD;
+        else process.env.PGPASSWORD = saved;
+      }
+    },
+  );
+
+  it('scales: the relay publishes no host port, a proxy in front publishes one (loopback by default)', () => {
+    expect(relay!.ports).toBeUndefined();
+    expect(relay!.container_name).toBeUndefined();
     expect(postgres!.ports).toBeUndefined();
-    expect(Object.keys(compose.volumes).sort()).toEqual(['pgdata', 'relaydata']);
+    expect(proxy).toBeDefined();
+    expect(proxy!.image).toMatch(/^nginx:1\.(2[89]|[3-9]\d)/); // `server … resolve` needs nginx >= 1.27.3
+    expect(proxy!.depends_on).toEqual({ relay: { condition: 'service_healthy' } });
+    const ports = proxy!.ports as string[];
+    expect(ports).toHaveLength(1);
+    expect(interpolate(ports[0]!, {})).toBe('127.0.0.1:8000:80');
+  });
+
+  it("the proxy's config is mounted, SSE-friendly, and reaches every replica by name", () => {
+    const mount = (proxy!.volumes as string[]).find((v) => v.endsWith(':/etc/nginx/conf.d/default.conf:ro'));
+    expect(mount).toBeDefined();
+    const conf = read(mount!.split(':')[0]!);
+    expect(conf).toMatch(/^\s*server relay:8000 resolve\b/m);
+    expect(conf).toMatch(/^\s*resolver 127\.0\.0\.11\b/m);
+    expect(conf).toMatch(/^\s*listen 80;/m);
+    for (const directive of [
+      'proxy_pass http://openwechat_relay;',
+      'proxy_http_version 1.1;',
+      'proxy_set_header Connection "";',
+      'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+      'proxy_buffering off;',
+      'proxy_request_buffering off;',
+    ]) {
+      expect(conf).toContain(directive);
+    }
+    const read_timeout = /proxy_read_timeout (\d+)([smh]);/.exec(conf)!;
+    const seconds = Number(read_timeout[1]) * { s: 1, m: 60, h: 3600 }[read_timeout[2] as 's' | 'm' | 'h'];
+    expect(seconds).toBeGreaterThanOrEqual(600);
+  });
+
+  it("TRUST_PROXY is the private network's subnet, which proxy, relays and PostgreSQL share", () => {
+    const subnet = compose.networks.backend!.ipam!.config![0]!.subnet;
+    expect(relayEnv.TRUST_PROXY).toBe(subnet);
+    for (const s of [relay, postgres, proxy]) expect(s!.networks).toEqual(['backend']);
+  });
+
+  it('keeps data in named volumes; no secret is written in it', () => {
+    expect(Object.keys(compose.volumes)).toEqual(['pgdata']);
     const pgEnv = postgres!.environment as Record<string, string>;
     expect(pgEnv.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?/);
+    expect(relayEnv.ADMIN_KEY).toMatch(/^\$\{ADMIN_KEY:-\}$/);
   });
 });
 
@@ -99,6 +172,15 @@ describe('systemd units', () => {
     });
     expect(r.stderr.trim()).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it('the relay and bridge units run the bundles, not TypeScript through tsx', () => {
+    expect(read('deploy/systemd/openwechat-relay.service')).toMatch(
+      /^ExecStart=\/usr\/bin\/node packages\/relay\/dist\/main\.js$/m,
+    );
+    expect(read('deploy/systemd/openwechat-bridge.service')).toMatch(
+      /^ExecStart=\/usr\/bin\/node packages\/bridge\/dist\/main\.js$/m,
+    );
   });
 
   it('the relay unit is hardened and stops gracefully', () => {
