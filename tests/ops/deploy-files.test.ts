@@ -203,8 +203,10 @@ describe('systemd units', () => {
     for (const m of unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)) env[m[1]!] = m[2]!;
     const dataDir = await mkdtemp(join(tmpdir(), 'owc-unit-'));
     const port = await freePort();
-    // The unit's WorkingDirectory is the checkout; DATA_DIR is redirected to a temp folder here.
-    const child = spawn(exec[0]!, exec.slice(1), {
+    // The unit's WorkingDirectory is the checkout; DATA_DIR is redirected to a temp folder here. The node
+    // binary is the one running this suite (CI runs it on two Node versions; /usr/bin/node is one of them).
+    expect(exec[0]).toBe('/usr/bin/node');
+    const child = spawn(process.execPath, exec.slice(1), {
       cwd: ROOT,
       env: { ...process.env, ...env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -224,8 +226,10 @@ describe('systemd units', () => {
       expect(r.status).toBe(200);
       expect(existsSync(join(dataDir, 'relay.sqlite'))).toBe(true);
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
       await rm(dataDir, { recursive: true, force: true });
     }
   }, 30_000);
