@@ -3,12 +3,11 @@
 // copies), and, when the run must cover PostgreSQL (REQUIRE_POSTGRES=1, set by .ci/run), fails at once if
 // the test database does not answer instead of letting its suites skip.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { buildSkill } from '../packages/skill/src/build.ts';
-import { buildBundles } from '../scripts/build.ts';
+import { buildBundles, ROOT } from '../scripts/build.ts';
 import { PG_URL, pgAvailable, requirePostgres } from './helpers/pg.ts';
 
 declare module 'vitest' {
@@ -26,7 +25,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   }
   await buildBundles();
-  const root = await mkdtemp(join(tmpdir(), 'owc-skill-build-'));
+  // Inside the checkout (ignored), not the shared temp folder, which other runs may sweep.
+  const cache = join(ROOT, 'node_modules', '.cache', 'openwechat-tests');
+  await mkdir(cache, { recursive: true });
+  const root = await mkdtemp(join(cache, 'skill-'));
   const { dir } = await buildSkill({ outDir: join(root, 'openwechat-im-client') });
   project.provide('skillBuild', dir);
   return () => rm(root, { recursive: true, force: true });
