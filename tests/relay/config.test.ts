@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { bundlePath } from '../../scripts/build.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = fileURLToPath(new URL('../../packages/relay/src/main.ts', import.meta.url));
+/** The bundle `npm start` runs (built once per test run by tests/global-setup.ts). */
+const MAIN = bundlePath('relay');
 const dir = mkdtempSync(join(tmpdir(), 'owc-relay-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -20,7 +22,7 @@ function start(
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      ['--import', 'tsx', MAIN, '--data-dir', join(dir, 'data'), '--port', '0', ...args],
+      [MAIN, '--data-dir', join(dir, 'data'), '--port', '0', ...args],
       { cwd: ROOT, env: { ...process.env, ...env }, timeout: 20_000 },
       (_err, _stdout, stderr) => resolve({ code: child.exitCode, stderr }),
     );
