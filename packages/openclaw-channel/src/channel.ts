@@ -1,0 +1,472 @@
+// The `openwechat` channel for OpenClaw: accounts from `channels.openwechat`, one resume stream per
+// account feeding conversation turns (inbound), and sends to users and groups (outbound). The relay user
+// is the peer; a group is a group chat whose turns name their sender.
+
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RelayClient, type Message } from '@openwechat/client';
+import {
+  buildChannelOutboundSessionRoute,
+  createChatChannelPlugin,
+  type ChannelGatewayContext,
+  type ChannelOutboundContext,
+  type ChannelRuntime,
+  type OpenClawConfig,
+} from 'openclaw/plugin-sdk/channel-core';
+import { resolveChannelInboundRouteEnvelope, toInboundMediaFacts } from 'openclaw/plugin-sdk/channel-inbound';
+import { saveMediaBuffer } from 'openclaw/plugin-sdk/media-store';
+import { loadOutboundMediaFromUrl } from 'openclaw/plugin-sdk/outbound-media';
+import { isReplyPayloadTerminalContent } from 'openclaw/plugin-sdk/reply-payload';
+import { resolveConfiguredSecretInputWithFallback } from 'openclaw/plugin-sdk/secret-input-runtime';
+import { resolveStateDir } from 'openclaw/plugin-sdk/state-paths';
+import {
+  CHANNEL_ID,
+  defaultAccountId,
+  listAccountIds,
+  resolveAccount,
+  type ResolvedAccount,
+} from './config.ts';
+import { runResumeLoop } from './inbound.ts';
+import { deliveryIdempotencyKey, freshIdempotencyKey, sendToRelay, type OutboundFile } from './outbound.ts';
+import {
+  loadState,
+  noteFriendRequest,
+  noteNotice,
+  notePeerMessage,
+  noteReplied,
+  saveState,
+  stateFile,
+  type AccountState,
+} from './state.ts';
+import { formatTarget, normalizeTarget, parseTarget, TARGET_HINT, type Target } from './targets.ts';
+
+/** The relay's own limits (DESIGN: content ≤ 1000 characters, files ≤ 10 MB). */
+const TEXT_LIMIT = 1000;
+const MEDIA_MAX_BYTES = 10 * 1024 * 1024;
+
+/** Splits text into pieces of at most `limit` characters, preferring line and word breaks. */
+export function chunkText(text: string, limit: number): string[] {
+  const pieces: string[] = [];
+  let rest = text.trim();
+  while (rest.length > limit) {
+    const window = rest.slice(0, limit);
+    let cut = Math.max(window.lastIndexOf('\n'), window.lastIndexOf(' '));
+    if (cut < limit / 2) cut = limit;
+    pieces.push(rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+  }
+  if (rest) pieces.push(rest);
+  return pieces;
+}
+
+// ───────────── per-account state shared with the prompt hook ─────────────
+
+const states = new Map<string, AccountState>();
+
+export function accountStateFile(accountId: string): string {
+  return stateFile(resolveStateDir(process.env), accountId);
+}
+
+/** The account's state as last saved (the gateway's live copy when this process runs the account). */
+export async function readAccountState(accountId: string): Promise<AccountState> {
+  return states.get(accountId) ?? (await loadState(accountStateFile(accountId)));
+}
+
+// ───────────── relay access ─────────────
+
+async function resolveToken(cfg: OpenClawConfig, account: ResolvedAccount): Promise<string> {
+  const path =
+    account.accountId === 'default'
+      ? 'channels.openwechat.token'
+      : `channels.openwechat.accounts.${account.accountId}.token`;
+  const resolved = await resolveConfiguredSecretInputWithFallback({
+    config: cfg,
+    env: process.env,
+    value: account.tokenInput ?? undefined,
+    path,
+    readFallback: () => (account.tokenEnv ? process.env[account.tokenEnv] : undefined),
+  });
+  if (resolved.value) return resolved.value;
+  const why = resolved.unresolvedRefReason ?? 'no token configured';
+  throw new Error(
+    `openwechat account "${account.accountId}": ${why}` +
+      (account.tokenEnv
+        ? ` (set ${path} or the ${account.tokenEnv} environment variable)`
+        : ` (set ${path})`),
+  );
+}
+
+async function clientFor(cfg: OpenClawConfig, accountId?: string | null): Promise<RelayClient> {
+  const account = resolveAccount(cfg, accountId);
+  if (!account.baseUrl) {
+    throw new Error(`openwechat account "${account.accountId}" has no baseUrl (the relay address)`);
+  }
+  return new RelayClient({ baseUrl: account.baseUrl, token: await resolveToken(cfg, account), mode: 'json' });
+}
+
+// ───────────── outbound ─────────────
+
+async function loadMedia(ctx: ChannelOutboundContext): Promise<OutboundFile | null> {
+  if (!ctx.mediaUrl) return null;
+  const media = await loadOutboundMediaFromUrl(ctx.mediaUrl, {
+    maxBytes: MEDIA_MAX_BYTES,
+    mediaAccess: ctx.mediaAccess,
+    ...(ctx.mediaLocalRoots ? { mediaLocalRoots: ctx.mediaLocalRoots } : {}),
+    ...(ctx.mediaReadFile ? { mediaReadFile: ctx.mediaReadFile } : {}),
+  });
+  const fallbackName =
+    ctx.mediaUrl
+      .split(/[\\/?#]/)
+      .filter(Boolean)
+      .pop() ?? 'file';
+  return { buffer: media.buffer, fileName: media.fileName ?? fallbackName, contentType: media.contentType };
+}
+
+function keyFor(ctx: ChannelOutboundContext, kind: string): string {
+  // OpenClaw's durable delivery id is stable across its own retries of one payload part.
+  return ctx.deliveryQueueId
+    ? deliveryIdempotencyKey([CHANNEL_ID, ctx.accountId, ctx.deliveryQueueId, ctx.deliveryPartIndex, kind])
+    : freshIdempotencyKey();
+}
+
+async function send(
+  ctx: ChannelOutboundContext,
+  withMedia: boolean,
+): Promise<{ to: string; messageId: string }> {
+  const target = parseTarget(ctx.to);
+  if (!target) throw new Error(`openwechat: "${ctx.to}" is not a target (${TARGET_HINT})`);
+  const client = await clientFor(ctx.cfg, ctx.accountId);
+  const file = withMedia ? await loadMedia(ctx) : null;
+  ctx.assertDirectAdapterHandoff?.();
+  const result = await sendToRelay(
+    client,
+    { target, text: ctx.text ?? '', file, idempotencyKey: keyFor(ctx, withMedia ? 'media' : 'text') },
+    undefined,
+    ctx.signal,
+  );
+  return { to: formatTarget(target), messageId: result.messageId };
+}
+
+// ───────────── inbound ─────────────
+
+interface InboundDeps {
+  ctx: ChannelGatewayContext<ResolvedAccount>;
+  channelRuntime: ChannelRuntime;
+  client: RelayClient;
+  state: AccountState;
+  save: () => Promise<void>;
+}
+
+function log(ctx: ChannelGatewayContext<ResolvedAccount>, level: 'info' | 'warn', msg: string): void {
+  const line = `openwechat[${ctx.accountId}]: ${msg}`;
+  if (level === 'warn') ctx.log?.warn?.(line);
+  else ctx.log?.info?.(line);
+}
+
+async function downloadAttachment(
+  client: RelayClient,
+  message: Message & { id: number },
+): Promise<{ path: string; contentType?: string } | null> {
+  const att = message.attachment;
+  if (!att?.fileId) return null;
+  const dir = await mkdtemp(join(tmpdir(), 'openwechat-in-'));
+  try {
+    const got = await client.downloadFile(att.fileId, join(dir, 'file'));
+    const saved = await saveMediaBuffer(
+      await readFile(got.path),
+      got.contentType ?? att.contentType ?? undefined,
+      'inbound',
+      MEDIA_MAX_BYTES,
+      att.name || got.name,
+    );
+    return { path: saved.path, ...(saved.contentType ? { contentType: saved.contentType } : {}) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Dispatches one chat, friend request or group message as a turn; resolves when the turn settled. */
+async function dispatchTurn(deps: InboundDeps, message: Message & { id: number }): Promise<void> {
+  const { ctx, channelRuntime, client } = deps;
+  const account = ctx.account;
+  const cfg = ctx.cfg;
+  const sender = { id: message.fromId ?? 0, name: message.from?.name ?? `user ${message.fromId}` };
+  const group = message.type === 'group' ? message.group : null;
+  const target: Target = group ? { kind: 'group', id: group.id } : { kind: 'user', id: sender.id };
+  const to = formatTarget(target);
+  const peerKind = group ? 'group' : 'direct';
+  const peerId = group ? `group:${group.id}` : String(sender.id);
+
+  const { route, buildEnvelope } = resolveChannelInboundRouteEnvelope({
+    cfg,
+    channel: CHANNEL_ID,
+    accountId: account.accountId,
+    peer: { kind: peerKind, id: peerId },
+    // A relay inbox is many strangers: keep each peer in its own session unless the operator chose.
+    ...(cfg.session?.dmScope ? {} : { dmScope: 'per-account-channel-peer' }),
+  });
+
+  const ingress = await channelRuntime.inbound.ingress.resolveStable({
+    channelId: CHANNEL_ID,
+    accountId: account.accountId,
+    cfg,
+    identity: { key: 'sender', entryIdPrefix: 'openwechat-entry' },
+    subject: { stableId: String(sender.id) },
+    conversation: { kind: peerKind, id: group ? String(group.id) : String(sender.id) },
+    contextBinding: {
+      agentId: route.agentId,
+      sessionKey: route.sessionKey,
+      messageId: String(message.id),
+      inboundEventKind: 'user_request',
+    },
+    dmPolicy: account.dmPolicy,
+    groupPolicy: account.groupPolicy,
+    allowFrom: account.dmPolicy === 'open' ? ['*', ...account.allowFrom] : account.allowFrom,
+    groupAllowFrom:
+      account.groupPolicy === 'open' ? ['*', ...account.groupAllowFrom] : account.groupAllowFrom,
+  });
+  if (ingress.ingress.admission !== 'dispatch') {
+    // Dropped before the model; the content is not logged.
+    log(ctx, 'info', `message ${message.id} from ${sender.id} not admitted (${ingress.ingress.admission})`);
+    return;
+  }
+
+  let text = message.content;
+  if (message.type === 'friend_request') {
+    text = `[friend request] ${message.content || '(no message)'}\n(Replying accepts the request.)`;
+  }
+  const media = message.attachment?.fileId ? await downloadAttachment(client, message) : null;
+  if (message.attachment && !media)
+    text += `\n[attachment "${message.attachment.name}" is no longer available]`;
+  const timestamp = message.createdAt;
+  const fromLabel = group
+    ? `${sender.name} (id ${sender.id}) in ${group.name}`
+    : `${sender.name} (id ${sender.id})`;
+  const body = buildEnvelope({ channel: 'openwechat', from: fromLabel, timestamp, body: text });
+  const ctxPayload = channelRuntime.inbound.buildContext({
+    channel: CHANNEL_ID,
+    accountId: route.accountId ?? account.accountId,
+    messageId: String(message.id),
+    messageIdFull: String(message.id),
+    timestamp,
+    from: `openwechat:${peerId}`,
+    sender: { id: String(sender.id), name: sender.name },
+    conversation: { kind: peerKind, id: peerId, label: group ? group.name : sender.name },
+    route: {
+      agentId: route.agentId,
+      dmScope: route.dmScope,
+      accountId: route.accountId,
+      routeSessionKey: route.sessionKey,
+      dispatchSessionKey: route.sessionKey,
+    },
+    reply: { to, originatingTo: to },
+    message: { body, bodyForAgent: text, rawBody: text, commandBody: text, senderLabel: sender.name },
+    ...(media
+      ? {
+          media: toInboundMediaFacts([
+            {
+              path: media.path,
+              ...(media.contentType ? { contentType: media.contentType } : {}),
+              messageId: String(message.id),
+            },
+          ]),
+        }
+      : {}),
+    channelIngress: ingress,
+    // Relay users are not operators: their text never runs OpenClaw slash commands.
+    extra: { CommandInterpretationSuppressed: true },
+  });
+
+  let part = 0;
+  const result = await channelRuntime.inbound.dispatch({
+    cfg,
+    channel: CHANNEL_ID,
+    accountId: account.accountId,
+    route: { agentId: route.agentId, dmScope: route.dmScope, sessionKey: route.sessionKey },
+    ctxPayload,
+    delivery: {
+      deliver: async (payload: Record<string, unknown>, info: { kind?: string }) => {
+        if (info.kind !== 'final' || !isReplyPayloadTerminalContent(payload)) return;
+        const replyText = typeof payload.text === 'string' ? payload.text : '';
+        const urls = [
+          ...(typeof payload.mediaUrl === 'string' ? [payload.mediaUrl] : []),
+          ...(Array.isArray(payload.mediaUrls) ? (payload.mediaUrls as string[]) : []),
+        ];
+        // The key is the inbound id and the reply's position: a turn replayed after a crash that had
+        // already sent this reply is stored once by the relay.
+        // Text beyond the relay's limit goes out in pieces first; the first file carries no caption then.
+        const pieces = chunkText(replyText, TEXT_LIMIT);
+        const lastPiece = urls.length && pieces.length ? pieces.pop()! : null;
+        const sends: Array<{ text: string; url: string | null }> = [
+          ...pieces.map((p) => ({ text: p, url: null })),
+          ...urls.map((url, i) => ({ text: i === 0 ? (lastPiece ?? '') : '', url })),
+        ];
+        for (const { text: caption, url } of sends) {
+          const file = url ? await loadMedia({ cfg, to, text: caption, mediaUrl: url }) : null;
+          if (!file && !caption.trim()) continue;
+          const key = deliveryIdempotencyKey([CHANNEL_ID, account.accountId, 'reply', message.id, part++]);
+          await sendToRelay(
+            client,
+            { target, text: caption, file, idempotencyKey: key },
+            undefined,
+            ctx.abortSignal,
+          );
+        }
+        if (target.kind === 'user') noteReplied(deps.state, target.id);
+      },
+      onError: (error: unknown) => {
+        log(
+          ctx,
+          'warn',
+          `reply to ${to} for message ${message.id} failed: ${(error as Error)?.message ?? error}`,
+        );
+      },
+    },
+    replyOptions: { sourceReplyDeliveryMode: 'automatic' },
+    replyPipeline: {},
+  });
+  if (result.admission.kind !== 'dispatch') {
+    log(ctx, 'info', `message ${message.id} declined by the channel turn (${result.admission.kind})`);
+  }
+}
+
+async function handleInbound(deps: InboundDeps, message: Message & { id: number }): Promise<void> {
+  const { ctx, state } = deps;
+  const account = ctx.account;
+  const now = message.createdAt || Date.now();
+  const peer = { id: message.fromId ?? 0, name: message.from?.name ?? `user ${message.fromId}` };
+  switch (message.type) {
+    case 'system':
+      // Friendship established, group changes: state for the summary, never a model call.
+      noteNotice(state, message.content, now);
+      return;
+    case 'friend_request':
+      noteFriendRequest(state, peer, now);
+      if (account.friendRequests === 'ignore') return;
+      break;
+    case 'group':
+      notePeerMessage(state, peer, `${message.group?.name ?? 'group'}: ${message.content}`, now);
+      if (account.requireMention && !message.mentioned) return;
+      break;
+    default:
+      notePeerMessage(state, peer, message.content, now);
+  }
+  try {
+    await dispatchTurn(deps, message);
+  } catch (err) {
+    if (ctx.abortSignal.aborted) return; // stopping: the message is replayed on the next start
+    // A turn that failed is not retried forever (it would block every later message): logged, settled.
+    log(ctx, 'warn', `message ${message.id} from ${peer.id}: turn failed: ${(err as Error).message}`);
+  }
+}
+
+async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promise<void> {
+  const account = ctx.account;
+  if (!account.configured) throw new Error(`openwechat account "${account.accountId}" is not configured`);
+  const channelRuntime = ctx.channelRuntime;
+  if (!channelRuntime) throw new Error('openwechat: this OpenClaw gives channel plugins no runtime');
+  ctx.setStatus({ accountId: account.accountId, running: true, lifecycle: 'starting', configured: true });
+  const client = await clientFor(ctx.cfg, account.accountId);
+  const file = accountStateFile(account.accountId);
+  const state = await loadState(file);
+  states.set(account.accountId, state);
+  const save = (): Promise<void> => saveState(file, state);
+  if (account.status) {
+    await client.setStatus(account.status);
+    log(ctx, 'info', `relay status set to ${account.status}`);
+  }
+  const deps: InboundDeps = { ctx, channelRuntime, client, state, save };
+  ctx.setStatus({ accountId: account.accountId, running: true, lifecycle: 'ready', configured: true });
+  try {
+    await runResumeLoop({
+      client,
+      cursor: () => state.cursor,
+      handle: (message) => handleInbound(deps, message),
+      settled: async (id) => {
+        state.cursor = id;
+        await save();
+      },
+      signal: ctx.abortSignal,
+      log: (level, msg) => log(ctx, level, msg),
+    });
+  } finally {
+    states.delete(account.accountId);
+    ctx.setStatus({ accountId: account.accountId, running: false, lifecycle: 'stopped' });
+  }
+}
+
+// ───────────── the plugin object ─────────────
+
+export const openwechatChannelPlugin = createChatChannelPlugin<ResolvedAccount>({
+  base: {
+    id: CHANNEL_ID,
+    meta: {
+      id: CHANNEL_ID,
+      label: 'openwechat',
+      selectionLabel: 'openwechat relay',
+      docsPath: '/channels/openwechat',
+      blurb: 'Make the agent a user of an openwechat relay: chats, friend requests, groups and files.',
+    },
+    capabilities: { chatTypes: ['direct', 'group'], media: true },
+    reload: { configPrefixes: ['channels.openwechat'] },
+    config: {
+      listAccountIds: (cfg: OpenClawConfig) => listAccountIds(cfg),
+      resolveAccount: (cfg: OpenClawConfig, accountId?: string | null) => resolveAccount(cfg, accountId),
+      defaultAccountId: (cfg: OpenClawConfig) => defaultAccountId(cfg),
+      isConfigured: (account: ResolvedAccount) => account.configured,
+      isEnabled: (account: ResolvedAccount) => account.enabled,
+      inspectAccount: (cfg: OpenClawConfig, accountId?: string | null) => {
+        const account = resolveAccount(cfg, accountId);
+        return {
+          enabled: account.enabled,
+          configured: account.configured,
+          tokenStatus: account.tokenInput !== null ? 'configured' : account.tokenEnv ? 'env' : 'missing',
+        };
+      },
+      resolveAllowFrom: ({ cfg, accountId }: { cfg: OpenClawConfig; accountId?: string | null }) =>
+        resolveAccount(cfg, accountId).allowFrom,
+    },
+    messaging: {
+      normalizeTarget,
+      inferTargetChatType: ({ to }: { to: string }) =>
+        parseTarget(to)?.kind === 'group' ? 'group' : 'direct',
+      targetResolver: { looksLikeId: (raw: string) => parseTarget(raw) !== null, hint: TARGET_HINT },
+      resolveOutboundSessionRoute: ({
+        cfg,
+        agentId,
+        accountId,
+        target,
+      }: {
+        cfg: OpenClawConfig;
+        agentId: string;
+        accountId?: string | null;
+        target: string;
+      }) => {
+        const parsed = parseTarget(target);
+        if (!parsed) return null;
+        const kind = parsed.kind === 'group' ? 'group' : 'direct';
+        return buildChannelOutboundSessionRoute({
+          cfg,
+          agentId,
+          channel: CHANNEL_ID,
+          accountId,
+          recipientSessionExact: true,
+          peer: { kind, id: parsed.kind === 'group' ? `group:${parsed.id}` : String(parsed.id) },
+          chatType: kind,
+          from: `openwechat:${accountId ?? 'default'}`,
+          to: formatTarget(parsed),
+        });
+      },
+    },
+    gateway: { startAccount },
+  },
+  outbound: {
+    base: { deliveryMode: 'direct', textChunkLimit: TEXT_LIMIT, chunkerMode: 'text' },
+    attachedResults: {
+      channel: CHANNEL_ID,
+      sendText: (ctx: ChannelOutboundContext) => send(ctx, false),
+      sendMedia: (ctx: ChannelOutboundContext) => send(ctx, true),
+    },
+  },
+});

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { listAccountIds, pluginSettings, resolveAccount } from './config.ts';
+
+describe('account resolution', () => {
+  it('the section is the default account, with policy defaults applied', () => {
+    const cfg = { channels: { openwechat: { baseUrl: 'https://relay.example.org', token: 'tok' } } };
+    expect(listAccountIds(cfg)).toEqual(['default']);
+    const a = resolveAccount(cfg);
+    expect(a).toMatchObject({
+      accountId: 'default',
+      configured: true,
+      enabled: true,
+      dmPolicy: 'open',
+      friendRequests: 'reply',
+      groupPolicy: 'open',
+      requireMention: true,
+      status: null,
+      tokenEnv: 'OPENWECHAT_TOKEN',
+    });
+  });
+
+  it('named accounts inherit policy but never the address or the token', () => {
+    const cfg = {
+      channels: {
+        openwechat: {
+          baseUrl: 'https://a.example.org',
+          token: 'tok-a',
+          dmPolicy: 'allowlist',
+          allowFrom: [12, 'openwechat:13'],
+          status: 'dnd',
+          accounts: { second: { requireMention: false } },
+        },
+      },
+    };
+    expect(listAccountIds(cfg)).toEqual(['default', 'second']);
+    const second = resolveAccount(cfg, 'second');
+    expect(second).toMatchObject({
+      baseUrl: null,
+      tokenInput: null,
+      tokenEnv: null,
+      configured: false,
+      dmPolicy: 'allowlist',
+      allowFrom: ['12', '13'],
+      status: 'do_not_disturb',
+      requireMention: false,
+    });
+  });
+
+  it('an account without a base URL is not configured', () => {
+    expect(resolveAccount({ channels: { openwechat: { token: 'x' } } }).configured).toBe(false);
+    expect(listAccountIds({ channels: {} })).toEqual([]);
+  });
+
+  it('plugin settings: the summary is on unless turned off; the size is bounded', () => {
+    expect(pluginSettings(undefined)).toEqual({ contextSummary: true, summaryMaxChars: 800 });
+    expect(pluginSettings({ contextSummary: false, summaryMaxChars: 99999 })).toEqual({
+      contextSummary: false,
+      summaryMaxChars: 800,
+    });
+  });
+});

@@ -1,0 +1,137 @@
+// Accounts of the `openwechat` channel, read from OpenClaw's `channels.openwechat` section. The section
+// itself is the `default` account; `accounts.<id>` add more and inherit the section's policy fields
+// (never its token: one relay token belongs to one relay user). Pure functions: the manifest's JSON
+// schema validated the shape already, this turns it into one resolved account with defaults applied.
+
+export const CHANNEL_ID = 'openwechat';
+export const DEFAULT_ACCOUNT_ID = 'default';
+/** The environment variable a `default` account's token falls back to when none is configured. */
+export const TOKEN_ENV = 'OPENWECHAT_TOKEN';
+
+export type DmPolicy = 'open' | 'allowlist' | 'disabled';
+export type GroupPolicy = 'open' | 'allowlist' | 'disabled';
+export type FriendRequestPolicy = 'ignore' | 'reply';
+/** The relay's status values, with OpenClaw-side `dnd` spelled as the relay spells it. */
+export type RelayStatus = 'open' | 'friends_only' | 'do_not_disturb';
+
+export interface AccountSection {
+  enabled?: boolean;
+  name?: string;
+  baseUrl?: string;
+  /** A plain string or an OpenClaw SecretRef ({source, provider, id}); resolved at start, never logged. */
+  token?: unknown;
+  status?: 'open' | 'friends_only' | 'dnd';
+  dmPolicy?: DmPolicy;
+  allowFrom?: Array<string | number>;
+  friendRequests?: FriendRequestPolicy;
+  groupPolicy?: GroupPolicy;
+  groupAllowFrom?: Array<string | number>;
+  requireMention?: boolean;
+}
+
+export interface ChannelSection extends AccountSection {
+  defaultAccount?: string;
+  accounts?: Record<string, AccountSection>;
+}
+
+export interface ResolvedAccount {
+  accountId: string;
+  enabled: boolean;
+  configured: boolean;
+  name: string | null;
+  baseUrl: string | null;
+  /** The configured token input (string or SecretRef); null when none (the env fallback may apply). */
+  tokenInput: unknown;
+  /** Where to look when no token is configured (only the default account has one). */
+  tokenEnv: string | null;
+  status: RelayStatus | null;
+  dmPolicy: DmPolicy;
+  allowFrom: string[];
+  friendRequests: FriendRequestPolicy;
+  groupPolicy: GroupPolicy;
+  groupAllowFrom: string[];
+  requireMention: boolean;
+}
+
+interface ConfigLike {
+  channels?: Record<string, unknown> | undefined;
+}
+
+export function channelSection(cfg: ConfigLike | undefined): ChannelSection | undefined {
+  const section = cfg?.channels?.[CHANNEL_ID];
+  return section && typeof section === 'object' ? (section as ChannelSection) : undefined;
+}
+
+export function listAccountIds(cfg: ConfigLike | undefined): string[] {
+  const section = channelSection(cfg);
+  if (!section) return [];
+  const ids = new Set<string>();
+  if (section.baseUrl !== undefined || section.token !== undefined || !section.accounts) {
+    ids.add(DEFAULT_ACCOUNT_ID);
+  }
+  for (const id of Object.keys(section.accounts ?? {})) ids.add(id);
+  return [...ids];
+}
+
+export function defaultAccountId(cfg: ConfigLike | undefined): string {
+  const section = channelSection(cfg);
+  const ids = listAccountIds(cfg);
+  if (section?.defaultAccount && ids.includes(section.defaultAccount)) return section.defaultAccount;
+  return ids[0] ?? DEFAULT_ACCOUNT_ID;
+}
+
+function idList(entries: Array<string | number> | undefined): string[] {
+  return (entries ?? [])
+    .map((e) =>
+      String(e)
+        .trim()
+        .replace(/^openwechat:/i, ''),
+    )
+    .filter(Boolean);
+}
+
+export function resolveAccount(cfg: ConfigLike | undefined, accountId?: string | null): ResolvedAccount {
+  const section = channelSection(cfg) ?? {};
+  const id = accountId?.trim() || defaultAccountId(cfg);
+  const own: AccountSection =
+    id === DEFAULT_ACCOUNT_ID && !section.accounts?.[id] ? section : (section.accounts?.[id] ?? {});
+  // Policy fields inherit from the section; identity fields (address, token, name) do not.
+  const pick = <K extends keyof AccountSection>(key: K): AccountSection[K] => own[key] ?? section[key];
+  const baseUrl = own.baseUrl ?? (id === DEFAULT_ACCOUNT_ID ? section.baseUrl : undefined) ?? null;
+  const tokenInput = own.token ?? (id === DEFAULT_ACCOUNT_ID ? section.token : undefined) ?? null;
+  const tokenEnv = id === DEFAULT_ACCOUNT_ID ? TOKEN_ENV : null;
+  const status = pick('status');
+  return {
+    accountId: id,
+    enabled: section.enabled !== false && own.enabled !== false,
+    configured: Boolean(baseUrl) && (tokenInput !== null || tokenEnv !== null),
+    name: own.name ?? null,
+    baseUrl,
+    tokenInput,
+    tokenEnv,
+    status: status === undefined ? null : status === 'dnd' ? 'do_not_disturb' : status,
+    // The relay already lets a user choose who may write (status friends_only, blocks); OpenClaw's DM
+    // policy is the second gate, open unless the operator narrows it.
+    dmPolicy: pick('dmPolicy') ?? 'open',
+    allowFrom: idList(pick('allowFrom')),
+    friendRequests: pick('friendRequests') ?? 'reply',
+    groupPolicy: pick('groupPolicy') ?? 'open',
+    groupAllowFrom: idList(pick('groupAllowFrom')),
+    requireMention: pick('requireMention') ?? true,
+  };
+}
+
+/** Plugin-wide settings (`plugins.entries.openwechat.config`). */
+export interface PluginSettings {
+  contextSummary: boolean;
+  summaryMaxChars: number;
+}
+
+export function pluginSettings(raw: unknown): PluginSettings {
+  const cfg = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const max = cfg.summaryMaxChars;
+  return {
+    contextSummary: cfg.contextSummary !== false,
+    summaryMaxChars: typeof max === 'number' && max >= 200 && max <= 4000 ? Math.floor(max) : 800,
+  };
+}

@@ -1,0 +1,108 @@
+// What one account remembers across gateway restarts, in one JSON file under OpenClaw's state directory
+// (`<state>/plugins/openwechat/<account>.json`): the resume cursor and a short activity record for the
+// prompt summary. The relay's message ids increase per recipient and this plugin settles them in order,
+// so the cursor (the highest id whose dispatch settled) is also the dedup record: an id at or below it is
+// never dispatched again, whatever the relay redelivers. Written atomically (temp file + rename), so a
+// SIGKILL leaves the previous or the next state, never a torn one.
+
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+export interface PeerActivity {
+  id: number;
+  name: string;
+  /** Messages from this peer since the agent last replied to it. */
+  unread: number;
+  lastAt: number;
+  lastText: string;
+}
+
+export interface AccountState {
+  /** Highest message id whose dispatch has settled (0: none yet). */
+  cursor: number;
+  /** Recent correspondents, most recent first, bounded. */
+  peers: PeerActivity[];
+  /** Friend requests the agent has not answered yet. */
+  pendingRequests: Array<{ id: number; name: string; at: number }>;
+  /** Recent system notices (friendship established, group changes), newest first, bounded. */
+  notices: Array<{ at: number; text: string }>;
+}
+
+export const MAX_PEERS = 20;
+export const MAX_NOTICES = 10;
+const TEXT_PREVIEW = 120;
+
+export function emptyState(): AccountState {
+  return { cursor: 0, peers: [], pendingRequests: [], notices: [] };
+}
+
+export function stateFile(stateDir: string, accountId: string): string {
+  const safe = accountId.replace(/[^A-Za-z0-9._-]/g, '_');
+  return join(stateDir, 'plugins', 'openwechat', `${safe}.json`);
+}
+
+export async function loadState(file: string): Promise<AccountState> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+    throw err;
+  }
+  const raw = JSON.parse(text) as Partial<AccountState>;
+  const cursor = Number.isSafeInteger(raw.cursor) && (raw.cursor as number) >= 0 ? (raw.cursor as number) : 0;
+  return {
+    cursor,
+    peers: Array.isArray(raw.peers) ? raw.peers.slice(0, MAX_PEERS) : [],
+    pendingRequests: Array.isArray(raw.pendingRequests) ? raw.pendingRequests.slice(0, MAX_PEERS) : [],
+    notices: Array.isArray(raw.notices) ? raw.notices.slice(0, MAX_NOTICES) : [],
+  };
+}
+
+export async function saveState(file: string, state: AccountState): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(state), { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+function preview(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > TEXT_PREVIEW ? `${flat.slice(0, TEXT_PREVIEW - 1)}…` : flat;
+}
+
+/** A message from a peer (chat, group or friend request) arrived. */
+export function notePeerMessage(
+  state: AccountState,
+  peer: { id: number; name: string },
+  text: string,
+  at: number,
+): void {
+  const previous = state.peers.find((p) => p.id === peer.id);
+  const entry: PeerActivity = {
+    id: peer.id,
+    name: peer.name,
+    unread: (previous?.unread ?? 0) + 1,
+    lastAt: at,
+    lastText: preview(text),
+  };
+  state.peers = [entry, ...state.peers.filter((p) => p.id !== peer.id)].slice(0, MAX_PEERS);
+}
+
+export function noteFriendRequest(state: AccountState, peer: { id: number; name: string }, at: number): void {
+  state.pendingRequests = [
+    { id: peer.id, name: peer.name, at },
+    ...state.pendingRequests.filter((r) => r.id !== peer.id),
+  ].slice(0, MAX_PEERS);
+}
+
+/** The agent wrote to this peer: its messages are answered, a request from it is accepted by the reply. */
+export function noteReplied(state: AccountState, peerId: number): void {
+  const peer = state.peers.find((p) => p.id === peerId);
+  if (peer) peer.unread = 0;
+  state.pendingRequests = state.pendingRequests.filter((r) => r.id !== peerId);
+}
+
+export function noteNotice(state: AccountState, text: string, at: number): void {
+  state.notices = [{ at, text: preview(text) }, ...state.notices].slice(0, MAX_NOTICES);
+}

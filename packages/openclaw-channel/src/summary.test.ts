@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { emptyState, noteFriendRequest, noteNotice, notePeerMessage, noteReplied } from './state.ts';
+import { renderSummary } from './summary.ts';
+
+const T = Date.UTC(2026, 11, 1, 12, 0, 0);
+
+describe('relay activity summary', () => {
+  it('is absent when nothing happened', () => {
+    expect(renderSummary('default', emptyState(), T, 800)).toBeNull();
+  });
+
+  it('counts unanswered messages per correspondent and lists pending requests', () => {
+    const s = emptyState();
+    notePeerMessage(s, { id: 2, name: 'alice' }, 'hi', T - 120_000);
+    notePeerMessage(s, { id: 2, name: 'alice' }, 'are you there?', T - 60_000);
+    notePeerMessage(s, { id: 3, name: 'bob' }, 'yo', T - 30_000);
+    noteFriendRequest(s, { id: 4, name: 'carol' }, T - 10_000);
+    noteNotice(s, 'bob accepted your friend request', T - 5_000);
+    const text = renderSummary('default', s, T, 800)!;
+    expect(text).toContain('Unanswered: 3 message(s) from 2 correspondent(s).');
+    expect(text).toContain('Pending friend requests (a reply accepts): carol (id 4).');
+    expect(text).toContain('- bob (id 3): 1 unread, last 30s ago: "yo"');
+    expect(text).toContain('- alice (id 2): 2 unread, last 60s ago: "are you there?"');
+    noteReplied(s, 2);
+    expect(renderSummary('default', s, T, 800)).toContain(
+      'Unanswered: 1 message(s) from 1 correspondent(s).',
+    );
+  });
+
+  it('is bounded in size and in entries', () => {
+    const s = emptyState();
+    for (let i = 1; i <= 50; i++) notePeerMessage(s, { id: i, name: `user${i}` }, 'x'.repeat(500), T);
+    expect(s.peers).toHaveLength(20);
+    const text = renderSummary('default', s, T, 300)!;
+    expect(text.length).toBeLessThanOrEqual(300);
+  });
+});

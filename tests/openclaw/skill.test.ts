@@ -1,0 +1,188 @@
+// The skill run by the real OpenClaw (issue 15 §3.1): the built skill folder installed with
+// `openclaw skills install`, judged eligible and visible to the model, then one headless turn in which the
+// (fake) model does what OpenClaw's prompt tells a model to do: `read` SKILL.md at the location listed in
+// <available_skills>, and run the onboarding commands exactly as SKILL.md writes them — with `{baseDir}`
+// replaced by the skill folder, from the workspace as working directory — through the `exec` tool.
+// Finally a message from another relay user must land in the skill's data folder (the daemon runs).
+
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RelayClient } from '@openwechat/client';
+import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { startFakeModel, type FakeModel, type ModelAnswer } from './fake-model.ts';
+import {
+  createOpenClawHome,
+  ensureOpenClaw,
+  waitFor,
+  type OpenClawHome,
+  type OpenClawInstall,
+} from './harness.ts';
+import { figures } from './figures.ts';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SKILL = 'openwechat-im-client';
+
+/**
+ * The onboarding commands as SKILL.md writes them: the inline `node …` commands of the "First-time
+ * onboarding" section that register and start the daemon, in order. Placeholders become real values;
+ * optional `[…]` parts are dropped.
+ */
+export function onboardingCommands(
+  skillMd: string,
+  values: { baseDir: string; relay: string; name: string },
+): string[] {
+  const start = skillMd.search(/^##\s+First-time onboarding/m);
+  if (start < 0) throw new Error('SKILL.md has no "First-time onboarding" section');
+  const rest = skillMd.slice(start + 3);
+  const section = rest.slice(0, rest.search(/^##\s/m) >= 0 ? rest.search(/^##\s/m) : undefined);
+  const spans = [...section.matchAll(/`(node [^`]+)`/g)].map((m) => m[1]!);
+  const wanted = spans.filter((c) => /\bregister\b/.test(c) || /\bdaemon start\b/.test(c));
+  if (wanted.length < 2)
+    throw new Error(`SKILL.md onboarding: expected register and daemon start, found ${spans.join(' | ')}`);
+  return wanted.map((c) =>
+    c
+      .replace(/\s*\[[^\]]*\]/g, '')
+      .replaceAll('{baseDir}', values.baseDir)
+      .replace(/<[^>]*(relay|url)[^>]*>/gi, values.relay)
+      .replace(/<[^>]*name[^>]*>/gi, values.name),
+  );
+}
+
+describe('the skill inside the real OpenClaw', () => {
+  let install: OpenClawInstall;
+  let relay: TestRelay;
+  let model: FakeModel;
+  let oc: OpenClawHome;
+  let buildDir: string;
+  let skillDir: string;
+  const executed: string[] = [];
+
+  beforeAll(async () => {
+    install = await ensureOpenClaw();
+    relay = await startRelay();
+    model = await startFakeModel();
+    oc = await createOpenClawHome(install, { modelBaseUrl: model.baseUrl });
+    buildDir = await mkdtemp(join(tmpdir(), 'owc-skill-build-'));
+    await run('npm', ['run', 'build:skill', '--silent', '--', '--out', join(buildDir, SKILL)], {
+      cwd: ROOT,
+      timeout: 120_000,
+    });
+  }, 420_000);
+
+  afterAll(async () => {
+    // The daemon is detached by design: stop it the way the skill does, then remove everything.
+    if (skillDir && existsSync(join(skillDir, 'scripts/openwechat.js'))) {
+      await run(install.node, [join(skillDir, 'scripts/openwechat.js'), 'daemon', 'stop'], {
+        cwd: oc.workspace,
+        env: oc.env,
+        timeout: 30_000,
+      }).catch(() => undefined);
+    }
+    await oc?.dispose();
+    await model?.close();
+    await relay?.close();
+    if (buildDir) await rm(buildDir, { recursive: true, force: true });
+    figures.flush();
+  }, 60_000);
+
+  it('skills install → eligible, visible to the model, nothing missing', async () => {
+    await oc.cli(['skills', 'install', join(buildDir, SKILL)], 120_000);
+    const { stdout } = await oc.cli(['skills', 'info', SKILL, '--json'], 120_000);
+    const info = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {
+      eligible: boolean;
+      modelVisible: boolean;
+      missing: Record<string, unknown[]>;
+      baseDir?: string;
+      filePath?: string;
+    };
+    expect(info.eligible).toBe(true);
+    expect(info.modelVisible).toBe(true);
+    for (const [kind, list] of Object.entries(info.missing ?? {})) expect(list, kind).toEqual([]);
+  }, 250_000);
+
+  it('a turn reads SKILL.md and runs its onboarding from the workspace; a message then lands in the data folder', async () => {
+    let commands: string[] | null = null;
+    model.script = (call): ModelAnswer | null => {
+      if (!call.userText.includes('openwechat relay')) return null;
+      const step = call.toolResults.length;
+      if (step === 0) {
+        const location = new RegExp(`<location>([^<]*${SKILL}[^<]*SKILL\\.md)</location>`).exec(
+          call.promptText,
+        )?.[1];
+        if (!location) return { text: 'The skill is not in my prompt.' };
+        skillDir = dirname(location);
+        return { tool: 'read', args: { path: location } };
+      }
+      if (step === 1) {
+        commands = onboardingCommands(call.toolResults[0]!, {
+          baseDir: skillDir,
+          relay: relay.url,
+          name: 'clawbot',
+        });
+      }
+      const next = commands?.[step - 1];
+      if (next) {
+        executed.push(next);
+        return { tool: 'exec', args: { command: next } };
+      }
+      return { text: `Registered and the inbox daemon is running.` };
+    };
+    const t0 = Date.now();
+    const { stdout } = await oc.cli(
+      [
+        'agent',
+        '--local',
+        '--agent',
+        'main',
+        '--session-id',
+        'skill-onboarding',
+        '--json',
+        '--message',
+        `Please register me on the openwechat relay at ${relay.url} with the name clawbot and start the inbox.`,
+      ],
+      240_000,
+    );
+    figures.record('skill onboarding turn (s)', (Date.now() - t0) / 1000);
+    expect(executed.length, stdout.slice(-2000)).toBe(2);
+    expect(executed[0]).toContain(join(skillDir, 'scripts/'));
+    const dataDir = join(dirname(skillDir), 'openwechat_im_client');
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as {
+      base_url: string;
+      my_id: number;
+    };
+    expect(config.base_url).toBe(relay.url);
+    // The exec results the model saw report success (no "not found", no usage error).
+    const lastCall = model.calls.filter((c) => c.userText.includes('openwechat relay')).at(-1)!;
+    expect(lastCall.toolResults).toHaveLength(3);
+    expect(lastCall.toolResults.slice(1).join('\n')).not.toMatch(/Cannot find module|ENOENT|not found/i);
+
+    await waitFor(
+      'the daemon connected',
+      async () =>
+        (await readFile(join(dataDir, 'sse_channel.log'), 'utf8').catch(() => '')).includes('connected')
+          ? true
+          : undefined,
+      30_000,
+    );
+    const anon = new RelayClient({ baseUrl: relay.url, mode: 'json' });
+    const bob = await anon.register({ name: 'bob' });
+    const bobClient = new RelayClient({ baseUrl: relay.url, token: bob.token, mode: 'json' });
+    await bobClient.send(config.my_id, 'hello clawbot from bob skill-msg-1');
+    const line = await waitFor(
+      'bob’s message in conversations.md',
+      async () =>
+        (await readFile(join(dataDir, 'conversations.md'), 'utf8').catch(() => ''))
+          .split('\n')
+          .find((l) => l.includes('skill-msg-1')),
+      30_000,
+    );
+    expect(line).toContain(`from=#${bob.user.id}(bob)`);
+  }, 300_000);
+});
