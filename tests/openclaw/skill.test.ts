@@ -61,8 +61,11 @@ describe('the skill inside the real OpenClaw', () => {
   let model: FakeModel;
   let oc: OpenClawHome;
   let buildDir: string;
+  /** The skill folder as OpenClaw names it in the prompt (it may start with `~`, the agent's HOME). */
   let skillDir: string;
   const executed: string[] = [];
+  /** That folder on this machine. */
+  const local = (p: string): string => (p.startsWith('~/') ? join(oc.home, p.slice(2)) : p);
 
   beforeAll(async () => {
     install = await ensureOpenClaw();
@@ -78,8 +81,8 @@ describe('the skill inside the real OpenClaw', () => {
 
   afterAll(async () => {
     // The daemon is detached by design: stop it the way the skill does, then remove everything.
-    if (skillDir && existsSync(join(skillDir, 'scripts/openwechat.js'))) {
-      await run(install.node, [join(skillDir, 'scripts/openwechat.js'), 'daemon', 'stop'], {
+    if (skillDir && existsSync(join(local(skillDir), 'scripts/openwechat.js'))) {
+      await run(install.node, [join(local(skillDir), 'scripts/openwechat.js'), 'daemon', 'stop'], {
         cwd: oc.workspace,
         env: oc.env,
         timeout: 30_000,
@@ -152,7 +155,7 @@ describe('the skill inside the real OpenClaw', () => {
     figures.record('skill onboarding turn (s)', (Date.now() - t0) / 1000);
     expect(executed.length, stdout.slice(-2000)).toBe(2);
     expect(executed[0]).toContain(join(skillDir, 'scripts/'));
-    const dataDir = join(dirname(skillDir), 'openwechat_im_client');
+    const dataDir = join(dirname(local(skillDir)), 'openwechat_im_client');
     const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')) as {
       base_url: string;
       my_id: number;

@@ -343,6 +343,7 @@ async function handleInbound(deps: InboundDeps, message: Message & { id: number 
       return;
     case 'friend_request':
       noteFriendRequest(state, peer, now);
+      notePeerMessage(state, peer, message.content, now);
       if (account.friendRequests === 'ignore') return;
       break;
     case 'group':
@@ -352,13 +353,44 @@ async function handleInbound(deps: InboundDeps, message: Message & { id: number 
     default:
       notePeerMessage(state, peer, message.content, now);
   }
-  try {
-    await dispatchTurn(deps, message);
-  } catch (err) {
-    if (ctx.abortSignal.aborted) return; // stopping: the message is replayed on the next start
-    // A turn that failed is not retried forever (it would block every later message): logged, settled.
-    log(ctx, 'warn', `message ${message.id} from ${peer.id}: turn failed: ${(err as Error).message}`);
+  // Saved before the turn (the cursor unchanged): the prompt hook may run in another module instance
+  // of this plugin and reads the file then.
+  await deps.save();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await dispatchTurn(deps, message);
+      return;
+    } catch (err) {
+      if (ctx.abortSignal.aborted) return; // stopping: the message is replayed on the next start
+      const why = (err as Error).message;
+      // A failed turn is tried again a few times (OpenClaw can refuse one while another process holds its
+      // state); replies are keyed by this message's id, so a retry never sends an answer twice. Then it is
+      // logged and settled: retrying forever would block every later message.
+      if (attempt >= TURN_ATTEMPTS) {
+        log(ctx, 'warn', `message ${message.id} from ${peer.id}: turn failed, giving up: ${why}`);
+        return;
+      }
+      log(ctx, 'warn', `message ${message.id} from ${peer.id}: turn failed (attempt ${attempt}): ${why}`);
+      await abortableDelay(TURN_RETRY_MS * attempt, ctx.abortSignal);
+    }
   }
+}
+
+const TURN_ATTEMPTS = 3;
+const TURN_RETRY_MS = 3_000;
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
 }
 
 async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promise<void> {

@@ -52,7 +52,7 @@ declare module 'openclaw/plugin-sdk/channel-core' {
     deliveryPartIndex?: number;
     assertDirectAdapterHandoff?: () => void;
   }
-  export function createChatChannelPlugin<A>(params: Record<string, unknown>): unknown;
+  export function createChatChannelPlugin<_A>(params: Record<string, unknown>): unknown;
   export function buildChannelOutboundSessionRoute(params: Record<string, unknown>): unknown;
   export interface PluginApi {
     registrationMode: string;
