@@ -54,6 +54,10 @@ describe('openwechat channel plugin in the real OpenClaw', () => {
   let alice: Account;
   let mallory: Account;
   let packDir: string;
+  let inspectReport: {
+    plugin: { status: string; channelIds: string[] };
+    typedHooks: Array<{ name: string }>;
+  };
   /** Held answers for the crash test, by marker. */
   const holds = new Map<string, { promise: Promise<void>; release: () => void }>();
 
@@ -105,6 +109,10 @@ describe('openwechat channel plugin in the real OpenClaw', () => {
         },
       },
     });
+    // Inspected before the gateway starts: a CLI process that loads the plugin runtime takes OpenClaw's
+    // state lock, and a turn starting meanwhile in the gateway would fail on it.
+    const inspected = await oc.cli(['plugins', 'inspect', 'openwechat', '--runtime', '--json'], 120_000);
+    inspectReport = JSON.parse(inspected.stdout.slice(inspected.stdout.indexOf('{'))) as typeof inspectReport;
     gateway = await oc.startGateway();
     figures.record('gateway start (s)', gateway.startMs / 1000);
   }, 420_000);
@@ -119,14 +127,11 @@ describe('openwechat channel plugin in the real OpenClaw', () => {
     figures.flush();
   }, 60_000);
 
-  it('inspect reports the plugin loaded with its channel', async () => {
-    const { stdout } = await oc.cli(['plugins', 'inspect', 'openwechat', '--runtime', '--json'], 120_000);
-    const report = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {
-      plugin: { status: string; channelIds: string[] };
-    };
-    expect(report.plugin.status).toBe('loaded');
-    expect(report.plugin.channelIds).toEqual(['openwechat']);
-  }, 150_000);
+  it('inspect reports the plugin loaded with its channel and its prompt hook', () => {
+    expect(inspectReport.plugin.status).toBe('loaded');
+    expect(inspectReport.plugin.channelIds).toEqual(['openwechat']);
+    expect(inspectReport.typedHooks.map((h) => h.name)).toContain('before_prompt_build');
+  });
 
   it('a relay user writes to the agent: the model answers and the reply lands in her inbox', async () => {
     const sentAt = Date.now();
@@ -155,8 +160,9 @@ describe('openwechat channel plugin in the real OpenClaw', () => {
 
   it('the channel turn carries the relay-activity summary (hook enabled)', () => {
     const call = [...model.calls].reverse().find((c) => c.userText.includes('ping-2'));
-    expect(call?.promptText).toContain(SUMMARY_MARK);
-    expect(call?.promptText).toMatch(/alice \(id \d+\)/);
+    // Exactly once, naming Alice with her unanswered message.
+    expect(call?.promptText.split(SUMMARY_MARK)).toHaveLength(2);
+    expect(call?.promptText).toMatch(/- alice \(id \d+\): 1 unread/);
   });
 
   it('a sender off the allowlist never reaches the model', async () => {
@@ -204,17 +210,17 @@ describe('openwechat channel plugin in the real OpenClaw', () => {
       90_000,
     );
     const call = model.calls.find((c) => c.userText.includes('file-in-1'));
-    // OpenClaw names the stored media in the turn; the bytes there are the ones Alice sent.
-    const mediaPath = new RegExp(
-      `(${oc.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/media/[^\\s"'\\])]+)`,
-    ).exec(call?.promptText ?? '')?.[1];
-    expect(mediaPath, call?.userText).toBeTruthy();
-    expect(existsSync(mediaPath!)).toBe(true);
-    expect(
-      createHash('sha256')
-        .update(await readFile(mediaPath!))
-        .digest('hex'),
-    ).toBe(createHash('sha256').update(bytes).digest('hex'));
+    // OpenClaw stages the stored media for the turn, names it, and shows a text file's content inline.
+    const staged = /\[media attached: (\S+) \(text\/plain\)\]/.exec(call?.userText ?? '')?.[1];
+    expect(staged, call?.userText).toMatch(/notes/);
+    expect(call?.userText).toContain(bytes.toString('utf8').trim());
+    if (staged && existsSync(staged)) {
+      expect(
+        createHash('sha256')
+          .update(await readFile(staged))
+          .digest('hex'),
+      ).toBe(createHash('sha256').update(bytes).digest('hex'));
+    }
     await rm(dir, { recursive: true, force: true });
   }, 150_000);
 

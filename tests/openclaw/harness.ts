@@ -276,6 +276,11 @@ export async function createOpenClawHome(
     },
     async dispose() {
       for (const child of gateways) killGroup(child, 'SIGKILL');
+      // For debugging a failure: OWC_KEEP_OPENCLAW_HOME=1 keeps the HOME (config, state, openclaw.log).
+      if (process.env.OWC_KEEP_OPENCLAW_HOME) {
+        console.log(`OpenClaw HOME kept: ${home}`);
+        return;
+      }
       await rm(home, { recursive: true, force: true });
     },
   };

@@ -5,7 +5,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RelayClient, type Message } from '@openwechat/client';
+import { RelayClient, StreamConsumer, type ConsumerEvent, type Message } from '@openwechat/client';
 import {
   buildChannelOutboundSessionRoute,
   createChatChannelPlugin,
@@ -27,7 +27,6 @@ import {
   resolveAccount,
   type ResolvedAccount,
 } from './config.ts';
-import { runResumeLoop } from './inbound.ts';
 import { deliveryIdempotencyKey, freshIdempotencyKey, sendToRelay, type OutboundFile } from './outbound.ts';
 import {
   loadState,
@@ -409,22 +408,58 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
     log(ctx, 'info', `relay status set to ${account.status}`);
   }
   const deps: InboundDeps = { ctx, channelRuntime, client, state, save };
-  ctx.setStatus({ accountId: account.accountId, running: true, lifecycle: 'ready', configured: true });
-  try {
-    await runResumeLoop({
-      client,
-      cursor: () => state.cursor,
-      handle: (message) => handleInbound(deps, message),
-      settled: async (id) => {
+  // The one stream consumer of the client package (as the skill daemon and the bridge use it): a resume
+  // stream from the saved cursor, one message at a time, the cursor saved and the relay acknowledged only
+  // after our handler settled, reconnects with the shared backoff.
+  const consumer = new StreamConsumer({
+    client,
+    requireFeatures: ['json', 'resume', 'idempotency'],
+    cursor: {
+      load: () => state.cursor,
+      save: async (id) => {
         state.cursor = id;
         await save();
       },
-      signal: ctx.abortSignal,
-      log: (level, msg) => log(ctx, level, msg),
-    });
+    },
+    onMessage: async (delivery) => {
+      if (delivery.id === null) return;
+      await handleInbound(deps, { ...delivery.message, id: delivery.id });
+      // A turn cut short by the gateway stopping is not settled: the relay replays it on the next start.
+      if (ctx.abortSignal.aborted) throw new Error('gateway stopping; message left for the next start');
+    },
+    onUnreadable: (ev) => log(ctx, 'warn', `unreadable message ${ev.id ?? '?'}: ${ev.error}`),
+    onEvent: (ev) => logConsumerEvent(ctx, ev),
+  });
+  const stop = (): void => void consumer.stop();
+  ctx.abortSignal.addEventListener('abort', stop, { once: true });
+  ctx.setStatus({ accountId: account.accountId, running: true, lifecycle: 'ready', configured: true });
+  try {
+    if (!ctx.abortSignal.aborted) await consumer.run();
   } finally {
+    ctx.abortSignal.removeEventListener('abort', stop);
+    await consumer.stop();
     states.delete(account.accountId);
     ctx.setStatus({ accountId: account.accountId, running: false, lifecycle: 'stopped' });
+  }
+}
+
+function logConsumerEvent(ctx: ChannelGatewayContext<ResolvedAccount>, ev: ConsumerEvent): void {
+  switch (ev.type) {
+    case 'connected':
+      log(
+        ctx,
+        'info',
+        `stream open from id ${ev.since ?? 0}${ev.recovered ? ` (after ${ev.recovered.attempts} attempt(s))` : ''}`,
+      );
+      break;
+    case 'reconnecting':
+      log(ctx, 'warn', `stream down (${ev.reason}); retry ${ev.attempt} in ${ev.delayMs} ms`);
+      break;
+    case 'ack':
+      if (!ev.ok) log(ctx, 'warn', `ack up to ${ev.upTo} failed: ${ev.error}`);
+      break;
+    default:
+      break;
   }
 }
 

@@ -46,7 +46,11 @@ export default defineChannelPluginEntry({
   description: 'openwechat relay channel',
   plugin: openwechatChannelPlugin,
   configSchema: () => ({ schema: configJsonSchema, runtime: { safeParse: validateSettings } }),
-  registerFull(api) {
+  // Registered with the capabilities, not in registerFull. Measured with OpenClaw 2026.9.6: a hook added
+  // only in registerFull was never called in gateway turns; added here (this runs in the gateway's full
+  // load and again in its later non-activating "discovery" load) it is, once per turn. The hook is inert
+  // (it reads a small state file), so it is safe in every registration mode.
+  registerCapabilities(api) {
     const settings = pluginSettings(api.pluginConfig);
     if (!settings.contextSummary) return;
     api.on('before_prompt_build', async (_event, ctx) => {

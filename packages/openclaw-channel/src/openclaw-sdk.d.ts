@@ -74,6 +74,7 @@ declare module 'openclaw/plugin-sdk/channel-core' {
     plugin: unknown;
     configSchema?: () => unknown;
     registerFull?: (api: PluginApi) => void;
+    registerCapabilities?: (api: PluginApi) => void;
   }): unknown;
   export function defineSetupPluginEntry(plugin: unknown): unknown;
 }

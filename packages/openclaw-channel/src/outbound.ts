@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClientError, type RelayClient } from '@openwechat/client';
+import { ClientError, retryDelay, type RelayClient } from '@openwechat/client';
 import { formatTarget, type Target } from './targets.ts';
 
 export interface OutboundFile {
@@ -29,10 +29,11 @@ export interface SendOutcome {
   replayed: boolean;
 }
 
+/** How often and how long a send is retried (the client's one backoff: exponential, equal jitter). */
 export interface RetryPolicy {
   attempts: number;
   baseMs: number;
-  capMs: number;
+  maxMs: number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
 }
@@ -40,7 +41,7 @@ export interface RetryPolicy {
 export const defaultRetryPolicy: RetryPolicy = {
   attempts: 4,
   baseMs: 500,
-  capMs: 8_000,
+  maxMs: 8_000,
   sleep: (ms, signal) =>
     new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
@@ -162,11 +163,8 @@ export async function sendToRelay(
       if (!isRetryable(err) || attempt >= policy.attempts || signal?.aborted) {
         throw new RelayDeliveryError(req.target, err);
       }
-      const backoff = Math.floor(
-        policy.random() * Math.min(policy.capMs, policy.baseMs * 2 ** (attempt - 1)),
-      );
-      const asked = err instanceof ClientError ? (err.retryAfterMs ?? 0) : 0;
-      await policy.sleep(Math.max(backoff, asked), signal);
+      const asked = err instanceof ClientError ? err.retryAfterMs : null;
+      await policy.sleep(retryDelay(attempt, asked, policy, policy.random), signal);
     }
   }
 }
