@@ -185,8 +185,16 @@ async function downloadAttachment(
   }
 }
 
-/** Dispatches one chat, friend request or group message as a turn; resolves when the turn settled. */
-async function dispatchTurn(deps: InboundDeps, message: Message & { id: number }): Promise<void> {
+/**
+ * Dispatches one chat, friend request or group message as a turn; resolves when the turn settled.
+ * `admitted` runs once OpenClaw's ingress admitted the sender (never for a dropped one, whose text must
+ * not reach the model even through the summary); returning false ends there without a turn.
+ */
+async function dispatchTurn(
+  deps: InboundDeps,
+  message: Message & { id: number },
+  admitted: () => Promise<boolean>,
+): Promise<void> {
   const { ctx, channelRuntime, client } = deps;
   const account = ctx.account;
   const cfg = ctx.cfg;
@@ -230,6 +238,7 @@ async function dispatchTurn(deps: InboundDeps, message: Message & { id: number }
     log(ctx, 'info', `message ${message.id} from ${sender.id} not admitted (${ingress.ingress.admission})`);
     return;
   }
+  if (!(await admitted())) return;
 
   let text = message.content;
   if (message.type === 'friend_request') {
@@ -335,29 +344,30 @@ async function handleInbound(deps: InboundDeps, message: Message & { id: number 
   const account = ctx.account;
   const now = message.createdAt || Date.now();
   const peer = { id: message.fromId ?? 0, name: message.from?.name ?? `user ${message.fromId}` };
-  switch (message.type) {
-    case 'system':
-      // Friendship established, group changes: state for the summary, never a model call.
-      noteNotice(state, message.content, now);
-      return;
-    case 'friend_request':
-      noteFriendRequest(state, peer, now);
-      notePeerMessage(state, peer, message.content, now);
-      if (account.friendRequests === 'ignore') return;
-      break;
-    case 'group':
-      notePeerMessage(state, peer, `${message.group?.name ?? 'group'}: ${message.content}`, now);
-      if (account.requireMention && !message.mentioned) return;
-      break;
-    default:
-      notePeerMessage(state, peer, message.content, now);
+  if (message.type === 'system') {
+    // Friendship established, group changes: state for the summary, never a model call.
+    noteNotice(state, message.content, now);
+    return;
   }
-  // Saved before the turn (the cursor unchanged): the prompt hook may run in another module instance
-  // of this plugin and reads the file then.
-  await deps.save();
+  let noted = false;
+  // After admission: recorded for the summary (once, whatever the retries), then the policies that keep
+  // an admitted message from becoming a turn. Saved before the turn: the prompt hook reads the file.
+  const admitted = async (): Promise<boolean> => {
+    if (!noted) {
+      noted = true;
+      if (message.type === 'friend_request') noteFriendRequest(state, peer, now);
+      const text =
+        message.type === 'group' ? `${message.group?.name ?? 'group'}: ${message.content}` : message.content;
+      notePeerMessage(state, peer, text, now);
+      await deps.save();
+    }
+    if (message.type === 'friend_request' && account.friendRequests === 'ignore') return false;
+    if (message.type === 'group' && account.requireMention && !message.mentioned) return false;
+    return true;
+  };
   for (let attempt = 1; ; attempt++) {
     try {
-      await dispatchTurn(deps, message);
+      await dispatchTurn(deps, message, admitted);
       return;
     } catch (err) {
       if (ctx.abortSignal.aborted) return; // stopping: the message is replayed on the next start
