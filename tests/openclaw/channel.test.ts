@@ -148,12 +148,14 @@ describe('openwechat channel plugin in the real OpenClaw', () => {
     const call = model.calls.find((c) => c.userText.includes('ping-1'));
     expect(call?.userText).toContain('alice');
     // They are friends now: a second message is a chat, answered in the same way.
+    const secondAt = Date.now();
     await alice.client.send(agent.id, 'and again ping-2');
     await waitFor(
       'the reply to ping-2',
       async () => fromAgent(await inbox(alice), agent.id, 'pong ping-2')[0],
       90_000,
     );
+    figures.record('second reply latency, warm session (s)', (Date.now() - secondAt) / 1000);
     const friends = await alice.client.friends();
     expect(friends.map((f) => f.id)).toContain(agent.id);
   }, 200_000);

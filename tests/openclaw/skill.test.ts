@@ -56,12 +56,27 @@ describe('the skill inside the real OpenClaw', () => {
 
   afterAll(async () => {
     // The daemon is detached by design: stop it the way the skill does, then remove everything.
-    if (skillDir && existsSync(join(local(skillDir), 'scripts/openwechat.js'))) {
+    const data = skillDir ? join(dirname(local(skillDir)), 'openwechat_im_client') : null;
+    if (data && existsSync(join(data, 'sse_channel.log'))) {
+      // Its pid is in the channel log (`… pid=<n>`); wait until that process is gone before removing the
+      // folder, or its last writes recreate files in it.
+      const pids = [...(await readFile(join(data, 'sse_channel.log'), 'utf8')).matchAll(/\bpid=(\d+)/g)];
       await run(install.node, [join(local(skillDir), 'scripts/openwechat.js'), 'daemon', 'stop'], {
         cwd: oc.workspace,
         env: oc.env,
         timeout: 30_000,
       }).catch(() => undefined);
+      const pid = Number(pids.at(-1)?.[1] ?? 0);
+      const alive = (): boolean => {
+        try {
+          return pid > 0 && process.kill(pid, 0);
+        } catch {
+          return false;
+        }
+      };
+      await waitFor('the inbox daemon to exit', () => (alive() ? undefined : true), 15_000).catch(() => {
+        if (alive()) process.kill(pid, 'SIGKILL');
+      });
     }
     await oc?.dispose();
     await model?.close();
