@@ -49,6 +49,12 @@ export interface Ctx {
   services: RelayServices;
 }
 
+/**
+ * A Ctx whose store is only the slice `S` of the Store (UserStore, MessagingStore, …) a handler uses:
+ * the handler's dependencies are visible in its signature. Every full Ctx is one.
+ */
+export type StoreCtx<S> = Omit<Ctx, 'services'> & { services: Omit<RelayServices, 'store'> & { store: S } };
+
 /** A handler's answer in both renderings. `raw` means the handler wrote the response itself (SSE). */
 export type Output =
   | {

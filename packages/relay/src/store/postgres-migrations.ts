@@ -8,6 +8,7 @@
 // bytes are `bytea`; the lifetime message counter is spread over MESSAGE_COUNTER_SHARDS rows (see
 // postgres.ts) instead of one hot `meta` row.
 
+import pg from 'pg';
 import type { Migration } from './sqlite-migrations.ts';
 
 export type { Migration };
@@ -181,3 +182,67 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
 
 /** The schema version this code writes. */
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/** Namespace of the advisory lock taken while migrating (the second key is the schema). */
+const MIGRATION_LOCK = 0x6f7763;
+
+function checkMigrations(migrations: readonly Migration[]): void {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.version <= migrations[i - 1]!.version) {
+      throw new Error(`PostgreSQL migrations out of order at version ${migrations[i]!.version}`);
+    }
+  }
+}
+
+/**
+ * Creates the schema if asked to, applies the missing migrations in one transaction under an advisory
+ * lock (instances starting together take turns; the second finds nothing to do) and refuses a database
+ * written by a newer relay.
+ */
+export async function migratePostgres(
+  db: pg.Pool | pg.Client,
+  schema: string | null,
+  migrations: readonly Migration[] = POSTGRES_MIGRATIONS,
+): Promise<void> {
+  checkMigrations(migrations);
+  const supported = migrations.at(-1)?.version ?? 0;
+  const c = db instanceof pg.Pool ? await db.connect() : db;
+  let failed = false;
+  try {
+    await c.query('BEGIN');
+    await c.query("SELECT pg_advisory_xact_lock($1, hashtext(coalesce($2, current_schema(), '')))", [
+      MIGRATION_LOCK,
+      schema,
+    ]);
+    if (schema) await c.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
+    await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT    NOT NULL,
+      applied_at BIGINT  NOT NULL
+    )`);
+    const row = (await c.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations'))
+      .rows[0]!;
+    const current = row.v ?? 0;
+    if (current > supported) {
+      throw new Error(
+        `database schema version ${current} is newer than this relay supports (${supported}); upgrade the relay`,
+      );
+    }
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      await c.query(m.sql);
+      await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        Date.now(),
+      ]);
+    }
+    await c.query('COMMIT');
+  } catch (err) {
+    failed = true;
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    if (db instanceof pg.Pool) (c as pg.PoolClient).release(failed);
+  }
+}

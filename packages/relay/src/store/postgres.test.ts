@@ -1,4 +1,4 @@
-// The PostgreSQL backend: the shared Store contract (a fresh schema per store), its migrations, what
+// The PostgreSQL backend (its Store contract run is tests/store/postgres.test.ts): its migrations, what
 // only a shared database can show (two pools = two relay instances on one schema), and the WakeBus.
 // Every schema made here is owc_test_… and dropped at the end; `public` is never touched.
 
@@ -14,7 +14,6 @@ import {
   schemaName,
   schemaUrl,
 } from '../../../../tests/helpers/pg.ts';
-import { runStoreContract } from './contract.ts';
 import {
   decodeText,
   encodeText,
@@ -41,17 +40,6 @@ function fresh(tag: string): string {
 afterAll(async () => {
   if (available) await dropSchemas(schemas);
 });
-
-if (available) {
-  runStoreContract(
-    'postgres',
-    async () => (await openPostgresStore({ url: PG_URL, schema: fresh('contract') })).store,
-  );
-} else {
-  describe.skip(`Store contract: postgres (no PostgreSQL at ${PG_URL})`, () => {
-    it('needs PostgreSQL', () => undefined);
-  });
-}
 
 describe.skipIf(!available)('PostgreSQL backend', () => {
   const open: Array<{ store: Store; bus: WakeBus }> = [];

@@ -1,13 +1,31 @@
-// Row shapes, row → record mappings and idempotency replays that both SQL backends share.
+// Row shapes, row → record mappings, the message row a send writes, shared SELECT fragments and
+// idempotency replays: written once for both SQL backends. The backends differ in how they bind and
+// lock, not in what a row means. PostgreSQL text cannot hold U+0000, so its backend passes its
+// reversible text escape (postgres-text.ts) as `encode`/`decode`; SQLite stores text as is.
 
 import {
   RelayError,
+  type AttachmentView,
   type GroupMemberView,
+  type GroupRef,
   type GroupRole,
   type GroupView,
   type PublicUser,
 } from '@openwechat/protocol';
-import type { FriendshipRecord, GroupRecord, UserRecord } from './types.ts';
+import type {
+  FileRecord,
+  FriendshipRecord,
+  GroupRecord,
+  GroupSendResult,
+  InboxMessage,
+  NewMessage,
+  SendResult,
+  UserRecord,
+} from './types.ts';
+
+/** A text mapping applied to the free-text columns on the way in or out. */
+export type TextCodec = (s: string) => string;
+const asIs: TextCodec = (s) => s;
 
 /** The user columns every query selects (never the token hash or the homepage). */
 export const USER_COLUMNS = 'id, name, name_key, description, status, created_at, last_seen_at, disabled_at';
@@ -126,6 +144,191 @@ export function toGroupMember(row: GroupMemberRow): GroupMemberView {
     joinedAt: row.joined_at,
   };
 }
+
+// ── Messages ────────────────────────────────────────────────────────────────────────────────────────
+
+/** A message row as stored, before the sender's profile and the group's name are joined in. */
+export interface StoredMessageRow {
+  to_id: number;
+  id: number;
+  from_id: number | null;
+  type: InboxMessage['type'];
+  content: string;
+  attachment_name: string | null;
+  file_id: string | null;
+  file_size: number | null;
+  file_type: string | null;
+  file_expires_at: number | null;
+  created_at: number;
+  group_id: number | null;
+  /** SQLite answers 0/1, PostgreSQL a boolean. */
+  mentioned: boolean | number;
+}
+
+/** What the reading queries join in: the sender's current profile and the group's current name. */
+export interface JoinedColumns {
+  /** null for system notices or a missing sender. */
+  from_name: string | null;
+  from_description: string | null;
+  /** null outside groups. */
+  group_name: string | null;
+}
+
+export type MessageRow = StoredMessageRow & JoinedColumns;
+
+/** A message's columns other than its recipient, id and mention flag (what a fan-out run shares). */
+export type MessageFields = Omit<StoredMessageRow, 'to_id' | 'id' | 'mentioned'>;
+
+/** Never select homepage (up to 512 KB) or token_hash with a user record. */
+export const MESSAGE_COLUMNS = `m.to_id, m.id, m.from_id, m.type, m.content, m.attachment_name, m.file_id,
+  m.file_size, m.file_type, m.file_expires_at, m.created_at, m.group_id, m.mentioned`;
+export const MESSAGE_SELECT = `
+  SELECT ${MESSAGE_COLUMNS}, u.name AS from_name, u.description AS from_description, gr.name AS group_name
+  FROM messages m LEFT JOIN users u ON u.id = m.from_id LEFT JOIN groups gr ON gr.id = m.group_id`;
+
+/** The stored columns of `m` (text encoded for the backend). */
+export function messageFields(m: NewMessage, encode: TextCodec = asIs): MessageFields {
+  const a = m.attachment;
+  return {
+    from_id: m.fromId,
+    type: m.type,
+    content: encode(m.content),
+    attachment_name: a ? encode(a.name) : null,
+    file_id: a ? (a.fileId ?? null) : null,
+    file_size: a ? (a.size ?? null) : null,
+    file_type: a ? (a.contentType ?? null) : null,
+    file_expires_at: a ? (a.expiresAt ?? null) : null,
+    created_at: m.createdAt,
+    group_id: m.groupId ?? null,
+  };
+}
+
+/** The joined columns for messages stored by `from` (null: system notices) in `group`. */
+export function joinedFrom(
+  from: Pick<UserRecord, 'name' | 'description'> | null,
+  group: GroupRef | null = null,
+): JoinedColumns {
+  return {
+    from_name: from?.name ?? null,
+    from_description: from?.description ?? null,
+    group_name: group?.name ?? null,
+  };
+}
+
+export function toMessage(row: MessageRow, decode: TextCodec = asIs): InboxMessage {
+  const attachment: AttachmentView | null =
+    row.attachment_name === null
+      ? null
+      : {
+          name: decode(row.attachment_name),
+          fileId: row.file_id,
+          size: row.file_size,
+          contentType: row.file_type,
+          expiresAt: row.file_expires_at,
+        };
+  return {
+    toId: row.to_id,
+    id: row.id,
+    type: row.type,
+    createdAt: row.created_at,
+    fromId: row.from_id,
+    from:
+      row.from_id === null || row.from_name === null
+        ? null
+        : { id: row.from_id, name: row.from_name, description: row.from_description },
+    content: decode(row.content),
+    attachment,
+    group: row.group_id === null ? null : { id: row.group_id, name: row.group_name ?? '' },
+    mentioned: row.mentioned === true || row.mentioned === 1,
+  };
+}
+
+// ── Groups as their members see them ────────────────────────────────────────────────────────────────
+
+/** Groups as their member `gm.user_id` sees them. */
+export const GROUP_VIEW_SELECT = `
+  SELECT g.id, g.name, g.description, g.owner_id, o.name AS owner_name, g.created_at, gm.role,
+         (SELECT count(*) FROM group_members c WHERE c.group_id = g.id) AS member_count
+  FROM group_members gm JOIN groups g ON g.id = gm.group_id JOIN users o ON o.id = g.owner_id`;
+
+/** A group's members, the owner first, then by joining time; `param` is the group id's placeholder. */
+export function groupMembersSelect(param: string): string {
+  return `SELECT u.id, u.name, u.description, gm.role, gm.joined_at
+    FROM group_members gm JOIN users u ON u.id = gm.user_id
+    WHERE gm.group_id = ${param} ORDER BY gm.role = 'owner' DESC, gm.joined_at, u.id`;
+}
+
+// ── Files ───────────────────────────────────────────────────────────────────────────────────────────
+
+export interface FileRow {
+  id: string;
+  sender_id: number;
+  recipient_id: number;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  created_at: number;
+  expires_at: number;
+  downloaded_at: number | null;
+  group_id: number | null;
+}
+
+export const FILE_COLUMNS = `id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
+  downloaded_at, group_id`;
+
+export function toFile(row: FileRow, decode: TextCodec = asIs): FileRecord {
+  return {
+    id: row.id,
+    senderId: row.sender_id,
+    recipientId: row.recipient_id,
+    groupId: row.group_id,
+    name: decode(row.name),
+    contentType: row.content_type,
+    size: row.size,
+    sha256: row.sha256,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    downloadedAt: row.downloaded_at,
+  };
+}
+
+/** Bytes per stored chunk: small enough that one chunk never blocks the event loop or a connection long. */
+export const CHUNK_BYTES = 256 * 1024;
+
+/** Re-cuts an upload's pieces (whatever sizes the socket delivered) into CHUNK_BYTES chunks. */
+export async function* rechunk(pieces: AsyncIterable<Buffer>, size = CHUNK_BYTES): AsyncIterable<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const piece of pieces) {
+    let c = piece;
+    while (c.length) {
+      const take = Math.min(c.length, size - pendingBytes);
+      pending.push(c.subarray(0, take));
+      pendingBytes += take;
+      c = c.subarray(take);
+      if (pendingBytes === size) {
+        yield Buffer.concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+  }
+  if (pendingBytes) yield Buffer.concat(pending, pendingBytes);
+}
+
+// ── Search ──────────────────────────────────────────────────────────────────────────────────────────
+
+/** A LIKE pattern matching `keyword` literally anywhere (`\` is the escape character). */
+export function containsPattern(keyword: string): string {
+  return `%${keyword.replace(/[\\%_]/g, '\\$&')}%`;
+}
+
+// ── Idempotency ─────────────────────────────────────────────────────────────────────────────────────
+
+/** What an idempotency record keeps: enough to answer a retry exactly as the first time. */
+export type RecordedSend = Pick<SendResult, 'outcome' | 'messageId' | 'preview'>;
+export type RecordedGroupSend = Pick<GroupSendResult, 'group' | 'recipients' | 'preview'>;
 
 /** A stored idempotency record, as both backends read it. */
 export interface IdempotencyRow {

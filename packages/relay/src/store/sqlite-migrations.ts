@@ -2,6 +2,8 @@
 // never edit one that has shipped. openSqliteStore() applies the missing ones in order, inside one
 // transaction, and records each in schema_migrations; a database newer than this list is refused.
 
+import type Database from 'better-sqlite3';
+
 export interface Migration {
   version: number;
   name: string;
@@ -192,3 +194,39 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
 
 /** The schema version this code writes. */
 export const SQLITE_SCHEMA_VERSION = SQLITE_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/**
+ * Applies the missing migrations in one IMMEDIATE transaction (two processes opening a fresh file at
+ * once cannot both apply them) and refuses a database written by a newer relay.
+ */
+export function migrateSqlite(
+  db: Database.Database,
+  migrations: readonly Migration[] = SQLITE_MIGRATIONS,
+): void {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.version <= migrations[i - 1]!.version) {
+      throw new Error(`SQLite migrations out of order at version ${migrations[i]!.version}`);
+    }
+  }
+  const supported = migrations.at(-1)?.version ?? 0;
+  db.transaction(() => {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT    NOT NULL,
+      applied_at INTEGER NOT NULL
+    )`);
+    const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const current = row.v ?? 0;
+    if (current > supported) {
+      throw new Error(
+        `database schema version ${current} is newer than this relay supports (${supported}); upgrade the relay`,
+      );
+    }
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      db.exec(m.sql);
+      record.run(m.version, m.name, Date.now());
+    }
+  }).immediate();
+}

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decideSend } from '../domain/send.ts';
-import { runStoreContract } from './contract.ts';
 import { migrateSqlite, openSqliteStore } from './sqlite.ts';
 import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts';
 import type { Store } from './types.ts';
@@ -16,8 +15,6 @@ const freshFile = () => join(dir, `store-${++seq}.db`);
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-runStoreContract('sqlite', () => openSqliteStore({ file: freshFile() }));
 
 describe('SQLite backend', () => {
   let file: string;

@@ -1,6 +1,6 @@
 // The storage interface of the relay. No HTTP types here: the store speaks users, friendships and
 // messages. Every backend (SQLite, PostgreSQL) implements it and passes the same contract suite
-// (contract.ts). Decisions that must be atomic with their effects (the friendship state machine on
+// (tests/store/). Decisions that must be atomic with their effects (the friendship state machine on
 // send) are made by pure functions from ../domain, called by the backend inside its transaction.
 
 import type {
@@ -174,12 +174,11 @@ export interface GroupSendResult {
   replayed: boolean;
 }
 
-export interface Store {
-  /** Which backend this is, for /health and logs. */
-  readonly kind: 'sqlite' | 'postgres';
-  close(): Promise<void>;
+// The Store is composed of one interface per area, so a handler can ask for (and a test double need
+// only provide) the slice it uses: UserStore, MessagingStore, FileStore, GroupStore, OpsStore.
 
-  // Users
+/** Accounts, profiles, discovery, homepages and the operator's user tools. */
+export interface UserStore {
   /** Throws RelayError('name_taken') when nameKey exists. */
   createUser(user: NewUser): Promise<UserRecord>;
   countUsers(): Promise<number>;
@@ -206,17 +205,10 @@ export interface Store {
   setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null>;
   /** Replaces the token hash (token reset); false for an unknown user. */
   setTokenHash(id: number, tokenHash: string): Promise<boolean>;
-  /** A consistent copy of the whole database into `file`, while serving (SQLite); PostgreSQL: pg_dump. */
-  backup(file: string): Promise<void>;
-  /**
-   * Adds `by` (a positive integer) to every user's last message id, in one transaction: every id issued
-   * from now on is larger than any issued before. Run after restoring a backup, whose ids went back in
-   * time (clients acknowledge and deduplicate by id, so an id must never be issued twice). Stored
-   * messages keep their ids. Refused (nothing changes) if an id would exceed Number.MAX_SAFE_INTEGER.
-   */
-  advanceMessageIds(by: number): Promise<{ users: number; by: number }>;
+}
 
-  // Friendships
+/** Friendships, private sends and the inbox. */
+export interface MessagingStore {
   getFriendship(a: number, b: number): Promise<FriendshipRecord | null>;
   listFriends(userId: number): Promise<FriendView[]>;
   /**
@@ -247,8 +239,10 @@ export interface Store {
   lastMessageIds(userIds: readonly number[]): Promise<Map<number, number>>;
   /** Delete messages created before `before`; returns how many. */
   expireMessages(before: number): Promise<number>;
+}
 
-  // Files
+/** Attachments: their records and bytes. */
+export interface FileStore {
   /** Stores a file's bytes (in chunks, as they come) and its record. */
   putFile(file: NewFile, chunks: AsyncIterable<Buffer>): Promise<void>;
   getFile(id: string): Promise<FileRecord | null>;
@@ -273,16 +267,15 @@ export interface Store {
    * e.g. a file whose message is acknowledged after the download.)
    */
   collectFile(id: string, now: number): Promise<boolean>;
+}
 
-  getStats(): Promise<StatsView>;
-  /** A cheap round trip (readiness probe). */
-  ping(): Promise<void>;
-
-  // Groups. Every method that changes a group decides with the pure functions of ../domain/groups.ts
-  // inside its transaction and stores the system notices of the change in that same transaction. A
-  // group that does not exist, is dissolved, or that the acting user does not belong to is
-  // RelayError('group_not_found') throughout.
-
+/**
+ * Groups. Every method that changes a group decides with the pure functions of ../domain/groups.ts
+ * inside its transaction and stores the system notices of the change in that same transaction. A
+ * group that does not exist, is dissolved, or that the acting user does not belong to is
+ * RelayError('group_not_found') throughout.
+ */
+export interface GroupStore {
   /** Creates a group owned by `ownerId` with the initial members (the owner's accepted friends). */
   createGroup(req: NewGroupRequest): Promise<GroupChange>;
   /** The groups `userId` belongs to, by group id. */
@@ -328,6 +321,28 @@ export interface Store {
     opts?: SendOptions,
     decide?: (state: GroupSendState) => GroupSendDecision,
   ): Promise<GroupSendResult>;
+}
+
+/** Whole-database operations: health, statistics, backups. */
+export interface OpsStore {
+  getStats(): Promise<StatsView>;
+  /** A cheap round trip (readiness probe). */
+  ping(): Promise<void>;
+  /** A consistent copy of the whole database into `file`, while serving (SQLite); PostgreSQL: pg_dump. */
+  backup(file: string): Promise<void>;
+  /**
+   * Adds `by` (a positive integer) to every user's last message id, in one transaction: every id issued
+   * from now on is larger than any issued before. Run after restoring a backup, whose ids went back in
+   * time (clients acknowledge and deduplicate by id, so an id must never be issued twice). Stored
+   * messages keep their ids. Refused (nothing changes) if an id would exceed Number.MAX_SAFE_INTEGER.
+   */
+  advanceMessageIds(by: number): Promise<{ users: number; by: number }>;
+}
+
+export interface Store extends UserStore, MessagingStore, FileStore, GroupStore, OpsStore {
+  /** Which backend this is, for /health and logs. */
+  readonly kind: 'sqlite' | 'postgres';
+  close(): Promise<void>;
 }
 
 /**

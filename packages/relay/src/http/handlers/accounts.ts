@@ -19,15 +19,16 @@ import {
   type UserStatus,
 } from '@openwechat/protocol';
 import { fromSchema, jsonBody, type Issues } from '../input.ts';
-import type { Ctx, Output } from '../route.ts';
+import type { OpsStore, UserStore } from '../../store/types.ts';
+import type { Output, StoreCtx } from '../route.ts';
 import { sha256Hex } from '../route.ts';
 
-export async function health({ services }: Ctx): Promise<Output> {
+export async function health({ services }: StoreCtx<OpsStore>): Promise<Output> {
   const body = { status: 'ok', version: services.version, features: services.features };
   return { text: JSON.stringify(body), json: body, contentType: 'application/json' };
 }
 
-export async function stats({ services }: Ctx): Promise<Output> {
+export async function stats({ services }: StoreCtx<OpsStore>): Promise<Output> {
   const s = await services.store.getStats();
   const body = { users: s.users, friendships: s.friendships, messages: s.messages };
   return { text: JSON.stringify(body), json: body, contentType: 'application/json' };
@@ -46,7 +47,7 @@ export function parseRegister(req: { body: unknown }, issues: Issues): RegisterI
   return { name: name ?? '', description: description ?? null, status: status ?? 'open' };
 }
 
-export async function register({ services }: Ctx, input: RegisterInput): Promise<Output> {
+export async function register({ services }: StoreCtx<UserStore>, input: RegisterInput): Promise<Output> {
   const { store, config, now, lastSeen } = services;
   // W-9: names and descriptions are inserted into line-oriented text read by LLMs; a line break or a
   // bidi override in them could forge a message block, so they are refused outright.
@@ -90,7 +91,10 @@ export function parseDiscover(req: { query: unknown }, issues: Issues): Discover
   return { keyword: trimmed || null };
 }
 
-export async function discover({ services, user }: Ctx & { user: { id: number } }, input: DiscoverInput) {
+export async function discover(
+  { services, user }: StoreCtx<UserStore> & { user: { id: number } },
+  input: DiscoverInput,
+) {
   await services.lastSeen.flush();
   // Names and descriptions never contain control characters (refused at /register), so a keyword with
   // NUL matches nobody; answered here because PostgreSQL text cannot even carry NUL as a parameter.
@@ -111,7 +115,10 @@ export function parseUserIdPath(req: { params: unknown }, issues: Issues): { use
   };
 }
 
-export async function userDetail({ services }: Ctx, input: { userId: number }): Promise<Output> {
+export async function userDetail(
+  { services }: StoreCtx<UserStore>,
+  input: { userId: number },
+): Promise<Output> {
   await services.lastSeen.flush();
   const u = await services.store.getUser(input.userId);
   if (!u) throw new RelayError('user_not_found');
@@ -125,7 +132,7 @@ export function parseStatus(req: { body: unknown }, issues: Issues): { status: U
 }
 
 export async function updateMe(
-  { services, user }: Ctx & { user: { id: number } },
+  { services, user }: StoreCtx<UserStore> & { user: { id: number } },
   input: { status: UserStatus },
 ): Promise<Output> {
   await services.lastSeen.flush(); // the reply shows this request's activity time

@@ -2,11 +2,11 @@
 // POST /messages/ack): delete every message ≤ upTo from the caller's inbox, and notice a client that
 // claims ids this inbox never issued.
 
-import type { UserRecord } from '../../store/types.ts';
-import type { Ctx } from '../route.ts';
+import type { MessagingStore, UserRecord } from '../../store/types.ts';
+import type { StoreCtx } from '../route.ts';
 
 export async function acknowledge(
-  ctx: Ctx & { user: UserRecord },
+  ctx: StoreCtx<MessagingStore> & { user: UserRecord },
   upTo: number,
   via: 'stream' | 'after' | 'ack',
 ): Promise<{ acked: number; lastId: number }> {

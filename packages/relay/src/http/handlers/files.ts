@@ -5,9 +5,9 @@
 import { Readable } from 'node:stream';
 import { contentDisposition, RelayError } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
-import type { UserRecord } from '../../store/types.ts';
+import type { FileStore, GroupStore, UserRecord } from '../../store/types.ts';
 import type { Issues } from '../input.ts';
-import type { Ctx, Output } from '../route.ts';
+import type { Output, StoreCtx } from '../route.ts';
 
 const FILE_ID_RE = /^[0-9a-f]{32}$/;
 
@@ -15,7 +15,10 @@ export function parseFileId(req: FastifyRequest, _issues: Issues): { fileId: str
   return { fileId: String((req.params as Record<string, unknown>).file_id ?? '') };
 }
 
-export async function download(ctx: Ctx & { user: UserRecord }, input: { fileId: string }): Promise<Output> {
+export async function download(
+  ctx: StoreCtx<FileStore & GroupStore> & { user: UserRecord },
+  input: { fileId: string },
+): Promise<Output> {
   const { store, now } = ctx.services;
   const file = FILE_ID_RE.test(input.fileId) ? await store.getFile(input.fileId) : null;
   let allowed = !!file && (file.senderId === ctx.user.id || file.recipientId === ctx.user.id);

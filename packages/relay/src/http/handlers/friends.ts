@@ -1,10 +1,10 @@
 // Friends, block and unblock (reference §3 /friends, /block/{id}, /unblock/{id}; state machine §4).
 
 import { formatBlocked, formatFriends, formatUnblocked, friendJson, RelayError } from '@openwechat/protocol';
-import type { UserRecord } from '../../store/types.ts';
-import type { Ctx, Output } from '../route.ts';
+import type { MessagingStore, UserRecord, UserStore } from '../../store/types.ts';
+import type { Output, StoreCtx } from '../route.ts';
 
-type AuthedCtx = Ctx & { user: UserRecord };
+type AuthedCtx = StoreCtx<UserStore & MessagingStore> & { user: UserRecord };
 
 export async function listFriends({ services, user }: AuthedCtx): Promise<Output> {
   await services.lastSeen.flush();

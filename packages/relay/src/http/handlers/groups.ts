@@ -29,10 +29,10 @@ import {
 } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { GroupLimits } from '../../domain/groups.ts';
-import type { UserRecord } from '../../store/types.ts';
+import type { FileStore, GroupStore, MessagingStore, UserRecord, UserStore } from '../../store/types.ts';
 import { fromSchema, intField, jsonBody, strField, type Issues } from '../input.ts';
 import type { UploadedFile } from '../multipart.ts';
-import { sha256Hex, type Ctx, type Output } from '../route.ts';
+import { sha256Hex, type Ctx, type Output, type StoreCtx } from '../route.ts';
 import {
   checkSendFile,
   deliverUpload,
@@ -43,11 +43,11 @@ import {
   readUpload,
 } from './messaging.ts';
 
-type AuthedCtx = Ctx & { user: UserRecord };
+type AuthedCtx = StoreCtx<GroupStore & FileStore & UserStore & MessagingStore> & { user: UserRecord };
 
 const OK = { ok: true } as const;
 
-function limits(ctx: Ctx): GroupLimits {
+function limits(ctx: StoreCtx<unknown>): GroupLimits {
   const { config } = ctx.services;
   return { maxMembers: config.maxGroupMembers, maxGroupsPerUser: config.maxGroupsPerUser };
 }

@@ -3,10 +3,10 @@
 
 import { DEFAULT_HOMEPAGE_HTML, formatHomepageUpdated, RelayError } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
-import type { UserRecord } from '../../store/types.ts';
+import type { UserRecord, UserStore } from '../../store/types.ts';
 import type { Issues } from '../input.ts';
 import { readMultipart } from '../multipart.ts';
-import type { Ctx, Output } from '../route.ts';
+import type { Output, StoreCtx } from '../route.ts';
 
 export const HOMEPAGE_MAX_BYTES = 512 * 1024;
 
@@ -57,7 +57,10 @@ export function checkHomepage(input: HomepageInput): string {
   return html;
 }
 
-export async function putHomepage(ctx: Ctx & { user: UserRecord }, input: HomepageInput): Promise<Output> {
+export async function putHomepage(
+  ctx: StoreCtx<UserStore> & { user: UserRecord },
+  input: HomepageInput,
+): Promise<Output> {
   const html = checkHomepage(input);
   await ctx.services.store.setHomepage(ctx.user.id, html);
   const base =
@@ -73,7 +76,10 @@ const PAGE_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
-export async function getHomepage({ services }: Ctx, input: { userId: number }): Promise<Output> {
+export async function getHomepage(
+  { services }: StoreCtx<UserStore>,
+  input: { userId: number },
+): Promise<Output> {
   const stored = await services.store.getHomepage(input.userId);
   if (stored === undefined) throw new RelayError('user_not_found');
   let html = stored ?? DEFAULT_HOMEPAGE_HTML;

@@ -21,12 +21,19 @@ import {
 import { acknowledge } from './acknowledge.ts';
 import type { FastifyRequest } from 'fastify';
 import { decideSend } from '../../domain/send.ts';
-import type { InboxMessage, SendResult, UserRecord } from '../../store/types.ts';
+import type {
+  FileStore,
+  InboxMessage,
+  MessagingStore,
+  SendResult,
+  UserRecord,
+  UserStore,
+} from '../../store/types.ts';
 import { charLength, fromSchema, intField, jsonBody, strField, type Issues } from '../input.ts';
 import { readMultipart, type UploadedFile } from '../multipart.ts';
-import { sha256Hex, type Ctx, type Output } from '../route.ts';
+import { sha256Hex, type Ctx, type Output, type StoreCtx } from '../route.ts';
 
-type AuthedCtx = Ctx & { user: UserRecord };
+type AuthedCtx = StoreCtx<UserStore & MessagingStore & FileStore> & { user: UserRecord };
 
 /** How many of the sender's own inbox messages a send reply previews. */
 export const PREVIEW_SIZE = 5;
@@ -47,7 +54,7 @@ export function parseSend(req: { body: unknown }, issues: Issues): SendInput {
 export const IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000;
 
 /** The Idempotency-Key header, validated; null when absent. */
-export function idempotencyKey(ctx: Ctx): string | null {
+export function idempotencyKey(ctx: Pick<Ctx, 'req'>): string | null {
   const raw = ctx.req.headers['idempotency-key'];
   if (raw === undefined) return null;
   if (typeof raw !== 'string' || raw.length === 0 || raw.length > 255) {
@@ -60,7 +67,7 @@ export function idempotencyKey(ctx: Ctx): string | null {
  * After a commit, and only then: count the stored messages and wake their recipients' streams, here
  * (hub) and on other instances (bus). The store holds every message already; this is only the wake-up.
  */
-export function publishDelivered(ctx: Ctx, delivered: readonly InboxMessage[]): void {
+export function publishDelivered(ctx: StoreCtx<unknown>, delivered: readonly InboxMessage[]): void {
   const { hub, bus, metrics } = ctx.services;
   if (delivered.length === 0) return;
   metrics.messagesStored.inc(delivered.length);

@@ -1,6 +1,7 @@
 // Operations endpoints: Prometheus metrics, liveness and readiness.
 
-import type { Ctx, Output } from '../route.ts';
+import type { OpsStore } from '../../store/types.ts';
+import type { Ctx, Output, StoreCtx } from '../route.ts';
 
 export async function metrics({ services, reply }: Ctx): Promise<Output> {
   const text = await services.metrics.registry.metrics();
@@ -42,7 +43,7 @@ export async function livez(): Promise<Output> {
 }
 
 /** Readiness: the store answers and no shutdown is under way (load balancers stop routing here). */
-export async function readyz({ services }: Ctx): Promise<Output> {
+export async function readyz({ services }: StoreCtx<OpsStore>): Promise<Output> {
   let ready = !services.lifecycle.shuttingDown;
   let reason = ready ? 'ok' : 'shutting_down';
   if (ready) {

@@ -2,11 +2,11 @@
 
 import { encodeSseEvent, encodeSseRetry, RelayError, streamConnectedLog } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
-import type { UserRecord } from '../../store/types.ts';
+import type { MessagingStore, UserRecord } from '../../store/types.ts';
 import { StreamConnection, type StreamFormat } from '../../stream/hub.ts';
 import { intField, type Issues } from '../input.ts';
 import { acknowledge } from './acknowledge.ts';
-import type { Ctx, Output } from '../route.ts';
+import type { Output, StoreCtx } from '../route.ts';
 
 export interface StreamInput {
   /** Last id the client has: a resume stream. null: a legacy stream. */
@@ -26,7 +26,7 @@ export function parseStream(req: FastifyRequest, issues: Issues): StreamInput {
   return { since, format };
 }
 
-function sseLimit(ctx: Ctx): RelayError {
+function sseLimit(ctx: StoreCtx<unknown>): RelayError {
   ctx.services.metrics.rateLimited.inc({ limit: 'sse_per_ip' });
   const max = ctx.services.config.sseMaxPerIp;
   return new RelayError('sse_limit', `该 IP 的 SSE 连接数已达上限（最多 ${max} 条）。`, {
@@ -34,7 +34,10 @@ function sseLimit(ctx: Ctx): RelayError {
   });
 }
 
-export async function openStream(ctx: Ctx & { user: UserRecord }, input: StreamInput): Promise<Output> {
+export async function openStream(
+  ctx: StoreCtx<MessagingStore> & { user: UserRecord },
+  input: StreamInput,
+): Promise<Output> {
   const { hub, config } = ctx.services;
   const { req, reply, user } = ctx;
   const ip = req.ip;

@@ -1,0 +1,125 @@
+// PostgreSQL connections: the pool's client that prepares statements, the type parsers, the schema
+// in the URL, and the transaction runner with its retry rule. Shared by every PostgreSQL area.
+
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+
+export type Queryable = pg.Pool | pg.PoolClient;
+
+/**
+ * A pooled connection that prepares each parameterised statement once. node-postgres otherwise sends
+ * every query as an unnamed statement, which PostgreSQL parses, analyses and plans on every execution:
+ * ~45 % of its CPU on the send path before this (docs/benchmarks.md). The name is a digest of the text,
+ * so one text is one prepared statement per connection. Queries without parameters (BEGIN, COMMIT, the
+ * multi-statement migrations) keep the simple protocol. Behind PgBouncer in transaction mode this needs
+ * PgBouncer ≥ 1.21 with `max_prepared_statements` set (docs/scaling.md).
+ */
+export class PreparingClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    const base = this.query.bind(this) as (...args: unknown[]) => unknown;
+    this.query = ((text: unknown, values?: unknown, callback?: unknown) =>
+      typeof text === 'string' && Array.isArray(values)
+        ? base({ name: statementName(text), text, values }, callback)
+        : base(text, values, callback)) as pg.Client['query'];
+  }
+}
+
+const statementNames = new Map<string, string>();
+/** The relay's query texts are fixed; past this many, a text is not prepared (no unbounded growth). */
+const MAX_PREPARED = 512;
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_PREPARED) {
+    name = `owc_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/** Attempts of a transaction that fails with a serialization failure or a deadlock. */
+const TX_ATTEMPTS = 8;
+
+export const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,47}$/;
+
+/** pg returns BIGINT (and count(*)) as strings; every BIGINT here is a safe integer. */
+export const TYPES = new pg.TypeOverrides();
+TYPES.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+
+function sqlState(err: unknown): string | undefined {
+  return err instanceof pg.DatabaseError ? err.code : undefined;
+}
+
+export function isUniqueViolation(err: unknown, constraint: string): boolean {
+  return err instanceof pg.DatabaseError && err.code === '23505' && err.constraint === constraint;
+}
+
+/** Failures after which PostgreSQL has rolled the whole transaction back and a retry is safe. */
+function isRetryable(err: unknown): boolean {
+  const code = sqlState(err);
+  // A duplicate idempotency record cannot happen while the sender row is locked first; if it ever did,
+  // the retry reads the winner's record and replays it.
+  return code === '40001' || code === '40P01' || isUniqueViolation(err, 'idempotency_keys_pkey');
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ── Connection settings ─────────────────────────────────────────────────────────────────────────────
+
+/** The schema named by `-c search_path=…` in the URL's `options` parameter, if it is a plain name. */
+export function schemaFromUrl(url: string): string | null {
+  let options: string | null;
+  try {
+    options = new URL(url).searchParams.get('options');
+  } catch {
+    return null;
+  }
+  const m = options ? /(?:^|\s)-c\s*search_path=([^\s,]+)(?:\s|$)/.exec(options) : null;
+  return m && SCHEMA_RE.test(m[1]!) ? m[1]! : null;
+}
+
+/** The URL with `search_path=<schema>` as a connection option (replacing any search_path given). */
+export function urlWithSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  const kept = (u.searchParams.get('options') ?? '').replace(/(?:^|\s)-c\s*search_path=\S+/g, '').trim();
+  u.searchParams.set('options', `${kept ? `${kept} ` : ''}-c search_path=${schema}`);
+  return u.toString();
+}
+
+/** The URL without its password, for messages. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'DATABASE_URL';
+  }
+}
+
+/** The pool every area queries, and its transactions. */
+export class PgDb {
+  constructor(readonly pool: pg.Pool) {}
+
+  /** Runs fn in a READ COMMITTED transaction; retried on serialization failure or deadlock. */
+  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const c = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await c.query('BEGIN');
+        const result = await fn(c);
+        await c.query('COMMIT');
+        return result;
+      } catch (err) {
+        await c.query('ROLLBACK').catch((e: Error) => (broken = e));
+        if (attempt >= TX_ATTEMPTS || !isRetryable(err)) throw err;
+      } finally {
+        c.release(broken);
+      }
+      // Rolled back and released; a short random pause lets the competing transaction finish.
+      await sleep(Math.random() * 5 * attempt);
+    }
+  }
+}

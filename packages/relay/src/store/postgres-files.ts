@@ -1,0 +1,133 @@
+// PostgreSQL: attachments (FileStore). The bytes live in the database (bytea chunks), so any instance
+// serves any file. A swept attachment stops being served at once but keeps its bytes for an hour, so a
+// download already under way on any instance completes; a later sweep removes them.
+
+import type { PgDb } from './postgres-connection.ts';
+import { decodeText, encodeText } from './postgres-text.ts';
+import { FILE_COLUMNS, rechunk, toFile, type FileRow } from './rows.ts';
+import type { FileRecord, FileStore, NewFile } from './types.ts';
+
+/** How long the bytes of a swept file stay readable for downloads that had already started. */
+const FILE_PURGE_GRACE_MS = 3_600_000;
+
+export class PgFiles implements FileStore {
+  constructor(private readonly db: PgDb) {}
+
+  async putFile(file: NewFile, chunks: AsyncIterable<Buffer>): Promise<void> {
+    // The record goes first (incomplete, never served) so the chunks' foreign key holds; each chunk is
+    // written as it arrives; a failure part-way removes both.
+    await this.db.pool.query(
+      `INSERT INTO files (id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
+                          group_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [
+        file.id,
+        file.senderId,
+        file.recipientId,
+        encodeText(file.name),
+        file.contentType,
+        file.size,
+        file.sha256,
+        file.createdAt,
+        file.expiresAt,
+        file.groupId ?? null,
+      ],
+    );
+    try {
+      let seq = 0;
+      for await (const data of rechunk(chunks)) {
+        await this.db.pool.query('INSERT INTO file_chunks (file_id, seq, data) VALUES ($1, $2, $3)', [
+          file.id,
+          seq++,
+          data,
+        ]);
+      }
+      await this.db.pool.query('UPDATE files SET complete = true WHERE id = $1', [file.id]);
+    } catch (err) {
+      await this.deleteFile(file.id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async getFile(id: string): Promise<FileRecord | null> {
+    const row = (
+      await this.db.pool.query<FileRow>(
+        `SELECT ${FILE_COLUMNS} FROM files WHERE id = $1 AND complete AND deleted_at IS NULL`,
+        [id],
+      )
+    ).rows[0];
+    return row ? toFile(row, decodeText) : null;
+  }
+
+  async *readFile(id: string): AsyncIterable<Buffer> {
+    // One chunk per query: no connection is held while the socket drains. The chunk count is read
+    // first, so the iteration ends with the last chunk instead of one round trip later: the download
+    // response then finishes with its last byte (a relay closing right after it does not wait for a
+    // connection that was still busy when the close began).
+    const count = (
+      await this.db.pool.query<{ n: number }>('SELECT count(*) AS n FROM file_chunks WHERE file_id = $1', [
+        id,
+      ])
+    ).rows[0]!.n;
+    for (let seq = 0; seq < count; seq++) {
+      const row = (
+        await this.db.pool.query<{ data: Buffer }>(
+          'SELECT data FROM file_chunks WHERE file_id = $1 AND seq = $2',
+          [id, seq],
+        )
+      ).rows[0];
+      // Deleted meanwhile (deleteFile, or purged): fail the read, so the response is aborted rather
+      // than left short of the Content-Length it announced.
+      if (!row) throw new Error(`file ${id} was deleted while being read`);
+      yield row.data;
+    }
+  }
+
+  async markFileDownloaded(id: string, at: number): Promise<void> {
+    await this.db.pool.query('UPDATE files SET downloaded_at = coalesce(downloaded_at, $1) WHERE id = $2', [
+      at,
+      id,
+    ]);
+  }
+
+  async deleteFile(id: string): Promise<void> {
+    // The chunks go with it (ON DELETE CASCADE).
+    await this.db.pool.query('DELETE FROM files WHERE id = $1', [id]);
+  }
+
+  async storedFileBytes(senderId: number): Promise<number> {
+    const row = (
+      await this.db.pool.query<{ n: number }>(
+        'SELECT coalesce(sum(size), 0)::bigint AS n FROM files WHERE sender_id = $1 AND deleted_at IS NULL',
+        [senderId],
+      )
+    ).rows[0]!;
+    return row.n;
+  }
+
+  async collectFile(id: string, now: number): Promise<boolean> {
+    // As in sweepFiles: it stops being served at once, its bytes go after the grace period.
+    const r = await this.db.pool.query(
+      `UPDATE files f SET deleted_at = $2 WHERE f.id = $1 AND f.deleted_at IS NULL
+         AND f.downloaded_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = f.id)`,
+      [id, now],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async sweepFiles(now: number): Promise<number> {
+    // Expired files, uploads still incomplete after an hour (their process died), and files the
+    // recipient downloaded whose message is gone (acknowledged) stop being served and counted at once.
+    // Their bytes stay for FILE_PURGE_GRACE_MS more, so a download already under way on any instance
+    // completes instead of being cut short; a later sweep removes them.
+    const r = await this.db.pool.query(
+      `UPDATE files f SET deleted_at = $1 WHERE f.deleted_at IS NULL AND (
+         f.expires_at < $1
+         OR (NOT f.complete AND f.created_at < $2)
+         OR (f.downloaded_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = f.id)))`,
+      [now, now - 3_600_000],
+    );
+    await this.db.pool.query('DELETE FROM files WHERE deleted_at <= $1', [now - FILE_PURGE_GRACE_MS]);
+    return r.rowCount ?? 0;
+  }
+}

@@ -1,0 +1,266 @@
+// PostgreSQL: friendships, private sends and the inbox (MessagingStore).
+//
+// send() first locks the sender's and the recipient's user rows, in id order (no deadlock between two
+// sends), with FOR NO KEY UPDATE (foreign-key checks of other inserts are not blocked). That one lock
+// also settles the races: two strangers writing to each other at once (the second sees the first's
+// pending row and accepts it), and two requests with the same Idempotency-Key (the second reads the
+// first's committed record and replays it). Serialization failures and deadlocks are retried.
+// Per-recipient message ids come from `UPDATE users SET last_msg_id = last_msg_id + 1 … RETURNING`
+// inside the send transaction: the row lock on the recipient serialises every sender to that inbox
+// until commit, so ids grow in commit order (a stream that has seen id n never misses an id < n).
+// takeInbox locks its user row (read-and-clear readers of one inbox take turns, so `total` is exact and
+// no message is returned twice) and returns only the rows its own DELETE removed.
+
+import { RelayError, type FriendView } from '@openwechat/protocol';
+import type { SendDecision, SendState } from '../domain/send.ts';
+import type { PgDb } from './postgres-connection.ts';
+import { countStored, insertMessage, peek, recordIdempotency, replayOfKey } from './postgres-messages.ts';
+import { decodeText } from './postgres-text.ts';
+import {
+  joinedFrom,
+  MESSAGE_SELECT,
+  pair,
+  toFriendship,
+  toMessage,
+  toPublicUser,
+  toUser,
+  USER_COLUMNS,
+  type FriendshipRow,
+  type MessageRow,
+  type RecordedSend,
+  type UserRow,
+} from './rows.ts';
+import type {
+  FriendshipRecord,
+  InboxMessage,
+  InboxPage,
+  MessagingStore,
+  SendOptions,
+  SendRequest,
+  SendResult,
+  UserRecord,
+} from './types.ts';
+
+export class PgMessaging implements MessagingStore {
+  constructor(private readonly db: PgDb) {}
+
+  // Friendships
+
+  async getFriendship(a: number, b: number): Promise<FriendshipRecord | null> {
+    const row = (
+      await this.db.pool.query<FriendshipRow>(
+        `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
+         FROM friendships WHERE user_a = $1 AND user_b = $2`,
+        pair(a, b),
+      )
+    ).rows[0];
+    return row ? toFriendship(row) : null;
+  }
+
+  async listFriends(userId: number): Promise<FriendView[]> {
+    const { rows } = await this.db.pool.query<UserRow & { since: number }>(
+      `SELECT u.id, u.name, u.name_key, u.description, u.status, u.created_at, u.last_seen_at,
+              f.updated_at AS since
+       FROM friendships f
+       JOIN users u ON u.id = CASE WHEN f.user_a = $1 THEN f.user_b ELSE f.user_a END
+       WHERE (f.user_a = $1 OR f.user_b = $1) AND f.status = 'accepted'
+       ORDER BY f.seq`,
+      [userId],
+    );
+    return rows.map((row) => ({ user: toPublicUser(row), since: row.since }));
+  }
+
+  async send(
+    req: SendRequest,
+    decide: (state: SendState) => SendDecision,
+    opts: SendOptions = {},
+  ): Promise<SendResult> {
+    return this.db.tx(async (c) => {
+      // Both user rows first, in id order: serialises this pair, this sender and this inbox.
+      const wanted = [...new Set([req.fromId, req.toId])].filter(Number.isSafeInteger);
+      const locked = (
+        await c.query<UserRow>(
+          `SELECT ${USER_COLUMNS} FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`,
+          [wanted],
+        )
+      ).rows.map(toUser);
+
+      const idem = opts.idempotency;
+      if (idem) {
+        const replay = await replayOfKey<RecordedSend>(c, req.fromId, idem, req.now);
+        if (replay) return replay;
+      }
+
+      const sender = locked.find((u) => u.id === req.fromId);
+      // The caller authenticated the sender; a missing row means its account is gone.
+      if (!sender) throw new RelayError('invalid_token');
+      const recipient = locked.find((u) => u.id === req.toId) ?? null;
+      let friendship: FriendshipRecord | null = null;
+      if (recipient && recipient.id !== sender.id) {
+        // Locked too: block() on this pair waits for us (or we for it), never interleaves.
+        const row = (
+          await c.query<FriendshipRow>(
+            `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
+             FROM friendships WHERE user_a = $1 AND user_b = $2 FOR NO KEY UPDATE`,
+            pair(sender.id, recipient.id),
+          )
+        ).rows[0];
+        friendship = row ? toFriendship(row) : null;
+      }
+      const decision = decide({
+        sender,
+        recipient,
+        friendship,
+        content: req.content,
+        attachment: req.attachment,
+        now: req.now,
+      });
+
+      const change = decision.friendship;
+      if (change.op !== 'none') {
+        if (!recipient) throw new Error('send decision changes a friendship without a recipient');
+        const [a, b] = pair(sender.id, recipient.id);
+        if (change.op === 'create_pending') {
+          await c.query(
+            `INSERT INTO friendships (user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at)
+             VALUES ($1, $2, $3, 'pending', NULL, $4, $4)`,
+            [a, b, change.initiatedBy, req.now],
+          );
+        } else {
+          const r = await c.query(
+            `UPDATE friendships SET status = 'accepted', updated_at = $1 WHERE user_a = $2 AND user_b = $3`,
+            [req.now, a, b],
+          );
+          if (r.rowCount !== 1) throw new Error('send decision accepts a friendship that does not exist');
+        }
+      }
+
+      const profiles = new Map<number, UserRecord>(locked.map((u) => [u.id, u]));
+      const delivered: InboxMessage[] = [];
+      for (const m of decision.messages) {
+        const stored = await insertMessage(c, m);
+        let from = m.fromId === null ? null : (profiles.get(m.fromId) ?? null);
+        if (m.fromId !== null && !from) {
+          const row = (await c.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [m.fromId]))
+            .rows[0];
+          from = row ? toUser(row) : null;
+        }
+        delivered.push(toMessage({ ...stored, ...joinedFrom(from) }, decodeText));
+      }
+      const recorded: RecordedSend = {
+        outcome: decision.outcome,
+        messageId: delivered[0]?.id ?? 0,
+        preview: opts.previewLimit ? await peek(c, req.fromId, opts.previewLimit) : null,
+      };
+      if (idem) await recordIdempotency(c, req.fromId, idem, recorded, req.now);
+      // Last, so the shard row is held only for the commit.
+      await countStored(c, delivered.length, req.toId);
+      return { ...recorded, delivered, replayed: false };
+    });
+  }
+
+  async pruneIdempotency(before: number): Promise<number> {
+    return (
+      (await this.db.pool.query('DELETE FROM idempotency_keys WHERE created_at < $1', [before])).rowCount ?? 0
+    );
+  }
+
+  async block(by: number, target: number, now: number): Promise<boolean> {
+    return this.db.tx(async (c) => {
+      const [a, b] = pair(by, target);
+      const r = await c.query(
+        `UPDATE friendships SET status = 'blocked', blocked_by = $1, updated_at = $2
+         WHERE user_a = $3 AND user_b = $4 AND status = 'accepted'`,
+        [by, now, a, b],
+      );
+      if (r.rowCount === 0) return false;
+      await c.query('DELETE FROM messages WHERE to_id = $1 AND from_id = $2', [by, target]);
+      return true;
+    });
+  }
+
+  async unblock(by: number, target: number): Promise<boolean> {
+    const [a, b] = pair(by, target);
+    const r = await this.db.pool.query(
+      `DELETE FROM friendships WHERE user_a = $1 AND user_b = $2 AND status = 'blocked' AND blocked_by = $3`,
+      [a, b, by],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  // Inbox
+
+  async takeInbox(userId: number, opts: { limit: number; fromId: number | null }): Promise<InboxPage> {
+    return this.db.tx(async (c) => {
+      // Readers of one inbox take turns; senders to it wait for the (short) read.
+      await c.query('SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
+      const byFrom = opts.fromId !== null;
+      const total = (
+        await c.query<{ n: number }>(
+          `SELECT count(*) AS n FROM messages WHERE to_id = $1 ${byFrom ? 'AND from_id = $2' : ''}`,
+          byFrom ? [userId, opts.fromId] : [userId],
+        )
+      ).rows[0]!.n;
+      // Only what this DELETE removed is returned: a row acknowledged meanwhile is not handed out again.
+      const { rows } = await c.query<MessageRow>(
+        `WITH gone AS (
+           DELETE FROM messages WHERE to_id = $1 AND id IN (
+             SELECT id FROM messages WHERE to_id = $1 ${byFrom ? 'AND from_id = $3' : ''} ORDER BY id LIMIT $2
+           ) RETURNING *
+         )
+         SELECT g.to_id, g.id, g.from_id, g.type, g.content, g.attachment_name, g.file_id, g.file_size,
+                g.file_type, g.file_expires_at, g.created_at, g.group_id, g.mentioned,
+                u.name AS from_name, u.description AS from_description, gr.name AS group_name
+         FROM gone g LEFT JOIN users u ON u.id = g.from_id LEFT JOIN groups gr ON gr.id = g.group_id
+         ORDER BY g.id`,
+        byFrom ? [userId, opts.limit, opts.fromId] : [userId, opts.limit],
+      );
+      return { total, messages: rows.map((r) => toMessage(r, decodeText)) };
+    });
+  }
+
+  async peekInbox(userId: number, limit: number): Promise<InboxPage> {
+    return peek(this.db.pool, userId, limit);
+  }
+
+  async listInbox(userId: number, afterId: number, limit: number): Promise<InboxMessage[]> {
+    const { rows } = await this.db.pool.query<MessageRow>(
+      `${MESSAGE_SELECT} WHERE m.to_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3`,
+      [userId, afterId, limit],
+    );
+    return rows.map((r) => toMessage(r, decodeText));
+  }
+
+  async ackInbox(userId: number, upTo: number): Promise<number> {
+    const r = await this.db.pool.query('DELETE FROM messages WHERE to_id = $1 AND id <= $2', [userId, upTo]);
+    return r.rowCount ?? 0;
+  }
+
+  async deleteMessages(userId: number, ids: readonly number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.pool.query('DELETE FROM messages WHERE to_id = $1 AND id = ANY($2::bigint[])', [
+      userId,
+      ids,
+    ]);
+  }
+
+  async lastMessageId(userId: number): Promise<number> {
+    const row = (
+      await this.db.pool.query<{ id: number }>('SELECT last_msg_id AS id FROM users WHERE id = $1', [userId])
+    ).rows[0];
+    return row?.id ?? 0;
+  }
+
+  async lastMessageIds(userIds: readonly number[]): Promise<Map<number, number>> {
+    if (userIds.length === 0) return new Map();
+    const { rows } = await this.db.pool.query<{ id: number; last: number }>(
+      'SELECT id, last_msg_id AS last FROM users WHERE id = ANY($1::bigint[])',
+      [userIds],
+    );
+    return new Map(rows.map((r) => [r.id, r.last]));
+  }
+
+  async expireMessages(before: number): Promise<number> {
+    return (await this.db.pool.query('DELETE FROM messages WHERE created_at < $1', [before])).rowCount ?? 0;
+  }
+}

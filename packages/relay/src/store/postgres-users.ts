@@ -1,0 +1,156 @@
+// PostgreSQL: accounts, profiles, discovery, homepages and the operator's user tools (UserStore).
+
+import { RelayError, type UserStatus } from '@openwechat/protocol';
+import { isUniqueViolation, type PgDb } from './postgres-connection.ts';
+import { decodeNullable, encodeText } from './postgres-text.ts';
+import { containsPattern, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
+import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
+
+export class PgUsers implements UserStore {
+  constructor(private readonly db: PgDb) {}
+
+  async createUser(user: NewUser): Promise<UserRecord> {
+    try {
+      // A taken name inserts no row, so it does not use up an id (a sequence is not rolled back): ids
+      // stay gapless like SQLite's. Only a concurrent registration of the same name gets the violation.
+      const { rows } = await this.db.pool.query<UserRow>(
+        `INSERT INTO users (name, name_key, description, token_hash, status, created_at)
+         SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint
+         WHERE NOT EXISTS (SELECT 1 FROM users WHERE name_key = $2::text)
+         RETURNING ${USER_COLUMNS}`,
+        [user.name, user.nameKey, user.description, user.tokenHash, user.status, user.createdAt],
+      );
+      if (!rows[0]) throw new RelayError('name_taken');
+      return toUser(rows[0]);
+    } catch (err) {
+      if (isUniqueViolation(err, 'users_name_key_unique')) throw new RelayError('name_taken');
+      throw err;
+    }
+  }
+
+  async countUsers(): Promise<number> {
+    return (await this.db.pool.query<{ n: number }>('SELECT count(*) AS n FROM users')).rows[0]!.n;
+  }
+
+  async getUser(id: number): Promise<UserRecord | null> {
+    const row = (await this.db.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id]))
+      .rows[0];
+    return row ? toUser(row) : null;
+  }
+
+  async findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
+    const row = (
+      await this.db.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE token_hash = $1`, [
+        tokenHash,
+      ])
+    ).rows[0];
+    return row ? toUser(row) : null;
+  }
+
+  async listUsers(q: {
+    query: string | null;
+    limit: number;
+    offset: number;
+  }): Promise<{ total: number; users: UserRecord[] }> {
+    const pattern = q.query ? containsPattern(q.query) : null;
+    const { rows } = await this.db.pool.query<UserRow & { total: number }>(
+      `SELECT count(*) OVER ()::int AS total, ${USER_COLUMNS} FROM users
+       WHERE $1::text IS NULL OR name ILIKE $1 ESCAPE '\\'
+       ORDER BY id LIMIT $2 OFFSET $3`,
+      [pattern, q.limit, q.offset],
+    );
+    const total =
+      rows[0]?.total ??
+      (
+        await this.db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM users WHERE $1::text IS NULL OR name ILIKE $1 ESCAPE '\\'`,
+          [pattern],
+        )
+      ).rows[0]!.n;
+    return { total, users: rows.map(toUser) };
+  }
+
+  async setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null> {
+    const row = (
+      await this.db.pool.query<UserRow>(
+        `UPDATE users SET disabled_at = $1 WHERE id = $2 RETURNING ${USER_COLUMNS}`,
+        [disabledAt, id],
+      )
+    ).rows[0];
+    return row ? toUser(row) : null;
+  }
+
+  async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
+    return (
+      (await this.db.pool.query('UPDATE users SET token_hash = $1 WHERE id = $2', [tokenHash, id]))
+        .rowCount === 1
+    );
+  }
+
+  async setStatus(id: number, status: UserStatus): Promise<UserRecord | null> {
+    const row = (
+      await this.db.pool.query<UserRow>(
+        `UPDATE users SET status = $1 WHERE id = $2 RETURNING ${USER_COLUMNS}`,
+        [status, id],
+      )
+    ).rows[0];
+    return row ? toUser(row) : null;
+  }
+
+  async touchLastSeen(entries: ReadonlyArray<readonly [id: number, at: number]>): Promise<void> {
+    if (entries.length === 0) return;
+    // The latest time per user; rows locked in id order like send() does, so the two never deadlock.
+    const latest = new Map<number, number>();
+    for (const [id, at] of entries) latest.set(id, Math.max(at, latest.get(id) ?? at));
+    const ids = [...latest.keys()].sort((a, b) => a - b);
+    const ats = ids.map((id) => latest.get(id)!);
+    await this.db.tx(async (c) => {
+      await c.query('SELECT 1 FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+      await c.query(
+        `UPDATE users u SET last_seen_at = v.at
+         FROM unnest($1::bigint[], $2::bigint[]) AS v (id, at)
+         WHERE u.id = v.id AND (u.last_seen_at IS NULL OR u.last_seen_at < v.at)`,
+        [ids, ats],
+      );
+    });
+  }
+
+  async topActiveUsers(limit: number): Promise<UserRecord[]> {
+    const { rows } = await this.db.pool.query<UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE status = 'open' AND disabled_at IS NULL
+       ORDER BY last_seen_at DESC NULLS LAST, id ASC LIMIT $1`,
+      [limit],
+    );
+    return rows.map(toUser);
+  }
+
+  async discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }> {
+    // One statement: the total and the sample come from the same snapshot.
+    const keyword = q.keyword === null || q.keyword === '' ? null : containsPattern(q.keyword);
+    const { rows } = await this.db.pool.query<UserRow & { total: number }>(
+      `WITH matching AS (
+         SELECT ${USER_COLUMNS} FROM users
+         WHERE status = 'open' AND disabled_at IS NULL AND id <> $1
+           AND ($2::text IS NULL OR name ILIKE $2 ESCAPE '\\' OR description ILIKE $2 ESCAPE '\\')
+       )
+       SELECT t.total, s.* FROM (SELECT count(*) AS total FROM matching) t
+       LEFT JOIN LATERAL (SELECT * FROM matching ORDER BY random() LIMIT $3) s ON true`,
+      [q.excludeId, keyword, q.limit],
+    );
+    return {
+      total: rows[0]?.total ?? 0,
+      users: rows.filter((r) => r.id !== null).map(toUser),
+    };
+  }
+
+  async setHomepage(id: number, html: string): Promise<void> {
+    await this.db.pool.query('UPDATE users SET homepage = $1 WHERE id = $2', [encodeText(html), id]);
+  }
+
+  async getHomepage(id: number): Promise<string | null | undefined> {
+    const row = (
+      await this.db.pool.query<{ homepage: string | null }>('SELECT homepage FROM users WHERE id = $1', [id])
+    ).rows[0];
+    return row === undefined ? undefined : decodeNullable(row.homepage);
+  }
+}

@@ -1,0 +1,163 @@
+// What every SQLite area that stores messages shares (private sends, group sends, group notices): the
+// per-recipient id counter, the insert of one message or of a fan-out run, the inbox preview, the
+// idempotency records and the user lookup. Statements are prepared once at open.
+
+import type Database from 'better-sqlite3';
+import { fanOutRuns } from './fan-out.ts';
+import {
+  joinedFrom,
+  MESSAGE_SELECT,
+  messageFields,
+  toMessage,
+  toUser,
+  USER_COLUMNS,
+  type IdempotencyRow,
+  type MessageRow,
+  type StoredMessageRow,
+  type UserRow,
+} from './rows.ts';
+import type { GroupRef } from '@openwechat/protocol';
+import type { InboxMessage, InboxPage, NewMessage, UserRecord } from './types.ts';
+
+type DB = Database.Database;
+
+/** A transaction that takes the write lock at BEGIN (read-then-write operations). */
+export function immediate<A extends unknown[], R>(db: DB, fn: (...args: A) => R): (...args: A) => R {
+  const tx = db.transaction(fn);
+  return (...args: A) => tx.immediate(...args);
+}
+
+type Bind = string | number | null;
+const row13 = (r: StoredMessageRow): Bind[] => [
+  r.to_id,
+  r.id,
+  r.from_id,
+  r.type,
+  r.content,
+  r.attachment_name,
+  r.file_id,
+  r.file_size,
+  r.file_type,
+  r.file_expires_at,
+  r.created_at,
+  r.group_id,
+  r.mentioned ? 1 : 0,
+];
+
+function prepare(db: DB) {
+  return {
+    getUser: db.prepare<[number], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
+    nextMessageId: db.prepare<[number], { id: number }>(
+      'UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = ? RETURNING last_msg_id AS id',
+    ),
+    insertMessage: db.prepare<Bind[]>(
+      `INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
+                             file_type, file_expires_at, created_at, group_id, mentioned)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    addTotal: db.prepare<[number]>(`UPDATE meta SET value = value + ? WHERE key = 'total_messages'`),
+    // Fan-out (fanOutRuns): every recipient's next id in one statement, then every copy in one more.
+    advanceIds: db.prepare<[string], { to_id: number; id: number }>(
+      `UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id IN (SELECT value FROM json_each(?))
+       RETURNING id AS to_id, last_msg_id AS id`,
+    ),
+    insertCopies: db.prepare<Bind[]>(
+      `INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
+                             file_type, file_expires_at, created_at, group_id, mentioned)
+       SELECT value ->> 0, value ->> 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, value ->> 2 FROM json_each(?)`,
+    ),
+    countInbox: db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM messages WHERE to_id = ?'),
+    oldest: db.prepare<[number, number], MessageRow>(
+      `${MESSAGE_SELECT} WHERE m.to_id = ? ORDER BY m.id LIMIT ?`,
+    ),
+    getIdem: db.prepare<[number, string], IdempotencyRow>(
+      'SELECT fingerprint, result, created_at FROM idempotency_keys WHERE user_id = ? AND key = ?',
+    ),
+    putIdem: db.prepare<[number, string, string, string, number]>(
+      `INSERT OR REPLACE INTO idempotency_keys (user_id, key, fingerprint, result, created_at)
+       VALUES (?, ?, ?, ?, ?)`,
+    ),
+  };
+}
+
+export class SqliteMessages {
+  readonly s: ReturnType<typeof prepare>;
+
+  constructor(db: DB) {
+    this.s = prepare(db);
+  }
+
+  user(id: number): UserRecord | null {
+    const row = this.s.getUser.get(id);
+    return row ? toUser(row) : null;
+  }
+
+  /** Total and oldest `limit` messages of an inbox. */
+  peek(userId: number, limit: number): InboxPage {
+    const total = this.s.countInbox.get(userId)!.n;
+    // Most senders' inboxes are empty: no second read then.
+    return { total, messages: total > 0 ? this.s.oldest.all(userId, limit).map((r) => toMessage(r)) : [] };
+  }
+
+  idempotencyRecord(userId: number, key: string): IdempotencyRow | undefined {
+    return this.s.getIdem.get(userId, key);
+  }
+
+  recordIdempotency(
+    userId: number,
+    idem: { key: string; fingerprint: string },
+    result: unknown,
+    now: number,
+  ) {
+    this.s.putIdem.run(userId, idem.key, idem.fingerprint, JSON.stringify(result), now);
+  }
+
+  /** Stores one message in its recipient's inbox with the recipient's next id. */
+  insert(m: NewMessage): StoredMessageRow {
+    const next = this.s.nextMessageId.get(m.toId);
+    if (!next) throw new Error(`message for unknown user ${m.toId}`);
+    const row: StoredMessageRow = {
+      ...messageFields(m),
+      to_id: m.toId,
+      id: next.id,
+      mentioned: !!m.mentioned,
+    };
+    this.s.insertMessage.run(...row13(row));
+    return row;
+  }
+
+  /**
+   * Stores messages (notices, group copies) with their recipients' next ids, a fan-out run in two
+   * statements; adds them to the lifetime total.
+   */
+  store(
+    messages: readonly NewMessage[],
+    from: UserRecord | null = null,
+    group: GroupRef | null = null,
+  ): InboxMessage[] {
+    const joined = joinedFrom(from, group);
+    const delivered: InboxMessage[] = [];
+    for (const run of fanOutRuns(messages)) {
+      if (run.length === 1) {
+        delivered.push(toMessage({ ...this.insert(run[0]!), ...joined }));
+        continue;
+      }
+      const next = new Map(
+        this.s.advanceIds.all(JSON.stringify(run.map((m) => m.toId))).map((r) => [r.to_id, r.id]),
+      );
+      const shared = messageFields(run[0]!);
+      const rows = run.map((m): StoredMessageRow => {
+        const id = next.get(m.toId);
+        if (id === undefined) throw new Error(`message for unknown user ${m.toId}`);
+        return { ...shared, to_id: m.toId, id, mentioned: !!m.mentioned };
+      });
+      this.s.insertCopies.run(
+        ...row13(rows[0]!).slice(2, 12),
+        JSON.stringify(rows.map((r) => [r.to_id, r.id, r.mentioned ? 1 : 0])),
+      );
+      for (const r of rows) delivered.push(toMessage({ ...r, ...joined }));
+    }
+    if (delivered.length > 0) this.s.addTotal.run(delivered.length);
+    return delivered;
+  }
+}

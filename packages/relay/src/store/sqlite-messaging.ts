@@ -1,0 +1,264 @@
+// SQLite: friendships, private sends and the inbox (MessagingStore). send() runs in one IMMEDIATE
+// transaction inside a CommitBatcher batch (group commit): the decision, the friendship change, the
+// messages and the idempotency record are one savepoint of the batch's transaction.
+
+import type Database from 'better-sqlite3';
+import { RelayError, type FriendView } from '@openwechat/protocol';
+import type { SendDecision, SendState } from '../domain/send.ts';
+import {
+  joinedFrom,
+  MESSAGE_SELECT,
+  pair,
+  replayOf,
+  toFriendship,
+  toMessage,
+  toPublicUser,
+  type FriendshipRow,
+  type MessageRow,
+  type RecordedSend,
+  type UserRow,
+} from './rows.ts';
+import { CommitBatcher } from './sqlite-batch.ts';
+import { immediate, type SqliteMessages } from './sqlite-messages.ts';
+import type {
+  FriendshipRecord,
+  InboxMessage,
+  InboxPage,
+  MessagingStore,
+  SendOptions,
+  SendRequest,
+  SendResult,
+  UserRecord,
+} from './types.ts';
+
+type DB = Database.Database;
+
+function prepare(db: DB) {
+  return {
+    getFriendship: db.prepare<[number, number], FriendshipRow>(
+      'SELECT * FROM friendships WHERE user_a = ? AND user_b = ?',
+    ),
+    insertFriendship: db.prepare<[number, number, number, number, number]>(
+      `INSERT INTO friendships (user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at)
+       VALUES (?, ?, ?, 'pending', NULL, ?, ?)`,
+    ),
+    acceptFriendship: db.prepare<[number, number, number]>(
+      `UPDATE friendships SET status = 'accepted', updated_at = ? WHERE user_a = ? AND user_b = ?`,
+    ),
+    // In row creation order (the rowid grows with each insert).
+    listFriends: db.prepare<[number, number, number], UserRow & { since: number }>(
+      `SELECT u.id, u.name, u.name_key, u.description, u.status, u.created_at, u.last_seen_at,
+              f.updated_at AS since
+       FROM friendships f
+       JOIN users u ON u.id = CASE WHEN f.user_a = ? THEN f.user_b ELSE f.user_a END
+       WHERE (f.user_a = ? OR f.user_b = ?) AND f.status = 'accepted'
+       ORDER BY f.rowid`,
+    ),
+    block: db.prepare<[number, number, number, number]>(
+      `UPDATE friendships SET status = 'blocked', blocked_by = ?, updated_at = ?
+       WHERE user_a = ? AND user_b = ? AND status = 'accepted'`,
+    ),
+    purgeFrom: db.prepare<[number, number]>('DELETE FROM messages WHERE to_id = ? AND from_id = ?'),
+    unblock: db.prepare<[number, number, number]>(
+      `DELETE FROM friendships WHERE user_a = ? AND user_b = ? AND status = 'blocked' AND blocked_by = ?`,
+    ),
+    pruneIdem: db.prepare<[number]>('DELETE FROM idempotency_keys WHERE created_at < ?'),
+
+    countInboxFrom: db.prepare<[number, number], { n: number }>(
+      'SELECT count(*) AS n FROM messages WHERE to_id = ? AND from_id = ?',
+    ),
+    oldestFrom: db.prepare<[number, number, number], MessageRow>(
+      `${MESSAGE_SELECT} WHERE m.to_id = ? AND m.from_id = ? ORDER BY m.id LIMIT ?`,
+    ),
+    after: db.prepare<[number, number, number], MessageRow>(
+      `${MESSAGE_SELECT} WHERE m.to_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`,
+    ),
+    deleteUpTo: db.prepare<[number, number]>('DELETE FROM messages WHERE to_id = ? AND id <= ?'),
+    deleteFromUpTo: db.prepare<[number, number, number]>(
+      'DELETE FROM messages WHERE to_id = ? AND from_id = ? AND id <= ?',
+    ),
+    deleteIds: db.prepare<[number, string]>(
+      'DELETE FROM messages WHERE to_id = ? AND id IN (SELECT value FROM json_each(?))',
+    ),
+    lastMessageId: db.prepare<[number], { id: number }>('SELECT last_msg_id AS id FROM users WHERE id = ?'),
+    lastMessageIds: db.prepare<[string], { id: number; last: number }>(
+      'SELECT id, last_msg_id AS last FROM users WHERE id IN (SELECT value FROM json_each(?))',
+    ),
+    expire: db.prepare<[number]>('DELETE FROM messages WHERE created_at < ?'),
+  };
+}
+
+export class SqliteMessaging implements MessagingStore {
+  private readonly s: ReturnType<typeof prepare>;
+  private readonly batch: CommitBatcher;
+  private readonly sendTx: (
+    req: SendRequest,
+    decide: (state: SendState) => SendDecision,
+    opts: SendOptions,
+  ) => SendResult;
+  private readonly takeTx: (userId: number, limit: number, fromId: number | null) => InboxPage;
+  private readonly peekTx: (userId: number, limit: number) => InboxPage;
+  private readonly blockTx: (by: number, target: number, now: number) => boolean;
+
+  constructor(db: DB, msgs: SqliteMessages) {
+    const s = (this.s = prepare(db));
+    // Messages stored by the batch's sends, added to the lifetime count once per batch (the meta row
+    // would otherwise be rewritten by every send). A send counts itself only after its last statement,
+    // so a send rolled back to its savepoint is not counted; a failed COMMIT discards the batch and
+    // its count together.
+    let batchTotal = 0;
+    this.batch = new CommitBatcher(db, () => {
+      if (batchTotal > 0) msgs.s.addTotal.run(batchTotal);
+      batchTotal = 0;
+    });
+
+    const getFriendship = (a: number, b: number): FriendshipRecord | null => {
+      const row = s.getFriendship.get(...pair(a, b));
+      return row ? toFriendship(row) : null;
+    };
+
+    this.sendTx = immediate(
+      db,
+      (req: SendRequest, decide: (state: SendState) => SendDecision, opts: SendOptions) => {
+        const idem = opts.idempotency;
+        if (idem) {
+          const replay = replayOf<RecordedSend>(msgs.idempotencyRecord(req.fromId, idem.key), idem, req.now);
+          if (replay) return replay;
+        }
+        const sender = req.sender?.id === req.fromId ? req.sender : msgs.user(req.fromId);
+        // The caller authenticated the sender; a missing row means its account is gone.
+        if (!sender) throw new RelayError('invalid_token');
+        const recipient = msgs.user(req.toId);
+        const friendship =
+          recipient && recipient.id !== sender.id ? getFriendship(sender.id, recipient.id) : null;
+        const decision = decide({
+          sender,
+          recipient,
+          friendship,
+          content: req.content,
+          attachment: req.attachment,
+          now: req.now,
+        });
+
+        const change = decision.friendship;
+        if (change.op !== 'none') {
+          if (!recipient) throw new Error('send decision changes a friendship without a recipient');
+          const [a, b] = pair(sender.id, recipient.id);
+          if (change.op === 'create_pending') {
+            s.insertFriendship.run(a, b, change.initiatedBy, req.now, req.now);
+          } else if (s.acceptFriendship.run(req.now, a, b).changes !== 1) {
+            throw new Error('send decision accepts a friendship that does not exist');
+          }
+        }
+
+        const profiles = new Map<number, UserRecord>([[sender.id, sender]]);
+        if (recipient) profiles.set(recipient.id, recipient);
+        const delivered = decision.messages.map((m) => {
+          const stored = msgs.insert(m);
+          const from = m.fromId === null ? null : (profiles.get(m.fromId) ?? msgs.user(m.fromId));
+          return toMessage({ ...stored, ...joinedFrom(from) });
+        });
+        const recorded: RecordedSend = {
+          outcome: decision.outcome,
+          messageId: delivered[0]?.id ?? 0,
+          preview: opts.previewLimit ? msgs.peek(req.fromId, opts.previewLimit) : null,
+        };
+        if (idem) msgs.recordIdempotency(req.fromId, idem, recorded, req.now);
+        batchTotal += delivered.length; // last: nothing below can throw
+        return { ...recorded, delivered, replayed: false };
+      },
+    );
+
+    this.takeTx = immediate(db, (userId: number, limit: number, fromId: number | null) => {
+      const total = (fromId === null ? msgs.s.countInbox.get(userId) : s.countInboxFrom.get(userId, fromId))!
+        .n;
+      const rows =
+        fromId === null ? msgs.s.oldest.all(userId, limit) : s.oldestFrom.all(userId, fromId, limit);
+      const last = rows.at(-1);
+      // The rows are the oldest matching ones, so "matching and id ≤ the last one" is exactly them.
+      if (last) {
+        if (fromId === null) s.deleteUpTo.run(userId, last.id);
+        else s.deleteFromUpTo.run(userId, fromId, last.id);
+      }
+      return { total, messages: rows.map((r) => toMessage(r)) };
+    });
+
+    this.peekTx = db.transaction((userId: number, limit: number) => msgs.peek(userId, limit));
+
+    this.blockTx = immediate(db, (by: number, target: number, now: number) => {
+      const [a, b] = pair(by, target);
+      if (s.block.run(by, now, a, b).changes === 0) return false;
+      s.purgeFrom.run(by, target);
+      return true;
+    });
+  }
+
+  // Friendships
+
+  async getFriendship(a: number, b: number): Promise<FriendshipRecord | null> {
+    const row = this.s.getFriendship.get(...pair(a, b));
+    return row ? toFriendship(row) : null;
+  }
+
+  async listFriends(userId: number): Promise<FriendView[]> {
+    return this.s.listFriends
+      .all(userId, userId, userId)
+      .map((row) => ({ user: toPublicUser(row), since: row.since }));
+  }
+
+  async send(
+    req: SendRequest,
+    decide: (state: SendState) => SendDecision,
+    opts: SendOptions = {},
+  ): Promise<SendResult> {
+    return this.batch.submit(() => this.sendTx(req, decide, opts));
+  }
+
+  async pruneIdempotency(before: number): Promise<number> {
+    return this.s.pruneIdem.run(before).changes;
+  }
+
+  async block(by: number, target: number, now: number): Promise<boolean> {
+    return this.blockTx(by, target, now);
+  }
+
+  async unblock(by: number, target: number): Promise<boolean> {
+    const [a, b] = pair(by, target);
+    return this.s.unblock.run(a, b, by).changes > 0;
+  }
+
+  // Inbox
+
+  async takeInbox(userId: number, opts: { limit: number; fromId: number | null }): Promise<InboxPage> {
+    return this.takeTx(userId, opts.limit, opts.fromId);
+  }
+
+  async peekInbox(userId: number, limit: number): Promise<InboxPage> {
+    return this.peekTx(userId, limit);
+  }
+
+  async listInbox(userId: number, afterId: number, limit: number): Promise<InboxMessage[]> {
+    return this.s.after.all(userId, afterId, limit).map((r) => toMessage(r));
+  }
+
+  async ackInbox(userId: number, upTo: number): Promise<number> {
+    return this.s.deleteUpTo.run(userId, upTo).changes;
+  }
+
+  async deleteMessages(userId: number, ids: readonly number[]): Promise<void> {
+    if (ids.length > 0) this.s.deleteIds.run(userId, JSON.stringify(ids));
+  }
+
+  async lastMessageId(userId: number): Promise<number> {
+    return this.s.lastMessageId.get(userId)?.id ?? 0;
+  }
+
+  async lastMessageIds(userIds: readonly number[]): Promise<Map<number, number>> {
+    const rows = this.s.lastMessageIds.all(JSON.stringify(userIds));
+    return new Map(rows.map((r) => [r.id, r.last]));
+  }
+
+  async expireMessages(before: number): Promise<number> {
+    return this.s.expire.run(before).changes;
+  }
+}

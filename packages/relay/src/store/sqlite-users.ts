@@ -1,0 +1,175 @@
+// SQLite: accounts, profiles, discovery, homepages and the operator's user tools (UserStore).
+
+import Database from 'better-sqlite3';
+import { RelayError, type UserStatus } from '@openwechat/protocol';
+import { containsPattern, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
+import { immediate } from './sqlite-messages.ts';
+import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
+
+type DB = Database.Database;
+
+/** A LIKE pattern for SQLite's fold() (JavaScript's Unicode lower-casing; SQLite's LIKE folds ASCII only). */
+const foldedPattern = (keyword: string) => containsPattern(keyword.toLowerCase());
+
+function prepare(db: DB) {
+  return {
+    insertUser: db.prepare<[string, string, string | null, string, string, number], UserRow>(
+      `INSERT INTO users (name, name_key, description, token_hash, status, created_at)
+       VALUES (?, ?, ?, ?, ?, ?) RETURNING ${USER_COLUMNS}`,
+    ),
+    countUsers: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM users'),
+    getUser: db.prepare<[number], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
+    userByToken: db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE token_hash = ?`),
+    setStatus: db.prepare<[string, number], UserRow>(
+      `UPDATE users SET status = ? WHERE id = ? RETURNING ${USER_COLUMNS}`,
+    ),
+    // Last-seen never goes backwards, whatever order batched entries arrive in.
+    touch: db.prepare<[number, number, number]>(
+      'UPDATE users SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)',
+    ),
+    topActive: db.prepare<[number], UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE status = 'open' AND disabled_at IS NULL
+       ORDER BY last_seen_at DESC NULLS LAST, id ASC LIMIT ?`,
+    ),
+    discoverCount: db.prepare<[number], { n: number }>(
+      `SELECT count(*) AS n FROM users WHERE status = 'open' AND disabled_at IS NULL AND id <> ?`,
+    ),
+    discover: db.prepare<[number, number], UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE status = 'open' AND disabled_at IS NULL AND id <> ? ORDER BY random() LIMIT ?`,
+    ),
+    discoverKeywordCount: db.prepare<[number, string, string], { n: number }>(
+      `SELECT count(*) AS n FROM users WHERE status = 'open' AND disabled_at IS NULL AND id <> ?
+       AND (fold(name) LIKE ? ESCAPE '\\' OR fold(description) LIKE ? ESCAPE '\\')`,
+    ),
+    discoverKeyword: db.prepare<[number, string, string, number], UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE status = 'open' AND disabled_at IS NULL AND id <> ?
+       AND (fold(name) LIKE ? ESCAPE '\\' OR fold(description) LIKE ? ESCAPE '\\')
+       ORDER BY random() LIMIT ?`,
+    ),
+    listUsersCount: db.prepare<[string | null, string | null], { n: number }>(
+      `SELECT count(*) AS n FROM users WHERE ? IS NULL OR fold(name) LIKE ? ESCAPE '\\'`,
+    ),
+    listUsers: db.prepare<[string | null, string | null, number, number], UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE ? IS NULL OR fold(name) LIKE ? ESCAPE '\\'
+       ORDER BY id LIMIT ? OFFSET ?`,
+    ),
+    setDisabled: db.prepare<[number | null, number], UserRow>(
+      `UPDATE users SET disabled_at = ? WHERE id = ? RETURNING ${USER_COLUMNS}`,
+    ),
+    setTokenHash: db.prepare<[string, number]>('UPDATE users SET token_hash = ? WHERE id = ?'),
+    setHomepage: db.prepare<[string, number]>('UPDATE users SET homepage = ? WHERE id = ?'),
+    getHomepage: db.prepare<[number], { homepage: string | null }>('SELECT homepage FROM users WHERE id = ?'),
+  };
+}
+
+function isUniqueViolation(err: unknown, column: string): boolean {
+  return (
+    err instanceof Database.SqliteError &&
+    err.code === 'SQLITE_CONSTRAINT_UNIQUE' &&
+    err.message.includes(column)
+  );
+}
+
+export class SqliteUsers implements UserStore {
+  private readonly s: ReturnType<typeof prepare>;
+  private readonly touchTx: (entries: ReadonlyArray<readonly [number, number]>) => void;
+  private readonly discoverTx: (q: DiscoverQuery) => { total: number; users: UserRecord[] };
+
+  constructor(db: DB) {
+    const s = (this.s = prepare(db));
+    this.touchTx = immediate(db, (entries: ReadonlyArray<readonly [number, number]>) => {
+      for (const [id, at] of entries) s.touch.run(at, id, at);
+    });
+    this.discoverTx = db.transaction((q: DiscoverQuery) => {
+      if (q.keyword === null || q.keyword === '') {
+        return {
+          total: s.discoverCount.get(q.excludeId)!.n,
+          users: s.discover.all(q.excludeId, q.limit).map(toUser),
+        };
+      }
+      const p = foldedPattern(q.keyword);
+      return {
+        total: s.discoverKeywordCount.get(q.excludeId, p, p)!.n,
+        users: s.discoverKeyword.all(q.excludeId, p, p, q.limit).map(toUser),
+      };
+    });
+  }
+
+  async createUser(user: NewUser): Promise<UserRecord> {
+    try {
+      const row = this.s.insertUser.get(
+        user.name,
+        user.nameKey,
+        user.description,
+        user.tokenHash,
+        user.status,
+        user.createdAt,
+      );
+      return toUser(row!);
+    } catch (err) {
+      if (isUniqueViolation(err, 'users.name_key')) throw new RelayError('name_taken');
+      throw err;
+    }
+  }
+
+  async countUsers(): Promise<number> {
+    return this.s.countUsers.get()!.n;
+  }
+
+  async getUser(id: number): Promise<UserRecord | null> {
+    const row = this.s.getUser.get(id);
+    return row ? toUser(row) : null;
+  }
+
+  async findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
+    const row = this.s.userByToken.get(tokenHash);
+    return row ? toUser(row) : null;
+  }
+
+  async setStatus(id: number, status: UserStatus): Promise<UserRecord | null> {
+    const row = this.s.setStatus.get(status, id);
+    return row ? toUser(row) : null;
+  }
+
+  async listUsers(q: {
+    query: string | null;
+    limit: number;
+    offset: number;
+  }): Promise<{ total: number; users: UserRecord[] }> {
+    const pattern = q.query ? foldedPattern(q.query) : null;
+    return {
+      total: this.s.listUsersCount.get(pattern, pattern)!.n,
+      users: this.s.listUsers.all(pattern, pattern, q.limit, q.offset).map(toUser),
+    };
+  }
+
+  async setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null> {
+    const row = this.s.setDisabled.get(disabledAt, id);
+    return row ? toUser(row) : null;
+  }
+
+  async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
+    return this.s.setTokenHash.run(tokenHash, id).changes === 1;
+  }
+
+  async touchLastSeen(entries: ReadonlyArray<readonly [id: number, at: number]>): Promise<void> {
+    if (entries.length > 0) this.touchTx(entries);
+  }
+
+  async topActiveUsers(limit: number): Promise<UserRecord[]> {
+    return this.s.topActive.all(limit).map(toUser);
+  }
+
+  async discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }> {
+    return this.discoverTx(q);
+  }
+
+  async setHomepage(id: number, html: string): Promise<void> {
+    this.s.setHomepage.run(html, id);
+  }
+
+  async getHomepage(id: number): Promise<string | null | undefined> {
+    const row = this.s.getHomepage.get(id);
+    return row === undefined ? undefined : row.homepage;
+  }
+}
