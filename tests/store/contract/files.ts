@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { type AttachmentView } from '@openwechat/protocol';
+import { RelayError, type AttachmentView } from '@openwechat/protocol';
 import type { NewFile, Store, UserRecord } from '../../../packages/relay/src/store/types.ts';
 import { piecesOf, readAll, sha256, T0, type Harness } from '../harness.ts';
 
@@ -43,6 +43,33 @@ export function filesContract(h: Harness): void {
       size: f.size,
       contentType: f.contentType,
       expiresAt: f.expiresAt,
+    });
+
+    it('putFile with quotaBytes admits a file only within the quota, atomically, and stores nothing over it', async () => {
+      const alice = await user('alice');
+      const bob = await user('bob');
+      const kb = randomBytes(1000);
+      const one = async () => {
+        const f = newFile(alice, bob, kb);
+        // A fractional quota (UPLOAD_QUOTA_MB=0.0035) counts whole bytes.
+        await store.putFile(f, piecesOf(kb, [300]), { quotaBytes: 3500.5 });
+        return f.id;
+      };
+      // Ten at once: exactly three fit (3,000 ≤ 3,500.5 < 4,000).
+      const results = await Promise.allSettled(Array.from({ length: 10 }, one));
+      const ok = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.filter((r) => r.status === 'rejected');
+      expect(ok).toHaveLength(3);
+      for (const r of refused) {
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(RelayError);
+        expect(((r as PromiseRejectedResult).reason as RelayError).code).toBe('upload_quota_exceeded');
+      }
+      expect(await store.storedFileBytes(alice.id)).toBe(3000);
+      for (const r of ok)
+        expect(await store.getFile((r as PromiseFulfilledResult<string>).value)).not.toBeNull();
+      // Bob's own quota is his own.
+      await store.putFile(newFile(bob, alice, kb), piecesOf(kb, [1000]), { quotaBytes: 1000 });
+      expect(await store.storedFileBytes(bob.id)).toBe(1000);
     });
 
     it('putFile from odd-sized pieces round-trips byte for byte; getFile is null for unknown ids', async () => {

@@ -2,7 +2,7 @@
 // Run against every backend by ../contract.ts; `h.store` is a new, empty store for each test.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { type AttachmentView } from '@openwechat/protocol';
+import type { AttachmentView } from '@openwechat/protocol';
 import { decideSend } from '../../../packages/relay/src/domain/send.ts';
 import type { Store } from '../../../packages/relay/src/store/types.ts';
 import { ids, T0, type Harness } from '../harness.ts';

@@ -210,6 +210,26 @@ export function usersContract(h: Harness): void {
       expect(seen.size).toBeGreaterThan(1);
     });
 
+    it('a keyword with U+0000 matches nothing; one with a lone surrogate is searched, not refused', async () => {
+      const me = await user('me');
+      await user('bob', { description: 'b' });
+      for (const keyword of ['\u0000', 'b\u0000', '\u0000b']) {
+        expect(await store.discoverUsers({ excludeId: me.id, keyword, limit: 10 })).toEqual({
+          total: 0,
+          users: [],
+        });
+        expect(await store.listUsers({ query: keyword, limit: 10, offset: 0 })).toEqual({
+          total: 0,
+          users: [],
+        });
+      }
+      expect(await store.discoverUsers({ excludeId: me.id, keyword: '\ud800', limit: 10 })).toEqual({
+        total: 0,
+        users: [],
+      });
+      expect((await store.listUsers({ query: '\udfff', limit: 10, offset: 0 })).total).toBe(0);
+    });
+
     it('filters by keyword on name or description, case-insensitively', async () => {
       const me = await user('me');
       const byName = await user('TeaLover');

@@ -2,6 +2,7 @@
 // serves any file. A swept attachment stops being served at once but keeps its bytes for an hour, so a
 // download already under way on any instance completes; a later sweep removes them.
 
+import { RelayError } from '@openwechat/protocol';
 import type { PgDb } from './postgres-connection.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
 import { FILE_COLUMNS, rechunk, toFile, type FileRow } from './rows.ts';
@@ -10,29 +11,68 @@ import type { FileRecord, FileStore, NewFile } from './types.ts';
 /** How long the bytes of a swept file stay readable for downloads that had already started. */
 const FILE_PURGE_GRACE_MS = 3_600_000;
 
+/** Namespace of the per-sender advisory lock that makes the quota check and the insert one step. */
+const QUOTA_LOCK = 0x6f7771;
+
 export class PgFiles implements FileStore {
   constructor(private readonly db: PgDb) {}
 
-  async putFile(file: NewFile, chunks: AsyncIterable<Buffer>): Promise<void> {
+  /**
+   * Inserts the record if the sender's stored bytes plus this file stay within `quota`. Two uploads of
+   * one sender (on any instance) take turns on an advisory lock, and the INSERT's own snapshot, taken
+   * after the lock is granted, sees every record committed before: a plain check-then-insert let 17 of
+   * 20 concurrent 1 MB uploads through a 4 MB quota on two instances.
+   */
+  private async admit(values: unknown[], quota: number): Promise<boolean> {
+    return this.db.tx(async (c) => {
+      // Ids past 2^31 share a lock with another sender: only an extra wait, never a wrong answer.
+      await c.query('SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)', [
+        QUOTA_LOCK,
+        values[1],
+      ]);
+      const r = await c.query(
+        `INSERT INTO files (id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
+                            group_id)
+         SELECT $1::text, $2::bigint, $3::bigint, $4::text, $5::text, $6::bigint, $7::text, $8::bigint, $9::bigint,
+                $10::bigint
+         WHERE (SELECT coalesce(sum(size), 0) FROM files WHERE sender_id = $2::bigint AND deleted_at IS NULL)
+               + $6::bigint <= $11::bigint`,
+        // Sizes are whole bytes, so ≤ quota is ≤ its floor (UPLOAD_QUOTA_MB may be fractional).
+        [...values, Math.floor(quota)],
+      );
+      return r.rowCount === 1;
+    });
+  }
+
+  async putFile(
+    file: NewFile,
+    chunks: AsyncIterable<Buffer>,
+    opts: { quotaBytes?: number } = {},
+  ): Promise<void> {
     // The record goes first (incomplete, never served) so the chunks' foreign key holds; each chunk is
     // written as it arrives; a failure part-way removes both.
-    await this.db.pool.query(
-      `INSERT INTO files (id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
-                          group_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [
-        file.id,
-        file.senderId,
-        file.recipientId,
-        encodeText(file.name),
-        file.contentType,
-        file.size,
-        file.sha256,
-        file.createdAt,
-        file.expiresAt,
-        file.groupId ?? null,
-      ],
-    );
+    const values = [
+      file.id,
+      file.senderId,
+      file.recipientId,
+      encodeText(file.name),
+      file.contentType,
+      file.size,
+      file.sha256,
+      file.createdAt,
+      file.expiresAt,
+      file.groupId ?? null,
+    ];
+    if (opts.quotaBytes === undefined) {
+      await this.db.pool.query(
+        `INSERT INTO files (id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
+                            group_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        values,
+      );
+    } else if (!(await this.admit(values, opts.quotaBytes))) {
+      throw new RelayError('upload_quota_exceeded');
+    }
     try {
       let seq = 0;
       for await (const data of rechunk(chunks)) {

@@ -3,7 +3,7 @@
 import { RelayError, type UserStatus } from '@openwechat/protocol';
 import { isUniqueViolation, type PgDb } from './postgres-connection.ts';
 import { decodeNullable, encodeText } from './postgres-text.ts';
-import { containsPattern, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
+import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
 import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
 export class PgUsers implements UserStore {
@@ -52,6 +52,7 @@ export class PgUsers implements UserStore {
     limit: number;
     offset: number;
   }): Promise<{ total: number; users: UserRecord[] }> {
+    if (matchesNothing(q.query)) return { total: 0, users: [] };
     const pattern = q.query ? containsPattern(q.query) : null;
     const { rows } = await this.db.pool.query<UserRow & { total: number }>(
       `SELECT count(*) OVER ()::int AS total, ${USER_COLUMNS} FROM users
@@ -125,6 +126,7 @@ export class PgUsers implements UserStore {
   }
 
   async discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }> {
+    if (matchesNothing(q.keyword)) return { total: 0, users: [] };
     // One statement: the total and the sample come from the same snapshot.
     const keyword = q.keyword === null || q.keyword === '' ? null : containsPattern(q.keyword);
     const { rows } = await this.db.pool.query<UserRow & { total: number }>(

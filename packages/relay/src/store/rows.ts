@@ -319,6 +319,16 @@ export async function* rechunk(pieces: AsyncIterable<Buffer>, size = CHUNK_BYTES
 
 // ── Search ──────────────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * Whether a search keyword can match nothing stored: names and descriptions never hold control
+ * characters (registration refuses them), and U+0000 cannot even be sent to PostgreSQL (a query with it
+ * fails) while SQLite would cut the pattern short there (C strings) and match too much. Both backends
+ * answer such a search with no users.
+ */
+export function matchesNothing(keyword: string | null): boolean {
+  return keyword !== null && keyword.includes('\u0000');
+}
+
 /** A LIKE pattern matching `keyword` literally anywhere (`\` is the escape character). */
 export function containsPattern(keyword: string): string {
   return `%${keyword.replace(/[\\%_]/g, '\\$&')}%`;

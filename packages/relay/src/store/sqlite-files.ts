@@ -2,7 +2,9 @@
 // re-cut into CHUNK_BYTES chunks as it arrives and marked complete only after its last chunk.
 
 import type Database from 'better-sqlite3';
+import { RelayError } from '@openwechat/protocol';
 import { FILE_COLUMNS, rechunk, toFile, type FileRow } from './rows.ts';
+import { immediate } from './sqlite-messages.ts';
 import type { FileRecord, FileStore, NewFile } from './types.ts';
 
 type DB = Database.Database;
@@ -47,30 +49,41 @@ function prepare(db: DB) {
 export class SqliteFiles implements FileStore {
   private readonly s: ReturnType<typeof prepare>;
   private readonly deleteTx: (id: string) => void;
+  private readonly admitTx: (file: NewFile, quota: number | undefined) => boolean;
 
   constructor(db: DB) {
     const s = (this.s = prepare(db));
+    this.admitTx = immediate(db, (file: NewFile, quota: number | undefined) => {
+      if (quota !== undefined && s.fileBytes.get(file.senderId)!.n + file.size > quota) return false;
+      s.insertFile.run(
+        file.id,
+        file.senderId,
+        file.recipientId,
+        file.name,
+        file.contentType,
+        file.size,
+        file.sha256,
+        file.createdAt,
+        file.expiresAt,
+        file.groupId ?? null,
+      );
+      return true;
+    });
     this.deleteTx = db.transaction((id: string) => {
       s.deleteChunks.run(id);
       s.deleteFile.run(id);
     });
   }
 
-  async putFile(file: NewFile, chunks: AsyncIterable<Buffer>): Promise<void> {
+  async putFile(
+    file: NewFile,
+    chunks: AsyncIterable<Buffer>,
+    opts: { quotaBytes?: number } = {},
+  ): Promise<void> {
     const s = this.s;
-    // The record goes first so the chunks' foreign key holds; a failure part-way removes both.
-    s.insertFile.run(
-      file.id,
-      file.senderId,
-      file.recipientId,
-      file.name,
-      file.contentType,
-      file.size,
-      file.sha256,
-      file.createdAt,
-      file.expiresAt,
-      file.groupId ?? null,
-    );
+    // The record goes first so the chunks' foreign key holds; a failure part-way removes both. The
+    // quota check and the insert are one IMMEDIATE transaction (one writer at a time, any process).
+    if (!this.admitTx(file, opts.quotaBytes)) throw new RelayError('upload_quota_exceeded');
     try {
       let seq = 0;
       for await (const chunk of rechunk(chunks)) s.insertChunk.run(file.id, seq++, chunk);

@@ -2,7 +2,7 @@
 
 import Database from 'better-sqlite3';
 import { RelayError, type UserStatus } from '@openwechat/protocol';
-import { containsPattern, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
+import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
 import { immediate } from './sqlite-messages.ts';
 import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
@@ -136,6 +136,7 @@ export class SqliteUsers implements UserStore {
     limit: number;
     offset: number;
   }): Promise<{ total: number; users: UserRecord[] }> {
+    if (matchesNothing(q.query)) return { total: 0, users: [] };
     const pattern = q.query ? foldedPattern(q.query) : null;
     return {
       total: this.s.listUsersCount.get(pattern, pattern)!.n,
@@ -161,6 +162,7 @@ export class SqliteUsers implements UserStore {
   }
 
   async discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }> {
+    if (matchesNothing(q.keyword)) return { total: 0, users: [] };
     return this.discoverTx(q);
   }
 

@@ -243,8 +243,13 @@ export interface MessagingStore {
 
 /** Attachments: their records and bytes. */
 export interface FileStore {
-  /** Stores a file's bytes (in chunks, as they come) and its record. */
-  putFile(file: NewFile, chunks: AsyncIterable<Buffer>): Promise<void>;
+  /**
+   * Stores a file's bytes (in chunks, as they come) and its record. With `quotaBytes`, the record is
+   * admitted only if the sender's stored bytes (storedFileBytes) plus this file stay within it, decided
+   * atomically with the insert (concurrent uploads, several instances): over it, throws
+   * RelayError('upload_quota_exceeded') and stores nothing.
+   */
+  putFile(file: NewFile, chunks: AsyncIterable<Buffer>, opts?: { quotaBytes?: number }): Promise<void>;
   getFile(id: string): Promise<FileRecord | null>;
   /**
    * The bytes, chunk by chunk, without holding the whole file in memory. Throws (mid-stream) when the

@@ -214,7 +214,7 @@ export async function deliverUpload(
 ): Promise<Output> {
   const { store, config, now } = ctx.services;
   const quota = config.uploadQuotaMb * 1024 * 1024;
-  if ((await store.storedFileBytes(ctx.user.id)) + upload.size > quota) {
+  const overQuota = async (): Promise<Output> => {
     const refusal = new RelayError(
       'upload_quota_exceeded',
       `待对方接收的附件总量超过限制（最多 ${config.uploadQuotaMb}MB），请等对方接收后再发送`,
@@ -226,7 +226,7 @@ export async function deliverUpload(
       contentType: upload.mimetype,
     };
     return (await send(pending, refusal)).output;
-  }
+  };
   const at = now();
   const file = {
     id: randomBytes(16).toString('hex'),
@@ -241,7 +241,16 @@ export async function deliverUpload(
     expiresAt: at + config.fileRetentionDays * 86_400_000,
   };
   if (!upload.path) throw new Error('deliverUpload: the upload was not streamed to a file');
-  await store.putFile(file, createReadStream(upload.path));
+  // The store checks the quota and inserts the record in one step (concurrent uploads, instances).
+  const bytes = createReadStream(upload.path);
+  try {
+    await store.putFile(file, bytes, { quotaBytes: quota });
+  } catch (err) {
+    if (err instanceof RelayError && err.code === 'upload_quota_exceeded') return overQuota();
+    throw err;
+  } finally {
+    bytes.destroy(); // refused before reading: the descriptor is not left open
+  }
   const attachment: AttachmentView = {
     name: file.name,
     fileId: file.id,
