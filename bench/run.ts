@@ -50,6 +50,11 @@ const TARGETS = {
   sseLoadedP99Ms: 20,
   streams: 10_000,
   rssPerStreamKiB: 16,
+  // PostgreSQL (issue 18), each a ratio within one run.
+  pgOneToYardstick: 0.25,
+  pgTwoToOne: 1.6,
+  pgCrossP99Ms: 10,
+  pgGroupToSqlite: 2,
 };
 
 interface Results {
@@ -172,11 +177,15 @@ function summaryTable(r: Results): string {
     else {
       const cpu = (p: { cpu?: CpuUse }) =>
         `relay A ${p.cpu?.processPct.relayA ?? '-'}%, relay B ${p.cpu?.processPct.relayB ?? '-'}%, postgres ${p.cpu?.processPct.postgres ?? '-'}%, loadgen ${p.cpu?.processPct.loadgen ?? '-'}%, machine ${p.cpu?.machineBusyPct ?? '-'}%`;
+      const y = pgr.pgYardstick;
       out.push(
-        `  1 instance  c=64:    ${pad(pgr.oneInstance.rps, 7)} sends/s  p99 ${pgr.oneInstance.latencyMs.p99} ms   CPU: ${cpu(pgr.oneInstance)}`,
+        `  PostgreSQL alone (pg, ${y.connections} conns, synchronous_commit=${y.synchronousCommit}): ${pad(y.commitsPerSec, 7)} durable inserts/s (${y.start} before, ${y.end} after)`,
       );
       out.push(
-        `  2 instances c=32+32: ${pad(pgr.twoInstances.rps, 7)} sends/s  p99 ${pgr.twoInstances.latencyMs.p99} ms   CPU: ${cpu(pgr.twoInstances)}  (×${pgr.scaling})`,
+        `  1 instance  c=64:    ${pad(pgr.oneInstance.rps, 7)} sends/s  ×${pgr.ratioToPgYardstick.oneInstance} of PostgreSQL  p99 ${pgr.oneInstance.latencyMs.p99} ms   CPU: ${cpu(pgr.oneInstance)}`,
+      );
+      out.push(
+        `  2 instances c=32+32: ${pad(pgr.twoInstances.rps, 7)} sends/s  ×${pgr.ratioToPgYardstick.twoInstances} of PostgreSQL  p99 ${pgr.twoInstances.latencyMs.p99} ms   CPU: ${cpu(pgr.twoInstances)}  (×${pgr.scaling} of 1 instance)`,
       );
       const c = pgr.crossInstanceLatency;
       out.push(`  send on A → SSE on B: p50 ${c.p50} ms  p99 ${c.p99} ms  (n=${c.n}, lost ${c.lost})`);
@@ -243,7 +252,32 @@ function evaluateTargets(r: Results): Results['targets'] {
           : null,
   };
   const pgr = r.postgres && 'scaling' in r.postgres ? r.postgres : null;
-  t['PG 2 ÷ 1 instances'] = { value: pgr?.scaling ?? null, target: '> 1', met: pgr ? pgr.scaling > 1 : null };
+  const pg1 = pgr?.ratioToPgYardstick.oneInstance ?? null;
+  t['PG 1 instance ÷ PostgreSQL alone'] = {
+    value: pg1,
+    target: `≥ ${TARGETS.pgOneToYardstick}`,
+    met: pg1 === null ? null : pg1 >= TARGETS.pgOneToYardstick,
+  };
+  t['PG 2 ÷ 1 instances'] = {
+    value: pgr?.scaling ?? null,
+    target: `≥ ${TARGETS.pgTwoToOne}`,
+    met: pgr ? pgr.scaling >= TARGETS.pgTwoToOne : null,
+  };
+  const cross = pgr?.crossInstanceLatency.p99 ?? null;
+  t['PG cross-instance SSE p99 idle (ms)'] = {
+    value: cross,
+    target: `≤ ${TARGETS.pgCrossP99Ms}`,
+    met: cross === null ? null : cross <= TARGETS.pgCrossP99Ms,
+  };
+  const g = r.groups && !('error' in r.groups) ? r.groups : null;
+  const gs = g && 'sequential' in g.sqlite ? g.sqlite.sequential.latencyMs.p50 : null;
+  const gp = g && 'sequential' in g.postgres ? g.postgres.sequential.latencyMs.p50 : null;
+  const gr = gs && gp ? round(gp / gs) : null;
+  t[`PG ÷ SQLite ${GROUP_MEMBERS}-member group send (p50)`] = {
+    value: gr,
+    target: `≤ ${TARGETS.pgGroupToSqlite}`,
+    met: gr === null ? null : gr <= TARGETS.pgGroupToSqlite,
+  };
   return t;
 }
 

@@ -1,5 +1,7 @@
 // The PostgreSQL backend: send throughput with one instance and with two sharing the database (load split
-// across both), and cross-instance send→SSE latency (send on A, stream on B). Each run uses a fresh
+// across both), and cross-instance send→SSE latency (send on A, stream on B), each against PostgreSQL's
+// own yardstick measured in the same section (pg-commit.ts: durable single-row insert transactions/s
+// from `pg` at 64 connections, before and after the relay points, averaged). Each run uses a fresh
 // schema in database `test` (127.0.0.1:5432, user postgres), dropped at the end.
 
 import { join } from 'node:path';
@@ -11,6 +13,7 @@ import { cpuMeter } from '../lib/cpu.ts';
 import { startRelay, type ServerProcess } from '../lib/procs.ts';
 import { round } from '../lib/stats.ts';
 import { probeLatency, type ProbeResult } from './latency.ts';
+import { measurePgCommits, type PgCommitResult } from './pg-commit.ts';
 import { toPoint, warmSend, type Point } from './throughput.ts';
 
 export const PG_BASE = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -24,6 +27,10 @@ export type PostgresResult =
       /** twoInstances.rps ÷ oneInstance.rps */
       scaling: number;
       crossInstanceLatency: ProbeResult;
+      /** PostgreSQL alone: durable single-row INSERT transactions/s from `pg`, 64 connections. */
+      pgYardstick: PgCommitResult & { start: number; end: number };
+      /** Sends/s ÷ pgYardstick.commitsPerSec. */
+      ratioToPgYardstick: { oneInstance: number; twoInstances: number };
       ratioToYardstick?: { oneInstance: number; twoInstances: number };
     };
 
@@ -62,6 +69,8 @@ export async function measurePostgres(ctx: BenchContext): Promise<PostgresResult
     const probePair = pairs[64]!;
 
     const pids = { relayA: relays[0]!.pid, relayB: relays[1]!.pid, loadgen: ctx.load.pid };
+    const yardstickStart = await measurePgCommits(env.DATABASE_URL, 64, ctx.settings.pointSec);
+    ctx.log(`  PostgreSQL alone (pg, 64 connections): ${yardstickStart.commitsPerSec} durable inserts/s`);
     await warmSend(ctx, a.baseUrl, sendPairs, 'text');
     let meter = cpuMeter(pids, { postgres: 'postgres' });
     const one = toPoint(
@@ -109,6 +118,16 @@ export async function measurePostgres(ctx: BenchContext): Promise<PostgresResult
       cpu,
     };
     ctx.log(`  PostgreSQL, 2 instances, c=32+32: ${two.rps} sends/s`);
+    const yardstickEnd = await measurePgCommits(env.DATABASE_URL, 64, ctx.settings.pointSec);
+    const pgYardstick = {
+      ...yardstickEnd,
+      start: yardstickStart.commitsPerSec,
+      end: yardstickEnd.commitsPerSec,
+      commitsPerSec: round((yardstickStart.commitsPerSec + yardstickEnd.commitsPerSec) / 2, 0),
+    };
+    ctx.log(
+      `  PostgreSQL alone again: ${yardstickEnd.commitsPerSec}/s → yardstick ${pgYardstick.commitsPerSec}/s; 1 instance ×${round(one.rps / pgYardstick.commitsPerSec)}, 2 instances ×${round(two.rps / pgYardstick.commitsPerSec)}`,
+    );
 
     await a.drainInbox(probePair.recipient);
     const cross = await probeLatency({
@@ -126,6 +145,11 @@ export async function measurePostgres(ctx: BenchContext): Promise<PostgresResult
       twoInstances: two,
       scaling: round(two.rps / one.rps),
       crossInstanceLatency: cross,
+      pgYardstick,
+      ratioToPgYardstick: {
+        oneInstance: round(one.rps / pgYardstick.commitsPerSec),
+        twoInstances: round(two.rps / pgYardstick.commitsPerSec),
+      },
     };
   } finally {
     await Promise.all(clients.map((c) => c.close()));

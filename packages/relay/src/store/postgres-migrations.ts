@@ -178,6 +178,54 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE files ADD COLUMN group_id BIGINT REFERENCES groups (id);
     `,
   },
+  {
+    version: 7,
+    name: 'one-round-trip chat send',
+    sql: `
+      -- The write half of a send between friends, in one round trip (postgres-messaging.ts, sendChat).
+      -- The relay has read the state and decided (domain/send.ts) without locks; this locks what the
+      -- locked send path locks — the recipient's row, then the pair's friendship row, in that order
+      -- (users before friendships, as everywhere) — checks that what the decision read is still so,
+      -- and only then takes the recipient's next id, stores the message and counts it. NULL: the state
+      -- moved since the read; nothing was written and the relay decides again.
+      CREATE FUNCTION owc_send_chat(
+        p_to BIGINT, p_from BIGINT, p_user_a BIGINT, p_user_b BIGINT,
+        p_to_status TEXT, p_to_disabled BIGINT, p_to_name TEXT, p_to_description TEXT,
+        p_from_status TEXT, p_from_disabled BIGINT, p_from_name TEXT, p_from_description TEXT,
+        p_f_status TEXT, p_f_initiated_by BIGINT, p_f_blocked_by BIGINT, p_f_updated_at BIGINT,
+        p_type TEXT, p_content TEXT, p_attachment_name TEXT, p_file_id TEXT, p_file_size BIGINT,
+        p_file_type TEXT, p_file_expires_at BIGINT, p_created_at BIGINT, p_shard INTEGER
+      ) RETURNS BIGINT LANGUAGE plpgsql AS $fn$
+      DECLARE
+        next_id BIGINT;
+      BEGIN
+        -- Each statement of a VOLATILE function sees what committed before it: after each lock, the
+        -- check reads the current row.
+        PERFORM 1 FROM users WHERE id = p_to AND status = p_to_status
+          AND disabled_at IS NOT DISTINCT FROM p_to_disabled AND name = p_to_name
+          AND description IS NOT DISTINCT FROM p_to_description
+          FOR NO KEY UPDATE;
+        IF NOT FOUND THEN RETURN NULL; END IF;
+        PERFORM 1 FROM friendships WHERE user_a = p_user_a AND user_b = p_user_b AND status = p_f_status
+          AND initiated_by = p_f_initiated_by AND blocked_by IS NOT DISTINCT FROM p_f_blocked_by
+          AND updated_at = p_f_updated_at
+          FOR SHARE;
+        IF NOT FOUND THEN RETURN NULL; END IF;
+        PERFORM 1 FROM users WHERE id = p_from AND status = p_from_status
+          AND disabled_at IS NOT DISTINCT FROM p_from_disabled AND name = p_from_name
+          AND description IS NOT DISTINCT FROM p_from_description;
+        IF NOT FOUND THEN RETURN NULL; END IF;
+        UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = p_to RETURNING last_msg_id INTO next_id;
+        INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
+                              file_type, file_expires_at, created_at)
+          VALUES (p_to, next_id, p_from, p_type, p_content, p_attachment_name, p_file_id, p_file_size,
+                  p_file_type, p_file_expires_at, p_created_at);
+        UPDATE message_counter SET total = total + 1 WHERE shard = p_shard;
+        RETURN next_id;
+      END
+      $fn$;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

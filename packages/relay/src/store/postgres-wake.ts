@@ -34,20 +34,38 @@ export class PostgresWakeBus implements WakeBus {
     private readonly onError: (err: unknown, what: string) => void,
   ) {}
 
-  async announce(userIds: readonly number[]): Promise<void> {
-    if (this.closed || userIds.length === 0) return;
+  /** Ids announced in this turn of the event loop, sent together by the next flush. */
+  private pending = new Set<number>();
+  private flushing: Promise<void> | null = null;
+
+  /**
+   * Batched: every announcement of one turn of the event loop (the sends that committed together)
+   * goes out as one NOTIFY after it, instead of one round trip per send.
+   */
+  announce(userIds: readonly number[]): Promise<void> {
+    if (this.closed || userIds.length === 0) return Promise.resolve();
+    for (const id of userIds) this.pending.add(id);
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    return this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    const ids = [...this.pending];
+    this.pending = new Set();
+    this.flushing = null;
+    if (this.closed) return;
     let batch = '';
-    const flush = async () => {
+    const send = async () => {
       if (batch)
         await this.pool.query('SELECT pg_notify($1, $2)', [this.channel, `${this.instanceId}:${batch}`]);
       batch = '';
     };
-    for (const id of userIds) {
+    for (const id of ids) {
       const s = String(id);
-      if (batch.length + s.length + 1 > MAX_IDS_CHARS) await flush();
+      if (batch.length + s.length + 1 > MAX_IDS_CHARS) await send();
       batch = batch ? `${batch},${s}` : s;
     }
-    await flush();
+    await send();
   }
 
   async subscribe(onWake: (userIds: number[]) => void): Promise<void> {
