@@ -15,7 +15,7 @@ import { RelayError, type FriendView } from '@openwechat/protocol';
 import type { SendDecision, SendState } from '../domain/send.ts';
 import type { PgDb } from './postgres-connection.ts';
 import { countStored, insertMessage, peek, recordIdempotency, replayOfKey } from './postgres-messages.ts';
-import { sendChat } from './postgres-send-chat.ts';
+import { ChatCommitter, sendChat } from './postgres-send-chat.ts';
 import { decodeText } from './postgres-text.ts';
 import {
   joinedFrom,
@@ -43,7 +43,11 @@ import type {
 } from './types.ts';
 
 export class PgMessaging implements MessagingStore {
-  constructor(private readonly db: PgDb) {}
+  private readonly chats: ChatCommitter;
+
+  constructor(private readonly db: PgDb) {
+    this.chats = new ChatCommitter(db.pool);
+  }
 
   // Friendships
 
@@ -76,8 +80,8 @@ export class PgMessaging implements MessagingStore {
     decide: (state: SendState) => SendDecision,
     opts: SendOptions = {},
   ): Promise<SendResult> {
-    // A chat between friends: two round trips, no transaction held across the decision.
-    const chat = await sendChat(this.db.pool, req, decide, opts);
+    // A chat between friends: two round trips (the write group-committed), no lock held across the decision.
+    const chat = await sendChat(this.chats, req, decide, opts);
     if (chat) return chat;
     return this.db.tx(async (c) => {
       // Both user rows first, in id order: serialises this pair, this sender and this inbox.

@@ -180,48 +180,62 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'one-round-trip chat send',
+    name: 'group-committed chat sends',
     sql: `
-      -- The write half of a send between friends, in one round trip (postgres-messaging.ts, sendChat).
-      -- The relay has read the state and decided (domain/send.ts) without locks; this locks what the
-      -- locked send path locks — the recipient's row, then the pair's friendship row, in that order
-      -- (users before friendships, as everywhere) — checks that what the decision read is still so,
-      -- and only then takes the recipient's next id, stores the message and counts it. NULL: the state
-      -- moved since the read; nothing was written and the relay decides again.
-      CREATE FUNCTION owc_send_chat(
-        p_to BIGINT, p_from BIGINT, p_user_a BIGINT, p_user_b BIGINT,
-        p_to_status TEXT, p_to_disabled BIGINT, p_to_name TEXT, p_to_description TEXT,
-        p_from_status TEXT, p_from_disabled BIGINT, p_from_name TEXT, p_from_description TEXT,
-        p_f_status TEXT, p_f_initiated_by BIGINT, p_f_blocked_by BIGINT, p_f_updated_at BIGINT,
-        p_type TEXT, p_content TEXT, p_attachment_name TEXT, p_file_id TEXT, p_file_size BIGINT,
-        p_file_type TEXT, p_file_expires_at BIGINT, p_created_at BIGINT, p_shard INTEGER
-      ) RETURNS BIGINT LANGUAGE plpgsql AS $fn$
+      -- The write half of sends between friends, many in one round trip and one commit
+      -- (postgres-send-chat.ts). The relay has read each send's state and decided (domain/send.ts)
+      -- without locks; this locks what the locked send path locks, in the same order as everywhere —
+      -- the recipients' user rows in id order, then the pairs' friendship rows — checks for each send
+      -- that what its decision read is still so, and only then takes the recipient's next id and
+      -- stores the message. A send whose state moved gets NULL (nothing written for it) and is decided
+      -- again; the others commit together.
+      CREATE FUNCTION owc_send_chats(
+        p_to BIGINT[], p_from BIGINT[], p_user_a BIGINT[], p_user_b BIGINT[],
+        p_to_status TEXT[], p_to_disabled BIGINT[], p_to_name TEXT[], p_to_description TEXT[],
+        p_from_status TEXT[], p_from_disabled BIGINT[], p_from_name TEXT[], p_from_description TEXT[],
+        p_f_status TEXT[], p_f_initiated_by BIGINT[], p_f_blocked_by BIGINT[], p_f_updated_at BIGINT[],
+        p_type TEXT[], p_content TEXT[], p_attachment_name TEXT[], p_file_id TEXT[], p_file_size BIGINT[],
+        p_file_type TEXT[], p_file_expires_at BIGINT[], p_created_at BIGINT[], p_shard INTEGER
+      ) RETURNS BIGINT[] LANGUAGE plpgsql AS $fn$
       DECLARE
+        ids BIGINT[] := '{}';
         next_id BIGINT;
+        stored INTEGER := 0;
       BEGIN
-        -- Each statement of a VOLATILE function sees what committed before it: after each lock, the
-        -- check reads the current row.
-        PERFORM 1 FROM users WHERE id = p_to AND status = p_to_status
-          AND disabled_at IS NOT DISTINCT FROM p_to_disabled AND name = p_to_name
-          AND description IS NOT DISTINCT FROM p_to_description
-          FOR NO KEY UPDATE;
-        IF NOT FOUND THEN RETURN NULL; END IF;
-        PERFORM 1 FROM friendships WHERE user_a = p_user_a AND user_b = p_user_b AND status = p_f_status
-          AND initiated_by = p_f_initiated_by AND blocked_by IS NOT DISTINCT FROM p_f_blocked_by
-          AND updated_at = p_f_updated_at
-          FOR SHARE;
-        IF NOT FOUND THEN RETURN NULL; END IF;
-        PERFORM 1 FROM users WHERE id = p_from AND status = p_from_status
-          AND disabled_at IS NOT DISTINCT FROM p_from_disabled AND name = p_from_name
-          AND description IS NOT DISTINCT FROM p_from_description;
-        IF NOT FOUND THEN RETURN NULL; END IF;
-        UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = p_to RETURNING last_msg_id INTO next_id;
-        INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
-                              file_type, file_expires_at, created_at)
-          VALUES (p_to, next_id, p_from, p_type, p_content, p_attachment_name, p_file_id, p_file_size,
-                  p_file_type, p_file_expires_at, p_created_at);
-        UPDATE message_counter SET total = total + 1 WHERE shard = p_shard;
-        RETURN next_id;
+        PERFORM 1 FROM users WHERE id = ANY (p_to) ORDER BY id FOR NO KEY UPDATE;
+        PERFORM 1 FROM friendships f JOIN unnest(p_user_a, p_user_b) AS p (a, b) ON f.user_a = p.a AND f.user_b = p.b
+          ORDER BY f.user_a, f.user_b FOR SHARE OF f;
+        -- Every row is locked: each statement below (a VOLATILE function's) reads their current versions.
+        FOR i IN 1 .. coalesce(array_length(p_to, 1), 0) LOOP
+          PERFORM 1 FROM users WHERE id = p_to[i] AND status = p_to_status[i]
+            AND disabled_at IS NOT DISTINCT FROM p_to_disabled[i] AND name = p_to_name[i]
+            AND description IS NOT DISTINCT FROM p_to_description[i];
+          IF FOUND THEN
+            PERFORM 1 FROM friendships WHERE user_a = p_user_a[i] AND user_b = p_user_b[i]
+              AND status = p_f_status[i] AND initiated_by = p_f_initiated_by[i]
+              AND blocked_by IS NOT DISTINCT FROM p_f_blocked_by[i] AND updated_at = p_f_updated_at[i];
+          END IF;
+          IF FOUND THEN
+            PERFORM 1 FROM users WHERE id = p_from[i] AND status = p_from_status[i]
+              AND disabled_at IS NOT DISTINCT FROM p_from_disabled[i] AND name = p_from_name[i]
+              AND description IS NOT DISTINCT FROM p_from_description[i];
+          END IF;
+          IF NOT FOUND THEN
+            ids := ids || NULL::BIGINT;
+            CONTINUE;
+          END IF;
+          UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = p_to[i] RETURNING last_msg_id INTO next_id;
+          INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
+                                file_type, file_expires_at, created_at)
+            VALUES (p_to[i], next_id, p_from[i], p_type[i], p_content[i], p_attachment_name[i], p_file_id[i],
+                    p_file_size[i], p_file_type[i], p_file_expires_at[i], p_created_at[i]);
+          ids := ids || next_id;
+          stored := stored + 1;
+        END LOOP;
+        IF stored > 0 THEN
+          UPDATE message_counter SET total = total + stored WHERE shard = p_shard;
+        END IF;
+        RETURN ids;
       END
       $fn$;
     `,

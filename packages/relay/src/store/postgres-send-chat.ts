@@ -1,9 +1,11 @@
 // The PostgreSQL send path between friends in two round trips instead of a seven-statement transaction
 // (docs/benchmarks.md, "PostgreSQL at PostgreSQL's speed"): read the state without locks (sender,
 // recipient, friendship and the sender's preview in one statement), decide in JavaScript with the same
-// pure function as every other path (domain/send.ts), then write with owc_send_chat() (migration 7),
+// pure function as every other path (domain/send.ts), then write with owc_send_chats() (migration 7),
 // which takes the locks the locked path takes, checks that what the decision read still holds and
-// stores the message — or answers NULL, and the relay reads and decides again.
+// stores the message — or answers NULL, and the relay reads and decides again. Writes that arrive in
+// the same turn of the event loop go to the server together (ChatCommitter): one round trip and one
+// commit (one WAL flush) for all of them, as the SQLite path batches its transactions.
 //
 // Only the steady state takes this path: an accepted friendship and a decision to store one chat
 // message for the recipient, without an Idempotency-Key. Everything else — a first message, a reply
@@ -42,24 +44,130 @@ interface StateRow {
   preview: MessageRow[] | null;
 }
 
-const READ_STATE = `SELECT
-  (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = $1) u) AS sender,
-  (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = $2) u) AS recipient,
-  (SELECT row_to_json(f) FROM (SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
-     FROM friendships WHERE user_a = $3 AND user_b = $4) f) AS friendship,
-  CASE WHEN $5::int > 0 THEN (SELECT count(*) FROM messages WHERE to_id = $1) END AS preview_total,
-  CASE WHEN $5::int > 0 THEN (SELECT json_agg(p ORDER BY p.id)
-     FROM (${MESSAGE_SELECT} WHERE m.to_id = $1 ORDER BY m.id LIMIT $5) p) END AS preview`;
+const READ_STATES = `SELECT
+  (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = q.f) u) AS sender,
+  (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = q.t) u) AS recipient,
+  (SELECT row_to_json(fr) FROM (SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
+     FROM friendships WHERE user_a = q.a AND user_b = q.b) fr) AS friendship,
+  CASE WHEN q.l > 0 THEN (SELECT count(*) FROM messages WHERE to_id = q.f) END AS preview_total,
+  CASE WHEN q.l > 0 THEN (SELECT json_agg(p ORDER BY p.id)
+     FROM (${MESSAGE_SELECT} WHERE m.to_id = q.f ORDER BY m.id LIMIT q.l) p) END AS preview
+  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[]) WITH ORDINALITY AS q (f, t, a, b, l, n)
+  ORDER BY q.n`;
 
-const WRITE = `SELECT owc_send_chat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-  $17, $18, $19, $20, $21, $22, $23, $24, $25) AS id`;
+const WRITE = `SELECT t.id FROM unnest(owc_send_chats($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+  $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)) WITH ORDINALITY AS t (id, n) ORDER BY t.n`;
+
+/** Sends per round trip at most. */
+const MAX_BATCH = 256;
+/**
+ * Round trips of one kind in flight at once per instance. Fewer than the pool's connections on
+ * purpose: what arrives meanwhile waits and goes in the next, larger batch (group commit).
+ */
+const MAX_IN_FLIGHT = 2;
+
+/** Failures after which nothing of a write batch was stored and each send may be decided again. */
+function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === '40001' || code === '40P01';
+}
+
+/**
+ * Collects the jobs of one turn of the event loop and runs them as one round trip (`run` answers one
+ * result per job, in order). `onError` maps a failed round trip to each job's outcome.
+ */
+class RoundTrips<J, R> {
+  private queue: Array<{ job: J; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly run: (jobs: J[]) => Promise<R[]>,
+    private readonly onError: (err: unknown) => R | undefined = () => undefined,
+  ) {}
+
+  submit(job: J): Promise<R> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, MAX_BATCH);
+    this.inFlight++;
+    this.schedule();
+    try {
+      const results = await this.run(batch.map((b) => b.job));
+      batch.forEach((b, i) => b.resolve(results[i]!));
+    } catch (err) {
+      const mapped = this.onError(err);
+      for (const b of batch) {
+        if (mapped === undefined) b.reject(err);
+        else b.resolve(mapped);
+      }
+    } finally {
+      this.inFlight--;
+      this.schedule();
+    }
+  }
+}
+
+interface StateQuery {
+  from: number;
+  to: number;
+  a: number;
+  b: number;
+  previewLimit: number;
+}
+
+/** The state reads and the writes of one instance's chat sends, each batched per turn of the event loop. */
+export class ChatCommitter {
+  readonly reads: RoundTrips<StateQuery, StateRow>;
+  readonly writes: RoundTrips<unknown[], number | null>;
+
+  constructor(pool: pg.Pool) {
+    this.reads = new RoundTrips(async (qs) => {
+      const col = <K extends keyof StateQuery>(k: K) => qs.map((q) => q[k]);
+      const { rows } = await pool.query<StateRow>(READ_STATES, [
+        col('from'),
+        col('to'),
+        col('a'),
+        col('b'),
+        col('previewLimit'),
+      ]);
+      return rows;
+    });
+    // A write batch is one transaction: when it fails as a whole with a transient error, every send in
+    // it is decided again (nothing was stored); any other failure fails them all.
+    this.writes = new RoundTrips(
+      async (jobs) => {
+        const columns = jobs[0]!.map((_, k) => jobs.map((j) => j[k]));
+        const shard = Number(jobs[0]![0]) % MESSAGE_COUNTER_SHARDS;
+        const { rows } = await pool.query<{ id: number | null }>(WRITE, [...columns, shard]);
+        return rows.map((r) => r.id);
+      },
+      (err) => (isTransient(err) ? null : undefined),
+    );
+  }
+}
 
 /**
  * The send, if it is a chat between friends; null when it must take the locked path (nothing was
  * written then). A refusal the decision makes is thrown as from the locked path.
  */
 export async function sendChat(
-  pool: pg.Pool,
+  committer: ChatCommitter,
   req: SendRequest,
   decide: (state: SendState) => SendDecision,
   opts: SendOptions,
@@ -69,7 +177,7 @@ export async function sendChat(
   const [a, b] = pair(req.fromId, req.toId);
   const previewLimit = opts.previewLimit ?? 0;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const row = (await pool.query<StateRow>(READ_STATE, [req.fromId, req.toId, a, b, previewLimit])).rows[0]!;
+    const row = await committer.reads.submit({ from: req.fromId, to: req.toId, a, b, previewLimit });
     if (!row.sender || !row.recipient || !row.friendship) return null;
     const sender = toUser(row.sender);
     const recipient = toUser(row.recipient);
@@ -104,7 +212,7 @@ export async function sendChat(
       return null;
     }
     const f = messageFields(m, encodeText);
-    const stored = await pool.query<{ id: number | null }>(WRITE, [
+    const id = await committer.writes.submit([
       recipient.id,
       sender.id,
       a,
@@ -129,9 +237,7 @@ export async function sendChat(
       f.file_type,
       f.file_expires_at,
       f.created_at,
-      recipient.id % MESSAGE_COUNTER_SHARDS,
     ]);
-    const id = stored.rows[0]?.id ?? null;
     if (id === null) continue; // the state moved between the read and the write: decide again
     const delivered = [
       toMessage({ ...f, to_id: recipient.id, id, mentioned: false, ...joinedFrom(sender) }, decodeText),
