@@ -4,7 +4,7 @@
 
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { nameKey } from '@openwechat/protocol';
+import { nameKey, RelayError } from '@openwechat/protocol';
 import { decideSend } from '../domain/send.ts';
 import {
   dropSchemas,
@@ -374,6 +374,70 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
   });
 
   describe('instances sharing one database', () => {
+    it('a chat send whose state moves between its read and its write is decided again (block wins)', async () => {
+      const schema = fresh('moved');
+      const { store } = await openStore(schema);
+      const x = await newUser(store, 'x');
+      const y = await newUser(store, 'y');
+      for (const [from, to] of [
+        [x, y],
+        [y, x],
+      ] as const)
+        await store.send(
+          { fromId: from.id, toId: to.id, content: 'hi', attachment: null, now: T0 },
+          decideSend,
+        );
+      await store.takeInbox(x.id, { limit: 10, fromId: null });
+      await store.takeInbox(y.id, { limit: 10, fromId: null });
+      const lastBefore = await store.lastMessageId(y.id);
+
+      // Another session holds y's row, so x's send (read and decided: a chat between friends) waits in
+      // its write; meanwhile y blocks x and commits. The write must then see the block, store nothing,
+      // and the send be decided again — and refused — instead of landing after the block.
+      const other = new pg.Client({ connectionString: schemaUrl(schema) });
+      await other.connect();
+      try {
+        await other.query('BEGIN');
+        await other.query('SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE', [y.id]);
+        let decisions = 0;
+        const sending = store.send(
+          { fromId: x.id, toId: y.id, content: 'after the block?', attachment: null, now: T0 + 1 },
+          (state) => {
+            decisions++;
+            return decideSend(state);
+          },
+          { previewLimit: 5 },
+        );
+        const settled = sending.then(
+          () => 'sent',
+          (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
+        );
+        // Until the write is waiting for the lock (an observable state, not a guess at a delay).
+        for (;;) {
+          // pg_stat_activity is a snapshot per transaction: take a fresh one each time.
+          await other.query('SELECT pg_stat_clear_snapshot()');
+          const { rows } = await other.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE '%owc_send_chats%'`,
+          );
+          if (rows[0]!.n > 0) break;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await other.query(
+          `UPDATE friendships SET status = 'blocked', blocked_by = $1, updated_at = $2
+           WHERE user_a = $3 AND user_b = $4`,
+          [y.id, T0 + 2, Math.min(x.id, y.id), Math.max(x.id, y.id)],
+        );
+        await other.query('COMMIT');
+        expect(await settled).toBe('blocked_by_recipient');
+        expect(decisions).toBe(2);
+      } finally {
+        await other.end();
+      }
+      expect(await store.lastMessageId(y.id)).toBe(lastBefore);
+      expect((await store.peekInbox(y.id, 10)).total).toBe(0);
+    });
+
     it('matches discovery keywords case-insensitively beyond ASCII', async () => {
       const { store } = await openStore(fresh('disc'));
       const me = await newUser(store, 'me');
