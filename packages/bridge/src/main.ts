@@ -6,8 +6,8 @@
 
 import { parseArgs } from 'node:util';
 import { DEAD_LETTER_USAGE, runDeadLetterCli } from './cli.ts';
+import { closeOnSignals, runService } from '@openwechat/config';
 import {
-  ConfigError,
   loadBridgeSettings,
   loadDataDir,
   readableByOthers,
@@ -80,28 +80,10 @@ async function main(): Promise<void> {
       'the env file holds secrets and is readable by others: chmod 600 it',
     );
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    bridge.log.info({ hop: 'shutdown', signal }, 'shutting down');
-    bridge.close().then(
-      () => process.exit(0),
-      (err) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(
+    () => bridge.close(),
+    (signal) => bridge.log.info({ hop: 'shutdown', signal }, 'shutting down'),
+  );
 }
 
-main().catch((err) => {
-  if (err instanceof ConfigError) {
-    console.error(`configuration error: ${err.message}`);
-    process.exit(2);
-  }
-  console.error(err);
-  process.exit(1);
-});
+runService(main);

@@ -9,15 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseEnv } from 'node:util';
+import { ConfigError, Invalid } from './errors.ts';
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-/** A raw value's problem, worded without the setting's name (the loader prefixes it). */
-export class Invalid extends Error {
-  override name = 'Invalid';
-}
+export { ConfigError, Invalid } from './errors.ts';
+export { closeOnSignals, runService } from './service.ts';
 
 /** How one setting's raw value becomes its typed value. */
 export interface Type<T> {

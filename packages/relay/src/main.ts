@@ -1,7 +1,8 @@
 // `npm start`: run the relay. Settings: flags > environment > --config file > defaults (docs/config.md).
 
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, SETTING_FLAG_USAGE, SETTING_FLAGS, settingFlags } from './config.ts';
+import { closeOnSignals, runService } from '@openwechat/config';
+import { loadConfig, SETTING_FLAG_USAGE, SETTING_FLAGS, settingFlags } from './config.ts';
 import { createRelay } from './app.ts';
 
 const USAGE = `Usage: openwechat-relay [--config FILE] [--<setting> VALUE ...]
@@ -56,28 +57,10 @@ async function main(): Promise<void> {
   }
   console.log(`openwechat relay listening on ${url} (data: ${config.dataDir})`);
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`${signal}: shutting down`);
-    relay.close().then(
-      () => process.exit(0),
-      (err) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(
+    () => relay.close(),
+    (signal) => console.log(`${signal}: shutting down`),
+  );
 }
 
-main().catch((err) => {
-  if (err instanceof ConfigError) {
-    console.error(`configuration error: ${err.message}`);
-    process.exit(2);
-  }
-  console.error(err);
-  process.exit(1);
-});
+runService(main);
