@@ -5,10 +5,10 @@ import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 // A loopback port that was free a moment ago: the test helpers' probe.
+import { buildBundles, bundlePath } from '../../scripts/build.ts';
 import { freePort } from '../../tests/helpers/process.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const RELAY_MAIN = fileURLToPath(new URL('../../packages/relay/src/main.ts', import.meta.url));
 const BARE_SERVER = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
 const READY_RE = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 const KEEP_CHARS = 8_000;
@@ -113,24 +113,19 @@ async function startServer(
 export interface RelayOptions {
   dataDir: string;
   env?: Record<string, string>;
-  /** Extra node flags before `--import tsx` (e.g. --cpu-prof). */
+  /** Extra node flags before the script (e.g. --cpu-prof). */
   nodeArgs?: string[];
 }
 
-/** `node --import tsx packages/relay/src/main.ts --port P --data-dir D` with the benchmark settings. */
+/**
+ * `node packages/relay/dist/main.js --port P --data-dir D` with the benchmark settings: the bundle
+ * `npm start` runs (built first when stale), so the bench measures what production runs.
+ */
 export async function startRelay(opts: RelayOptions): Promise<ServerProcess> {
+  await buildBundles({ names: ['relay'] });
   const port = await freePort();
   return startServer(
-    [
-      ...(opts.nodeArgs ?? []),
-      '--import',
-      'tsx',
-      RELAY_MAIN,
-      '--port',
-      String(port),
-      '--data-dir',
-      opts.dataDir,
-    ],
+    [...(opts.nodeArgs ?? []), bundlePath('relay'), '--port', String(port), '--data-dir', opts.dataDir],
     {
       RATE_LIMIT_ENABLED: 'false',
       LOG_LEVEL: 'warn',
