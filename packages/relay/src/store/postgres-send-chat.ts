@@ -76,7 +76,7 @@ function isTransient(err: unknown): boolean {
  * Collects the jobs of one turn of the event loop and runs them as one round trip (`run` answers one
  * result per job, in order). `onError` maps a failed round trip to each job's outcome.
  */
-class RoundTrips<J, R> {
+export class RoundTrips<J, R> {
   private queue: Array<{ job: J; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
   private inFlight = 0;
   private scheduled = false;

@@ -2,12 +2,29 @@
 
 import { RelayError, type UserStatus } from '@openwechat/protocol';
 import { isUniqueViolation, type PgDb } from './postgres-connection.ts';
+import { RoundTrips } from './postgres-send-chat.ts';
 import { decodeNullable, encodeText } from './postgres-text.ts';
 import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
 import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
+// Every authenticated request looks its token up. One query per request was the PostgreSQL send path's
+// largest avoidable cost (a round trip's client work and socket write per send, docs/benchmarks.md):
+// the lookups of one turn of the event loop go as one statement instead. Each still reads after its
+// request arrived, so a token changed or an account disabled before it is seen as on SQLite.
+const TOKEN_USERS = `SELECT ${USER_COLUMNS.split(', ')
+  .map((c) => `u.${c}`)
+  .join(', ')} FROM unnest($1::text[]) WITH ORDINALITY AS q (h, n)
+  LEFT JOIN users u ON u.token_hash = q.h ORDER BY q.n`;
+
 export class PgUsers implements UserStore {
-  constructor(private readonly db: PgDb) {}
+  private readonly tokenLookups: RoundTrips<string, UserRecord | null>;
+
+  constructor(private readonly db: PgDb) {
+    this.tokenLookups = new RoundTrips(async (hashes) => {
+      const { rows } = await db.pool.query<UserRow | { id: null }>(TOKEN_USERS, [hashes]);
+      return rows.map((r) => (r.id === null ? null : toUser(r as UserRow)));
+    });
+  }
 
   async createUser(user: NewUser): Promise<UserRecord> {
     try {
@@ -38,13 +55,8 @@ export class PgUsers implements UserStore {
     return row ? toUser(row) : null;
   }
 
-  async findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
-    const row = (
-      await this.db.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE token_hash = $1`, [
-        tokenHash,
-      ])
-    ).rows[0];
-    return row ? toUser(row) : null;
+  findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
+    return this.tokenLookups.submit(tokenHash);
   }
 
   async listUsers(q: {

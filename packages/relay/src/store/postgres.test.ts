@@ -282,6 +282,23 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       expect(await store.countUsers()).toBe(2);
     });
 
+    it('token lookups made in one turn go together and each gets its own answer, in order', async () => {
+      const { store } = await openStore(fresh('tokens'));
+      const a = await newUser(store, 'ta');
+      const b = await newUser(store, 'tb');
+      const hashes = [`pg-${userSeq}-tb`, 'no-such-hash', `pg-${userSeq - 1}-ta`, `pg-${userSeq}-tb`];
+      const found = await Promise.all(hashes.map((h) => store.findUserByTokenHash(h)));
+      expect(found).toEqual([b, null, a, b]);
+      // A change committed before a lookup is asked for is what the lookup sees.
+      await store.setUserDisabled(b.id, T0 + 1);
+      const [again, none] = await Promise.all([
+        store.findUserByTokenHash(`pg-${userSeq}-tb`),
+        store.findUserByTokenHash(''),
+      ]);
+      expect(again?.disabledAt).toBe(T0 + 1);
+      expect(none).toBeNull();
+    });
+
     it('concurrent registrations of one name: exactly one wins, the others are name_taken', async () => {
       const schema = fresh('users_race');
       const a = await openStore(schema);
