@@ -16,6 +16,7 @@
 import type pg from 'pg';
 import { RelayError } from '@openwechat/protocol';
 import type { SendDecision, SendState } from '../domain/send.ts';
+import { RoundTrips } from './postgres-connection.ts';
 import { MESSAGE_COUNTER_SHARDS } from './postgres-migrations.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
 import {
@@ -58,69 +59,10 @@ const READ_STATES = `SELECT
 const WRITE = `SELECT t.id FROM unnest(owc_send_chats($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
   $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)) WITH ORDINALITY AS t (id, n) ORDER BY t.n`;
 
-/** Sends per round trip at most. */
-const MAX_BATCH = 256;
-/**
- * Round trips of one kind in flight at once per instance. Fewer than the pool's connections on
- * purpose: what arrives meanwhile waits and goes in the next, larger batch (group commit).
- */
-const MAX_IN_FLIGHT = 2;
-
 /** Failures after which nothing of a write batch was stored and each send may be decided again. */
 function isTransient(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return code === '40001' || code === '40P01';
-}
-
-/**
- * Collects the jobs of one turn of the event loop and runs them as one round trip (`run` answers one
- * result per job, in order). `onError` maps a failed round trip to each job's outcome.
- */
-export class RoundTrips<J, R> {
-  private queue: Array<{ job: J; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
-  private inFlight = 0;
-  private scheduled = false;
-
-  constructor(
-    private readonly run: (jobs: J[]) => Promise<R[]>,
-    private readonly onError: (err: unknown) => R | undefined = () => undefined,
-  ) {}
-
-  submit(job: J): Promise<R> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
-      this.schedule();
-    });
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    if (this.inFlight >= MAX_IN_FLIGHT || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, MAX_BATCH);
-    this.inFlight++;
-    this.schedule();
-    try {
-      const results = await this.run(batch.map((b) => b.job));
-      batch.forEach((b, i) => b.resolve(results[i]!));
-    } catch (err) {
-      const mapped = this.onError(err);
-      for (const b of batch) {
-        if (mapped === undefined) b.reject(err);
-        else b.resolve(mapped);
-      }
-    } finally {
-      this.inFlight--;
-      this.schedule();
-    }
-  }
 }
 
 interface StateQuery {

@@ -1,8 +1,7 @@
 // PostgreSQL: accounts, profiles, discovery, homepages and the operator's user tools (UserStore).
 
 import { RelayError, type UserStatus } from '@openwechat/protocol';
-import { isUniqueViolation, type PgDb } from './postgres-connection.ts';
-import { RoundTrips } from './postgres-send-chat.ts';
+import { isUniqueViolation, RoundTrips, type PgDb } from './postgres-connection.ts';
 import { decodeNullable, encodeText } from './postgres-text.ts';
 import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
 import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';

@@ -224,6 +224,7 @@ export class StreamHub {
   readonly observe: { delivered(n: number): void; acknowledged(n: number): void };
   private settleTimer: NodeJS.Timeout | null = null;
   private settling: Promise<void> | null = null;
+  private settleAgain: Promise<void> | null = null;
 
   constructor(
     readonly store: Store,
@@ -298,8 +299,17 @@ export class StreamHub {
    * that closed dropped its list, so its messages stay stored. Resolves when the deletions are done.
    */
   settle(): Promise<void> {
-    this.settling ??= this.settleOnce().finally(() => (this.settling = null));
-    return this.settling;
+    if (!this.settling) {
+      this.settling = this.settleOnce().finally(() => (this.settling = null));
+      return this.settling;
+    }
+    // A run is under way with a deadline taken before this call (the clock may have moved since, or a
+    // write been flushed): run once more after it. Callers meanwhile share that one extra run.
+    this.settleAgain ??= this.settling.then(() => {
+      this.settleAgain = null;
+      return this.settle();
+    });
+    return this.settleAgain;
   }
 
   private async settleOnce(): Promise<void> {
