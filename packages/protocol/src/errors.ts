@@ -71,6 +71,8 @@ export const ERRORS = {
   // Messages (our additions)
   invalid_idempotency_key: { status: 400, message: 'Idempotency-Key 最长 255 个字符' },
   idempotency_conflict: { status: 422, message: '同一 Idempotency-Key 已用于不同的请求内容' },
+  receipt_not_found: { status: 404, message: '未找到该消息的送达记录（不是你发送的，或已过期）' },
+  send_not_found: { status: 404, message: '未找到使用该 Idempotency-Key 的发送记录（或已超过 24 小时）' },
 
   // Groups (docs/groups-api.md). A group the caller does not belong to is `group_not_found`, like one
   // that does not exist, so group ids reveal nothing. The two limits carry the configured number.

@@ -8,6 +8,7 @@ import type {
   GroupView,
   MessageView,
   PublicUser,
+  ReceiptView,
 } from './model.ts';
 import type {
   AttachmentJson,
@@ -15,6 +16,7 @@ import type {
   GroupJson,
   GroupMemberJson,
   MessageJson,
+  ReceiptJson,
   UserJson,
 } from './schema.ts';
 import { displayFilename, fileUrl } from './text.ts';
@@ -102,5 +104,15 @@ export function messageFromJson(j: MessageJson): MessageView {
       : null,
     group: j.group ? { id: j.group.id, name: j.group.name } : null,
     mentioned: j.mentioned === true,
+  };
+}
+
+export function receiptJson(r: ReceiptView): ReceiptJson {
+  return {
+    message_id: r.messageId,
+    to_id: r.toId,
+    group_id: r.groupId,
+    state: r.deliveredAt === null ? 'accepted' : 'delivered',
+    at: isoOrNull(r.deliveredAt),
   };
 }

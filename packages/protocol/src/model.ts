@@ -95,3 +95,17 @@ export interface StatsView {
   friendships: number;
   messages: number;
 }
+
+/**
+ * What the relay knows about the delivery of one sent message (a receipt). `deliveredAt` null: still
+ * stored in the recipient's inbox (accepted); set: acknowledged by the recipient's client then.
+ */
+export interface ReceiptView {
+  /** The sender (receipts go to, and are visible to, only them). */
+  fromId: number;
+  toId: number;
+  /** The id in the recipient's inbox. */
+  messageId: number;
+  groupId: number | null;
+  deliveredAt: number | null;
+}

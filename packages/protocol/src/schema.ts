@@ -36,6 +36,9 @@ export function StringEnum<const T extends readonly string[]>(
   ) as unknown as TUnion<LiteralsOf<T>>;
 }
 
+function IdempotencyKeyHeaderSchema() {
+  return Type.String({ minLength: 1, maxLength: 255 });
+}
 const DateTime = (options: SchemaOptions = {}) => Type.String({ format: 'date-time', ...options });
 const Id = (options: SchemaOptions = {}) => Type.Integer(options);
 
@@ -119,12 +122,35 @@ export const SendResultSchema = Type.Object({
   inbox: InboxPreview,
 });
 
+/** One member's copy of a group message: the id it has in that member's inbox (receipts are per copy). */
+export const GroupCopySchema = Type.Object({ to_id: Id(), message_id: Type.Integer() });
+
 export const GroupSendResultSchema = Type.Object({
   result: StringEnum(['group']),
   message: Type.String(),
   group_id: Id(),
   recipients: Type.Integer({ description: 'members the message was stored for (everyone but the sender)' }),
+  /**
+   * Ours (receipts): each member's copy, by member id. Optional because the reference relay does not
+   * send it, nor does a replay of a send recorded before receipts existed.
+   */
+  copies: Type.Optional(Type.Array(GroupCopySchema)),
   inbox: InboxPreview,
+});
+
+export const RECEIPT_STATES = ['accepted', 'delivered'] as const;
+
+/**
+ * The delivery state of one message the caller sent (docs/protocol.md, Receipts): `accepted` while it is
+ * stored in the recipient's inbox, `delivered` once the recipient's client acknowledged it (or read it
+ * with a read-and-clear GET /messages, or a legacy stream wrote it).
+ */
+export const ReceiptSchema = Type.Object({
+  message_id: Type.Integer({ description: "the id in the recipient's inbox (POST /send's message_id)" }),
+  to_id: Id(),
+  group_id: Nullable(Id()),
+  state: StringEnum(RECEIPT_STATES),
+  at: Nullable(DateTime({ description: 'when it was delivered; null while accepted' })),
 });
 
 export const InboxPageSchema = Type.Object({
@@ -145,6 +171,19 @@ export const HealthSchema = Type.Object({
   features: Type.Optional(Type.Array(Type.String())),
 });
 
+export const SentReceiptSchema = Type.Object({ receipt: ReceiptSchema });
+
+/**
+ * GET /sent?idempotency_key=: the send made with that key — its original JSON success body, and the
+ * receipt of the message (a private send) or of each member's copy (a group send; `receipt` is null).
+ */
+export const SentByKeySchema = Type.Object({
+  key: Type.String(),
+  result: Type.Union([SendResultSchema, GroupSendResultSchema]),
+  receipt: Nullable(ReceiptSchema),
+  receipts: Type.Optional(Type.Array(ReceiptSchema)),
+});
+
 const UserRef = Type.Object({ id: Id(), name: Type.String() });
 const Ok = Type.Object({ ok: Type.Boolean() });
 const GroupReply = Type.Object({ group: GroupSchema });
@@ -159,6 +198,7 @@ export const COMPONENTS = {
   GroupMember: GroupMemberSchema,
   SendResult: SendResultSchema,
   GroupSendResult: GroupSendResultSchema,
+  Receipt: ReceiptSchema,
   InboxPage: InboxPageSchema,
   Error: ErrorSchema,
 } as const;
@@ -213,6 +253,7 @@ export const InboxQuery = Type.Object({
   from_id: Type.Optional(Id()),
   after: Type.Optional(Type.Integer({ minimum: 0 })),
 });
+export const SentQuery = Type.Object({ idempotency_key: IdempotencyKeyHeaderSchema() });
 export const StreamQuery = Type.Object({
   since: Type.Optional(Type.Integer({ minimum: 0 })),
   format: Type.Optional(StringEnum(['text', 'json'])),
@@ -221,6 +262,8 @@ export const StreamQuery = Type.Object({
 /** Path parameters by name: every `:name` in a route's URL is one of these. */
 export const PATH_PARAMS = {
   user_id: Id(),
+  to_id: Id(),
+  message_id: Type.Integer({ minimum: 1 }),
   group_id: Id(),
   file_id: Type.String(),
 } as const;
@@ -228,7 +271,8 @@ export const UserIdPath = Type.Object({ user_id: PATH_PARAMS.user_id });
 export const GroupIdPath = Type.Object({ group_id: PATH_PARAMS.group_id });
 export const MemberPath = Type.Object({ group_id: PATH_PARAMS.group_id, user_id: PATH_PARAMS.user_id });
 
-export const IdempotencyKeyHeader = Type.String({ minLength: 1, maxLength: 255 });
+export const IdempotencyKeyHeader = IdempotencyKeyHeaderSchema();
+export const SentPath = Type.Object({ to_id: PATH_PARAMS.to_id, message_id: PATH_PARAMS.message_id });
 
 // ── The endpoints ─────────────────────────────────────────────────────────────────────────────────
 
@@ -327,6 +371,17 @@ export const ENDPOINTS = {
     tag: 'messages',
     body: { type: 'json', schema: AckBody },
     json: Type.Object({ acked: Type.Integer(), up_to: Type.Integer() }),
+  },
+  'GET /sent/:to_id/:message_id': {
+    summary: 'Delivery state (receipt) of a message I sent: accepted or delivered',
+    tag: 'messages',
+    json: SentReceiptSchema,
+  },
+  'GET /sent': {
+    summary: 'The send I made with this Idempotency-Key (24 h): its result and receipt',
+    tag: 'messages',
+    query: SentQuery,
+    json: SentByKeySchema,
   },
   'GET /friends': {
     summary: 'Accepted friends',
@@ -444,3 +499,7 @@ export type GroupSendResultJson = Static<typeof GroupSendResultSchema>;
 export type InboxPageJson = Static<typeof InboxPageSchema>;
 export type ErrorJson = Static<typeof ErrorSchema>;
 export type HealthJson = Static<typeof HealthSchema>;
+export type GroupCopyJson = Static<typeof GroupCopySchema>;
+export type ReceiptJson = Static<typeof ReceiptSchema>;
+export type SentReceiptJson = Static<typeof SentReceiptSchema>;
+export type SentByKeyJson = Static<typeof SentByKeySchema>;

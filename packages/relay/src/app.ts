@@ -53,7 +53,7 @@ export interface Relay {
 }
 
 /** Features advertised by /health so clients can tell this relay from the reference. */
-export const FEATURES = ['json', 'resume', 'idempotency', 'files', 'groups'];
+export const FEATURES = ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts'];
 
 /** How long in-flight requests may take to finish on shutdown before their sockets are closed. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -154,6 +154,8 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
         delivered: (n) => metrics.messagesDelivered.inc({ channel: 'stream' }, n),
         acknowledged: (n) => metrics.messagesAcknowledged.inc(n),
       },
+      announceReceipts: (receipts) =>
+        void bus?.announceReceipts(receipts).catch((err) => logger.warn({ err }, 'receipt announce failed')),
     })),
     metrics,
     lifecycle: { shuttingDown: false },
@@ -364,7 +366,10 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       );
       expiryTimer.unref();
       if (bus) {
-        await bus.subscribe((userIds) => services.hub.wake(userIds));
+        await bus.subscribe(
+          (userIds) => services.hub.wake(userIds),
+          (receipts) => services.hub.deliverReceipts(receipts),
+        );
         catchUpTimer = setInterval(
           () => void services.hub.catchUp().catch((err) => logger.warn({ err }, 'stream catch-up failed')),
           CATCH_UP_MS,

@@ -13,6 +13,7 @@ import * as groups from './handlers/groups.ts';
 import * as homepage from './handlers/homepage.ts';
 import * as messaging from './handlers/messaging.ts';
 import * as ops from './handlers/ops.ts';
+import * as receipts from './handlers/receipts.ts';
 import * as stream from './handlers/stream.ts';
 import { defineRoute as r, type RouteSpec } from './route.ts';
 
@@ -33,6 +34,8 @@ export const ROUTES: RouteSpec[] = [
   r({ method: 'POST', url: '/send/file', convention: 'soft', auth: 'token', touch: true, parse: messaging.parseSendFile, preAuth: messaging.preAuthSendFile, handler: messaging.sendFile, cleanup: messaging.cleanupSendFile }),
   r({ method: 'GET', url: '/messages', convention: 'soft', auth: 'token', touch: true, parse: messaging.parseInbox, handler: messaging.readInbox }),
   r({ method: 'POST', url: '/messages/ack', convention: 'hard', auth: 'token', touch: true, parse: messaging.parseAck, handler: messaging.ack }),
+  r({ method: 'GET', url: '/sent/:to_id/:message_id', convention: 'hard', auth: 'token', touch: true, parse: receipts.parseSentPath, handler: receipts.sentReceipt }),
+  r({ method: 'GET', url: '/sent', convention: 'hard', auth: 'token', touch: true, parse: receipts.parseSentQuery, handler: receipts.sentByKey }),
   r({ method: 'GET', url: '/friends', convention: 'soft', auth: 'token', touch: true, handler: friends.listFriends }),
   r({ method: 'POST', url: '/block/:user_id', convention: 'soft', auth: 'token', touch: true, parse: accounts.parseUserIdPath, handler: friends.block }),
   r({ method: 'POST', url: '/unblock/:user_id', convention: 'soft', auth: 'token', touch: true, parse: accounts.parseUserIdPath, handler: friends.unblock }),

@@ -408,6 +408,7 @@ export class PgGroups implements GroupStore {
       const recorded: RecordedGroupSend = {
         group: decision.group,
         recipients: delivered.length,
+        copies: delivered.map((m): [number, number] => [m.toId, m.id]),
         preview: opts.previewLimit ? await peek(c, req.fromId, opts.previewLimit) : null,
       };
       if (idem) await recordIdempotency(c, req.fromId, idem, recorded, req.now);

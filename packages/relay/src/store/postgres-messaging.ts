@@ -11,7 +11,7 @@
 // takeInbox locks its user row (read-and-clear readers of one inbox take turns, so `total` is exact and
 // no message is returned twice) and returns only the rows its own DELETE removed.
 
-import { RelayError, type FriendView } from '@openwechat/protocol';
+import { RelayError, type FriendView, type ReceiptView } from '@openwechat/protocol';
 import type { SendDecision, SendState } from '../domain/send.ts';
 import type { PgDb } from './postgres-connection.ts';
 import { countStored, insertMessage, peek, recordIdempotency, replayOfKey } from './postgres-messages.ts';
@@ -21,17 +21,23 @@ import {
   joinedFrom,
   MESSAGE_SELECT,
   pair,
+  RECEIPT_COLUMNS,
+  receiptEligible,
   toFriendship,
   toMessage,
   toPublicUser,
+  toReceipt,
   toUser,
   USER_COLUMNS,
   type FriendshipRow,
   type MessageRow,
+  type ReceiptRow,
   type RecordedSend,
   type UserRow,
 } from './rows.ts';
 import type {
+  Delivery,
+  RecordedSendResult,
   FriendshipRecord,
   InboxMessage,
   InboxPage,
@@ -41,6 +47,25 @@ import type {
   SendResult,
   UserRecord,
 } from './types.ts';
+
+/**
+ * A CTE `rec` recording the receipts of the rows of CTE `gone` (messages this statement deletes) at
+ * the time `$at`, returning them: the receipt is written by the same statement as the deletion.
+ */
+function receiptsOf(at: string): string {
+  return `rec AS (
+    INSERT INTO receipts (to_id, message_id, from_id, group_id, created_at, delivered_at)
+    SELECT g.to_id, g.id, g.from_id, g.group_id, g.created_at, ${at}::bigint FROM gone g
+    WHERE ${receiptEligible('g', 'LEAST', 'GREATEST')}
+    ON CONFLICT DO NOTHING
+    RETURNING ${RECEIPT_COLUMNS}
+  )`;
+}
+
+/** The receipts returned by a statement whose rows are `rec`'s (the rows with to_id null are padding). */
+function receiptRows(rows: ReadonlyArray<Partial<ReceiptRow>>): ReceiptView[] {
+  return rows.filter((r): r is ReceiptRow => r.to_id != null).map(toReceipt);
+}
 
 export class PgMessaging implements MessagingStore {
   private readonly chats: ChatCommitter;
@@ -158,6 +183,7 @@ export class PgMessaging implements MessagingStore {
       const recorded: RecordedSend = {
         outcome: decision.outcome,
         messageId: delivered[0]?.id ?? 0,
+        toId: delivered[0]?.toId ?? req.toId,
         preview: opts.previewLimit ? await peek(c, req.fromId, opts.previewLimit) : null,
       };
       if (idem) await recordIdempotency(c, req.fromId, idem, recorded, req.now);
@@ -198,8 +224,13 @@ export class PgMessaging implements MessagingStore {
 
   // Inbox
 
-  async takeInbox(userId: number, opts: { limit: number; fromId: number | null }): Promise<InboxPage> {
-    return this.db.tx(async (c) => {
+  async takeInbox(
+    userId: number,
+    opts: { limit: number; fromId: number | null },
+    delivery?: Delivery,
+  ): Promise<InboxPage> {
+    const at = delivery?.at ?? Date.now();
+    const page = await this.db.tx(async (c) => {
       // Readers of one inbox take turns; senders to it wait for the (short) read.
       await c.query('SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
       const byFrom = opts.fromId !== null;
@@ -210,21 +241,28 @@ export class PgMessaging implements MessagingStore {
         )
       ).rows[0]!.n;
       // Only what this DELETE removed is returned: a row acknowledged meanwhile is not handed out again.
-      const { rows } = await c.query<MessageRow>(
+      const { rows } = await c.query<MessageRow & { receipts: ReceiptRow[] | null }>(
         `WITH gone AS (
            DELETE FROM messages WHERE to_id = $1 AND id IN (
-             SELECT id FROM messages WHERE to_id = $1 ${byFrom ? 'AND from_id = $3' : ''} ORDER BY id LIMIT $2
+             SELECT id FROM messages WHERE to_id = $1 ${byFrom ? 'AND from_id = $4' : ''} ORDER BY id LIMIT $2
            ) RETURNING *
-         )
+         ), ${receiptsOf('$3')}
          SELECT g.to_id, g.id, g.from_id, g.type, g.content, g.attachment_name, g.file_id, g.file_size,
                 g.file_type, g.file_expires_at, g.created_at, g.group_id, g.mentioned,
-                u.name AS from_name, u.description AS from_description, gr.name AS group_name
+                u.name AS from_name, u.description AS from_description, gr.name AS group_name,
+                (SELECT json_agg(rec) FROM rec) AS receipts
          FROM gone g LEFT JOIN users u ON u.id = g.from_id LEFT JOIN groups gr ON gr.id = g.group_id
          ORDER BY g.id`,
-        byFrom ? [userId, opts.limit, opts.fromId] : [userId, opts.limit],
+        byFrom ? [userId, opts.limit, at, opts.fromId] : [userId, opts.limit, at],
       );
-      return { total, messages: rows.map((r) => toMessage(r, decodeText)) };
+      return {
+        total,
+        messages: rows.map((r) => toMessage(r, decodeText)),
+        receipts: receiptRows(rows[0]?.receipts ?? []), // json_agg: bigints are JSON numbers,
+      };
     });
+    delivery?.receipts.push(...page.receipts);
+    return { total: page.total, messages: page.messages };
   }
 
   async peekInbox(userId: number, limit: number): Promise<InboxPage> {
@@ -239,17 +277,27 @@ export class PgMessaging implements MessagingStore {
     return rows.map((r) => toMessage(r, decodeText));
   }
 
-  async ackInbox(userId: number, upTo: number): Promise<number> {
-    const r = await this.db.pool.query('DELETE FROM messages WHERE to_id = $1 AND id <= $2', [userId, upTo]);
-    return r.rowCount ?? 0;
+  async ackInbox(userId: number, upTo: number, delivery?: Delivery): Promise<number> {
+    return this.deleteWithReceipts('id <= $2', [userId, upTo], delivery);
   }
 
-  async deleteMessages(userId: number, ids: readonly number[]): Promise<void> {
+  async deleteMessages(userId: number, ids: readonly number[], delivery?: Delivery): Promise<void> {
     if (ids.length === 0) return;
-    await this.db.pool.query('DELETE FROM messages WHERE to_id = $1 AND id = ANY($2::bigint[])', [
-      userId,
-      ids,
-    ]);
+    await this.deleteWithReceipts('id = ANY($2::bigint[])', [userId, ids], delivery);
+  }
+
+  /**
+   * Deletes the messages of inbox $1 matching `where` and records their receipts, in one statement;
+   * returns how many were deleted. One row per receipt (or one padding row with a null receipt).
+   */
+  private async deleteWithReceipts(where: string, params: unknown[], delivery?: Delivery): Promise<number> {
+    const { rows } = await this.db.pool.query<Partial<ReceiptRow> & { acked: number }>(
+      `WITH gone AS (DELETE FROM messages WHERE to_id = $1 AND ${where} RETURNING *), ${receiptsOf('$3')}
+       SELECT (SELECT count(*) FROM gone)::int AS acked, rec.* FROM (SELECT 1) one LEFT JOIN rec ON true`,
+      [...params, delivery?.at ?? Date.now()],
+    );
+    delivery?.receipts.push(...receiptRows(rows));
+    return rows[0]?.acked ?? 0;
   }
 
   async lastMessageId(userId: number): Promise<number> {
@@ -269,6 +317,37 @@ export class PgMessaging implements MessagingStore {
   }
 
   async expireMessages(before: number): Promise<number> {
+    await this.db.pool.query('DELETE FROM receipts WHERE created_at < $1', [before]);
     return (await this.db.pool.query('DELETE FROM messages WHERE created_at < $1', [before])).rowCount ?? 0;
+  }
+
+  // Receipts
+
+  async getReceipt(fromId: number, toId: number, messageId: number): Promise<ReceiptView | null> {
+    const row = (
+      await this.db.pool.query<ReceiptRow>(
+        `SELECT ${RECEIPT_COLUMNS} FROM receipts WHERE to_id = $1 AND message_id = $2 AND from_id = $3
+         UNION ALL
+         SELECT to_id, id, from_id, group_id, NULL FROM messages
+         WHERE to_id = $1 AND id = $2 AND from_id = $3 AND type <> 'system'
+         LIMIT 1`,
+        [toId, messageId, fromId],
+      )
+    ).rows[0];
+    return row ? toReceipt(row) : null;
+  }
+
+  async getIdempotentSend(
+    userId: number,
+    key: string,
+    since: number,
+  ): Promise<{ result: RecordedSendResult; createdAt: number } | null> {
+    const row = (
+      await this.db.pool.query<{ result: string; created_at: number }>(
+        'SELECT result, created_at FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at > $3',
+        [userId, key, since],
+      )
+    ).rows[0];
+    return row ? { result: JSON.parse(row.result) as RecordedSendResult, createdAt: row.created_at } : null;
   }
 }

@@ -240,6 +240,26 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 8,
+    name: 'delivery receipts',
+    sql: `
+      -- One row per acknowledged message a user sent (docs/protocol.md, Receipts), written by the
+      -- statement that deletes the message from the recipient's inbox: a send writes nothing, "accepted"
+      -- is the message still being stored. created_at is the message's, so the retention sweep expires a
+      -- receipt with the message it is about.
+      CREATE TABLE receipts (
+        to_id        BIGINT NOT NULL,
+        message_id   BIGINT NOT NULL,
+        from_id      BIGINT NOT NULL,
+        group_id     BIGINT,
+        created_at   BIGINT NOT NULL,
+        delivered_at BIGINT NOT NULL,
+        PRIMARY KEY (to_id, message_id)
+      );
+      CREATE INDEX receipts_created_at ON receipts (created_at);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -1,6 +1,7 @@
 // Cross-instance wake-ups for PostgreSQL: LISTEN/NOTIFY on a dedicated connection.
 
 import pg from 'pg';
+import type { ReceiptView } from '@openwechat/protocol';
 import type { WakeBus } from './types.ts';
 
 /** NOTIFY payloads must stay under 8000 bytes: user ids are sent in batches of this many characters. */
@@ -11,6 +12,26 @@ const RECONNECT_MAX_MS = 5000;
 const LISTEN_CHECK_MS = 30_000;
 
 /**
+ * Receipts travel as `<instance id>:r:<receipt>|<receipt>|…`, each `<from> <to> <message id> <group id
+ * or -> <delivered at>` (no commas: an instance that predates receipts reads no user id from it).
+ */
+const RECEIPTS_TAG = 'r:';
+
+function encodeReceipt(r: ReceiptView): string {
+  return `${r.fromId} ${r.toId} ${r.messageId} ${r.groupId ?? '-'} ${r.deliveredAt ?? '-'}`;
+}
+
+function decodeReceipt(s: string): ReceiptView | null {
+  const [from, to, id, group, at] = s.split(' ');
+  const n = (v: string | undefined) => (v === undefined || v === '-' ? null : Number(v));
+  const r = { fromId: n(from), toId: n(to), messageId: n(id), groupId: n(group), deliveredAt: n(at) };
+  const ok = (v: number | null) => v === null || Number.isSafeInteger(v);
+  if (r.fromId === null || r.toId === null || r.messageId === null || !Object.values(r).every(ok))
+    return null;
+  return r as ReceiptView;
+}
+
+/**
  * LISTEN/NOTIFY as the WakeBus. `announce` sends `<instance id>:<id>,<id>,…` on the channel; a dedicated
  * connection LISTENs and hands other instances' announcements to the subscriber (its own are skipped:
  * the local hub was woken directly). A dropped LISTEN connection is re-opened with backoff; the
@@ -19,6 +40,7 @@ const LISTEN_CHECK_MS = 30_000;
 export class PostgresWakeBus implements WakeBus {
   private listener: pg.Client | null = null;
   private onWake: ((userIds: number[]) => void) | null = null;
+  private onReceipts: ((receipts: ReceiptView[]) => void) | null = null;
   private closed = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private checkTimer: NodeJS.Timeout | null = null;
@@ -49,6 +71,45 @@ export class PostgresWakeBus implements WakeBus {
     return this.flushing;
   }
 
+  /** Receipts recorded in this turn of the event loop, sent together (as announce does). */
+  private pendingReceipts: ReceiptView[] = [];
+  private flushingReceipts: Promise<void> | null = null;
+
+  /**
+   * Receipts are data, not a hint: the receipt event is built from them, so an instance holding the
+   * sender's stream needs no store read. A lost notification loses that event (the query still tells).
+   */
+  announceReceipts(receipts: readonly ReceiptView[]): Promise<void> {
+    if (this.closed || receipts.length === 0) return Promise.resolve();
+    this.pendingReceipts.push(...receipts);
+    this.flushingReceipts ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.flushReceipts(),
+    );
+    return this.flushingReceipts;
+  }
+
+  private async flushReceipts(): Promise<void> {
+    const receipts = this.pendingReceipts;
+    this.pendingReceipts = [];
+    this.flushingReceipts = null;
+    if (this.closed) return;
+    let batch = '';
+    const send = async () => {
+      if (batch)
+        await this.pool.query('SELECT pg_notify($1, $2)', [
+          this.channel,
+          `${this.instanceId}:${RECEIPTS_TAG}${batch}`,
+        ]);
+      batch = '';
+    };
+    for (const r of receipts) {
+      const s = encodeReceipt(r);
+      if (batch.length + s.length + 1 > MAX_IDS_CHARS) await send();
+      batch = batch ? `${batch}|${s}` : s;
+    }
+    await send();
+  }
+
   private async flush(): Promise<void> {
     const ids = [...this.pending];
     this.pending = new Set();
@@ -68,8 +129,12 @@ export class PostgresWakeBus implements WakeBus {
     await send();
   }
 
-  async subscribe(onWake: (userIds: number[]) => void): Promise<void> {
+  async subscribe(
+    onWake: (userIds: number[]) => void,
+    onReceipts?: (receipts: ReceiptView[]) => void,
+  ): Promise<void> {
     this.onWake = onWake;
+    this.onReceipts = onReceipts ?? null;
     if (this.listener || this.closed) return;
     // The first connection must work: a relay that cannot listen should not start.
     await this.connect();
@@ -96,6 +161,15 @@ export class PostgresWakeBus implements WakeBus {
     if (msg.channel !== this.channel || !msg.payload || !this.onWake) return;
     const colon = msg.payload.indexOf(':');
     if (colon < 0 || msg.payload.slice(0, colon) === this.instanceId) return;
+    if (msg.payload.startsWith(RECEIPTS_TAG, colon + 1)) {
+      const receipts = msg.payload
+        .slice(colon + 1 + RECEIPTS_TAG.length)
+        .split('|')
+        .map(decodeReceipt)
+        .filter((r) => r !== null);
+      if (receipts.length && this.onReceipts) this.onReceipts(receipts);
+      return;
+    }
     const ids = msg.payload
       .slice(colon + 1)
       .split(',')

@@ -11,6 +11,7 @@ import {
   type GroupRole,
   type GroupView,
   type PublicUser,
+  type ReceiptView,
 } from '@openwechat/protocol';
 import type {
   FileRecord,
@@ -334,11 +335,47 @@ export function containsPattern(keyword: string): string {
   return `%${keyword.replace(/[\\%_]/g, '\\$&')}%`;
 }
 
+// ── Receipts ────────────────────────────────────────────────────────────────────────────────────────
+
+/** A receipt row as both backends return it (RETURNING of the insert, or the query). */
+export interface ReceiptRow {
+  to_id: number;
+  message_id: number;
+  from_id: number;
+  group_id: number | null;
+  delivered_at: number | null;
+}
+
+export function toReceipt(r: ReceiptRow): ReceiptView {
+  return {
+    fromId: r.from_id,
+    toId: r.to_id,
+    messageId: r.message_id,
+    groupId: r.group_id,
+    deliveredAt: r.delivered_at,
+  };
+}
+
+/**
+ * Which of the messages `m` being deleted get a receipt: those a user sent (not system notices), unless
+ * the recipient has blocked that sender (a blocked sender learns nothing new). `lo`/`hi` are the
+ * backend's two-argument min/max (SQLite min/max, PostgreSQL LEAST/GREATEST): friendships are stored
+ * as the ordered pair.
+ */
+export function receiptEligible(m: string, lo: string, hi: string): string {
+  return `${m}.from_id IS NOT NULL AND ${m}.type <> 'system' AND NOT EXISTS (
+    SELECT 1 FROM friendships f
+    WHERE f.user_a = ${lo}(${m}.to_id, ${m}.from_id) AND f.user_b = ${hi}(${m}.to_id, ${m}.from_id)
+      AND f.status = 'blocked' AND f.blocked_by = ${m}.to_id)`;
+}
+
+export const RECEIPT_COLUMNS = 'to_id, message_id, from_id, group_id, delivered_at';
+
 // ── Idempotency ─────────────────────────────────────────────────────────────────────────────────────
 
 /** What an idempotency record keeps: enough to answer a retry exactly as the first time. */
-export type RecordedSend = Pick<SendResult, 'outcome' | 'messageId' | 'preview'>;
-export type RecordedGroupSend = Pick<GroupSendResult, 'group' | 'recipients' | 'preview'>;
+export type RecordedSend = Pick<SendResult, 'outcome' | 'messageId' | 'toId' | 'preview'>;
+export type RecordedGroupSend = Pick<GroupSendResult, 'group' | 'recipients' | 'copies' | 'preview'>;
 
 /** A stored idempotency record, as both backends read it. */
 export interface IdempotencyRow {

@@ -313,6 +313,7 @@ export class SqliteGroups implements GroupStore {
       const recorded: RecordedGroupSend = {
         group: decision.group,
         recipients: delivered.length,
+        copies: delivered.map((m): [number, number] => [m.toId, m.id]),
         preview: opts.previewLimit ? this.msgs.peek(req.fromId, opts.previewLimit) : null,
       };
       if (idem) this.msgs.recordIdempotency(req.fromId, idem, recorded, req.now);

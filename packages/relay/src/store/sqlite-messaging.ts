@@ -3,28 +3,35 @@
 // messages and the idempotency record are one savepoint of the batch's transaction.
 
 import type Database from 'better-sqlite3';
-import { RelayError, type FriendView } from '@openwechat/protocol';
+import { RelayError, type FriendView, type ReceiptView } from '@openwechat/protocol';
 import type { SendDecision, SendState } from '../domain/send.ts';
 import {
   joinedFrom,
   MESSAGE_SELECT,
   pair,
+  RECEIPT_COLUMNS,
+  receiptEligible,
   replayOf,
   toFriendship,
   toMessage,
   toPublicUser,
+  toReceipt,
   type FriendshipRow,
+  type IdempotencyRow,
   type MessageRow,
+  type ReceiptRow,
   type RecordedSend,
   type UserRow,
 } from './rows.ts';
 import { CommitBatcher } from './sqlite-batch.ts';
 import { immediate, type SqliteMessages } from './sqlite-messages.ts';
 import type {
+  Delivery,
   FriendshipRecord,
   InboxMessage,
   InboxPage,
   MessagingStore,
+  RecordedSendResult,
   SendOptions,
   SendRequest,
   SendResult,
@@ -33,8 +40,36 @@ import type {
 
 type DB = Database.Database;
 
+/** Records the receipts of the messages selected by `where` (about to be deleted), returning them. */
+const recordReceipts = (where: string) =>
+  `INSERT OR IGNORE INTO receipts (to_id, message_id, from_id, group_id, created_at, delivered_at)
+   SELECT m.to_id, m.id, m.from_id, m.group_id, m.created_at, ? FROM messages m
+   WHERE ${where} AND ${receiptEligible('m', 'min', 'max')}
+   RETURNING ${RECEIPT_COLUMNS}`;
+
 function prepare(db: DB) {
   return {
+    receiptsUpTo: db.prepare<[number, number, number], ReceiptRow>(
+      recordReceipts('m.to_id = ? AND m.id <= ?'),
+    ),
+    receiptsFromUpTo: db.prepare<[number, number, number, number], ReceiptRow>(
+      recordReceipts('m.to_id = ? AND m.from_id = ? AND m.id <= ?'),
+    ),
+    receiptsIds: db.prepare<[number, number, string], ReceiptRow>(
+      recordReceipts('m.to_id = ? AND m.id IN (SELECT value FROM json_each(?))'),
+    ),
+    // A recorded receipt (delivered) first, else the message still stored (accepted).
+    getReceipt: db.prepare<[number, number, number, number, number, number], ReceiptRow>(
+      `SELECT ${RECEIPT_COLUMNS} FROM receipts WHERE to_id = ? AND message_id = ? AND from_id = ?
+       UNION ALL
+       SELECT to_id, id, from_id, group_id, NULL FROM messages
+       WHERE to_id = ? AND id = ? AND from_id = ? AND type <> 'system'
+       LIMIT 1`,
+    ),
+    getIdem: db.prepare<[number, string, number], IdempotencyRow>(
+      'SELECT fingerprint, result, created_at FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at > ?',
+    ),
+    expireReceipts: db.prepare<[number]>('DELETE FROM receipts WHERE created_at < ?'),
     getFriendship: db.prepare<[number, number], FriendshipRow>(
       'SELECT * FROM friendships WHERE user_a = ? AND user_b = ?',
     ),
@@ -96,7 +131,14 @@ export class SqliteMessaging implements MessagingStore {
     decide: (state: SendState) => SendDecision,
     opts: SendOptions,
   ) => SendResult;
-  private readonly takeTx: (userId: number, limit: number, fromId: number | null) => InboxPage;
+  private readonly takeTx: (
+    userId: number,
+    limit: number,
+    fromId: number | null,
+    at: number,
+  ) => InboxPage & { receipts: ReceiptRow[] };
+  private readonly ackTx: (userId: number, upTo: number, at: number) => [number, ReceiptRow[]];
+  private readonly deleteTx: (userId: number, ids: string, at: number) => ReceiptRow[];
   private readonly peekTx: (userId: number, limit: number) => InboxPage;
   private readonly blockTx: (by: number, target: number, now: number) => boolean;
 
@@ -161,6 +203,7 @@ export class SqliteMessaging implements MessagingStore {
         const recorded: RecordedSend = {
           outcome: decision.outcome,
           messageId: delivered[0]?.id ?? 0,
+          toId: delivered[0]?.toId ?? req.toId,
           preview: opts.previewLimit ? msgs.peek(req.fromId, opts.previewLimit) : null,
         };
         if (idem) msgs.recordIdempotency(req.fromId, idem, recorded, req.now);
@@ -169,18 +212,35 @@ export class SqliteMessaging implements MessagingStore {
       },
     );
 
-    this.takeTx = immediate(db, (userId: number, limit: number, fromId: number | null) => {
+    this.takeTx = immediate(db, (userId: number, limit: number, fromId: number | null, at: number) => {
       const total = (fromId === null ? msgs.s.countInbox.get(userId) : s.countInboxFrom.get(userId, fromId))!
         .n;
       const rows =
         fromId === null ? msgs.s.oldest.all(userId, limit) : s.oldestFrom.all(userId, fromId, limit);
       const last = rows.at(-1);
+      let receipts: ReceiptRow[] = [];
       // The rows are the oldest matching ones, so "matching and id ≤ the last one" is exactly them.
       if (last) {
-        if (fromId === null) s.deleteUpTo.run(userId, last.id);
-        else s.deleteFromUpTo.run(userId, fromId, last.id);
+        if (fromId === null) {
+          receipts = s.receiptsUpTo.all(at, userId, last.id);
+          s.deleteUpTo.run(userId, last.id);
+        } else {
+          receipts = s.receiptsFromUpTo.all(at, userId, fromId, last.id);
+          s.deleteFromUpTo.run(userId, fromId, last.id);
+        }
       }
-      return { total, messages: rows.map((r) => toMessage(r)) };
+      return { total, messages: rows.map((r) => toMessage(r)), receipts };
+    });
+
+    this.ackTx = immediate(db, (userId: number, upTo: number, at: number): [number, ReceiptRow[]] => {
+      const receipts = s.receiptsUpTo.all(at, userId, upTo);
+      return [s.deleteUpTo.run(userId, upTo).changes, receipts];
+    });
+
+    this.deleteTx = immediate(db, (userId: number, ids: string, at: number) => {
+      const receipts = s.receiptsIds.all(at, userId, ids);
+      s.deleteIds.run(userId, ids);
+      return receipts;
     });
 
     this.peekTx = db.transaction((userId: number, limit: number) => msgs.peek(userId, limit));
@@ -229,8 +289,19 @@ export class SqliteMessaging implements MessagingStore {
 
   // Inbox
 
-  async takeInbox(userId: number, opts: { limit: number; fromId: number | null }): Promise<InboxPage> {
-    return this.takeTx(userId, opts.limit, opts.fromId);
+  async takeInbox(
+    userId: number,
+    opts: { limit: number; fromId: number | null },
+    delivery?: Delivery,
+  ): Promise<InboxPage> {
+    const { total, messages, receipts } = this.takeTx(
+      userId,
+      opts.limit,
+      opts.fromId,
+      delivery?.at ?? Date.now(),
+    );
+    delivery?.receipts.push(...receipts.map(toReceipt));
+    return { total, messages };
   }
 
   async peekInbox(userId: number, limit: number): Promise<InboxPage> {
@@ -241,12 +312,16 @@ export class SqliteMessaging implements MessagingStore {
     return this.s.after.all(userId, afterId, limit).map((r) => toMessage(r));
   }
 
-  async ackInbox(userId: number, upTo: number): Promise<number> {
-    return this.s.deleteUpTo.run(userId, upTo).changes;
+  async ackInbox(userId: number, upTo: number, delivery?: Delivery): Promise<number> {
+    const [n, receipts] = this.ackTx(userId, upTo, delivery?.at ?? Date.now());
+    delivery?.receipts.push(...receipts.map(toReceipt));
+    return n;
   }
 
-  async deleteMessages(userId: number, ids: readonly number[]): Promise<void> {
-    if (ids.length > 0) this.s.deleteIds.run(userId, JSON.stringify(ids));
+  async deleteMessages(userId: number, ids: readonly number[], delivery?: Delivery): Promise<void> {
+    if (ids.length === 0) return;
+    const receipts = this.deleteTx(userId, JSON.stringify(ids), delivery?.at ?? Date.now());
+    delivery?.receipts.push(...receipts.map(toReceipt));
   }
 
   async lastMessageId(userId: number): Promise<number> {
@@ -259,6 +334,23 @@ export class SqliteMessaging implements MessagingStore {
   }
 
   async expireMessages(before: number): Promise<number> {
+    this.s.expireReceipts.run(before);
     return this.s.expire.run(before).changes;
+  }
+
+  // Receipts
+
+  async getReceipt(fromId: number, toId: number, messageId: number): Promise<ReceiptView | null> {
+    const row = this.s.getReceipt.get(toId, messageId, fromId, toId, messageId, fromId);
+    return row ? toReceipt(row) : null;
+  }
+
+  async getIdempotentSend(
+    userId: number,
+    key: string,
+    since: number,
+  ): Promise<{ result: RecordedSendResult; createdAt: number } | null> {
+    const row = this.s.getIdem.get(userId, key, since);
+    return row ? { result: JSON.parse(row.result) as RecordedSendResult, createdAt: row.created_at } : null;
   }
 }

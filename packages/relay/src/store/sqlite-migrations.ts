@@ -190,6 +190,26 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX users_last_seen ON users (last_seen_at DESC, id) WHERE status = 'open' AND disabled_at IS NULL;
     `,
   },
+  {
+    version: 7,
+    name: 'delivery receipts',
+    sql: `
+      -- One row per acknowledged message a user sent (docs/protocol.md, Receipts), written when the
+      -- message leaves the recipient's inbox (ack, read-and-clear, legacy stream write): a send writes
+      -- nothing, "accepted" is the message still being stored. created_at is the message's, so the
+      -- retention sweep expires a receipt with the message it is about.
+      CREATE TABLE receipts (
+        to_id        INTEGER NOT NULL,
+        message_id   INTEGER NOT NULL,
+        from_id      INTEGER NOT NULL,
+        group_id     INTEGER,
+        created_at   INTEGER NOT NULL,
+        delivered_at INTEGER NOT NULL,
+        PRIMARY KEY (to_id, message_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX receipts_created_at ON receipts (created_at);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -10,6 +10,7 @@ import type {
   GroupRef,
   GroupView,
   MessageView,
+  ReceiptView,
   StatsView,
   UserStatus,
 } from '@openwechat/protocol';
@@ -70,6 +71,11 @@ export interface SendResult {
   outcome: 'request' | 'accepted' | 'chat';
   /** The id of the sent message in the recipient's inbox. */
   messageId: number;
+  /**
+   * The recipient of messageId (receipts are keyed by recipient and id). Absent only on the replay of
+   * an idempotency record written before receipts existed.
+   */
+  toId?: number;
   /** Everything stored by this call, in commit order (the chat/request first, then notices); empty on a replay. */
   delivered: InboxMessage[];
   /** The sender's inbox preview when previewLimit was given. */
@@ -169,6 +175,11 @@ export interface GroupSendResult {
   recipients: number;
   /** One copy per recipient, each with its own per-recipient id; empty on a replay. */
   delivered: InboxMessage[];
+  /**
+   * Each copy as [member id, message id in that member's inbox] (receipts are per copy); also on a
+   * replay. Absent only on the replay of a record written before receipts existed.
+   */
+  copies?: Array<[toId: number, messageId: number]>;
   /** The sender's inbox preview when previewLimit was given. */
   preview: InboxPage | null;
   replayed: boolean;
@@ -225,21 +236,55 @@ export interface MessagingStore {
 
   // Inbox
   /** Read-and-clear: the oldest `limit` messages (optionally only from `fromId`), deleted atomically. */
-  takeInbox(userId: number, opts: { limit: number; fromId: number | null }): Promise<InboxPage>;
+  takeInbox(
+    userId: number,
+    opts: { limit: number; fromId: number | null },
+    delivery?: Delivery,
+  ): Promise<InboxPage>;
   /** Read-only view of the oldest `limit` messages. */
   peekInbox(userId: number, limit: number): Promise<InboxPage>;
   /** Messages with id > afterId, in id order, without deleting them. */
   listInbox(userId: number, afterId: number, limit: number): Promise<InboxMessage[]>;
   /** Delete every message with id ≤ upTo; returns how many were deleted. */
-  ackInbox(userId: number, upTo: number): Promise<number>;
-  deleteMessages(userId: number, ids: readonly number[]): Promise<void>;
+  ackInbox(userId: number, upTo: number, delivery?: Delivery): Promise<number>;
+  deleteMessages(userId: number, ids: readonly number[], delivery?: Delivery): Promise<void>;
   /** The highest id ever assigned in this inbox (0 if none). */
   lastMessageId(userId: number): Promise<number>;
   /** lastMessageId for many users at once (the streams' periodic catch-up); unknown users are absent. */
   lastMessageIds(userIds: readonly number[]): Promise<Map<number, number>>;
-  /** Delete messages created before `before`; returns how many. */
+  /** Delete messages (and receipts of messages) created before `before`; returns how many messages. */
   expireMessages(before: number): Promise<number>;
+
+  // Receipts (docs/protocol.md): takeInbox, ackInbox and deleteMessages record one for each message
+  // they delete that a user sent (not system notices), in the same transaction — unless the recipient
+  // has blocked that sender. Nothing is written on the send path: "accepted" is the message being stored.
+  /**
+   * The receipt of a message `fromId` sent to `toId`: delivered (a recorded receipt), accepted (still
+   * stored), or null (not this sender's message, a blocked sender's delivered one, or expired).
+   */
+  getReceipt(fromId: number, toId: number, messageId: number): Promise<ReceiptView | null>;
+  /** The recorded result of `userId`'s send with this Idempotency-Key, if it was made at or after `since`. */
+  getIdempotentSend(
+    userId: number,
+    key: string,
+    since: number,
+  ): Promise<{ result: RecordedSendResult; createdAt: number } | null>;
 }
+
+/**
+ * Where the inbox methods that delete messages record their receipts: `at` is the delivery time, and the
+ * receipts recorded by the call are appended to `receipts` after its commit (for the senders' streams).
+ * Without it the receipts are still recorded, at the store's clock.
+ */
+export interface Delivery {
+  at: number;
+  receipts: ReceiptView[];
+}
+
+/** An idempotency record's result: a private send's or a group send's. */
+export type RecordedSendResult =
+  | (Pick<SendResult, 'outcome' | 'messageId' | 'toId' | 'preview'> & { group?: undefined })
+  | Pick<GroupSendResult, 'group' | 'recipients' | 'copies' | 'preview'>;
 
 /** Attachments: their records and bytes. */
 export interface FileStore {
@@ -358,7 +403,12 @@ export interface Store extends UserStore, MessagingStore, FileStore, GroupStore,
 export interface WakeBus {
   /** After a commit: these users' inboxes have new messages. */
   announce(userIds: readonly number[]): Promise<void>;
+  /** After a commit: these receipts were recorded (their senders' streams may be on other instances). */
+  announceReceipts(receipts: readonly ReceiptView[]): Promise<void>;
   /** Announcements from other instances. */
-  subscribe(onWake: (userIds: number[]) => void): Promise<void>;
+  subscribe(
+    onWake: (userIds: number[]) => void,
+    onReceipts?: (receipts: ReceiptView[]) => void,
+  ): Promise<void>;
   close(): Promise<void>;
 }

@@ -22,7 +22,14 @@
 // client that disconnected while its stream was being opened never holds a slot (issue 17.2).
 
 import type { ServerResponse } from 'node:http';
-import { encodeSseEvent, formatMessageBlock, messageJson, SSE_PING } from '@openwechat/protocol';
+import {
+  encodeSseEvent,
+  formatMessageBlock,
+  messageJson,
+  receiptJson,
+  SSE_PING,
+  type ReceiptView,
+} from '@openwechat/protocol';
 import type { InboxMessage, Store } from '../store/types.ts';
 
 export type StreamMode = 'legacy' | 'resume';
@@ -131,6 +138,16 @@ export class StreamConnection {
     return written;
   }
 
+  /**
+   * A receipt for a message this user sent: only a JSON-mode stream shows it (text-mode and reference
+   * clients see nothing new). No `id:` line — it is not an inbox message and must not move the
+   * client's Last-Event-ID. Written at once, between message events (each event is one write).
+   */
+  writeReceipt(r: ReceiptView): void {
+    if (this.format !== 'json') return;
+    this.write(encodeSseEvent({ event: 'receipt', data: JSON.stringify(receiptJson(r)) }));
+  }
+
   /** New messages were committed for this user (this instance): queue them and write. */
   notify(messages: InboxMessage[]): void {
     if (this.closed) return;
@@ -210,6 +227,8 @@ export interface StreamHubOptions {
   onError: (err: unknown) => void;
   /** Counters for what streams deliver and (legacy) acknowledge by writing. */
   observe?: { delivered(n: number): void; acknowledged(n: number): void };
+  /** Receipts recorded by legacy settles: for other instances (the WakeBus), after the local streams. */
+  announceReceipts?: (receipts: ReceiptView[]) => void;
 }
 
 /** How often the hub looks for legacy writes whose grace period has passed (real time). */
@@ -329,8 +348,14 @@ export class StreamHub {
       }
       if (!ids.length) continue;
       try {
-        await this.store.deleteMessages(userId, ids);
+        // A legacy write counts as delivered (the reference's rule): the deletion records the receipts.
+        const delivery = { at: this.now(), receipts: [] as ReceiptView[] };
+        await this.store.deleteMessages(userId, ids, delivery);
         this.observe.acknowledged(ids.length);
+        if (delivery.receipts.length) {
+          this.deliverReceipts(delivery.receipts);
+          this.opts.announceReceipts?.(delivery.receipts);
+        }
       } catch (err) {
         this.onError(err);
       }
@@ -351,6 +376,11 @@ export class StreamHub {
       list.push(m);
     }
     for (const [userId, list] of byRecipient) for (const c of this.byUser.get(userId) ?? []) c.notify(list);
+  }
+
+  /** Receipts recorded (here or on another instance): to their senders' JSON-mode streams here. */
+  deliverReceipts(receipts: readonly ReceiptView[]): void {
+    for (const r of receipts) for (const c of this.byUser.get(r.fromId) ?? []) c.writeReceipt(r);
   }
 
   /** Another instance committed messages for these users: read them from the store. */

@@ -1,9 +1,26 @@
 // Acknowledgement by id, shared by the three ways a client acks (resume stream, GET /messages?after=,
-// POST /messages/ack): delete every message ≤ upTo from the caller's inbox, and notice a client that
-// claims ids this inbox never issued.
+// POST /messages/ack): delete every message ≤ upTo from the caller's inbox (recording and publishing the
+// receipts of what it deletes), and notice a client that claims ids this inbox never issued.
 
-import type { MessagingStore, UserRecord } from '../../store/types.ts';
-import type { StoreCtx } from '../route.ts';
+import type { ReceiptView } from '@openwechat/protocol';
+import type { Delivery, MessagingStore, UserRecord } from '../../store/types.ts';
+import type { RelayServices, StoreCtx } from '../route.ts';
+
+/** A Delivery (the store records receipts into it) at the relay's clock. */
+export function delivery(services: Pick<RelayServices, 'now'>): Delivery {
+  return { at: services.now(), receipts: [] };
+}
+
+/**
+ * After the commit that recorded them: receipts go to their senders' JSON-mode streams, here (hub) and
+ * on other instances (bus).
+ */
+export function publishReceipts(ctx: StoreCtx<unknown>, receipts: readonly ReceiptView[]): void {
+  if (receipts.length === 0) return;
+  const { hub, bus } = ctx.services;
+  hub.deliverReceipts(receipts);
+  bus?.announceReceipts(receipts).catch((err) => ctx.req.log.warn({ err }, 'receipt announce failed'));
+}
 
 export async function acknowledge(
   ctx: StoreCtx<MessagingStore> & { user: UserRecord },
@@ -11,8 +28,10 @@ export async function acknowledge(
   via: 'stream' | 'after' | 'ack',
 ): Promise<{ acked: number; lastId: number }> {
   const { store, metrics } = ctx.services;
-  const acked = await store.ackInbox(ctx.user.id, upTo);
+  const d = delivery(ctx.services);
+  const acked = await store.ackInbox(ctx.user.id, upTo, d);
   metrics.messagesAcknowledged.inc(acked);
+  publishReceipts(ctx, d.receipts);
   const lastId = await store.lastMessageId(ctx.user.id);
   if (upTo > lastId) {
     // Ids went back in time (a backup restored without advance-ids, or a client that knew another

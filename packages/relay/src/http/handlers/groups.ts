@@ -23,7 +23,6 @@ import {
   groupJson,
   groupMemberJson,
   hasControlChars,
-  messageJson,
   RelayError,
   type AttachmentView,
 } from '@openwechat/protocol';
@@ -42,6 +41,7 @@ import {
   publishDelivered,
   readUpload,
 } from './messaging.ts';
+import { groupSendResultJson } from './send-results.ts';
 
 type AuthedCtx = StoreCtx<GroupStore & FileStore & UserStore & MessagingStore> & { user: UserRecord };
 
@@ -248,16 +248,9 @@ async function deliverToGroup(
   }
   publishDelivered(ctx, result.delivered);
   const preview = result.preview ?? { total: 0, messages: [] };
-  const line = formatGroupSendSuccess(result.group, result.recipients);
   const output: Output = {
-    text: formatSendReply(line, preview),
-    json: {
-      result: 'group',
-      message: line,
-      group_id: result.group.id,
-      recipients: result.recipients,
-      inbox: { total: preview.total, preview: preview.messages.map(messageJson) },
-    },
+    text: formatSendReply(formatGroupSendSuccess(result.group, result.recipients), preview),
+    json: groupSendResultJson(result),
     headers: result.replayed ? { 'idempotent-replayed': 'true' } : {},
   };
   return { output, replayed: result.replayed };

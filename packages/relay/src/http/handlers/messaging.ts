@@ -18,7 +18,8 @@ import {
   SendBody,
   type AttachmentView,
 } from '@openwechat/protocol';
-import { acknowledge } from './acknowledge.ts';
+import { acknowledge, delivery, publishReceipts } from './acknowledge.ts';
+import { sendResultJson } from './send-results.ts';
 import type { FastifyRequest } from 'fastify';
 import { decideSend } from '../../domain/send.ts';
 import type {
@@ -101,15 +102,9 @@ async function deliver(
   );
   publishDelivered(ctx, result.delivered);
   const preview = result.preview ?? { total: 0, messages: [] };
-  const line = SEND_SUCCESS[result.outcome];
   const output: Output = {
-    text: formatSendReply(line, preview),
-    json: {
-      result: result.outcome,
-      message: line,
-      message_id: result.messageId,
-      inbox: { total: preview.total, preview: preview.messages.map(messageJson) },
-    },
+    text: formatSendReply(SEND_SUCCESS[result.outcome], preview),
+    json: sendResultJson(result),
     headers: result.replayed ? { 'idempotent-replayed': 'true' } : {},
   };
   return { output, result };
@@ -301,7 +296,14 @@ export function parseInbox(req: { query: unknown }, issues: Issues): InboxInput 
 export async function readInbox(ctx: AuthedCtx, input: InboxInput): Promise<Output> {
   if (input.after !== null) return readInboxAfter(ctx, input.after, input.limit);
   // The reference treats from_id=0 as absent in its texts (a truthiness check) but still filters by it.
-  const page = await ctx.services.store.takeInbox(ctx.user.id, { limit: input.limit, fromId: input.fromId });
+  // Read-and-clear: what it returns is delivered (its senders get receipts).
+  const d = delivery(ctx.services);
+  const page = await ctx.services.store.takeInbox(
+    ctx.user.id,
+    { limit: input.limit, fromId: input.fromId },
+    d,
+  );
+  publishReceipts(ctx, d.receipts);
   const fetched = page.messages.length;
   const remaining = page.total - fetched;
   ctx.services.metrics.messagesDelivered.inc({ channel: 'inbox' }, fetched);
