@@ -47,12 +47,13 @@ describe('capabilities', () => {
     expect(await new RelayClient({ baseUrl: `${relay.url}/` }).capabilities()).toEqual({
       kind: 'openwechat',
       version: '0.1.0',
-      features: ['json', 'resume', 'idempotency', 'files', 'groups'],
+      features: ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts'],
       json: true,
       resume: true,
       idempotency: true,
       files: true,
       groups: true,
+      receipts: true,
     });
     expect((await new RelayClient({ baseUrl: relay.url, mode: 'text' }).capabilities()).kind).toBe(
       'reference',

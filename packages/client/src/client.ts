@@ -22,6 +22,8 @@ import {
   type FriendJson,
   type GroupJson,
   type GroupMemberJson,
+  type GroupSendResultJson,
+  type SendResultJson,
   type Static,
   type TSchema,
   type UserJson,
@@ -29,6 +31,7 @@ import {
 } from '@openwechat/protocol';
 import { ClientError, errorOfFailure, errorOfReply } from './errors.ts';
 import { fetchWithinOrigin } from './http.ts';
+import { receiptFromJson } from './receipts.ts';
 import { openStream, type OpenStreamOptions, type SseStream } from './stream.ts';
 import {
   parseBlockReply,
@@ -48,7 +51,10 @@ import type {
   GroupSendResult,
   InboxPage,
   Message,
+  Receipt,
   SendResult,
+  SentGroupSend,
+  SentSend,
   User,
 } from './types.ts';
 
@@ -263,12 +269,13 @@ export class RelayClient {
       this.caps = {
         kind: 'openwechat',
         version: null,
-        features: ['json', 'resume', 'idempotency', 'files', 'groups'],
+        features: ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts'],
         json: true,
         resume: true,
         idempotency: true,
         files: true,
         groups: true,
+        receipts: true,
       };
       return this.caps;
     }
@@ -287,6 +294,7 @@ export class RelayClient {
       idempotency: features.includes('idempotency'),
       files: features.includes('files'),
       groups: features.includes('groups'),
+      receipts: features.includes('receipts'),
     };
     return this.caps;
   }
@@ -326,16 +334,7 @@ export class RelayClient {
   private async sendReply(reply: Reply, what: string, json: boolean): Promise<SendResult> {
     this.check(reply);
     const replayed = reply.headers.get('idempotent-replayed') === 'true';
-    if (json) {
-      const j = this.parseJson(reply, what, ENDPOINTS['POST /send'].json);
-      return {
-        outcome: j.result,
-        message: j.message,
-        messageId: j.message_id ?? null,
-        inbox: j.inbox ? { total: j.inbox.total, preview: j.inbox.preview.map(messageFromJson) } : null,
-        replayed,
-      };
-    }
+    if (json) return sendResultFromJson(this.parseJson(reply, what, ENDPOINTS['POST /send'].json), replayed);
     const r = parseSendReply(reply.body);
     if (!r.ok || !r.outcome) {
       throw new ClientError(
@@ -704,13 +703,84 @@ export class RelayClient {
   }
 
   private groupSendReply(reply: Reply, what: string): GroupSendResult {
-    const j = this.parseJson(reply, what, ENDPOINTS['POST /groups/:group_id/send'].json);
+    return groupSendResultFromJson(
+      this.parseJson(reply, what, ENDPOINTS['POST /groups/:group_id/send'].json),
+      reply.headers.get('idempotent-replayed') === 'true',
+    );
+  }
+
+  private async requireReceipts(): Promise<void> {
+    if (!(await this.capabilities()).receipts)
+      throw new ClientError('unsupported', 'unsupported', 'this relay keeps no delivery receipts');
+  }
+
+  /**
+   * GET /sent/{toId}/{messageId}: the delivery state of a message the caller sent (`messageId` as the
+   * send returned it; for a group send, the member's copy). Throws ClientError `receipt_not_found` when
+   * the caller did not send it or the relay no longer knows it (expired).
+   */
+  async receipt(toId: number, messageId: number): Promise<Receipt> {
+    await this.requireReceipts();
+    const path = `/sent/${positiveInt(toId, 'the recipient id')}/${positiveInt(messageId, 'the message id')}`;
+    const reply = this.check(await this.request('GET', path, { auth: true, wantJson: true }));
+    const j = this.parseJson(reply, 'GET /sent/{to}/{id}', ENDPOINTS['GET /sent/:to_id/:message_id'].json);
+    return receiptFromJson(j.receipt);
+  }
+
+  private async sentJson(key: string) {
+    await this.requireReceipts();
+    if (!key || key.length > 255)
+      throw new ClientError(
+        'unsupported',
+        'invalid_idempotency_key',
+        'an Idempotency-Key has 1–255 characters',
+      );
+    const path = `/sent?${new URLSearchParams({ idempotency_key: key })}`;
+    const reply = await this.request('GET', path, { auth: true, wantJson: true });
+    if (reply.status === 404) {
+      const err = errorOfReply(reply.status, reply.headers, reply.body);
+      if (err?.code === 'send_not_found') return null;
+      throw err ?? new ClientError('protocol', 'bad_response', `GET /sent: unexpected 404`);
+    }
+    return this.parseJson(this.check(reply), 'GET /sent', ENDPOINTS['GET /sent'].json);
+  }
+
+  /**
+   * GET /sent?idempotency_key=: the private send the caller made with this key in the last 24 h — its
+   * original result and the message's receipt — or null when there was none (so sending is safe). This
+   * is how a runtime that crashed mid-send learns whether the send landed. A key used for a group send
+   * is refused here (see sentGroupByKey).
+   */
+  async sentByKey(idempotencyKey: string): Promise<SentSend | null> {
+    const j = await this.sentJson(idempotencyKey);
+    if (!j) return null;
+    if (j.result.result === 'group') {
+      throw new ClientError(
+        'unsupported',
+        'unsupported',
+        'this Idempotency-Key was used for a group send: use sentGroupByKey()',
+      );
+    }
     return {
-      message: j.message,
-      groupId: j.group_id,
-      recipients: j.recipients,
-      inbox: j.inbox ? { total: j.inbox.total, preview: j.inbox.preview.map(messageFromJson) } : null,
-      replayed: reply.headers.get('idempotent-replayed') === 'true',
+      result: sendResultFromJson(j.result, true),
+      receipt: j.receipt ? receiptFromJson(j.receipt) : null,
+    };
+  }
+
+  /** sentByKey for a group send: the original result and one receipt per member's copy still known. */
+  async sentGroupByKey(idempotencyKey: string): Promise<SentGroupSend | null> {
+    const j = await this.sentJson(idempotencyKey);
+    if (!j) return null;
+    if (j.result.result !== 'group') {
+      throw new ClientError(
+        'unsupported',
+        'unsupported',
+        'this Idempotency-Key was used for a private send: use sentByKey()',
+      );
+    }
+    return {
+      result: groupSendResultFromJson(j.result, true),
+      receipts: (j.receipts ?? []).map(receiptFromJson),
     };
   }
 
@@ -778,6 +848,27 @@ export class RelayClient {
   }
 }
 
+function sendResultFromJson(j: SendResultJson, replayed: boolean): SendResult {
+  return {
+    outcome: j.result,
+    message: j.message,
+    messageId: j.message_id ?? null,
+    inbox: j.inbox ? { total: j.inbox.total, preview: j.inbox.preview.map(messageFromJson) } : null,
+    replayed,
+  };
+}
+
+function groupSendResultFromJson(j: GroupSendResultJson, replayed: boolean): GroupSendResult {
+  return {
+    message: j.message,
+    groupId: j.group_id,
+    recipients: j.recipients,
+    copies: j.copies ? j.copies.map((c) => ({ toId: c.to_id, messageId: c.message_id })) : null,
+    inbox: j.inbox ? { total: j.inbox.total, preview: j.inbox.preview.map(messageFromJson) } : null,
+    replayed,
+  };
+}
+
 function reference(version: string | null): Capabilities {
   return {
     kind: 'reference',
@@ -788,6 +879,7 @@ function reference(version: string | null): Capabilities {
     idempotency: false,
     files: false,
     groups: false,
+    receipts: false,
   };
 }
 

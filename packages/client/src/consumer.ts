@@ -19,7 +19,7 @@ import type { RelayClient } from './client.ts';
 import { ClientError } from './errors.ts';
 import { Backoff } from './retry.ts';
 import type { SseStream } from './stream.ts';
-import type { Capabilities, Message } from './types.ts';
+import type { Capabilities, Message, Receipt } from './types.ts';
 
 /** One received message, whichever way it came. */
 export interface Delivery {
@@ -100,6 +100,13 @@ export interface StreamConsumerOptions {
   onUnreadable?: (ev: { id: number | null; raw: string; error: string }) => void | Promise<void>;
   /** An `event: log` line (e.g. `stream_connected user_id=…`); awaited before the messages after it. */
   onServerLog?: (line: string) => void | Promise<void>;
+  /**
+   * A delivery receipt for a message this user sent (JSON-mode streams of a relay with `receipts`),
+   * awaited like onServerLog. Receipts are not messages: they never reach onMessage, move the cursor or
+   * get acknowledged. A receipt that arrives while no stream is up is not replayed: ask
+   * `client.receipt()` for the state of a message.
+   */
+  onReceipt?: (receipt: Receipt) => void | Promise<void>;
   /** State changes, awaited in order (write a log line here). */
   onEvent?: (ev: ConsumerEvent) => void | Promise<void>;
   /** Behave as with the reference relay even on ours (legacy stream, text, read-and-clear). */
@@ -426,6 +433,9 @@ export class StreamConsumer {
             break;
           case 'retry':
             this.serverRetryMs = ev.ms;
+            break;
+          case 'receipt':
+            await this.o.onReceipt?.(ev.receipt);
             break;
           case 'message':
             this.enqueue({

@@ -10,6 +10,7 @@ export {
   type GroupErrorCode,
   type ClientErrorKind,
 } from './errors.ts';
+export { receiptFromJson } from './receipts.ts';
 export { openStream, type OpenStreamOptions, type SseStream, type StreamEvent } from './stream.ts';
 export {
   failureOf,

@@ -9,11 +9,13 @@ import {
   messageFromJson,
   MessageSchema,
   parseSseMessageData,
+  ReceiptSchema,
   type MessageJson,
 } from '@openwechat/protocol';
 import { ClientError, errorOfFailure, errorOfReply } from './errors.ts';
 import { fetchWithinOrigin } from './http.ts';
-import type { Message } from './types.ts';
+import { receiptFromJson } from './receipts.ts';
+import type { Message, Receipt } from './types.ts';
 
 export type StreamEvent =
   | { type: 'log'; data: string }
@@ -21,6 +23,8 @@ export type StreamEvent =
   | { type: 'message'; id: number | null; message: Message; raw: string; json?: MessageJson }
   /** An `event: message` this client could not read (kept raw so nothing is silently dropped). */
   | { type: 'unreadable'; id: number | null; raw: string; error: string }
+  /** `event: receipt` (JSON format only): a message this user sent was delivered. No id: not a message. */
+  | { type: 'receipt'; receipt: Receipt }
   | { type: 'retry'; ms: number }
   | { type: 'ping' };
 
@@ -63,6 +67,21 @@ function messageOf(event: { id?: string; data: string }, format: 'json' | 'text'
     return { type: 'message', id: message.id, message, raw: event.data };
   } catch (err) {
     return { type: 'unreadable', id: idField, raw: event.data, error: (err as Error).message };
+  }
+}
+
+/**
+ * A receipt event, checked against the protocol's schema. One that does not check out is reported as a
+ * log line (a receipt is a hint — GET /sent/… tells the same — and never a message to keep).
+ */
+function receiptOf(data: string): StreamEvent {
+  try {
+    return {
+      type: 'receipt',
+      receipt: receiptFromJson(checkJson(ReceiptSchema, JSON.parse(data), 'receipt')),
+    };
+  } catch (err) {
+    return { type: 'log', data: `unreadable receipt event: ${(err as Error).message}` };
   }
 }
 
@@ -113,6 +132,7 @@ export async function openStream(opts: OpenStreamOptions): Promise<SseStream> {
         const type = e.event ?? 'message';
         if (type === 'log') queue.push({ type: 'log', data: e.data });
         else if (type === 'message') queue.push(messageOf(e, format));
+        else if (type === 'receipt' && format === 'json') queue.push(receiptOf(e.data));
       },
       onRetry: (ms) => queue.push({ type: 'retry', ms }),
       onComment: (c) => {

@@ -35,6 +35,34 @@ export interface Capabilities {
   files: boolean;
   /** Group chats (`/groups`, docs/groups-api.md). */
   groups: boolean;
+  /** Delivery receipts: `event: receipt` on JSON streams, `GET /sent/…` (docs/protocol.md, Receipts). */
+  receipts: boolean;
+}
+
+/**
+ * The delivery state of one message the caller sent: `accepted` while it waits in the recipient's inbox,
+ * `delivered` once the recipient's client acknowledged it (then `at` is when, UTC ms).
+ */
+export interface Receipt {
+  /** The id in the recipient's inbox (SendResult.messageId; for a group, the member's copy). */
+  messageId: number;
+  toId: number;
+  groupId: number | null;
+  state: 'accepted' | 'delivered';
+  at: number | null;
+}
+
+/** GET /sent?idempotency_key= for a private send: what the send answered, and where the message is now. */
+export interface SentSend {
+  result: SendResult;
+  /** null when the relay no longer knows the message (expired; or the recipient blocked the caller). */
+  receipt: Receipt | null;
+}
+
+/** The same for a group send: one receipt per member's copy still known. */
+export interface SentGroupSend {
+  result: GroupSendResult;
+  receipts: Receipt[];
 }
 
 export type SendOutcome = 'request' | 'accepted' | 'chat';
@@ -106,6 +134,8 @@ export interface GroupSendResult {
   groupId: number;
   /** How many members got a copy (the sender excluded). */
   recipients: number;
+  /** Each member's copy (its id in that member's inbox, for receipts); null when the relay did not say. */
+  copies: Array<{ toId: number; messageId: number }> | null;
   /** The caller's own inbox preview, when the relay showed one. */
   inbox: { total: number; preview: Message[] } | null;
   /** True when the relay answered an idempotent retry with the original result. */
