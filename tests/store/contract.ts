@@ -8,6 +8,7 @@ import { filesContract } from './contract/files.ts';
 import { friendsContract } from './contract/friends.ts';
 import { groupsContract } from './contract/groups.ts';
 import { inboxContract } from './contract/inbox.ts';
+import { receiptsContract } from './contract/receipts.ts';
 import { sendContract } from './contract/send.ts';
 import { usersContract } from './contract/users.ts';
 import { harness } from './harness.ts';
@@ -32,5 +33,6 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     friendsContract(h);
     groupsContract(h);
     filesContract(h);
+    receiptsContract(h);
   });
 }
