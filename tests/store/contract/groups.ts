@@ -422,6 +422,12 @@ export function groupsContract(h: Harness): void {
         delivered: [copy(owner, ownerNext, true), copy(b, 5, true), copy(c, 4, true)].sort(
           (x, y) => x.toId - y.toId,
         ),
+        // Each copy's member and id, for receipts (in the order of `delivered`).
+        copies: [
+          [owner.id, ownerNext],
+          [b.id, 5],
+          [c.id, 4],
+        ].sort((x, y) => x[0]! - y[0]!),
         preview: null,
         replayed: false,
       });

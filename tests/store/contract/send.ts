@@ -41,6 +41,7 @@ export function sendContract(h: Harness): void {
       expect(r).toEqual({
         outcome: 'request',
         messageId: expected.id,
+        toId: bob.id,
         delivered: [expected],
         preview: null,
         replayed: false,
@@ -125,6 +126,7 @@ export function sendContract(h: Harness): void {
       expect(r).toEqual({
         outcome: 'accepted',
         messageId: chat.id,
+        toId: alice.id,
         delivered: [chat, noticeToBob, noticeToAlice],
         preview: null,
         replayed: false,
@@ -401,6 +403,7 @@ export function sendContract(h: Harness): void {
       expect(first).toEqual({
         outcome: 'chat',
         messageId: 3,
+        toId: bob.id,
         delivered: [expect.objectContaining({ toId: bob.id, id: 3, content: 'once', type: 'chat' })],
         preview: { total: 1, messages: ping },
         replayed: false,
@@ -416,6 +419,7 @@ export function sendContract(h: Harness): void {
       expect(again).toEqual({
         outcome: 'chat',
         messageId: 3,
+        toId: bob.id,
         delivered: [],
         preview: first.preview,
         replayed: true,

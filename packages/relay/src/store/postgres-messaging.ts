@@ -27,6 +27,7 @@ import {
   toMessage,
   toPublicUser,
   toReceipt,
+  toReceipts,
   toUser,
   USER_COLUMNS,
   type FriendshipRow,
@@ -64,7 +65,7 @@ function receiptsOf(at: string): string {
 
 /** The receipts returned by a statement whose rows are `rec`'s (the rows with to_id null are padding). */
 function receiptRows(rows: ReadonlyArray<Partial<ReceiptRow>>): ReceiptView[] {
-  return rows.filter((r): r is ReceiptRow => r.to_id != null).map(toReceipt);
+  return toReceipts(rows.filter((r): r is ReceiptRow => r.to_id != null));
 }
 
 export class PgMessaging implements MessagingStore {

@@ -187,6 +187,7 @@ export async function sendChat(
     return {
       outcome: decision.outcome,
       messageId: id,
+      toId: recipient.id,
       delivered,
       preview:
         previewLimit > 0

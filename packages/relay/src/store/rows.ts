@@ -369,6 +369,11 @@ export function receiptEligible(m: string, lo: string, hi: string): string {
       AND f.status = 'blocked' AND f.blocked_by = ${m}.to_id)`;
 }
 
+/** Receipts of one deletion in id order (RETURNING promises no order). */
+export function toReceipts(rows: readonly ReceiptRow[]): ReceiptView[] {
+  return rows.map(toReceipt).sort((x, y) => x.toId - y.toId || x.messageId - y.messageId);
+}
+
 export const RECEIPT_COLUMNS = 'to_id, message_id, from_id, group_id, delivered_at';
 
 // ── Idempotency ─────────────────────────────────────────────────────────────────────────────────────

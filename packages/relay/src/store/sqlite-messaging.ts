@@ -16,6 +16,7 @@ import {
   toMessage,
   toPublicUser,
   toReceipt,
+  toReceipts,
   type FriendshipRow,
   type IdempotencyRow,
   type MessageRow,
@@ -300,7 +301,7 @@ export class SqliteMessaging implements MessagingStore {
       opts.fromId,
       delivery?.at ?? Date.now(),
     );
-    delivery?.receipts.push(...receipts.map(toReceipt));
+    delivery?.receipts.push(...toReceipts(receipts));
     return { total, messages };
   }
 
@@ -314,14 +315,14 @@ export class SqliteMessaging implements MessagingStore {
 
   async ackInbox(userId: number, upTo: number, delivery?: Delivery): Promise<number> {
     const [n, receipts] = this.ackTx(userId, upTo, delivery?.at ?? Date.now());
-    delivery?.receipts.push(...receipts.map(toReceipt));
+    delivery?.receipts.push(...toReceipts(receipts));
     return n;
   }
 
   async deleteMessages(userId: number, ids: readonly number[], delivery?: Delivery): Promise<void> {
     if (ids.length === 0) return;
     const receipts = this.deleteTx(userId, JSON.stringify(ids), delivery?.at ?? Date.now());
-    delivery?.receipts.push(...receipts.map(toReceipt));
+    delivery?.receipts.push(...toReceipts(receipts));
   }
 
   async lastMessageId(userId: number): Promise<number> {
