@@ -173,6 +173,8 @@ describe('JSON mode', () => {
         message: '发送成功（群组 g2，送达 1 位成员）',
         group_id: 1,
         recipients: 1,
+        // The one copy, in the owner's inbox (receipts are per copy).
+        copies: [{ to_id: owner.id, message_id: expect.any(Number) }],
         inbox: { total: expect.any(Number), preview: expect.any(Array) },
       },
     });

@@ -13,6 +13,7 @@ import {
   GroupSchema,
   InboxPageSchema,
   MessageSchema,
+  ReceiptSchema,
   UserSchema,
 } from './schema.ts';
 
@@ -116,7 +117,7 @@ describe('docs/protocol.md', () => {
     const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
     const section = doc.slice(doc.indexOf('## JSON shapes'), doc.indexOf('| Endpoint |'));
     const shapes = { UserJson: UserSchema, MessageJson: MessageSchema, GroupJson: GroupSchema };
-    const more = { AttachmentJson: AttachmentSchema, FriendJson: FriendSchema };
+    const more = { AttachmentJson: AttachmentSchema, FriendJson: FriendSchema, ReceiptJson: ReceiptSchema };
     for (const [name, schema] of Object.entries({ ...shapes, ...more })) {
       const start = section.indexOf(`${name} `);
       expect(start, name).toBeGreaterThanOrEqual(0);
