@@ -17,6 +17,7 @@ import { GLOBAL_OPTIONS, str, type Command, type Ctx } from './cli/common.ts';
 import { group } from './cli/groups.ts';
 import { doctor, retentionCmd } from './cli/maintenance.ts';
 import { file, inbox, send, sendFile } from './cli/messages.ts';
+import { sent } from './cli/sent.ts';
 import { blockCommand, contacts, friends, homepage, user, users } from './cli/people.ts';
 import { daemon, ui } from './cli/processes.ts';
 
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   register,
   send,
   'send-file': sendFile,
+  sent,
   group,
   inbox,
   friends,

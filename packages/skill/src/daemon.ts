@@ -4,7 +4,7 @@
 // The channel itself — resume or legacy stream, cursor, reconnect backoff, acks, the `/messages` fallback —
 // is @openwechat/client's StreamConsumer (the bridge and the OpenClaw channel plugin use the same one).
 // This file adds what is the skill's: the data folder (InboxWriter stores each batch: files, inbox_pushed.md,
-// conversations.md, cursor.json), sse_channel.log (one line per channel state change), stats.json's view of
+// conversations.md, cursor.json), the delivery receipts of what this user sent (sent.idx), sse_channel.log (one line per channel state change), stats.json's view of
 // the channel, daemon.lock, and groups.json (daemon-groups.ts).
 //
 // Nothing is lost when the daemon dies at any instant: the cursor (cursor.json's last_id) only moves after
@@ -30,6 +30,7 @@ import { InboxWriter, type DownloadHook } from './data/inbox.ts';
 import { acquireInstance, type InstanceHandle } from './data/lock.ts';
 import { DataTooNewError, migrateDataDir } from './data/migrate.ts';
 import { dataPath } from './data/paths.ts';
+import { recordDelivered } from './data/sent.ts';
 import { GroupsKeeper } from './daemon-groups.ts';
 import { EXIT, type DaemonOptions } from './daemon-options.ts';
 import { SKILL_VERSION } from './version.ts';
@@ -311,6 +312,10 @@ export class InboxDaemon {
       cursor: { load: () => this.writer?.lastId ?? 0 },
       onBatch: (batch) => this.store(batch),
       onServerLog: (line) => this.log('server', line),
+      // A message this user sent was delivered: sent.idx, where `openwechat sent` shows it.
+      onReceipt: async (receipt) => {
+        await recordDelivered(this.dir, [receipt]);
+      },
       onUnreadable: async (ev) => {
         await appendDurable(
           dataPath(this.dir, 'inboxPushed'),

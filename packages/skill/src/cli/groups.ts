@@ -265,7 +265,7 @@ export const group: Command = {
           client.sendGroup(gid, content, { mentionIds, idempotencyKey: key }),
         );
         const name = await groupNameOf(ctx, client, gid, result);
-        const line = await recordGroupSent(ctx.dir, { id: gid, name }, content, null);
+        const line = await recordGroupSent(ctx.dir, { id: gid, name }, content, null, result.copies);
         ctx.out.result({
           group: { id: gid, name },
           message: result.message,
@@ -292,7 +292,13 @@ export const group: Command = {
         );
         const name = await groupNameOf(ctx, client, gid, result);
         const filename = full.split(/[/\\]/).pop() ?? 'file';
-        const line = await recordGroupSent(ctx.dir, { id: gid, name }, content.trim() || '(附件)', filename);
+        const line = await recordGroupSent(
+          ctx.dir,
+          { id: gid, name },
+          content.trim() || '(附件)',
+          filename,
+          result.copies,
+        );
         ctx.out.result({
           group: { id: gid, name },
           message: result.message,

@@ -6,8 +6,9 @@ import { appendDurable } from './atomic.ts';
 import { noteMessageTime, setRelationship, updateContacts, upsertContact } from './contacts.ts';
 import { refreshDerived } from './derived.ts';
 import { readConfigRaw } from './config.ts';
-import { formatConversationLine, utcSecond } from './formats.ts';
+import { formatConversationLine, lineKey, utcSecond } from './formats.ts';
 import { dataPath } from './paths.ts';
+import { recordSentCopies, type SentCopy } from './sent.ts';
 
 export async function recordSent(
   dir: string,
@@ -18,9 +19,10 @@ export async function recordSent(
   now = Date.now(),
 ): Promise<string> {
   const time = utcSecond(now);
+  const from = await me(dir);
   const line = formatConversationLine({
     time,
-    from: await me(dir),
+    from,
     type: result.outcome === 'request' ? 'friend_request' : 'chat',
     out: true,
     to: to.id,
@@ -28,6 +30,11 @@ export async function recordSent(
     content,
   });
   await appendDurable(dataPath(dir, 'conversations'), `${line}\n`);
+  // The relay's id of the message (our relay): its receipts are keyed by it.
+  if (result.messageId !== null)
+    await recordSentCopies(dir, lineKey(time, from.id, content), [
+      { toId: to.id, messageId: result.messageId },
+    ]);
   await updateContacts(
     dir,
     (map) => {
@@ -60,11 +67,15 @@ export async function recordGroupSent(
   group: { id: number; name: string },
   content: string,
   attachment: string | null,
+  /** Each member's copy (our relay), for receipts; null when the relay did not say. */
+  copies: readonly SentCopy[] | null = null,
   now = Date.now(),
 ): Promise<string> {
+  const time = utcSecond(now);
+  const from = await me(dir);
   const line = formatConversationLine({
-    time: utcSecond(now),
-    from: await me(dir),
+    time,
+    from,
     type: 'chat',
     out: true,
     group: group.id,
@@ -72,6 +83,7 @@ export async function recordGroupSent(
     content,
   });
   await appendDurable(dataPath(dir, 'conversations'), `${line}\n`);
+  if (copies) await recordSentCopies(dir, lineKey(time, from.id, content), copies);
   await refreshDerived(dir, { now });
   return line;
 }

@@ -47,6 +47,8 @@ export const FILES = {
   conversations: 'conversations.md',
   /** `<message id> <line key>` per stored message: ids for dedup, since conversations.md lines carry none. */
   conversationIds: 'conversations.idx',
+  /** The relay ids of what this user sent and their delivery receipts (sent.ts). */
+  sentIds: 'sent.idx',
   /** Ignores everything in the data folder (config.json holds the token; it may sit in a git workspace). */
   gitignore: '.gitignore',
   /** The demo UI server started in the background (`ui start`). */
