@@ -6,6 +6,7 @@
 //   npm run bench -- --target URL      text-mode send throughput of any compatible relay (+ the yardstick)
 //   npm run bench -- --profile         CPU profile of the relay under the 64-sender send load
 //                    [--backend postgres]  (same, with the relay on PostgreSQL)
+//   npx tsx bench/receipts.ts          receipt latency (ack → the sender's receipt event), its own JSON file
 //   npm run bench -- --only send,latency   a subset of sections (yardstick, send, latency, drain, streams, postgres,
 //                                          groups)
 
