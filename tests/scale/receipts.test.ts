@@ -69,5 +69,19 @@ describe.skipIf(!available)('receipts across relay instances (PostgreSQL)', () =
       const q = await req(base, 'GET', `/sent/${bob.id}/${ids[0]}`, { token: alice.token, jsonMode: true });
       expect(JSON.parse(q.body)).toMatchObject({ receipt: { state: 'delivered' } });
     }
+
+    // One ack of 300 messages: more receipts than fit one NOTIFY payload (split, none lost or repeated).
+    const many: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const r = await sendJson(a.url, alice, bob.id, `bulk ${i}`);
+      many.push((JSON.parse(r.body) as { message_id: number }).message_id);
+    }
+    await req(b.url, 'POST', '/messages/ack', { token: bob.token, json: { up_to: many.at(-1) } });
+    const all = await aliceOnA.waitForEvents(3 + 300, {
+      filter: (e) => e.event === 'receipt',
+      timeoutMs: 30_000,
+    });
+    const bulk = all.slice(3).map((e) => (JSON.parse(e.data) as { message_id: number }).message_id);
+    expect(bulk).toEqual(many);
   });
 });
