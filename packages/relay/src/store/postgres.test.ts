@@ -181,6 +181,50 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       expect(await b.store.getStats()).toEqual({ users: 2, friendships: 0, messages: 1 });
     });
 
+    it('a connection that breaks inside a transaction fails that call only; the process and pool live on', async () => {
+      // The relay's connections carry this test's own application_name (the URL's wins over the
+      // relay's), so only they are terminated.
+      const app = `owc_lost_${Math.random().toString(36).slice(2, 10)}`;
+      const schema = fresh('lost');
+      const url = `${schemaUrl(schema)}&application_name=${app}`;
+      const opened = await openPostgresStore({ url });
+      open.push(opened);
+      const alice = await newUser(opened.store, 'lost_alice');
+      // Hold alice's row, so the store's transaction (advance-ids locks every user row) waits inside
+      // PostgreSQL with its connection checked out of the pool; then terminate that connection, as a
+      // PostgreSQL restart does.
+      const holder = new pg.Client({ connectionString: schemaUrl(schema) });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [alice.id]);
+        const blocked = opened.store.advanceMessageIds(5).then(
+          () => null,
+          (err: unknown) => err as pg.DatabaseError,
+        );
+        let terminated = 0;
+        for (let i = 0; i < 200 && terminated === 0; i++) {
+          await new Promise((r) => setTimeout(r, 25));
+          terminated = (
+            await holder.query(
+              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+              [app],
+            )
+          ).rowCount!;
+        }
+        expect(terminated).toBe(1);
+        // Before the fix the client's 'error' event had no listener here and the process died.
+        expect((await blocked)?.code).toBe('57P01');
+        await holder.query('ROLLBACK');
+      } finally {
+        await holder.end();
+      }
+      // The pool dropped the broken connection and serves the next call on a new one.
+      expect(await opened.store.advanceMessageIds(5)).toEqual({ users: 1, by: 5 });
+      expect(await opened.store.getUser(alice.id)).toMatchObject({ id: alice.id });
+    });
+
     it('refuses an unreachable server with a message naming it, without the password', async () => {
       const err = await openPostgresStore({
         url: 'postgres://postgres:secret@127.0.0.1:1/test',

@@ -91,6 +91,11 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
   });
   // An idle client whose connection dropped: the pool discards it and opens a new one when needed.
   pool.on('error', (err) => onError(err, 'idle connection lost'));
+  // pg-pool listens for a client's errors only while it is idle. A connection that breaks while checked
+  // out (PostgreSQL restarting under a transaction) emits 'error' on the client, and with no listener
+  // that would end the process. The query in flight is rejected anyway (the request fails and is
+  // retried by its client), and the broken client is dropped when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   try {
     try {
       await migratePostgres(pool, schema);
