@@ -28,6 +28,8 @@ export const ERRORS = {
   not_found: { status: 404, message: 'Not Found', kind: 'route' },
   method_not_allowed: { status: 405, message: 'Method Not Allowed', kind: 'route' },
   internal_error: { status: 500, message: '内部错误，请重试' },
+  // The database cannot be reached (PostgreSQL restarting or down): nothing was done, retry shortly.
+  store_unavailable: { status: 503, message: '存储暂时不可用，请稍后重试' },
 
   // Registration
   registration_closed: { status: 503, message: '注册人数已达上限，暂不开放新用户注册。' },

@@ -30,7 +30,7 @@ import { LastSeenTracker } from './services/last-seen.ts';
 import { RelayMetrics } from './services/metrics.ts';
 import { SlidingWindowLimiter } from './services/rate-limit.ts';
 import { openSqliteStore } from './store/sqlite.ts';
-import { openPostgresStore } from './store/postgres.ts';
+import { isStoreUnavailable, openPostgresStore } from './store/postgres.ts';
 import type { Store, UserRecord, WakeBus } from './store/types.ts';
 import { StreamHub } from './stream/hub.ts';
 
@@ -222,6 +222,13 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
       return sendError(reply, new RelayError('validation_failed', `body: ${error.message}`), convention);
+    }
+    if (isStoreUnavailable(error)) {
+      // PostgreSQL restarting or unreachable: a clear "try again shortly", not an internal error. The
+      // relay recovers by itself (its pool reconnects); clients retry, sends with their Idempotency-Key.
+      req.log.warn({ err: error.message, reqId: req.id, route: spec?.url }, 'store unavailable');
+      const err = new RelayError('store_unavailable', undefined, { 'retry-after': '2' });
+      return sendError(reply, err, convention === 'json' ? 'json' : 'hard');
     }
     req.log.error({ err: error, reqId: req.id, route: spec?.url }, 'request failed');
     // Unexpected failures always carry a real 500, whatever the path's convention.

@@ -55,6 +55,42 @@ export function isUniqueViolation(err: unknown, constraint: string): boolean {
   return err instanceof pg.DatabaseError && err.code === '23505' && err.constraint === constraint;
 }
 
+/** SQLSTATEs of a server that is shutting down, starting up, crashed, or out of connection slots. */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/** Socket and name-lookup failures of a server that cannot be reached. */
+const UNAVAILABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+/** What pg says when the connection under a query went away. */
+const UNAVAILABLE_MESSAGES =
+  /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/;
+
+/**
+ * Whether a failure means "PostgreSQL cannot be reached right now" (restarting, down, unreachable,
+ * connection cut) rather than a fault of this request: the relay answers 503 `store_unavailable` with
+ * Retry-After instead of a 500. A statement cut mid-way is rolled back by the server, so the client's
+ * retry (with its Idempotency-Key for sends) is safe.
+ */
+export function isStoreUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) {
+    if (e instanceof pg.DatabaseError) {
+      if (e.code && (e.code.startsWith('08') || UNAVAILABLE_STATES.has(e.code))) return true;
+      continue;
+    }
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNAVAILABLE_ERRNOS.has(code)) return true;
+    if (UNAVAILABLE_MESSAGES.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** Failures after which PostgreSQL has rolled the whole transaction back and a retry is safe. */
 function isRetryable(err: unknown): boolean {
   const code = sqlState(err);

@@ -17,6 +17,7 @@ import {
 import {
   decodeText,
   encodeText,
+  isStoreUnavailable,
   migratePostgres,
   openPostgresStore,
   PostgresWakeBus,
@@ -215,7 +216,9 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
         }
         expect(terminated).toBe(1);
         // Before the fix the client's 'error' event had no listener here and the process died.
-        expect((await blocked)?.code).toBe('57P01');
+        const err = await blocked;
+        expect(err?.code).toBe('57P01');
+        expect(isStoreUnavailable(err)).toBe(true);
         await holder.query('ROLLBACK');
       } finally {
         await holder.end();
@@ -223,6 +226,32 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       // The pool dropped the broken connection and serves the next call on a new one.
       expect(await opened.store.advanceMessageIds(5)).toEqual({ users: 1, by: 5 });
       expect(await opened.store.getUser(alice.id)).toMatchObject({ id: alice.id });
+    });
+
+    it('tells "PostgreSQL cannot be reached" (answered 503) from every other failure (500)', async () => {
+      const refused = await new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:1/test' })
+        .connect()
+        .catch((e: unknown) => e);
+      expect(isStoreUnavailable(refused)).toBe(true);
+      const starting = new pg.DatabaseError('the database system is starting up', 0, 'error');
+      starting.code = '57P03';
+      expect(isStoreUnavailable(starting)).toBe(true);
+      expect(isStoreUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+      expect(isStoreUnavailable(new Error('wrapped', { cause: refused }))).toBe(true);
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      try {
+        for (const sql of ['SELEC 1', 'SELECT 1/0', "SELECT 'x'::int"]) {
+          const err = await c.query(sql).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(pg.DatabaseError);
+          expect(isStoreUnavailable(err)).toBe(false);
+        }
+      } finally {
+        await c.end();
+      }
+      expect(isStoreUnavailable(new Error('something else'))).toBe(false);
+      expect(isStoreUnavailable(new RelayError('user_not_found'))).toBe(false);
+      expect(isStoreUnavailable('ECONNREFUSED')).toBe(false);
     });
 
     it('refuses an unreachable server with a message naming it, without the password', async () => {

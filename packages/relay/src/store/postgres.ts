@@ -47,7 +47,7 @@ import { PgUsers } from './postgres-users.ts';
 import { PostgresWakeBus } from './postgres-wake.ts';
 import type { OpsStore, Store, WakeBus } from './types.ts';
 
-export { PreparingClient, schemaFromUrl, urlWithSchema } from './postgres-connection.ts';
+export { isStoreUnavailable, PreparingClient, schemaFromUrl, urlWithSchema } from './postgres-connection.ts';
 export { migratePostgres } from './postgres-migrations.ts';
 export { decodeText, encodeText } from './postgres-text.ts';
 export { PostgresWakeBus } from './postgres-wake.ts';
