@@ -1,5 +1,6 @@
 // The deployment files, checked by real parsers since no Docker engine or systemd manager runs here:
-// the Dockerfile (dockerfile-ast), compose.yaml (yaml) and its nginx proxy, the systemd units
+// the Dockerfile (dockerfile-ast), compose.yaml (yaml) and its nginx proxy (the one template, also checked
+// by `nginx -t` when nginx is installed), the systemd units
 // (systemd-analyze verify, when installed), and the docs against the config schema. The systemd unit's
 // exact command line is then run to show the relay starts the way the unit starts it.
 
@@ -13,6 +14,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { SETTING_NAMES } from '../../packages/relay/src/config.ts';
+import { checkConfig, NGINX_TEMPLATE, nginxBinary, readTemplate, renderTemplate } from '../helpers/nginx.ts';
 import { freePort } from '../helpers/process.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -119,33 +121,24 @@ describe('compose.yaml', () => {
     expect(relay!.container_name).toBeUndefined();
     expect(postgres!.ports).toBeUndefined();
     expect(proxy).toBeDefined();
-    expect(proxy!.image).toMatch(/^nginx:1\.(2[89]|[3-9]\d)/); // `server … resolve` needs nginx >= 1.27.3
     expect(proxy!.depends_on).toEqual({ relay: { condition: 'service_healthy' } });
     const ports = proxy!.ports as string[];
     expect(ports).toHaveLength(1);
     expect(interpolate(ports[0]!, {})).toBe('127.0.0.1:8000:80');
   });
 
-  it("the proxy's config is mounted, SSE-friendly, and reaches every replica by name", () => {
-    const mount = (proxy!.volumes as string[]).find((v) => v.endsWith(':/etc/nginx/conf.d/default.conf:ro'));
-    expect(mount).toBeDefined();
-    const conf = read(mount!.split(':')[0]!);
-    expect(conf).toMatch(/^\s*server relay:8000 resolve\b/m);
-    expect(conf).toMatch(/^\s*resolver 127\.0\.0\.11\b/m);
+  it("the proxy runs the project's one nginx template, rendered by the image, reaching every replica by name", () => {
+    const proxyEnv = proxy!.environment as Record<string, string>;
+    // The image's entrypoint renders /etc/nginx/templates/*.template into conf.d, replacing default.conf.
+    expect(proxy!.volumes).toEqual([`./${NGINX_TEMPLATE}:/etc/nginx/templates/default.conf.template:ro`]);
+    // Only the OWC_ variables are substituted; nginx's own $host, $scheme, … stay as they are.
+    expect(proxyEnv.NGINX_ENVSUBST_FILTER).toBe('^OWC_');
+    const conf = renderTemplate(readTemplate(), proxyEnv);
     expect(conf).toMatch(/^\s*listen 80;/m);
-    for (const directive of [
-      'proxy_pass http://openwechat_relay;',
-      'proxy_http_version 1.1;',
-      'proxy_set_header Connection "";',
-      'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-      'proxy_buffering off;',
-      'proxy_request_buffering off;',
-    ]) {
-      expect(conf).toContain(directive);
-    }
-    const read_timeout = /proxy_read_timeout (\d+)([smh]);/.exec(conf)!;
-    const seconds = Number(read_timeout[1]) * { s: 1, m: 60, h: 3600 }[read_timeout[2] as 's' | 'm' | 'h'];
-    expect(seconds).toBeGreaterThanOrEqual(600);
+    expect(conf).toMatch(/\bresolver 127\.0\.0\.11 valid=10s\b/);
+    expect(conf).toMatch(/\bserver relay:8000 resolve max_fails=1 fail_timeout=5s;/);
+    // `server … resolve` (re-resolving the replicas without a reload) needs nginx >= 1.27.3.
+    expect(proxy!.image).toMatch(/^nginx:1\.(2[89]|[3-9]\d)/);
   });
 
   it("TRUST_PROXY is the private network's subnet, which proxy, relays and PostgreSQL share", () => {
@@ -160,6 +153,71 @@ describe('compose.yaml', () => {
     expect(pgEnv.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?/);
     expect(relayEnv.ADMIN_KEY).toMatch(/^\$\{ADMIN_KEY:-\}$/);
   });
+});
+
+describe(`the nginx template (${NGINX_TEMPLATE})`, () => {
+  const template = readTemplate();
+  /** The variables SERVER.md exports before rendering it on a plain host. */
+  const serverMd = read('SERVER.md');
+  const shown = Object.fromEntries(
+    [...serverMd.matchAll(/^export (OWC_\w+)='([^']*)'/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+
+  it('is SSE-friendly: HTTP/1.1 upstream keepalive, no buffering, long reads, X-Forwarded-For', () => {
+    for (const directive of [
+      'proxy_pass http://openwechat_relay;',
+      'proxy_http_version 1.1;',
+      'proxy_set_header Connection "";',
+      'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+      'proxy_buffering off;',
+      'proxy_request_buffering off;',
+      'least_conn;',
+    ]) {
+      expect(template).toContain(directive);
+    }
+    expect(template).toMatch(/^\s*keepalive \d+;/m);
+    const readTimeout = /proxy_read_timeout (\d+)([smh]);/.exec(template)!;
+    const seconds = Number(readTimeout[1]) * { s: 1, m: 60, h: 3600 }[readTimeout[2] as 's' | 'm' | 'h'];
+    expect(seconds).toBeGreaterThanOrEqual(600);
+    // Its only variables are the two every user of it sets.
+    expect([...new Set([...template.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]))].sort()).toEqual([
+      'OWC_LISTEN',
+      'OWC_RELAY_SERVERS',
+    ]);
+  });
+
+  it('SERVER.md shows it as it is, and renders it with the variables it names', () => {
+    const block = /```nginx\n# The openwechat reverse proxy[\s\S]*?```/.exec(serverMd);
+    expect(block, 'SERVER.md shows the template').not.toBeNull();
+    expect(block![0].slice('```nginx\n'.length, -3)).toBe(template);
+    expect(Object.keys(shown).sort()).toEqual(['OWC_LISTEN', 'OWC_RELAY_SERVERS']);
+    expect(serverMd).toContain(
+      "envsubst '${OWC_LISTEN} ${OWC_RELAY_SERVERS}' < deploy/nginx/openwechat.conf.template",
+    );
+  });
+
+  const hasEnvsubst = spawnSync('envsubst', ['--version']).status === 0;
+  it.runIf(hasEnvsubst)("renders as envsubst renders it (the test's renderer is faithful)", () => {
+    const r = spawnSync('envsubst', ['${OWC_LISTEN} ${OWC_RELAY_SERVERS}'], {
+      input: template,
+      env: { ...process.env, ...shown, host: 'not-substituted' },
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(renderTemplate(template, shown));
+    expect(r.stdout).toContain('proxy_set_header Host $host;');
+  });
+
+  it.runIf(nginxBinary() !== null)(
+    "passes `nginx -t` (Debian's nginx) with SERVER.md's variables",
+    async () => {
+      expect(await checkConfig(shown)).toBeNull();
+      // And it is really checked: a broken server line is refused.
+      expect(await checkConfig({ ...shown, OWC_RELAY_SERVERS: 'server 127.0.0.1:8001 bogus=1;' })).toMatch(
+        /invalid parameter "bogus=1"/,
+      );
+    },
+  );
 });
 
 describe('systemd units', () => {
