@@ -21,6 +21,8 @@ export interface SseOpenOptions {
   headers?: Record<string, string>;
   /** How long to wait for the response head, default 5000 ms. */
   timeoutMs?: number;
+  /** Connect from this local address (e.g. another loopback address: a distinct client behind a proxy). */
+  localAddress?: string;
 }
 
 export interface SseConnection {
@@ -64,7 +66,7 @@ export function openSse(baseUrl: string, opts: SseOpenOptions = {}): Promise<Sse
   if (opts.token !== undefined) headers['X-Token'] = opts.token;
 
   return new Promise<SseConnection>((resolve, reject) => {
-    const req = http.request(url, { method: 'GET', headers, agent: false });
+    const req = http.request(url, { method: 'GET', headers, agent: false, localAddress: opts.localAddress });
     const headTimer = setTimeout(() => {
       req.destroy(
         new Error(`SSE: no response head from ${url.pathname} within ${opts.timeoutMs ?? 5000} ms`),

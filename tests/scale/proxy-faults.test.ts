@@ -84,6 +84,8 @@ class Consumer {
     readonly user: User,
     since: number,
     private readonly base: string,
+    /** The loopback address this consumer connects from: each consumer is its own client. */
+    private readonly address: string,
   ) {
     this.lastId = since;
   }
@@ -107,6 +109,7 @@ class Consumer {
           path: '/stream?format=json',
           headers: { 'Last-Event-ID': String(this.lastId) },
           timeoutMs: 10_000,
+          localAddress: this.address,
         });
       } catch {
         this.refusals++;
@@ -189,7 +192,11 @@ describe.skipIf(!usable || skipped)('three relays behind nginx on one PostgreSQL
 
   beforeAll(async () => {
     cluster = await startPgCluster();
-    env = { DATABASE_URL: cluster.url, TRUST_PROXY: '127.0.0.1' };
+    // TRUST_PROXY is nginx's address, and the per-IP stream cap is the default (20): each consumer
+    // connects from its own loopback address, which the relays learn from X-Forwarded-For. Were that chain
+    // broken, every stream would count against nginx's one address, and once a relay is killed the
+    // survivors (~25 streams each) would refuse the 21st.
+    env = { DATABASE_URL: cluster.url, TRUST_PROXY: '127.0.0.1', SSE_MAX_PER_IP: '20' };
     for (let i = 0; i < RELAYS; i++) dirs.push(await mkdtemp(join(tmpdir(), 'owc-proxy-relay-')));
     // One after the other: the first migrates the empty database, the others find nothing to do.
     for (const dataDir of dirs) {
@@ -229,7 +236,7 @@ describe.skipIf(!usable || skipped)('three relays behind nginx on one PostgreSQL
     );
     for (const r of recipients) {
       const since = (await pageAll(base, r)).at(-1)?.id ?? 0;
-      consumers.push(new Consumer(r, since, base));
+      consumers.push(new Consumer(r, since, base, `127.0.1.${consumers.length + 1}`));
     }
     for (const c of consumers) c.start();
     await waitUntil(() => consumers.every((c) => c.connected), 30_000, 'every consumer connected');
