@@ -425,7 +425,8 @@ describe.skipIf(!usable || skipped)('three relays behind nginx on one PostgreSQL
       0,
     );
 
-    // The relays reconnected to PostgreSQL by themselves: the same processes, each LISTENing again.
+    // The relays reconnected to PostgreSQL by themselves: the same processes, each with a new LISTEN
+    // connection (opened after the restart).
     await sql.connect();
     const listening = await waitUntil(
       async () =>
@@ -433,7 +434,8 @@ describe.skipIf(!usable || skipped)('three relays behind nginx on one PostgreSQL
           (
             await sql.query<{ n: string }>(
               `SELECT count(*) AS n FROM pg_stat_activity
-               WHERE application_name = 'openwechat-relay' AND query LIKE 'LISTEN %'`,
+               WHERE application_name = 'openwechat-relay-listen' AND backend_start > to_timestamp($1 / 1000.0)`,
+              [tPg],
             )
           ).rows[0]!.n,
         ) === RELAYS,

@@ -204,7 +204,7 @@ describe.skipIf(!available)('two relay processes on one PostgreSQL schema', () =
     const killed = await querySchema<{ ok: boolean }>(
       schema,
       `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-       WHERE query = $1 AND application_name = 'openwechat-relay'`,
+       WHERE query = $1 AND application_name = 'openwechat-relay-listen'`,
       [`LISTEN "owc_wake_${schema}"`],
     );
     expect(killed.length).toBe(2);

@@ -121,7 +121,9 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
       },
       [new PgUsers(db), new PgMessaging(db), new PgFiles(db), new PgGroups(db), new PgOps(db)],
     );
-    return { store, bus: new PostgresWakeBus(pool, config, channel, instanceId, onError) };
+    // Its own application_name, so pg_stat_activity tells the LISTEN connection from the pool's.
+    const listenConfig = { ...config, application_name: 'openwechat-relay-listen' };
+    return { store, bus: new PostgresWakeBus(pool, listenConfig, channel, instanceId, onError) };
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
