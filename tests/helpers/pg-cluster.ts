@@ -48,6 +48,10 @@ export interface PgCluster {
   dir: string;
   /** `pg_ctl restart -m <mode>`; resolves when the server accepts connections again. */
   restart(mode: 'fast' | 'immediate'): Promise<void>;
+  /** `pg_ctl stop -m <mode>`; resolves when the server is down. */
+  stop(mode: 'fast' | 'immediate'): Promise<void>;
+  /** Starts it again (same port and options); resolves when it accepts connections. */
+  start(): Promise<void>;
   /** Stops the server (if running) and removes its folder. */
   destroy(): Promise<void>;
   /** The server's log so far (for failure messages). */
@@ -106,7 +110,9 @@ export async function startPgCluster(): Promise<PgCluster> {
     // Loopback TCP and a socket in the temp folder only; pg_ctl restart reuses these options.
     const opts = `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c max_connections=100`;
     clusters.add(entry);
-    await pgCmd(bin, 'pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60', '-o', opts]);
+    const start = () =>
+      pgCmd(bin, 'pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60', '-o', opts]);
+    await start();
     const log = () => readFile(logFile, 'utf8').catch(() => '');
     return {
       port,
@@ -115,6 +121,12 @@ export async function startPgCluster(): Promise<PgCluster> {
       log,
       async restart(mode) {
         await pgCmd(bin, 'pg_ctl', ['restart', '-D', data, '-l', logFile, '-m', mode, '-w', '-t', '60']);
+      },
+      async stop(mode) {
+        await pgCmd(bin, 'pg_ctl', ['stop', '-D', data, '-m', mode, '-w', '-t', '60']);
+      },
+      async start() {
+        await start();
       },
       async destroy() {
         if (clusters.delete(entry)) {

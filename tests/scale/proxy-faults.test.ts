@@ -479,4 +479,68 @@ describe.skipIf(!usable || skipped)('three relays behind nginx on one PostgreSQL
     expect(ready.map((r) => r.split(' ')[0])).toEqual(relays.map(() => '200'));
     expect(viaProxy).toBe(200);
   }, 150_000);
+
+  it('with PostgreSQL down each relay answers at once 503 store_unavailable, and serves again when it is back', async () => {
+    const base = proxy!.url;
+    const a = await register(base, 'pf_down_a');
+    const b = await register(base, 'pf_down_b');
+    await befriend(base, a, b);
+    const pids = relays.map((r) => r.child.pid);
+    const send = (r: RelayProcess, content: string, headers: Record<string, string> = {}) =>
+      fetch(`${r.url}/send`, {
+        method: 'POST',
+        headers: { 'X-Token': a.token, 'Content-Type': 'application/json', ...headers },
+        body: JSON.stringify({ to_id: b.id, content }),
+        // A relay that hangs instead of answering fails here.
+        signal: AbortSignal.timeout(10_000),
+      });
+
+    await cluster!.stop('fast');
+    try {
+      for (const [i, r] of relays.entries()) {
+        const json = await send(r, `while down ${i}`, { Accept: 'application/json' });
+        expect(json.status).toBe(503);
+        expect(json.headers.get('retry-after')).toBe('2');
+        expect(await json.json()).toEqual({
+          error: { code: 'store_unavailable', message: '存储暂时不可用，请稍后重试' },
+        });
+        const text = await send(r, `while down ${i}`);
+        expect(text.status).toBe(503);
+        expect(await text.text()).toBe('错误 503：存储暂时不可用，请稍后重试');
+        const stream = await openSse(r.url, {
+          token: b.token,
+          path: '/stream?format=json',
+          timeoutMs: 10_000,
+        });
+        stream.close();
+        expect(stream.status).toBe(503);
+        const ready = await fetch(`${r.url}/readyz`, { signal: AbortSignal.timeout(10_000) });
+        expect(ready.status).toBe(503);
+        expect(await ready.json()).toMatchObject({ reason: 'store_unavailable' });
+      }
+    } finally {
+      await cluster!.start();
+    }
+
+    // Each relay serves again by itself (same process), as soon as PostgreSQL accepts connections.
+    const tUp = Date.now();
+    const back: number[] = [];
+    for (const [i, r] of relays.entries()) {
+      await waitUntil(
+        async () =>
+          (await send(r, `back ${i}`, { 'Idempotency-Key': `pf-back-${i}` }).then((x) => x.status)) === 200,
+        20_000,
+        `relay ${i} to accept a send again`,
+      );
+      back.push(Date.now() - tUp);
+    }
+    console.log(
+      `[proxy faults] PostgreSQL stopped and started: sends accepted again after ${back.join('/')} ms`,
+    );
+    expect(relays.map((r) => r.child.pid)).toEqual(pids);
+    // What was refused changed nothing; what was accepted is there once.
+    const contents = (await pageAll(base, b)).map((m) => m.content);
+    expect(contents.filter((c) => c?.startsWith('while down'))).toEqual([]);
+    expect(contents.filter((c) => c?.startsWith('back '))).toEqual(['back 0', 'back 1', 'back 2']);
+  }, 60_000);
 });
