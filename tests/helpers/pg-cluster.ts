@@ -6,7 +6,7 @@
 // last-resort immediate stop runs when the test worker exits.
 
 import { execFile, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, readdirSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,11 +58,13 @@ export interface PgCluster {
   log(): Promise<string>;
 }
 
-const clusters = new Set<{ bin: string; data: string }>();
+const clusters = new Set<{ bin: string; dir: string; data: string }>();
 
 process.once('exit', () => {
-  for (const c of clusters)
+  for (const c of clusters) {
     spawnSync(...asPostgres(join(c.bin, 'pg_ctl'), ['stop', '-D', c.data, '-m', 'immediate']));
+    rmSync(c.dir, { recursive: true, force: true });
+  }
 });
 
 function asPostgres(cmd: string, args: string[]): [string, string[]] {
@@ -91,7 +93,7 @@ export async function startPgCluster(): Promise<PgCluster> {
     if (!ids) throw new Error('running as root, but there is no `postgres` user to run PostgreSQL as');
     chownSync(dir, ids.uid, ids.gid);
   }
-  const entry = { bin, data };
+  const entry = { bin, dir, data };
   try {
     await pgCmd(bin, 'initdb', [
       '-D',
@@ -104,7 +106,6 @@ export async function startPgCluster(): Promise<PgCluster> {
       'UTF8',
       '--locale=C',
       '--no-sync',
-      '--no-instructions',
     ]);
     const port = await freePort();
     // Loopback TCP and a socket in the temp folder only; pg_ctl restart reuses these options.
