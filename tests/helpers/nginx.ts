@@ -58,11 +58,20 @@ process.once('exit', () => {
   }
 });
 
-/** `nginx -t` on a rendered configuration: null when valid, else nginx's complaint. */
-export async function checkConfig(vars: Record<string, string>): Promise<string | null> {
+/**
+ * `nginx -t` on a rendered configuration: null when valid, else nginx's complaint. `httpExtra` is
+ * included at `http` level before it (a TLS certificate file, say); `$DIR` in it is the temp folder.
+ */
+export async function checkConfig(
+  vars: Record<string, string>,
+  httpExtra?: { text: string; files?: Record<string, string> },
+): Promise<string | null> {
   const dir = await mkdtemp(join(tmpdir(), 'owc-nginx-t-'));
   try {
-    const conf = await writeMainConf(dir, vars);
+    for (const [name, content] of Object.entries(httpExtra?.files ?? {})) {
+      await writeFile(join(dir, name), content);
+    }
+    const conf = await writeMainConf(dir, vars, httpExtra?.text.replaceAll('$DIR', dir));
     const r = spawnSync(nginxBinary()!, ['-t', '-q', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf], {
       encoding: 'utf8',
     });
@@ -72,7 +81,7 @@ export async function checkConfig(vars: Record<string, string>): Promise<string 
   }
 }
 
-async function writeMainConf(dir: string, vars: Record<string, string>): Promise<string> {
+async function writeMainConf(dir: string, vars: Record<string, string>, httpExtra = ''): Promise<string> {
   await writeFile(join(dir, 'openwechat.conf'), renderTemplate(readTemplate(), vars));
   const conf = join(dir, 'nginx.conf');
   // What a distribution's nginx.conf provides around conf.d/*.conf, with every path in the temp folder.
@@ -91,6 +100,7 @@ http {
     fastcgi_temp_path ${dir}/fastcgi;
     uwsgi_temp_path ${dir}/uwsgi;
     scgi_temp_path ${dir}/scgi;
+${httpExtra}
     include ${dir}/openwechat.conf;
 }
 `,

@@ -212,6 +212,42 @@ describe(`the nginx template (${NGINX_TEMPLATE})`, () => {
     "passes `nginx -t` (Debian's nginx) with SERVER.md's variables",
     async () => {
       expect(await checkConfig(shown)).toBeNull();
+      // SERVER.md's TLS variant: `listen 443 ssl` and the certificate file it shows, at http level (with a
+      // throwaway self-signed certificate; `http2 on` is left out, as SERVER.md says for nginx 1.22).
+      const tls = /```nginx\n# \/etc\/nginx\/conf\.d\/00-openwechat-tls\.conf\n([\s\S]*?)```/.exec(
+        serverMd,
+      )![1]!;
+      const extra = tls
+        .replace(/^http2 on;.*$/m, '')
+        .replace(/(ssl_certificate\s+)\S+;/, '$1$DIR/cert.pem;')
+        .replace(/(ssl_certificate_key\s+)\S+;/, '$1$DIR/key.pem;');
+      expect(extra.match(/\$DIR\//g)).toHaveLength(2);
+      const certDir = await mkdtemp(join(tmpdir(), 'owc-cert-'));
+      try {
+        const made = spawnSync('openssl', [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=test',
+          '-keyout',
+          join(certDir, 'key.pem'),
+          '-out',
+          join(certDir, 'cert.pem'),
+        ]);
+        expect(made.status, 'openssl made a certificate').toBe(0);
+        const files = {
+          'cert.pem': readFileSync(join(certDir, 'cert.pem'), 'utf8'),
+          'key.pem': readFileSync(join(certDir, 'key.pem'), 'utf8'),
+        };
+        expect(await checkConfig({ ...shown, OWC_LISTEN: '443 ssl' }, { text: extra, files })).toBeNull();
+      } finally {
+        await rm(certDir, { recursive: true, force: true });
+      }
       // And it is really checked: a broken server line is refused.
       expect(await checkConfig({ ...shown, OWC_RELAY_SERVERS: 'server 127.0.0.1:8001 bogus=1;' })).toMatch(
         /invalid parameter "bogus=1"/,
