@@ -236,10 +236,13 @@ describe('request timeout (issue 17.3)', () => {
     expect(ms).toBeLessThan(5000);
   });
 
-  it('a stalled multipart upload gets UPLOAD_TIMEOUT_SECONDS, not the shorter limit', async () => {
+  it('a stalled multipart upload of a known sender gets UPLOAD_TIMEOUT_SECONDS, not the shorter limit', async () => {
+    // (An unknown sender's upload is refused when its file part begins: tests/relay/hardening-24.test.ts.)
+    const sender = await register(relay.url);
     const r = await rawExchange(
       relay.url,
-      'POST /send/file HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n' +
+      `POST /send/file HTTP/1.1\r\nHost: x\r\nX-Token: ${sender.token}\r\n` +
+        'Content-Type: multipart/form-data; boundary=b\r\n' +
         'Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\nabc',
       [],
       { timeoutMs: 8000 },

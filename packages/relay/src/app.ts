@@ -255,19 +255,26 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   const ctxOf = (req: FastifyRequest, reply: FastifyReply): Ctx => ({ req, reply, services });
 
   // Stalled or dribbled bodies (issue 17.3): a request whose body has not fully arrived within
-  // REQUEST_TIMEOUT_SECONDS (UPLOAD_TIMEOUT_SECONDS for multipart uploads) gets 408 and its connection
-  // is closed, so unauthenticated slow bodies cannot pile up descriptors. Headers are cut earlier by
-  // Node's headersTimeout.
+  // REQUEST_TIMEOUT_SECONDS gets 408 and its connection is closed, so slow bodies cannot pile up
+  // descriptors. A multipart upload gets UPLOAD_TIMEOUT_SECONDS (counted from the same start) only once
+  // its sender's token was checked (grantUploadTime, issue 24.1). Headers are bounded by the server's
+  // headersTimeout (below).
   app.addHook('onRequest', async (req, reply) => {
     if (req.raw.complete) return;
-    const upload = /^multipart\//i.test(req.headers['content-type'] ?? '');
-    const ms = (upload ? config.uploadTimeoutSeconds : config.requestTimeoutSeconds) * 1000;
-    const timer = setTimeout(() => {
+    const started = Date.now();
+    const expire = () => {
       if (req.raw.complete) return;
       if (reply.raw.headersSent) req.raw.socket.destroy();
       else reply408(req);
-    }, ms);
+    };
+    let timer = setTimeout(expire, config.requestTimeoutSeconds * 1000);
     timer.unref();
+    (req as FastifyRequest & { owcGrantUpload?: () => void }).owcGrantUpload = () => {
+      clearTimeout(timer);
+      const left = config.uploadTimeoutSeconds * 1000 - (Date.now() - started);
+      timer = setTimeout(expire, Math.max(0, left));
+      timer.unref();
+    };
     req.raw.once('end', () => clearTimeout(timer));
     req.raw.once('close', () => clearTimeout(timer));
   });

@@ -69,7 +69,16 @@ export const MAX_FIELDS = 20;
 
 export async function readMultipart(
   req: FastifyRequest,
-  opts: { fileField: string; maxFileBytes: number; toDir?: string },
+  opts: {
+    fileField: string;
+    maxFileBytes: number;
+    toDir?: string;
+    /**
+     * Runs when the file part begins, before a byte of it is read or written (issue 24.1): the caller
+     * checks who is sending and throws to refuse the upload there, with the fields seen so far.
+     */
+    beforeFile?: (fields: Readonly<Record<string, string>>) => Promise<void>;
+  },
 ): Promise<MultipartResult> {
   const fields: Record<string, string> = {};
   let file: UploadedFile | null = null;
@@ -99,6 +108,7 @@ export async function readMultipart(
         await drain(part.file);
         continue;
       }
+      await opts.beforeFile?.(fields);
       const f: UploadedFile = {
         fieldname: part.fieldname,
         filename: part.filename,

@@ -130,6 +130,15 @@ export function sendOutput(reply: FastifyReply, out: Output, json: boolean): Fas
     .send(out.text);
 }
 
+/**
+ * Gives this request's body the upload time limit (UPLOAD_TIMEOUT_SECONDS) instead of
+ * REQUEST_TIMEOUT_SECONDS. Called once the sender of a multipart upload is known; the hook that arms
+ * the timer (app.ts) attaches the function.
+ */
+export function grantUploadTime(req: FastifyRequest): void {
+  (req as FastifyRequest & { owcGrantUpload?: () => void }).owcGrantUpload?.();
+}
+
 /** X-Token → user, memoised on the request (the rate limiter and auth both need it). */
 export async function tokenUser(ctx: Ctx): Promise<UserRecord | null> {
   const req = ctx.req as FastifyRequest & { owcUser?: UserRecord | null };

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import type { UserRecord, UserStore } from '../../store/types.ts';
 import type { Issues } from '../input.ts';
 import { readMultipart } from '../multipart.ts';
-import type { Output, StoreCtx } from '../route.ts';
+import { grantUploadTime, tokenUser, type Ctx, type Output, type StoreCtx } from '../route.ts';
 
 export const HOMEPAGE_MAX_BYTES = 512 * 1024;
 
@@ -16,9 +16,20 @@ export interface HomepageInput {
   fileMissing: boolean;
 }
 
-export async function parseHomepage(req: FastifyRequest, _issues: Issues): Promise<HomepageInput> {
+export async function parseHomepage(req: FastifyRequest, _issues: Issues, ctx: Ctx): Promise<HomepageInput> {
   if (req.isMultipart()) {
-    const { file } = await readMultipart(req, { fileField: 'file', maxFileBytes: HOMEPAGE_MAX_BYTES });
+    // The page is read into memory (at most 512 KB), so nothing is written for an unknown sender; the
+    // upload time limit is only granted to a known one (the token error itself comes after the page
+    // checks, as on the reference).
+    const known = async () => {
+      const user = await tokenUser(ctx);
+      if (user && user.disabledAt === null) grantUploadTime(req);
+    };
+    const { file } = await readMultipart(req, {
+      fileField: 'file',
+      maxFileBytes: HOMEPAGE_MAX_BYTES,
+      beforeFile: known,
+    });
     if (!file) return { bytes: null, tooLarge: false, fileMissing: true };
     return { bytes: file.buffer, tooLarge: file.tooLarge, fileMissing: false };
   }

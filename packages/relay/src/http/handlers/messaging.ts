@@ -32,7 +32,7 @@ import type {
 } from '../../store/types.ts';
 import { charLength, fromSchema, intField, jsonBody, strField, type Issues } from '../input.ts';
 import { readMultipart, type UploadedFile } from '../multipart.ts';
-import { sha256Hex, type Ctx, type Output, type StoreCtx } from '../route.ts';
+import { grantUploadTime, sha256Hex, tokenUser, type Ctx, type Output, type StoreCtx } from '../route.ts';
 
 type AuthedCtx = StoreCtx<UserStore & MessagingStore & FileStore> & { user: UserRecord };
 
@@ -137,8 +137,27 @@ export async function parseSendFile(req: FastifyRequest, issues: Issues, ctx: Ct
 }
 
 /**
+ * The token of a multipart send, checked when its file part begins (issue 24.1): nothing is written
+ * under DATA_DIR/uploads, and the long upload time limit is not granted, for an unknown sender. A refused
+ * upload is answered there, while the client is still sending (app.ts reads and drops the rest). The
+ * reference checks the content before the token; requests without a file still get that order, and one
+ * with a file is refused on its fields so far (docs/compat.md).
+ */
+async function checkUploader(ctx: Ctx, fields: Readonly<Record<string, string>>): Promise<void> {
+  const content = (fields.content ?? '').trim();
+  if (charLength(content) > 1000) throw new RelayError('content_too_long');
+  if (typeof ctx.req.headers['x-token'] !== 'string')
+    throw new RelayError('validation_failed', 'header -> X-Token: Field required');
+  const user = await tokenUser(ctx);
+  if (!user) throw new RelayError('invalid_token');
+  if (user.disabledAt !== null) throw new RelayError('account_disabled');
+  grantUploadTime(ctx.req);
+}
+
+/**
  * Reads a multipart send: the text fields, and the `file` part streamed to a temporary file under the
- * data folder with MAX_UPLOAD_MB enforced while streaming (a part without a filename is no file).
+ * data folder with MAX_UPLOAD_MB enforced while streaming (a part without a filename is no file), once
+ * the sender's token was checked.
  */
 export async function readUpload(
   req: FastifyRequest,
@@ -148,6 +167,7 @@ export async function readUpload(
     fileField: 'file',
     maxFileBytes: Math.floor(ctx.services.config.maxUploadMb * 1024 * 1024),
     toDir: ctx.services.uploadDir,
+    beforeFile: (seen) => checkUploader(ctx, seen),
   });
   return { fields, file: file && file.filename ? file : null };
 }

@@ -1,0 +1,226 @@
+// Hardening, round two (issue 24, items 1, 2, 4–7; item 3 is cross-instance: tests/scale/resume-hold.test.ts).
+// Each describe reproduces one finding against the real relay over real sockets:
+//   1. a bad-token upload writes nothing under DATA_DIR/uploads and is answered at once;
+//   2. a stream whose client stopped reading holds a bounded queue and is ended; nothing is lost;
+//   4. headers are bounded by REQUEST_TIMEOUT_SECONDS (dribbled and silent connections get 408);
+//   5. consumers of one user that keep replacing each other are told to back off (429 + Retry-After);
+//   6. PUT /homepage never builds its URL from the client's Host;
+//   7. with LEGACY_STREAM_GRACE_SECONDS=0 a streamed message is gone before the user's next request.
+
+import { watch } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { openSse, type SseConnection } from '../helpers/sse.ts';
+import { rawRequest, register, request, type Registered } from './limits-helpers.ts';
+
+/** Polls `cond` until it holds or the deadline passes. */
+async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+interface Exchange {
+  text: string;
+  error: string | null;
+  /** Milliseconds from connect until the answer's head arrived (null: none). */
+  answeredMs: number | null;
+  /** Milliseconds from connect until the socket closed. */
+  closedMs: number;
+}
+
+/**
+ * One exchange on a raw socket: `head`, then `body` written with backpressure (reading all the while),
+ * then, if `stallAfterBody`, nothing more. Resolves when the socket closes or `timeoutMs` passes.
+ */
+function exchange(
+  base: string,
+  head: string,
+  body: Buffer[],
+  opts: { timeoutMs: number; endOnAnswer?: boolean },
+): Promise<Exchange> {
+  const { hostname, port } = new URL(base);
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname);
+    let text = '';
+    let error: string | null = null;
+    let answeredMs: number | null = null;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, error, answeredMs, closedMs: Date.now() - t0 });
+    };
+    const timer = setTimeout(() => {
+      error ??= 'client timeout';
+      finish();
+    }, opts.timeoutMs);
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+      if (answeredMs === null && text.includes('\r\n\r\n')) answeredMs = Date.now() - t0;
+      const m = /\r\ncontent-length: (\d+)\r\n[\s\S]*?\r\n\r\n([\s\S]*)$/i.exec(text);
+      if (opts.endOnAnswer && m && Buffer.byteLength(m[2] ?? '') >= Number(m[1])) finish();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => (error ??= err.code ?? err.message));
+    socket.on('close', finish);
+    socket.on('connect', async () => {
+      socket.write(head);
+      for (const chunk of body) {
+        if (socket.destroyed || answeredMs !== null) return;
+        if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+      }
+    });
+  });
+}
+
+/** Watches a folder and records every file that appears in it, with the largest size seen. */
+function watchFolder(dir: string): { sizes: Map<string, number>; stop(): void } {
+  const sizes = new Map<string, number>();
+  const w = watch(dir, (_event, name) => {
+    if (!name) return;
+    if (!sizes.has(name)) sizes.set(name, 0);
+    stat(join(dir, name)).then(
+      (s) => sizes.set(name, Math.max(sizes.get(name) ?? 0, s.size)),
+      () => undefined,
+    );
+  });
+  return { sizes, stop: () => w.close() };
+}
+
+describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
+  let relay: TestRelay;
+  let alice: Registered;
+  let bob: Registered;
+  beforeAll(async () => {
+    // Long limits: an answer within the test's seconds can only be the token check, not a timeout.
+    relay = await startRelay({ requestTimeoutSeconds: 60, uploadTimeoutSeconds: 300 });
+    alice = await register(relay.url);
+    bob = await register(relay.url);
+  });
+  afterAll(() => relay?.close());
+
+  const FILE_BYTES = 256 * 1024;
+  function uploadHead(path: string, token: string | null, bodyLength: number, boundary: string): string {
+    return (
+      `POST ${path} HTTP/1.1\r\nHost: x\r\n` +
+      (token === null ? '' : `X-Token: ${token}\r\n`) +
+      `Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${bodyLength}\r\n\r\n`
+    );
+  }
+  function uploadBody(toId: number, boundary: string, fileBytes: number): Buffer[] {
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="to_id"\r\n\r\n${toId}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="content"\r\n\r\nhi\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n` +
+        `Content-Type: application/octet-stream\r\n\r\n`,
+    );
+    const chunk = Buffer.alloc(64 * 1024, 0x62);
+    const chunks = [head];
+    for (let n = 0; n < fileBytes; n += chunk.length)
+      chunks.push(chunk.subarray(0, Math.min(chunk.length, fileBytes - n)));
+    chunks.push(Buffer.from(`\r\n--${boundary}--\r\n`));
+    return chunks;
+  }
+
+  it('200 bad-token uploads write nothing under DATA_DIR/uploads and are answered before their bodies end', async () => {
+    const uploads = join(relay.dataDir, 'uploads');
+    const watcher = watchFolder(uploads);
+    const boundary = 'b0undary24';
+    const body = uploadBody(bob.id, boundary, FILE_BYTES);
+    const length = body.reduce((n, c) => n + c.length, 0);
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          exchange(
+            relay.url,
+            uploadHead('/send/file', i % 2 ? 'f'.repeat(32) : null, length, boundary),
+            body,
+            {
+              timeoutMs: 20_000,
+              endOnAnswer: true,
+            },
+          ),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 200)); // late watch events
+      const written = [...watcher.sizes.values()].reduce((a, b) => a + b, 0);
+      const slowest = Math.max(...results.map((r) => r.answeredMs ?? Infinity));
+      console.log(
+        `item 1: ${watcher.sizes.size} upload files created, ${(written / 1e6).toFixed(1)} MB seen, slowest answer ${slowest} ms`,
+      );
+      for (const [i, r] of results.entries()) {
+        expect(r.error).toBeNull();
+        if (i % 2) expect(r.text).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\n错误：Token 无效$/);
+        else expect(r.text).toMatch(/^HTTP\/1\.1 200 [\s\S]*请求格式错误：header -> X-Token: Field required/);
+      }
+      expect([...watcher.sizes.keys()]).toEqual([]);
+    } finally {
+      watcher.stop();
+    }
+  });
+
+  it('a bad-token upload that stalls mid-file is answered at once, not after a time limit', async () => {
+    const boundary = 'stall24';
+    const [head] = uploadBody(bob.id, boundary, 0);
+    for (const token of ['f'.repeat(32), null]) {
+      const r = await exchange(
+        relay.url,
+        uploadHead('/send/file', token, 10_000_000, boundary),
+        [head as Buffer, Buffer.from('abc')],
+        { timeoutMs: 10_000, endOnAnswer: true },
+      );
+      expect(r.error).toBeNull();
+      expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(r.text).not.toMatch(/408/);
+    }
+    // Group uploads too.
+    const r = await exchange(
+      relay.url,
+      uploadHead('/groups/1/send/file', 'f'.repeat(32), 10_000_000, boundary),
+      [head as Buffer, Buffer.from('abc')],
+      { timeoutMs: 10_000, endOnAnswer: true },
+    );
+    expect(r.error).toBeNull();
+    expect(r.text).toContain('Token 无效');
+  });
+
+  it('a valid upload still goes through, and the reference order of checks holds for small bodies', async () => {
+    const boundary = 'ok24';
+    const body = Buffer.concat(uploadBody(bob.id, boundary, 1000));
+    const ok = await exchange(
+      relay.url,
+      uploadHead('/send/file', alice.token, body.length, boundary),
+      [body],
+      {
+        timeoutMs: 10_000,
+        endOnAnswer: true,
+      },
+    );
+    expect(ok.text).toMatch(/\r\n\r\n发送成功/);
+    // No content and no file: the content error comes before the token error, as on the reference.
+    const empty = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="to_id"\r\n\r\n2\r\n--${boundary}--\r\n`,
+    );
+    const r = await exchange(
+      relay.url,
+      uploadHead('/send/file', 'f'.repeat(32), empty.length, boundary),
+      [empty],
+      {
+        timeoutMs: 10_000,
+        endOnAnswer: true,
+      },
+    );
+    expect(r.text).toMatch(/\r\n\r\n错误：content 或 file 至少需提供一个$/);
+    const parts = (await readdir(join(relay.dataDir, 'uploads'))).filter((f) => f.endsWith('.part'));
+    expect(parts).toEqual([]);
+  });
+});
