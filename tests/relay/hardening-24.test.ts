@@ -224,3 +224,110 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
     expect(parts).toEqual([]);
   });
 });
+
+describe('item 4: headers are bounded by REQUEST_TIMEOUT_SECONDS', () => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startRelay({ requestTimeoutSeconds: 0.5 });
+  });
+  afterAll(() => relay?.close());
+
+  it('a connection that sends nothing gets 408 and is closed', async () => {
+    const r = await exchange(relay.url, '', [], { timeoutMs: 15_000 });
+    console.log(`item 4: silent connection closed after ${r.closedMs} ms`);
+    expect(r.error).toBeNull();
+    expect(r.text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(r.closedMs).toBeGreaterThanOrEqual(450);
+    expect(r.closedMs).toBeLessThan(5000);
+  });
+
+  it('dribbled headers (a line every 100 ms, never finished) get 408 and are closed', async () => {
+    const { hostname, port } = new URL(relay.url);
+    const socket = net.connect(Number(port), hostname);
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    socket.on('error', () => {});
+    const t0 = Date.now();
+    const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now() - t0)));
+    socket.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+    let n = 0;
+    const drip = setInterval(() => !socket.destroyed && socket.write(`X-Drip-${n++}: a\r\n`), 100);
+    const giveUp = setTimeout(() => socket.destroy(), 15_000);
+    const ms = await closed;
+    clearInterval(drip);
+    clearTimeout(giveUp);
+    console.log(`item 4: dribbled headers closed after ${ms} ms`);
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    expect(ms).toBeLessThan(5000);
+  });
+
+  it('a request whose headers arrive in time is answered as usual', async () => {
+    const r = await request(relay.url, 'GET', '/health');
+    expect(r.status).toBe(200);
+  });
+});
+
+describe('item 6: PUT /homepage never builds its URL from the Host header', () => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startRelay(); // no PUBLIC_BASE_URL
+  });
+  afterAll(() => relay?.close());
+
+  it('without PUBLIC_BASE_URL the URL is the listening address, whatever Host says', async () => {
+    const u = await register(relay.url);
+    for (const host of ['evil.example:666', 'evil.example']) {
+      const r = await rawRequest(
+        relay.url,
+        'PUT',
+        '/homepage',
+        { Host: host, 'X-Token': u.token, 'Content-Type': 'text/html', 'X-Forwarded-Host': 'evil2.example' },
+        '<p>x</p>',
+      );
+      expect(r.status).toBe(200);
+      expect(r.text).toBe(`主页已更新\n访问地址：${relay.url}/homepage/${u.id}`);
+    }
+    const j = await rawRequest(
+      relay.url,
+      'PUT',
+      '/homepage',
+      { Host: 'evil.example', 'X-Token': u.token, 'Content-Type': 'text/html', Accept: 'application/json' },
+      '<p>x</p>',
+    );
+    expect(JSON.parse(j.text)).toEqual({ url: `${relay.url}/homepage/${u.id}` });
+  });
+});
+
+describe('item 7: LEGACY_STREAM_GRACE_SECONDS=0 deletes before the next request is answered', () => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startRelay({ legacyStreamGraceSeconds: 0 });
+  });
+  afterAll(() => relay?.close());
+
+  it('a message written to a legacy stream is never also returned by GET /messages', async () => {
+    const [a, b] = [await register(relay.url), await register(relay.url)];
+    // Friends, so a's messages are chats.
+    await request(relay.url, 'POST', '/send', { token: a.token, json: { to_id: b.id, content: 'hi' } });
+    await request(relay.url, 'POST', '/send', { token: b.token, json: { to_id: a.id, content: 'hi' } });
+    await request(relay.url, 'GET', '/messages', { token: b.token });
+    const s = await openSse(relay.url, { token: b.token });
+    let readable = 0;
+    try {
+      for (let i = 0; i < 30; i++) {
+        await request(relay.url, 'POST', '/send', {
+          token: a.token,
+          json: { to_id: b.id, content: `m${i}` },
+        });
+        await s.waitForMessages(i + 1, 10_000);
+        // The user's next request: the streamed message must be gone already.
+        const inbox = await request(relay.url, 'GET', '/messages', { token: b.token });
+        if (inbox.text.includes(`m${i}`)) readable += 1;
+      }
+    } finally {
+      s.close();
+    }
+    console.log(`item 7: ${readable} of 30 streamed messages still returned by GET /messages`);
+    expect(readable).toBe(0);
+  });
+});

@@ -93,6 +93,27 @@ function reply408(req: FastifyRequest): void {
   socket.once('close', () => clearTimeout(timer));
 }
 
+/**
+ * Node's server limits. Headers (and a connection that sends nothing) get REQUEST_TIMEOUT_SECONDS from
+ * the connection's start, or from the previous response on a kept-alive one (issue 24.4); Node answers
+ * 408 and closes. Node checks them on an interval, so the interval is a fraction of the limit: a cut
+ * comes at most 1 s (a quarter of the limit, if shorter) late.
+ */
+export function serverTimeouts(config: Pick<RelayConfig, 'requestTimeoutSeconds' | 'uploadTimeoutSeconds'>): {
+  headersTimeout: number;
+  requestTimeout: number;
+  connectionsCheckingInterval: number;
+} {
+  const requestTimeout = config.uploadTimeoutSeconds * 1000;
+  // Node refuses a headers limit above the whole-request one.
+  const headersTimeout = Math.min(config.requestTimeoutSeconds * 1000, requestTimeout);
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+  };
+}
+
 /** How often streams re-check the store when instances share it (covers a lost notification). */
 const CATCH_UP_MS = 2000;
 
@@ -142,6 +163,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     store,
     now,
     uploadDir,
+    publicBase: { url: config.publicBaseUrl.replace(/\/+$/, '') },
     bus,
     hub: (hub = new StreamHub(store, {
       pingMs: config.ssePingSeconds * 1000,
@@ -175,10 +197,10 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustProxy.length ? config.trustProxy : false,
     bodyLimit: config.maxBodyKb * 1024,
-    // Node's own whole-request limit is the backstop (checked every few seconds); the per-request timer
-    // in the onRequest hook below cuts ordinary bodies sooner.
+    // Node's own whole-request limit is the backstop; the per-request timer in the onRequest hook below
+    // cuts ordinary bodies sooner.
     requestTimeout: config.uploadTimeoutSeconds * 1000,
-    http: { connectionsCheckingInterval: 5000 } as never,
+    http: serverTimeouts(config) as never,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -330,6 +352,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
             if (!user) throw new RelayError('invalid_token');
             if (user.disabledAt !== null) throw new RelayError('account_disabled');
             if (spec.touch) services.lastSeen.touch(user.id, now());
+            await services.hub.settleBeforeRequest(user.id);
           }
           const out = await spec.handler({ ...ctx, user: user as UserRecord }, input);
           return sendOutput(reply, out, wantsJson(req));
@@ -394,7 +417,13 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-      return `http://${host}:${port}`;
+      const url = `http://${host}:${port}`;
+      if (!services.publicBase.url) {
+        services.publicBase.url = url;
+        if (config.host === '0.0.0.0' || config.host === '::')
+          logger.warn({ url }, 'PUBLIC_BASE_URL is empty: homepage links use the listening address');
+      }
+      return url;
     },
     async close() {
       // Readiness fails first, streams are told to reconnect elsewhere, in-flight requests finish

@@ -141,13 +141,13 @@ export const RELAY_SETTINGS: Table<RelayConfig> = {
     env: 'REQUEST_TIMEOUT_SECONDS',
     type: num(0.01, 86_400),
     default: 30,
-    doc: 'Longest time to receive a request (headers and body). A stalled or dribbled body then gets `408` and the connection is closed.',
+    doc: 'Two limits of this length. Headers: from the connection’s first moment (on a kept-alive connection, from the next request’s first byte) until the blank line ending them; a silent connection or dribbled headers get `408` and are closed, at most 1 s late. Body: from the end of the headers until the last byte; a stalled or dribbled body gets `408` and the connection is closed. A multipart upload’s body gets `UPLOAD_TIMEOUT_SECONDS` instead once its token was checked.',
   },
   uploadTimeoutSeconds: {
     env: 'UPLOAD_TIMEOUT_SECONDS',
     type: num(0.01, 86_400),
     default: 300,
-    doc: 'The same for multipart uploads (`/send/file`, `/groups/{id}/send/file`, multipart `PUT /homepage`).',
+    doc: 'The body limit (counted from the end of the headers) for multipart uploads (`/send/file`, `/groups/{id}/send/file`, multipart `PUT /homepage`), granted when the file part begins and the sender’s token is valid; until then, and for an unknown sender, `REQUEST_TIMEOUT_SECONDS` applies (an unknown sender’s file upload is refused at once).',
   },
   sqliteSynchronous: {
     env: 'SQLITE_SYNCHRONOUS',
@@ -189,7 +189,7 @@ export const RELAY_SETTINGS: Table<RelayConfig> = {
     env: 'PUBLIC_BASE_URL',
     type: httpUrl({ optional: true }),
     default: '',
-    doc: 'Base of URLs handed out (homepage links), e.g. `https://example.org/openwechat`. Empty: from the request.',
+    doc: 'Base of URLs handed out (homepage links), e.g. `https://example.org/openwechat`. Empty: the listening address (`http://HOST:PORT`), never the request’s `Host`.',
   },
   maxUploadMb: {
     env: 'MAX_UPLOAD_MB',

@@ -37,6 +37,11 @@ export interface RelayServices {
   now: () => number;
   /** Temporary folder for uploads being received (inside the data folder). */
   uploadDir: string;
+  /**
+   * Base of URLs handed out: PUBLIC_BASE_URL, else the address the relay listens on (set by listen()).
+   * Never the client's Host header (issue 24.6).
+   */
+  publicBase: { url: string };
   version: string;
   features: string[];
   /** The OpenAPI document of this relay. */

@@ -113,10 +113,13 @@ export class StreamConnection {
   private async writeAll(messages: InboxMessage[]): Promise<number> {
     let written = 0;
     const settles = this.mode === 'legacy' && !this.hub.hasResumeStream(this.userId);
+    // LEGACY_STREAM_GRACE_SECONDS=0 is the reference: written is delivered, flushed or not (issue 24.7).
+    const atWrite = this.hub.legacyGraceMs === 0;
     for (const m of messages) {
       if (m.id <= this.cursor) continue;
-      const entry = { id: m.id, flushedAt: null as number | null };
-      if (!this.write(this.encode(m), settles ? () => (entry.flushedAt = this.hub.now()) : undefined)) break;
+      const entry = { id: m.id, flushedAt: atWrite ? this.hub.now() : null };
+      const onFlushed = settles && !atWrite ? () => (entry.flushedAt = this.hub.now()) : undefined;
+      if (!this.write(this.encode(m), onFlushed)) break;
       this.cursor = m.id;
       written += 1;
       if (settles) this.unsettled.push(entry);
@@ -238,6 +241,7 @@ export class StreamHub {
   private readonly byUser = new Map<number, Set<StreamConnection>>();
   private readonly perIp = new Map<string, number>();
   readonly pingMs: number;
+  readonly legacyGraceMs: number;
   readonly now: () => number;
   readonly onError: (err: unknown) => void;
   readonly observe: { delivered(n: number): void; acknowledged(n: number): void };
@@ -250,6 +254,7 @@ export class StreamHub {
     private readonly opts: StreamHubOptions,
   ) {
     this.pingMs = opts.pingMs;
+    this.legacyGraceMs = opts.legacyGraceMs;
     this.now = opts.now;
     this.onError = opts.onError;
     this.observe = opts.observe ?? { delivered() {}, acknowledged() {} };
@@ -303,6 +308,16 @@ export class StreamHub {
   hasResumeStream(userId: number): boolean {
     for (const c of this.byUser.get(userId) ?? []) if (c.mode === 'resume') return true;
     return false;
+  }
+
+  /**
+   * With LEGACY_STREAM_GRACE_SECONDS=0 what a legacy stream wrote is deleted before the relay answers
+   * the user's next request, as on the reference (issue 24.7): the request waits for this settle run.
+   * Other grace periods are left to the tick.
+   */
+  async settleBeforeRequest(userId: number): Promise<void> {
+    if (this.opts.legacyGraceMs !== 0) return;
+    for (const c of this.byUser.get(userId) ?? []) if (c.unsettled.length) return this.settle();
   }
 
   /** A legacy stream wrote something to settle: make sure the settle tick runs. */

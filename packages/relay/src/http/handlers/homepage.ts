@@ -1,5 +1,6 @@
 // Homepages (reference §3 PUT /homepage, GET /homepage/{id}) with the W-8 fix: pages are served in an
-// opaque-origin sandbox, never as documents of the relay's own origin, and links use PUBLIC_BASE_URL.
+// opaque-origin sandbox, never as documents of the relay's own origin, and links use PUBLIC_BASE_URL (else
+// the listening address; never the request's Host).
 
 import { DEFAULT_HOMEPAGE_HTML, formatHomepageUpdated, RelayError } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
@@ -74,9 +75,7 @@ export async function putHomepage(
 ): Promise<Output> {
   const html = checkHomepage(input);
   await ctx.services.store.setHomepage(ctx.user.id, html);
-  const base =
-    ctx.services.config.publicBaseUrl.replace(/\/+$/, '') || `${ctx.req.protocol}://${ctx.req.host}`;
-  const url = `${base}/homepage/${ctx.user.id}`;
+  const url = `${ctx.services.publicBase.url}/homepage/${ctx.user.id}`;
   return { text: formatHomepageUpdated(url), json: { url } };
 }
 
