@@ -331,3 +331,148 @@ describe('item 7: LEGACY_STREAM_GRACE_SECONDS=0 deletes before the next request 
     expect(readable).toBe(0);
   });
 });
+
+describe('item 5: consumers of one user that keep replacing each other back off', () => {
+  let relay: TestRelay;
+  let clock = 1_800_000_000_000;
+  const open: SseConnection[] = [];
+  beforeAll(async () => {
+    // One stream per user: every further consumer replaces. The injected clock drives the rule.
+    relay = await startRelay({ sseMaxPerUser: 1, now: () => clock });
+  });
+  afterAll(async () => {
+    for (const c of open) c.close();
+    await relay?.close();
+  });
+
+  it('a reconnect over a stale stream replaces it; consumers that come straight back get 429 + Retry-After', async () => {
+    const u = await register(relay.url);
+    const first = await openSse(relay.url, { token: u.token, headers: { 'Last-Event-ID': '0' } });
+    open.push(first);
+    // The stale-stream case: one reconnect replaces the old stream at once.
+    const second = await openSse(relay.url, { token: u.token, headers: { 'Last-Event-ID': '0' } });
+    open.push(second);
+    expect(second.status).toBe(200);
+    await first.closed;
+    expect(first.events.at(-1)).toMatchObject({ event: 'log', data: 'stream_closing reason=replaced' });
+
+    // Two consumers of the same user reconnecting as soon as they are replaced, 20 times, at one instant.
+    let replacements = 0;
+    let refusals = 0;
+    for (let i = 0; i < 20; i++) {
+      const c = await openSse(relay.url, { token: u.token, headers: { 'Last-Event-ID': '0' } });
+      open.push(c);
+      if (c.status === 200) replacements += 1;
+      else {
+        refusals += 1;
+        expect(c.status).toBe(429);
+        expect(Number(c.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(Number(c.headers['retry-after'])).toBeLessThanOrEqual(10);
+        expect(c.body).toMatch(/^错误：/);
+      }
+    }
+    console.log(`item 5: ${replacements} of 20 immediate reconnects replaced a stream, ${refusals} refused`);
+    expect(replacements).toBe(0);
+    // The stream that holds the slot is untouched by the refused attempts.
+    expect(relay.services.hub.openStreams).toBe(1);
+
+    // JSON mode names the reason.
+    const j = await openSse(relay.url, { token: u.token, headers: { Accept: 'application/json' } });
+    open.push(j);
+    expect(j.status).toBe(429);
+    expect(JSON.parse(j.body)).toMatchObject({ error: { code: 'sse_replaced_recently' } });
+
+    // After the backoff a reconnect replaces again (once).
+    clock += 10_000;
+    const later = await openSse(relay.url, { token: u.token, headers: { 'Last-Event-ID': '0' } });
+    open.push(later);
+    expect(later.status).toBe(200);
+    const again = await openSse(relay.url, { token: u.token, headers: { 'Last-Event-ID': '0' } });
+    open.push(again);
+    expect(again.status).toBe(429);
+  });
+
+  it('other users are not affected by one user’s churn', async () => {
+    const [a, b] = [await register(relay.url), await register(relay.url)];
+    const a1 = await openSse(relay.url, { token: a.token });
+    const a2 = await openSse(relay.url, { token: a.token });
+    const a3 = await openSse(relay.url, { token: a.token });
+    const b1 = await openSse(relay.url, { token: b.token });
+    const b2 = await openSse(relay.url, { token: b.token });
+    open.push(a1, a2, a3, b1, b2);
+    expect([a1.status, a2.status, a3.status, b1.status, b2.status]).toEqual([200, 200, 429, 200, 200]);
+  });
+});
+
+describe('item 2: a stream whose client stopped reading is bounded and ended; nothing is lost', () => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startRelay({ sseWriteTimeoutSeconds: 1 });
+  });
+  afterAll(() => relay?.close());
+
+  /** Opens a stream on a raw socket, waits for its head, then stops reading. */
+  async function stalledStream(token: string, path: string): Promise<net.Socket> {
+    const { hostname, port } = new URL(relay.url);
+    const socket = net.connect(Number(port), hostname);
+    socket.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      let head = '';
+      const onData = (c: Buffer) => {
+        head += c.toString();
+        if (!head.includes('\r\n\r\n')) return;
+        if (!head.startsWith('HTTP/1.1 200')) return reject(new Error(head));
+        socket.off('data', onData);
+        socket.pause(); // the client stops reading: the kernel buffers fill, then the relay's
+        resolve();
+      };
+      socket.on('data', onData);
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Token: ${token}\r\n\r\n`);
+    });
+    return socket;
+  }
+
+  it.each([
+    ['resume', '/stream?since=0&format=json'],
+    ['legacy', '/stream'],
+  ])('%s: 2,500 messages of 3 KB to a stalled stream', async (_mode, path) => {
+    const [a, b] = [await register(relay.url), await register(relay.url)];
+    await request(relay.url, 'POST', '/send', { token: a.token, json: { to_id: b.id, content: 'hi' } });
+    await request(relay.url, 'POST', '/send', { token: b.token, json: { to_id: a.id, content: 'hi' } });
+    await request(relay.url, 'POST', '/messages/ack', { token: b.token, json: { up_to: 1_000_000 } });
+    const socket = await stalledStream(b.token, path);
+    const { hub } = relay.services;
+    let maxQueued = 0;
+    const sample = setInterval(() => (maxQueued = Math.max(maxQueued, hub.queuedBytes())), 10);
+    const N = 2500;
+    const content = '汉'.repeat(1000);
+    try {
+      let next = 0;
+      const sender = async () => {
+        while (next < N) {
+          const i = next++;
+          const r = await request(relay.url, 'POST', '/send', {
+            token: a.token,
+            json: { to_id: b.id, content: `${i} ${content}` },
+          });
+          expect(r.text).toMatch(/^发送成功/);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, sender));
+      // The relay ends the stream it cannot write to (SSE_WRITE_TIMEOUT_SECONDS=1).
+      await until(() => hub.openStreams === 0, 15_000, 'the stalled stream to be ended');
+    } finally {
+      clearInterval(sample);
+      socket.destroy();
+    }
+    console.log(`item 2 (${_mode}): at most ${(maxQueued / 1024).toFixed(0)} KB queued in the relay`);
+    // What the relay held for the stream stayed bounded (the kernel's buffers hold more, not the heap).
+    expect(maxQueued).toBeLessThan(256 * 1024);
+    // Every message is still stored: the stream settled nothing it could not deliver.
+    const page = await request(relay.url, 'GET', '/messages?after=0&limit=100', {
+      token: b.token,
+      headers: { Accept: 'application/json' },
+    });
+    expect(JSON.parse(page.text).total).toBe(N);
+  });
+});

@@ -25,6 +25,12 @@ export const ERRORS = {
   payload_too_large: { status: 413, message: '请求体过大' },
   rate_limited: { status: 429, message: '请求过于频繁，请稍后再试。', kind: 'fixed' },
   sse_limit: { status: 429, message: '该 IP 的 SSE 连接数已达上限（最多 1 条）。', kind: 'fixed' },
+  /** Ours: the user's streams replaced one another within SSE_REPLACE_INTERVAL_SECONDS (Retry-After). */
+  sse_replaced_recently: {
+    status: 429,
+    message: '该用户的 SSE 连接刚被替换过（同时连接的客户端多于上限），请按 Retry-After 稍后再连接。',
+    kind: 'fixed',
+  },
   not_found: { status: 404, message: 'Not Found', kind: 'route' },
   method_not_allowed: { status: 405, message: 'Method Not Allowed', kind: 'route' },
   internal_error: { status: 500, message: '内部错误，请重试' },

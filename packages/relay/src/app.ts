@@ -169,6 +169,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       pingMs: config.ssePingSeconds * 1000,
       maxPerIp: config.sseMaxPerIp,
       maxPerUser: config.sseMaxPerUser,
+      replaceIntervalMs: config.sseReplaceIntervalSeconds * 1000,
       legacyGraceMs: config.legacyStreamGraceSeconds * 1000,
       now,
       onError: (err) => logger.error({ err }, 'stream delivery failed'),

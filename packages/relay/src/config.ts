@@ -44,6 +44,8 @@ export interface RelayConfig {
   sseMaxPerIp: number;
   /** Concurrent SSE streams per user; one more replaces that user's oldest (a reconnect over a stale one). */
   sseMaxPerUser: number;
+  /** After a user's stream was replaced, further replacements wait this long (429 + Retry-After). */
+  sseReplaceIntervalSeconds: number;
   /**
    * How long a legacy stream must stay open after writing a message before the message is deleted; if
    * the stream dies first the message stays in the inbox and is delivered again (at-least-once).
@@ -130,6 +132,12 @@ export const RELAY_SETTINGS: Table<RelayConfig> = {
     type: int(1, 1000),
     default: 2,
     doc: "Concurrent `/stream` connections per user (per instance). One more replaces that user's oldest stream, which gets `event: log` `stream_closing reason=replaced` (a reconnect over a stale stream never gets 429).",
+  },
+  sseReplaceIntervalSeconds: {
+    env: 'SSE_REPLACE_INTERVAL_SECONDS',
+    type: num(0, 3600),
+    default: 10,
+    doc: "After one of a user's streams was replaced, a further `/stream` that would replace another within this long gets 429 `sse_replaced_recently` with `Retry-After` (the seconds left) and replaces nothing: more consumers than `SSE_MAX_PER_USER` back off instead of replacing each other forever. A single reconnect over a stale stream still replaces it at once. `0`: no limit (per instance).",
   },
   legacyStreamGraceSeconds: {
     env: 'LEGACY_STREAM_GRACE_SECONDS',

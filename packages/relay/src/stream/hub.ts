@@ -17,8 +17,10 @@
 //   Nothing is deleted while the same user also holds a resume stream, which must not lose it.
 //
 // Admission: at most SSE_MAX_PER_USER streams per user — one more replaces that user's oldest (a
-// reconnect over a stale stream) — and SSE_MAX_PER_IP per client address, sized for a host running
-// several agents and a bridge. Admission is synchronous and happens after the handler's last await, so a
+// reconnect over a stale stream), but at most once per SSE_REPLACE_INTERVAL_SECONDS: more consumers than
+// slots would otherwise replace each other forever, each replaying the backlog (issue 24.5), so within
+// the interval the newcomer gets 429 with Retry-After — and SSE_MAX_PER_IP per client address, sized for
+// a host running several agents and a bridge. Admission is synchronous and happens after the handler's last await, so a
 // client that disconnected while its stream was being opened never holds a slot (issue 17.2).
 
 import type { ServerResponse } from 'node:http';
@@ -219,10 +221,15 @@ export class StreamConnection {
   }
 }
 
+/** Why a stream may not open: the address is full of other users' streams, or the user's churn. */
+export type AdmitRefusal = { kind: 'ip' } | { kind: 'churn'; retryAfterMs: number };
+
 export interface StreamHubOptions {
   pingMs: number;
   maxPerIp: number;
   maxPerUser: number;
+  /** After a user's stream was replaced, how long further replacements are refused (0: never). */
+  replaceIntervalMs: number;
   /** How long a legacy stream must stay open after a message was flushed before it is deleted. */
   legacyGraceMs: number;
   /** The relay's clock (tests inject one). */
@@ -240,6 +247,8 @@ const SETTLE_TICK_MS = 500;
 export class StreamHub {
   private readonly byUser = new Map<number, Set<StreamConnection>>();
   private readonly perIp = new Map<string, number>();
+  /** When each user's stream was last replaced (only within replaceIntervalMs matters). */
+  private readonly lastReplaced = new Map<number, number>();
   readonly pingMs: number;
   readonly legacyGraceMs: number;
   readonly now: () => number;
@@ -262,30 +271,58 @@ export class StreamHub {
 
   /**
    * Whether a stream of this user from this address may open now (nothing is reserved: the handler
-   * calls it before its store round trips to refuse early, and admit() decides after them).
+   * calls it before its store round trips to refuse early, and admit() decides after them). null: it
+   * may; otherwise why not.
    */
-  canAdmit(userId: number, ip: string): boolean {
-    if ((this.perIp.get(ip) ?? 0) < this.opts.maxPerIp) return true;
+  refusal(userId: number, ip: string): AdmitRefusal | null {
+    const mine = this.byUser.get(userId) ?? new Set<StreamConnection>();
+    const ipFull = (this.perIp.get(ip) ?? 0) >= this.opts.maxPerIp;
     // At the address cap, a user's reconnect may still replace its own stream from that address.
-    for (const c of this.byUser.get(userId) ?? []) if (c.ip === ip) return true;
-    return false;
+    if (ipFull && ![...mine].some((c) => c.ip === ip)) return { kind: 'ip' };
+    if (!ipFull && mine.size < this.opts.maxPerUser) return null;
+    // Opening means replacing one of the user's streams. A stale stream's reconnect does that once; a
+    // user whose streams replaced one another less than SSE_REPLACE_INTERVAL_SECONDS ago has more
+    // consumers than slots, and the newcomer is told to wait instead (issue 24.5).
+    const last = this.lastReplaced.get(userId);
+    if (last === undefined) return null;
+    const wait = last + this.opts.replaceIntervalMs - this.now();
+    if (wait > 0) return { kind: 'churn', retryAfterMs: wait };
+    this.lastReplaced.delete(userId);
+    return null;
   }
 
   /**
    * Makes room for a new stream of this user (synchronously, right before add): closes the user's
    * oldest streams beyond SSE_MAX_PER_USER - 1, and at the address cap the user's oldest stream from
-   * that address. False when the address is full of other users' streams.
+   * that address. Refuses (closing nothing) when the address is full of other users' streams or the
+   * user's streams were replaced too recently.
    */
-  admit(userId: number, ip: string): boolean {
-    if (!this.canAdmit(userId, ip)) return false;
+  admit(userId: number, ip: string): AdmitRefusal | null {
+    const refused = this.refusal(userId, ip);
+    if (refused) return refused;
     const mine = [...(this.byUser.get(userId) ?? [])]; // insertion order: oldest first
+    let replaced = 0;
     if ((this.perIp.get(ip) ?? 0) >= this.opts.maxPerIp) {
       const same = mine.find((c) => c.ip === ip);
       same?.close('replaced');
       mine.splice(mine.indexOf(same as StreamConnection), 1);
+      replaced += 1;
     }
-    while (mine.length >= this.opts.maxPerUser) mine.shift()?.close('replaced');
-    return true;
+    while (mine.length >= this.opts.maxPerUser) {
+      mine.shift()?.close('replaced');
+      replaced += 1;
+    }
+    if (replaced && this.opts.replaceIntervalMs > 0) this.noteReplacement(userId);
+    return null;
+  }
+
+  private noteReplacement(userId: number): void {
+    const now = this.now();
+    // Forget users whose interval is over, so the map holds only recent churn.
+    if (this.lastReplaced.size >= 1024)
+      for (const [id, at] of this.lastReplaced)
+        if (at + this.opts.replaceIntervalMs <= now) this.lastReplaced.delete(id);
+    this.lastReplaced.set(userId, now);
   }
 
   add(conn: StreamConnection): void {

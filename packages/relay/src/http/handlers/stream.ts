@@ -3,7 +3,7 @@
 import { encodeSseEvent, encodeSseRetry, RelayError, streamConnectedLog } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { MessagingStore, UserRecord } from '../../store/types.ts';
-import { StreamConnection, type StreamFormat } from '../../stream/hub.ts';
+import { StreamConnection, type AdmitRefusal, type StreamFormat } from '../../stream/hub.ts';
 import { intField, type Issues } from '../input.ts';
 import { acknowledge } from './acknowledge.ts';
 import type { Output, StoreCtx } from '../route.ts';
@@ -26,7 +26,13 @@ export function parseStream(req: FastifyRequest, issues: Issues): StreamInput {
   return { since, format };
 }
 
-function sseLimit(ctx: StoreCtx<unknown>): RelayError {
+function sseRefusal(ctx: StoreCtx<unknown>, refused: AdmitRefusal): RelayError {
+  if (refused.kind === 'churn') {
+    ctx.services.metrics.rateLimited.inc({ limit: 'sse_replace' });
+    return new RelayError('sse_replaced_recently', undefined, {
+      'retry-after': String(Math.max(1, Math.ceil(refused.retryAfterMs / 1000))),
+    });
+  }
   ctx.services.metrics.rateLimited.inc({ limit: 'sse_per_ip' });
   const max = ctx.services.config.sseMaxPerIp;
   return new RelayError('sse_limit', `该 IP 的 SSE 连接数已达上限（最多 ${max} 条）。`, {
@@ -42,7 +48,8 @@ export async function openStream(
   const { req, reply, user } = ctx;
   const ip = req.ip;
   // Refuse early, before any store round trip; nothing is reserved across the awaits below.
-  if (!hub.canAdmit(user.id, ip)) throw sseLimit(ctx);
+  const early = hub.refusal(user.id, ip);
+  if (early) throw sseRefusal(ctx, early);
   let cursor = 0;
   if (input.since !== null) {
     // Everything up to `since` is acknowledged. A client claiming ids this inbox never issued
@@ -57,7 +64,8 @@ export async function openStream(
     reply.hijack();
     return { raw: true };
   }
-  if (!hub.admit(user.id, ip)) throw sseLimit(ctx);
+  const refused = hub.admit(user.id, ip);
+  if (refused) throw sseRefusal(ctx, refused);
   reply.hijack();
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
