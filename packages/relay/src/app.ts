@@ -155,7 +155,10 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   const opened = deps.store ? { store: deps.store, bus: deps.bus ?? null } : await openStore(config);
   const bus = opened.bus;
   let hub: StreamHub | null = null;
-  const metrics = new RelayMetrics(() => hub?.openStreams ?? 0);
+  const metrics = new RelayMetrics(
+    () => hub?.openStreams ?? 0,
+    () => hub?.queuedBytes() ?? 0,
+  );
   const store = metrics.instrument(opened.store);
   const version = await readVersion();
   const services: RelayServices = {
@@ -171,11 +174,14 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       maxPerUser: config.sseMaxPerUser,
       replaceIntervalMs: config.sseReplaceIntervalSeconds * 1000,
       legacyGraceMs: config.legacyStreamGraceSeconds * 1000,
+      writeTimeoutMs: config.sseWriteTimeoutSeconds * 1000,
+      bus,
       now,
       onError: (err) => logger.error({ err }, 'stream delivery failed'),
       observe: {
         delivered: (n) => metrics.messagesDelivered.inc({ channel: 'stream' }, n),
         acknowledged: (n) => metrics.messagesAcknowledged.inc(n),
+        stalled: () => metrics.streamsStalled.inc(),
       },
       announceReceipts: (receipts) =>
         void bus?.announceReceipts(receipts).catch((err) => logger.warn({ err }, 'receipt announce failed')),
@@ -441,6 +447,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       await app.close();
       clearTimeout(force);
       await services.lastSeen.flush();
+      await services.hub.flushReleases();
       await bus?.close();
       await store.close();
     },

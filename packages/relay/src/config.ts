@@ -59,6 +59,8 @@ export interface RelayConfig {
   sqliteSynchronous: 'NORMAL' | 'FULL';
   /** Idle time after which the stream sends `: ping`. */
   ssePingSeconds: number;
+  /** A stream with bytes waiting that flushes none of them for this long is ended. */
+  sseWriteTimeoutSeconds: number;
   /** Reconnection delay advertised to SSE clients (`retry:`). */
   sseRetryMs: number;
   /** Registration cap; 0 = unlimited. */
@@ -168,6 +170,12 @@ export const RELAY_SETTINGS: Table<RelayConfig> = {
     type: num(0.01, 3600),
     default: 30,
     doc: 'Idle time after which a stream sends `: ping`.',
+  },
+  sseWriteTimeoutSeconds: {
+    env: 'SSE_WRITE_TIMEOUT_SECONDS',
+    type: num(0.01, 3600),
+    default: 30,
+    doc: 'A stream whose client stops reading is ended once it has had bytes waiting and flushed none of them for this long (checked at this interval: ended within twice this after the stall). While it waits, the relay holds at most one socket buffer (16 KB) and one message for it, and at most 200 announced messages (past that it reads them from the store later). A resume client reconnects and resumes; what a legacy stream had not settled stays stored.',
   },
   sseRetryMs: {
     env: 'SSE_RETRY_MS',

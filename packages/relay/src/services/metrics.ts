@@ -75,13 +75,27 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
-  constructor(openStreams: () => number) {
+  readonly streamsStalled = new Counter({
+    name: 'owc_sse_streams_stalled_total',
+    help: 'Streams ended because their client flushed nothing for SSE_WRITE_TIMEOUT_SECONDS',
+    registers: [this.registry],
+  });
+
+  constructor(openStreams: () => number, queuedBytes: () => number = () => 0) {
     new Gauge({
       name: 'owc_sse_streams_open',
       help: 'Open SSE streams on this instance',
       registers: [this.registry],
       collect() {
         this.set(openStreams());
+      },
+    });
+    new Gauge({
+      name: 'owc_sse_queued_bytes',
+      help: 'Bytes open streams hold in the relay unflushed (socket buffers and announced messages)',
+      registers: [this.registry],
+      collect() {
+        this.set(queuedBytes());
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'owc_' });

@@ -260,6 +260,21 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX receipts_created_at ON receipts (created_at);
     `,
   },
+  {
+    version: 9,
+    name: 'resume stream records',
+    sql: `
+      -- Which instance holds a resume stream of which user, until when (its clock, ms): a legacy stream
+      -- on any instance deletes nothing of a user another instance holds a resume stream of (issue 24.3).
+      -- Refreshed while the stream lives, deleted when it ends; a crashed instance's rows expire.
+      CREATE TABLE resume_holds (
+        user_id    BIGINT NOT NULL,
+        instance   TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (user_id, instance)
+      );
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

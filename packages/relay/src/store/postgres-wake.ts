@@ -10,6 +10,8 @@ const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5000;
 /** A query on the LISTEN connection this often notices a connection that died silently. */
 const LISTEN_CHECK_MS = 30_000;
+/** Resume-stream records this long past their expiry are deleted by the next refresh. */
+const PRUNE_HOLDS_AFTER_MS = 600_000;
 
 /**
  * Receipts travel as `<instance id>:r:<receipt>|<receipt>|…`, each `<from> <to> <message id> <group id
@@ -140,6 +142,36 @@ export class PostgresWakeBus implements WakeBus {
     await this.connect();
     this.checkTimer = setInterval(() => void this.check(), LISTEN_CHECK_MS);
     this.checkTimer.unref();
+  }
+
+  async holdResume(userIds: readonly number[], until: number): Promise<void> {
+    if (!userIds.length) return;
+    await this.pool.query(
+      `INSERT INTO resume_holds (user_id, instance, expires_at)
+       SELECT u, $2, $3 FROM unnest($1::bigint[]) AS u
+       ON CONFLICT (user_id, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+      [userIds, this.instanceId, until],
+    );
+    // Rows of instances that died holding streams, long expired.
+    await this.pool.query('DELETE FROM resume_holds WHERE expires_at < $1', [until - PRUNE_HOLDS_AFTER_MS]);
+  }
+
+  async releaseResume(userIds: readonly number[]): Promise<void> {
+    if (!userIds.length) return;
+    await this.pool.query('DELETE FROM resume_holds WHERE instance = $1 AND user_id = ANY ($2::bigint[])', [
+      this.instanceId,
+      userIds,
+    ]);
+  }
+
+  async resumeHeldElsewhere(userIds: readonly number[], now: number): Promise<Set<number>> {
+    if (!userIds.length) return new Set();
+    const { rows } = await this.pool.query<{ user_id: string }>(
+      `SELECT DISTINCT user_id FROM resume_holds
+       WHERE user_id = ANY ($1::bigint[]) AND instance <> $2 AND expires_at > $3`,
+      [userIds, this.instanceId, now],
+    );
+    return new Set(rows.map((r) => Number(r.user_id)));
   }
 
   async close(): Promise<void> {

@@ -410,5 +410,15 @@ export interface WakeBus {
     onWake: (userIds: number[]) => void,
     onReceipts?: (receipts: ReceiptView[]) => void,
   ): Promise<void>;
+  /**
+   * The shared, expiring record of resume streams (issue 24.3): this instance holds a resume stream of
+   * each of these users until `until` (its clock, ms). Refreshed while the streams live; a crashed
+   * instance's record simply expires.
+   */
+  holdResume(userIds: readonly number[], until: number): Promise<void>;
+  /** This instance no longer holds a resume stream of these users. */
+  releaseResume(userIds: readonly number[]): Promise<void>;
+  /** Which of these users another instance holds a resume stream of, as of `now`. */
+  resumeHeldElsewhere(userIds: readonly number[], now: number): Promise<Set<number>>;
   close(): Promise<void>;
 }

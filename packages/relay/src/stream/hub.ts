@@ -14,7 +14,8 @@
 //   then is it deleted. If the stream dies first (a reset during a backlog replay), the message is still
 //   stored and the next stream or GET /messages delivers it again — an exact copy, which the guide's
 //   (time, from_id, content) dedup absorbs. A healthy legacy client sees each message once, as before.
-//   Nothing is deleted while the same user also holds a resume stream, which must not lose it.
+//   Nothing is deleted while the same user also holds a resume stream, which must not lose it — on
+//   this instance or, through a shared expiring record (the bus), on another (issue 24.3).
 //
 // Admission: at most SSE_MAX_PER_USER streams per user — one more replaces that user's oldest (a
 // reconnect over a stale stream), but at most once per SSE_REPLACE_INTERVAL_SECONDS: more consumers than
@@ -32,7 +33,7 @@ import {
   SSE_PING,
   type ReceiptView,
 } from '@openwechat/protocol';
-import type { InboxMessage, Store } from '../store/types.ts';
+import type { InboxMessage, Store, WakeBus } from '../store/types.ts';
 
 export type StreamMode = 'legacy' | 'resume';
 export type StreamFormat = 'text' | 'json';
@@ -62,6 +63,10 @@ export class StreamConnection {
   private needRead = true;
   private committedUpTo = 0;
   private pingTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  /** Writes handed to the socket, and the last of them whose bytes were flushed (write callbacks). */
+  private writes = 0;
+  private flushed = 0;
   /** Legacy stream: ids written here and not yet deleted; flushedAt is set once the socket took them. */
   readonly unsettled: { id: number; flushedAt: number | null }[] = [];
 
@@ -82,14 +87,61 @@ export class StreamConnection {
   }
 
   /**
+   * Bytes this stream holds in the relay's memory and has not flushed: what the socket buffers, plus
+   * the notified messages waiting to be written (their content).
+   */
+  get queuedBytes(): number {
+    let n = this.res.destroyed ? 0 : this.res.writableLength;
+    for (const m of this.pending) n += m.content.length * 3;
+    return n;
+  }
+
+  /**
    * Writes raw SSE text and restarts the idle heartbeat. Returns false when the socket is gone.
    * `onFlushed` runs once the bytes were handed to the kernel.
    */
   write(chunk: string, onFlushed?: () => void): boolean {
     if (this.closed || this.res.destroyed) return false;
-    this.res.write(chunk, onFlushed ? (err) => err || onFlushed() : undefined);
+    const seq = ++this.writes;
+    this.res.write(chunk, (err) => {
+      if (err) return;
+      this.flushed = seq;
+      onFlushed?.();
+    });
     this.armPing();
+    this.armStall();
     return true;
+  }
+
+  /**
+   * A client that stops reading must not make the relay hold its messages (issue 24.2): every
+   * SSE_WRITE_TIMEOUT_SECONDS the stream checks that, if bytes were waiting, some of them were flushed;
+   * if none were, the stream is ended. (The bytes it may hold meanwhile are bounded by writeAll's
+   * backpressure and the cap on `pending`.)
+   */
+  private armStall(): void {
+    if (this.stallTimer) return;
+    const since = this.flushed;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (this.closed || this.flushed === this.writes) return; // nothing waiting: rearmed by the next write
+      if (this.flushed === since) return this.close('stalled');
+      this.armStall();
+    }, this.hub.writeTimeoutMs);
+    this.stallTimer.unref();
+  }
+
+  /** Resolves once the socket wants more (drain) or is gone. */
+  private drained(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.once('drain', done);
+      this.res.once('close', done);
+    });
   }
 
   private armPing(): void {
@@ -112,8 +164,15 @@ export class StreamConnection {
    * Writes messages in id order. A legacy stream remembers what it wrote; the hub deletes each once it
    * has been flushed and the stream stayed open for the grace period (see settle). Returns how many.
    */
+  private counted(written: number, settles: boolean): void {
+    if (!written) return;
+    this.hub.observe.delivered(written);
+    if (settles) this.hub.scheduleSettle();
+  }
+
   private async writeAll(messages: InboxMessage[]): Promise<number> {
     let written = 0;
+    let waited = 0;
     const settles = this.mode === 'legacy' && !this.hub.hasResumeStream(this.userId);
     // LEGACY_STREAM_GRACE_SECONDS=0 is the reference: written is delivered, flushed or not (issue 24.7).
     const atWrite = this.hub.legacyGraceMs === 0;
@@ -125,22 +184,17 @@ export class StreamConnection {
       this.cursor = m.id;
       written += 1;
       if (settles) this.unsettled.push(entry);
+      // Backpressure per message: the relay holds at most one socket buffer and one message unflushed
+      // for a stream (a batch may be 200 messages; a stalled client would otherwise hold them all).
+      if (this.res.writableNeedDrain && !this.res.destroyed) {
+        this.counted(written, settles);
+        waited += written;
+        written = 0;
+        await this.drained();
+      }
     }
-    if (written) {
-      this.hub.observe.delivered(written);
-      if (settles) this.hub.scheduleSettle();
-    }
-    if (this.res.writableNeedDrain && !this.res.destroyed)
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.res.off('drain', done);
-          this.res.off('close', done);
-          resolve();
-        };
-        this.res.once('drain', done);
-        this.res.once('close', done);
-      });
-    return written;
+    this.counted(written, settles);
+    return written + waited;
   }
 
   /**
@@ -156,7 +210,13 @@ export class StreamConnection {
   /** New messages were committed for this user (this instance): queue them and write. */
   notify(messages: InboxMessage[]): void {
     if (this.closed) return;
-    this.pending.push(...messages);
+    if (this.res.writableNeedDrain || this.pending.length + messages.length > PAGE) {
+      // A stream that is behind (its socket is full: the client reads slowly or not at all) collects no
+      // copies: the messages are stored, and it reads them from the store when it gets to them (issue
+      // 24.2). What it holds is then one socket buffer and one message.
+      this.pending.length = 0;
+      this.needRead = true;
+    } else this.pending.push(...messages);
     void this.pump();
   }
 
@@ -212,12 +272,20 @@ export class StreamConnection {
    */
   close(reason?: string): void {
     if (this.closed) return;
-    if (reason) this.write(encodeSseEvent({ event: 'log', data: `stream_closing reason=${reason}` }));
+    const stalled = reason === 'stalled';
+    // A stalled client would never read the goodbye; its socket is closed at once.
+    if (reason && !stalled)
+      this.write(encodeSseEvent({ event: 'log', data: `stream_closing reason=${reason}` }));
     this.closed = true;
     this.unsettled.length = 0;
+    this.pending.length = 0;
     if (this.pingTimer) clearTimeout(this.pingTimer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
     this.hub.remove(this);
-    if (!this.res.writableEnded) this.res.end();
+    if (stalled) {
+      this.hub.observe.stalled();
+      this.res.destroy();
+    } else if (!this.res.writableEnded) this.res.end();
   }
 }
 
@@ -232,13 +300,30 @@ export interface StreamHubOptions {
   replaceIntervalMs: number;
   /** How long a legacy stream must stay open after a message was flushed before it is deleted. */
   legacyGraceMs: number;
+  /** A stream with bytes waiting that flushes none of them for this long is ended. */
+  writeTimeoutMs: number;
   /** The relay's clock (tests inject one). */
   now: () => number;
   onError: (err: unknown) => void;
-  /** Counters for what streams deliver and (legacy) acknowledge by writing. */
-  observe?: { delivered(n: number): void; acknowledged(n: number): void };
+  /** Counters for what streams deliver, (legacy) acknowledge by writing, and streams ended as stalled. */
+  observe?: Partial<HubObserver>;
+  /**
+   * Instances sharing the store (PostgreSQL): where the record of resume streams lives, so a legacy
+   * stream on one instance deletes nothing a resume stream on another still needs (issue 24.3).
+   */
+  bus?: Pick<WakeBus, 'holdResume' | 'releaseResume' | 'resumeHeldElsewhere'> | null;
   /** Receipts recorded by legacy settles: for other instances (the WakeBus), after the local streams. */
   announceReceipts?: (receipts: ReceiptView[]) => void;
+}
+
+/** How long a record of this instance's resume streams lasts, and how often it is refreshed. */
+const HOLD_TTL_MS = 20_000;
+const HOLD_REFRESH_MS = 5_000;
+
+export interface HubObserver {
+  delivered(n: number): void;
+  acknowledged(n: number): void;
+  stalled(): void;
 }
 
 /** How often the hub looks for legacy writes whose grace period has passed (real time). */
@@ -253,8 +338,11 @@ export class StreamHub {
   readonly legacyGraceMs: number;
   readonly now: () => number;
   readonly onError: (err: unknown) => void;
-  readonly observe: { delivered(n: number): void; acknowledged(n: number): void };
+  readonly observe: HubObserver;
+  readonly writeTimeoutMs: number;
   private settleTimer: NodeJS.Timeout | null = null;
+  private holdTimer: NodeJS.Timeout | null = null;
+  private readonly releasing = new Set<Promise<void>>();
   private settling: Promise<void> | null = null;
   private settleAgain: Promise<void> | null = null;
 
@@ -266,7 +354,8 @@ export class StreamHub {
     this.legacyGraceMs = opts.legacyGraceMs;
     this.now = opts.now;
     this.onError = opts.onError;
-    this.observe = opts.observe ?? { delivered() {}, acknowledged() {} };
+    this.observe = { delivered() {}, acknowledged() {}, stalled() {}, ...opts.observe };
+    this.writeTimeoutMs = opts.writeTimeoutMs;
   }
 
   /**
@@ -339,12 +428,49 @@ export class StreamHub {
       const n = (this.perIp.get(conn.ip) ?? 1) - 1;
       if (n <= 0) this.perIp.delete(conn.ip);
       else this.perIp.set(conn.ip, n);
+      if (conn.mode === 'resume') this.releaseResume(conn.userId);
     }
   }
 
   hasResumeStream(userId: number): boolean {
     for (const c of this.byUser.get(userId) ?? []) if (c.mode === 'resume') return true;
     return false;
+  }
+
+  /**
+   * Records, where other instances look (the bus), that this instance holds a resume stream of the
+   * user; called before the stream is admitted, so no other instance's legacy stream deletes what it
+   * will need. Then refreshed every HOLD_REFRESH_MS while the user has a resume stream here.
+   */
+  async holdResume(userId: number): Promise<void> {
+    const bus = this.opts.bus;
+    if (!bus) return;
+    await bus.holdResume([userId], this.now() + HOLD_TTL_MS);
+    this.holdTimer ??= setInterval(() => void this.refreshHolds(), HOLD_REFRESH_MS);
+    this.holdTimer.unref();
+  }
+
+  private async refreshHolds(): Promise<void> {
+    const users = [...this.byUser.keys()].filter((id) => this.hasResumeStream(id));
+    if (!users.length && this.holdTimer) {
+      clearInterval(this.holdTimer);
+      this.holdTimer = null;
+    }
+    await this.opts.bus?.holdResume(users, this.now() + HOLD_TTL_MS).catch(this.onError);
+  }
+
+  /** The user's record goes once this instance has no resume stream of it (else it expires). */
+  releaseResume(userId: number): void {
+    const bus = this.opts.bus;
+    if (!bus || this.hasResumeStream(userId)) return;
+    const done = bus.releaseResume([userId]).catch(this.onError);
+    this.releasing.add(done);
+    void done.finally(() => this.releasing.delete(done));
+  }
+
+  /** Waits for record releases under way (before the store closes). */
+  async flushReleases(): Promise<void> {
+    await Promise.all([...this.releasing]);
   }
 
   /**
@@ -384,8 +510,10 @@ export class StreamHub {
   }
 
   private async settleOnce(): Promise<void> {
-    const due = this.now() - this.opts.legacyGraceMs;
+    const now = this.now();
+    const due = now - this.opts.legacyGraceMs;
     let pending = false;
+    const byUser = new Map<number, number[]>();
     for (const [userId, set] of [...this.byUser]) {
       const ids: number[] = [];
       for (const c of set) {
@@ -398,7 +526,21 @@ export class StreamHub {
         for (const e of c.unsettled.splice(0, n)) ids.push(e.id);
         if (c.unsettled.length) pending = true;
       }
-      if (!ids.length) continue;
+      // Nothing is deleted while the user holds a resume stream, here or (below) on another instance:
+      // the messages stay stored until the resume client acknowledges them.
+      if (ids.length && !this.hasResumeStream(userId)) byUser.set(userId, ids);
+    }
+    if (byUser.size && this.opts.bus) {
+      try {
+        const held = await this.opts.bus.resumeHeldElsewhere([...byUser.keys()], now);
+        for (const id of held) byUser.delete(id);
+      } catch (err) {
+        // Unknown: delete nothing now (the messages stay stored and are delivered again).
+        this.onError(err);
+        byUser.clear();
+      }
+    }
+    for (const [userId, ids] of byUser) {
       try {
         // A legacy write counts as delivered (the reference's rule): the deletion records the receipts.
         const delivery = { at: this.now(), receipts: [] as ReceiptView[] };
@@ -453,6 +595,13 @@ export class StreamHub {
     }
   }
 
+  /** Bytes held unflushed by every open stream (see StreamConnection.queuedBytes; /metrics). */
+  queuedBytes(): number {
+    let n = 0;
+    for (const set of this.byUser.values()) for (const c of set) n += c.queuedBytes;
+    return n;
+  }
+
   get openStreams(): number {
     let n = 0;
     for (const set of this.byUser.values()) n += set.size;
@@ -464,5 +613,7 @@ export class StreamHub {
     for (const set of [...this.byUser.values()]) for (const c of [...set]) c.close(reason);
     if (this.settleTimer) clearInterval(this.settleTimer);
     this.settleTimer = null;
+    if (this.holdTimer) clearInterval(this.holdTimer);
+    this.holdTimer = null;
   }
 }

@@ -52,6 +52,8 @@ export async function openStream(
   if (early) throw sseRefusal(ctx, early);
   let cursor = 0;
   if (input.since !== null) {
+    // Other instances' legacy streams of this user delete nothing from now on (issue 24.3).
+    await hub.holdResume(user.id);
     // Everything up to `since` is acknowledged. A client claiming ids this inbox never issued
     // (e.g. a restored database) must not skip the next real ones.
     const { lastId } = await acknowledge(ctx, input.since, 'stream');
@@ -61,11 +63,15 @@ export async function openStream(
   // seen now, and one that goes away later fires the listeners (issue 17.2).
   const res = reply.raw;
   if (req.raw.destroyed || res.destroyed || req.raw.socket?.destroyed) {
+    if (input.since !== null) hub.releaseResume(user.id);
     reply.hijack();
     return { raw: true };
   }
   const refused = hub.admit(user.id, ip);
-  if (refused) throw sseRefusal(ctx, refused);
+  if (refused) {
+    if (input.since !== null) hub.releaseResume(user.id);
+    throw sseRefusal(ctx, refused);
+  }
   reply.hijack();
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
