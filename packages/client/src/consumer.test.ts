@@ -303,4 +303,44 @@ describe('StreamConsumer', () => {
       await limited.close();
     }
   });
+  it('a consumer refused as churn (429 sse_replaced_recently) waits the Retry-After, then connects (issue 24.5)', async () => {
+    // One stream per user; after a replacement, further replacements wait 3 s (the relay's clock).
+    const churn = await startRelay({ sseMaxPerUser: 1, sseReplaceIntervalSeconds: 3 });
+    try {
+      const { bob } = await friends(churn.url);
+      // Two other consumers of bob: the second replaces the first, so bob's streams have just churned.
+      const first = await bob.openStream({ since: 0 });
+      const second = await bob.openStream({ since: 0 });
+      first.close();
+      const events: ConsumerEvent[] = [];
+      const time = fakeTime();
+      const consumer = new StreamConsumer({
+        client: bob,
+        cursor: { load: () => 0 },
+        onMessage: () => {},
+        onEvent: (ev) => void events.push(ev),
+        backoff: { baseMs: 100, maxMs: 60_000 },
+        random: () => 0,
+        now: time.now,
+        sleep: time.sleep,
+      });
+      const run = consumer.run();
+      const reconnect = await waitFor(() => events.find((e) => e.type === 'reconnecting'), 'the refusal');
+      // It is told why, and waits at least what the relay asked (not its own 100 ms step).
+      expect(reconnect).toMatchObject({
+        attempt: 1,
+        failure: { code: 'sse_replaced_recently', status: 429 },
+      });
+      const delay = (reconnect as { delayMs: number }).delayMs;
+      expect(delay).toBeGreaterThanOrEqual(1000);
+      expect(delay).toBeLessThanOrEqual(3000);
+      // Once the interval is over on the relay's clock, the consumer's reconnect replaces the stream.
+      await waitFor(() => (consumer.status().connected ? true : undefined), 'the stream', 20_000);
+      await consumer.stop();
+      await run;
+      second.close();
+    } finally {
+      await churn.close();
+    }
+  });
 });

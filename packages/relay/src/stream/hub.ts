@@ -481,6 +481,8 @@ export class StreamHub {
   async settleBeforeRequest(userId: number): Promise<void> {
     if (this.opts.legacyGraceMs !== 0) return;
     for (const c of this.byUser.get(userId) ?? []) if (c.unsettled.length) return this.settle();
+    // A run under way took its entries already and may still be deleting them.
+    if (this.settling) await this.settling;
   }
 
   /** A legacy stream wrote something to settle: make sure the settle tick runs. */
