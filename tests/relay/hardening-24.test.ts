@@ -8,7 +8,7 @@
 //   7. with LEGACY_STREAM_GRACE_SECONDS=0 a streamed message is gone before the user's next request.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { watch } from 'node:fs';
+import { readdirSync, readlinkSync, watch } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -83,6 +83,22 @@ function exchange(
   });
 }
 
+/** Sockets and upload files this process (the relay and the test) holds open. */
+function openFds(): { sockets: number; uploads: number } {
+  const n = { sockets: 0, uploads: 0 };
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed while listing
+    }
+    if (target.startsWith('socket:')) n.sockets += 1;
+    else if (target.endsWith('.part')) n.uploads += 1;
+  }
+  return n;
+}
+
 /** Watches a folder and records every file that appears in it, with the largest size seen. */
 function watchFolder(dir: string): { sizes: Map<string, number>; stop(): void } {
   const sizes = new Map<string, number>();
@@ -132,12 +148,19 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
     return chunks;
   }
 
-  it('200 bad-token uploads write nothing under DATA_DIR/uploads and are answered before their bodies end', async () => {
+  it('200 bad-token uploads write nothing under DATA_DIR/uploads and open no upload file', async () => {
     const uploads = join(relay.dataDir, 'uploads');
     const watcher = watchFolder(uploads);
     const boundary = 'b0undary24';
     const body = uploadBody(bob.id, boundary, FILE_BYTES);
     const length = body.reduce((n, c) => n + c.length, 0);
+    const baseline = openFds();
+    const peak = { sockets: 0, uploads: 0 };
+    const sampler = setInterval(() => {
+      const now = openFds();
+      peak.sockets = Math.max(peak.sockets, now.sockets - baseline.sockets);
+      peak.uploads = Math.max(peak.uploads, now.uploads);
+    }, 20);
     try {
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
@@ -153,11 +176,15 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
         ),
       );
       await new Promise((r) => setTimeout(r, 200)); // late watch events
+      clearInterval(sampler);
       const written = [...watcher.sizes.values()].reduce((a, b) => a + b, 0);
       const slowest = Math.max(...results.map((r) => r.answeredMs ?? Infinity));
       console.log(
-        `item 1: ${watcher.sizes.size} upload files created, ${(written / 1e6).toFixed(1)} MB seen, slowest answer ${slowest} ms`,
+        `item 1: ${watcher.sizes.size} upload files created, ${(written / 1e6).toFixed(1)} MB seen, ` +
+          `slowest answer ${slowest} ms, at most ${peak.uploads} upload files and ` +
+          `${peak.sockets} sockets (both ends) open at once`,
       );
+      expect(peak.uploads).toBe(0);
       for (const [i, r] of results.entries()) {
         expect(r.error).toBeNull();
         if (i % 2) expect(r.text).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\n错误：Token 无效$/);
@@ -165,6 +192,7 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
       }
       expect([...watcher.sizes.keys()]).toEqual([]);
     } finally {
+      clearInterval(sampler);
       watcher.stop();
     }
   });
