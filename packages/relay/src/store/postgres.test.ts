@@ -788,6 +788,29 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       };
     }
 
+    it('records resume streams per instance: others see them until released or expired (issue 24.3)', async () => {
+      const schema = fresh('holds');
+      const a = await openStore(schema);
+      const b = await openStore(schema);
+      await a.bus.holdResume([1, 2], T0 + 20_000);
+      // B sees A's records; A does not count its own (its hub knows its streams).
+      expect([...(await b.bus.resumeHeldElsewhere([1, 2, 3], T0))].sort()).toEqual([1, 2]);
+      expect([...(await a.bus.resumeHeldElsewhere([1, 2, 3], T0))]).toEqual([]);
+      // A refresh moves the expiry; past it, a record no longer counts (a crashed instance).
+      await a.bus.holdResume([1], T0 + 40_000);
+      expect([...(await b.bus.resumeHeldElsewhere([1, 2], T0 + 30_000))]).toEqual([1]);
+      // Released: gone at once.
+      await a.bus.releaseResume([1]);
+      expect([...(await b.bus.resumeHeldElsewhere([1, 2], T0))]).toEqual([2]);
+      // Empty lists are no round trip and no error.
+      await a.bus.holdResume([], T0);
+      await a.bus.releaseResume([]);
+      expect([...(await b.bus.resumeHeldElsewhere([], T0))]).toEqual([]);
+      // Another schema (another deployment) sees nothing of this one.
+      const other = await openStore(fresh('holds2'));
+      expect([...(await other.bus.resumeHeldElsewhere([2], T0))]).toEqual([]);
+    });
+
     it('delivers other instances’ announcements, skips its own, stays within its schema', async () => {
       const schema = fresh('bus');
       const a = await openStore(schema);
