@@ -21,8 +21,14 @@
 // reconnect over a stale stream), but at most once per SSE_REPLACE_INTERVAL_SECONDS: more consumers than
 // slots would otherwise replace each other forever, each replaying the backlog (issue 24.5), so within
 // the interval the newcomer gets 429 with Retry-After — and SSE_MAX_PER_IP per client address, sized for
-// a host running several agents and a bridge. Admission is synchronous and happens after the handler's last await, so a
-// client that disconnected while its stream was being opened never holds a slot (issue 17.2).
+// a host running several agents and a bridge. Admission is synchronous and happens after the handler's
+// last await, so a client that disconnected while its stream was being opened never holds a slot (issue
+// 17.2).
+//
+// Backpressure: a stream writes one message at a time and waits for `drain` when the socket is full, and
+// collects no notified copies meanwhile (it reads the store when it gets to them), so a client that reads
+// slowly costs the relay one socket buffer and one message. One that stops reading is ended after
+// SSE_WRITE_TIMEOUT_SECONDS without a flushed write (issue 24.2).
 
 import type { ServerResponse } from 'node:http';
 import {
@@ -160,15 +166,17 @@ export class StreamConnection {
     return encodeSseEvent({ event: 'message', id: m.id, data });
   }
 
-  /**
-   * Writes messages in id order. A legacy stream remembers what it wrote; the hub deletes each once it
-   * has been flushed and the stream stayed open for the grace period (see settle). Returns how many.
-   */
+  /** Counts what writeAll wrote; a legacy stream's writes make sure the settle tick runs. */
   private counted(written: number, settles: boolean): void {
     if (!written) return;
     this.hub.observe.delivered(written);
     if (settles) this.hub.scheduleSettle();
   }
+
+  /**
+   * Writes messages in id order. A legacy stream remembers what it wrote; the hub deletes each once it
+   * has been flushed and the stream stayed open for the grace period (see settle). Returns how many.
+   */
 
   private async writeAll(messages: InboxMessage[]): Promise<number> {
     let written = 0;
@@ -445,6 +453,8 @@ export class StreamHub {
   async holdResume(userId: number): Promise<void> {
     const bus = this.opts.bus;
     if (!bus) return;
+    // A release under way (the user's previous resume stream just closed) must not land after this.
+    await this.flushReleases();
     await bus.holdResume([userId], this.now() + HOLD_TTL_MS);
     this.holdTimer ??= setInterval(() => void this.refreshHolds(), HOLD_REFRESH_MS);
     this.holdTimer.unref();
