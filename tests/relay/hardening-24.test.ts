@@ -195,7 +195,7 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
       clearInterval(sampler);
       watcher.stop();
     }
-  });
+  }, 60_000);
 
   it('a bad-token upload that stalls mid-file is answered at once, not after a time limit', async () => {
     const boundary = 'stall24';
@@ -514,5 +514,6 @@ describe('item 2: a stream whose client stopped reading is bounded and ended; no
       headers: { Accept: 'application/json' },
     });
     expect(JSON.parse(page.text).total).toBe(N);
-  });
+    // ~10 s on a quiet machine; 1,200 sends take longer when the machine is busy.
+  }, 120_000);
 });
