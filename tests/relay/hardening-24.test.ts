@@ -423,6 +423,17 @@ describe('item 5: consumers of one user that keep replacing each other back off'
     expect(again.status).toBe(429);
   });
 
+  it('a client that drops its stream and reconnects at once, again and again, is never refused', async () => {
+    const u = await register(relay.url);
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const c = await openSse(relay.url, { token: u.token, headers: { 'Last-Event-ID': '0' } });
+      statuses.push(c.status);
+      c.close(); // and straight back, before the relay may have noticed
+    }
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
+
   it('other users are not affected by one user’s churn', async () => {
     const [a, b] = [await register(relay.url), await register(relay.url)];
     const a1 = await openSse(relay.url, { token: a.token });

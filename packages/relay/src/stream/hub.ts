@@ -350,7 +350,9 @@ export class StreamHub {
   readonly writeTimeoutMs: number;
   private settleTimer: NodeJS.Timeout | null = null;
   private holdTimer: NodeJS.Timeout | null = null;
-  private readonly releasing = new Set<Promise<void>>();
+  /** Users this instance has a record for in the bus, and until when (its clock). */
+  private readonly held = new Map<number, number>();
+  private refreshing: Promise<void> = Promise.resolve();
   private settling: Promise<void> | null = null;
   private settleAgain: Promise<void> | null = null;
 
@@ -436,7 +438,6 @@ export class StreamHub {
       const n = (this.perIp.get(conn.ip) ?? 1) - 1;
       if (n <= 0) this.perIp.delete(conn.ip);
       else this.perIp.set(conn.ip, n);
-      if (conn.mode === 'resume') this.releaseResume(conn.userId);
     }
   }
 
@@ -448,39 +449,52 @@ export class StreamHub {
   /**
    * Records, where other instances look (the bus), that this instance holds a resume stream of the
    * user; called before the stream is admitted, so no other instance's legacy stream deletes what it
-   * will need. Then refreshed every HOLD_REFRESH_MS while the user has a resume stream here.
+   * will need. Refreshed every HOLD_REFRESH_MS while the user has a resume stream here, and deleted by
+   * the first refresh after the last one closed (so a client that reconnects at once costs no round
+   * trip: its record is still fresh).
    */
   async holdResume(userId: number): Promise<void> {
     const bus = this.opts.bus;
     if (!bus) return;
-    // A release under way (the user's previous resume stream just closed) must not land after this.
-    await this.flushReleases();
-    await bus.holdResume([userId], this.now() + HOLD_TTL_MS);
+    const now = this.now();
+    if ((this.held.get(userId) ?? 0) - now > HOLD_TTL_MS - 2 * HOLD_REFRESH_MS) return;
+    // A release under way must not land after this.
+    await this.refreshing;
+    await bus.holdResume([userId], now + HOLD_TTL_MS);
+    this.held.set(userId, now + HOLD_TTL_MS);
     this.holdTimer ??= setInterval(() => void this.refreshHolds(), HOLD_REFRESH_MS);
     this.holdTimer.unref();
   }
 
-  private async refreshHolds(): Promise<void> {
-    const users = [...this.byUser.keys()].filter((id) => this.hasResumeStream(id));
-    if (!users.length && this.holdTimer) {
-      clearInterval(this.holdTimer);
-      this.holdTimer = null;
-    }
-    await this.opts.bus?.holdResume(users, this.now() + HOLD_TTL_MS).catch(this.onError);
+  /** Extends the records of users with resume streams here; deletes the others'. One run at a time. */
+  private refreshHolds(): Promise<void> {
+    const run = async () => {
+      const bus = this.opts.bus;
+      if (!bus) return;
+      const now = this.now();
+      const holding = [...this.held.keys()].filter((id) => this.hasResumeStream(id));
+      const gone = [...this.held.keys()].filter((id) => !this.hasResumeStream(id));
+      // Forgotten before the round trip: a stream opening meanwhile writes its record again, after this.
+      for (const id of gone) this.held.delete(id);
+      try {
+        if (gone.length) await bus.releaseResume(gone);
+        if (holding.length) await bus.holdResume(holding, now + HOLD_TTL_MS);
+        for (const id of holding) this.held.set(id, now + HOLD_TTL_MS);
+      } catch (err) {
+        this.onError(err);
+      }
+      if (!this.held.size && this.holdTimer) {
+        clearInterval(this.holdTimer);
+        this.holdTimer = null;
+      }
+    };
+    this.refreshing = this.refreshing.then(run);
+    return this.refreshing;
   }
 
-  /** The user's record goes once this instance has no resume stream of it (else it expires). */
-  releaseResume(userId: number): void {
-    const bus = this.opts.bus;
-    if (!bus || this.hasResumeStream(userId)) return;
-    const done = bus.releaseResume([userId]).catch(this.onError);
-    this.releasing.add(done);
-    void done.finally(() => this.releasing.delete(done));
-  }
-
-  /** Waits for record releases under way (before the store closes). */
-  async flushReleases(): Promise<void> {
-    await Promise.all([...this.releasing]);
+  /** Deletes the records of users without a resume stream here (shutdown, before the store closes). */
+  flushReleases(): Promise<void> {
+    return this.refreshHolds();
   }
 
   /**

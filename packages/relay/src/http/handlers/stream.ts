@@ -40,6 +40,9 @@ function sseRefusal(ctx: StoreCtx<unknown>, refused: AdmitRefusal): RelayError {
   });
 }
 
+/** How long a stream that would be refused as churn waits for closes in flight to be noticed. */
+const CLOSE_NOTICE_MS = 25;
+
 export async function openStream(
   ctx: StoreCtx<MessagingStore> & { user: UserRecord },
   input: StreamInput,
@@ -47,9 +50,10 @@ export async function openStream(
   const { hub, config } = ctx.services;
   const { req, reply, user } = ctx;
   const ip = req.ip;
-  // Refuse early, before any store round trip; nothing is reserved across the awaits below.
+  // Refuse early, before any store round trip; nothing is reserved across the awaits below. (Churn is
+  // decided after them, see below.)
   const early = hub.refusal(user.id, ip);
-  if (early) throw sseRefusal(ctx, early);
+  if (early?.kind === 'ip') throw sseRefusal(ctx, early);
   let cursor = 0;
   if (input.since !== null) {
     // Other instances' legacy streams of this user delete nothing from now on (issue 24.3).
@@ -59,19 +63,22 @@ export async function openStream(
     const { lastId } = await acknowledge(ctx, input.since, 'stream');
     cursor = Math.min(input.since, lastId);
   }
+  if (hub.refusal(user.id, ip)?.kind === 'churn') {
+    // Opening would replace a stream within SSE_REPLACE_INTERVAL_SECONDS of the last replacement. The
+    // stream(s) in the way may be this client's own previous connections, closed a moment ago, whose
+    // close the relay has not processed yet (a client that reconnects at once): let pending close
+    // events run before deciding, so only live streams count.
+    await new Promise((resolve) => setTimeout(resolve, CLOSE_NOTICE_MS));
+  }
   // From here to the listeners there is no await: a client that went away during the round trips is
   // seen now, and one that goes away later fires the listeners (issue 17.2).
   const res = reply.raw;
   if (req.raw.destroyed || res.destroyed || req.raw.socket?.destroyed) {
-    if (input.since !== null) hub.releaseResume(user.id);
     reply.hijack();
     return { raw: true };
   }
   const refused = hub.admit(user.id, ip);
-  if (refused) {
-    if (input.since !== null) hub.releaseResume(user.id);
-    throw sseRefusal(ctx, refused);
-  }
+  if (refused) throw sseRefusal(ctx, refused);
   reply.hijack();
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
