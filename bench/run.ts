@@ -7,8 +7,10 @@
 //   npm run bench -- --profile         CPU profile of the relay under the 64-sender send load
 //                    [--backend postgres]  (same, with the relay on PostgreSQL)
 //   npx tsx bench/receipts.ts          receipt latency (ack → the sender's receipt event), its own JSON file
-//   npm run bench -- --only send,latency   a subset of sections (yardstick, send, latency, drain, streams, postgres,
-//                                          groups)
+//   npm run bench -- --only send,latency   a subset of sections (cpu, yardstick, send, latency, drain, streams,
+//                                          postgres, groups)
+//   npm run bench -- --only cpu [--quick]  CPU per request: node:http, fastify, relay on SQLite and PostgreSQL
+//                    [--baseline packages/relay/dist/before/dist/main.js]  (+ another relay bundle beside it)
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +32,7 @@ import {
   type GroupFanoutResult,
   type GroupsResult,
 } from './sections/groups.ts';
+import { formatCpu, measureCpu, type CpuResult } from './sections/cpu.ts';
 import { measureLatency, type LatencyResult } from './sections/latency.ts';
 import { measurePostgres, PG_BASE, schemaUrl, type PostgresResult } from './sections/postgres.ts';
 import { measureStreams, type StreamsResult } from './sections/streams.ts';
@@ -42,7 +45,7 @@ import {
   type YardstickResult,
 } from './sections/throughput.ts';
 
-const SECTIONS = ['yardstick', 'send', 'latency', 'drain', 'streams', 'postgres', 'groups'] as const;
+const SECTIONS = ['cpu', 'yardstick', 'send', 'latency', 'drain', 'streams', 'postgres', 'groups'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const TARGETS = {
@@ -56,6 +59,10 @@ const TARGETS = {
   pgTwoToOne: 1.6,
   pgCrossP99Ms: 10,
   pgGroupToSqlite: 2,
+  // CPU per request (issue 26): relay on SQLite ≤ 2 × bare node:http; relay + database on PostgreSQL
+  // ≥ 30 % below the ~250 µs measured before the issue.
+  cpuSqliteToBare: 2,
+  cpuPgTotalUs: 175,
 };
 
 interface Results {
@@ -66,6 +73,7 @@ interface Results {
   machine: Record<string, unknown>;
   settings: BenchSettings;
   target?: string;
+  cpu?: CpuResult | { error: string };
   yardstick?: YardstickResult & { end?: { rps64: number }; rps64Start?: number };
   send?: { text: SendPoint[]; json: SendPoint[] };
   sseLatency?: LatencyResult;
@@ -111,6 +119,10 @@ function summaryTable(r: Results): string {
   out.push(
     `machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.totalMemMiB} MiB, node ${r.machine.node}, load ${(r.machine.loadAvgAtStart as number[]).join(' ')}`,
   );
+  if (r.cpu) {
+    if ('error' in r.cpu) out.push(`\nCPU per request: error: ${r.cpu.error}`);
+    else out.push(...formatCpu(r.cpu));
+  }
   if (r.yardstick) {
     out.push('\nbare node:http JSON POST (yardstick)');
     for (const p of r.yardstick.points)
@@ -219,6 +231,21 @@ function summaryTable(r: Results): string {
 
 function evaluateTargets(r: Results): Results['targets'] {
   const t: NonNullable<Results['targets']> = {};
+  const cpu = r.cpu && 'rows' in r.cpu ? r.cpu : null;
+  if (cpu) {
+    const v = cpu.ratios['relay SQLite ÷ node:http'] ?? null;
+    t['CPU/send SQLite ÷ node:http'] = {
+      value: v,
+      target: `≤ ${TARGETS.cpuSqliteToBare}`,
+      met: v === null ? null : v <= TARGETS.cpuSqliteToBare,
+    };
+    const pgTotal = cpu.rows.find((x) => x.name === 'relay, PostgreSQL')?.totalUsPerRequest ?? null;
+    t['CPU/send PG relay+db (µs)'] = {
+      value: pgTotal,
+      target: `≤ ${TARGETS.cpuPgTotalUs}`,
+      met: pgTotal === null ? null : pgTotal <= TARGETS.cpuPgTotalUs,
+    };
+  }
   const at64 = (mode: 'text' | 'json') =>
     r.send?.[mode].find((p) => p.connections === 64)?.ratioToYardstick ?? null;
   for (const mode of ['text', 'json'] as const) {
@@ -409,6 +436,7 @@ async function main(): Promise<void> {
       profile: { type: 'boolean', default: false },
       backend: { type: 'string', default: 'sqlite' },
       only: { type: 'string' },
+      baseline: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -461,6 +489,16 @@ async function main(): Promise<void> {
       const backend = values.backend === 'postgres' ? 'postgres' : 'sqlite';
       await section(`profile (${backend})`, () => runProfile(ctx, results, resultsDir, stamp, backend));
     } else {
+      if (want('cpu') && !results.target)
+        await section('CPU per request', async () => {
+          try {
+            results.cpu = await measureCpu(ctx, { baseline: values.baseline });
+          } catch (err) {
+            results.cpu = { error: (err as Error).message };
+            throw err;
+          }
+        });
+
       if (want('yardstick') || want('send') || results.target)
         await section('yardstick: bare node:http', async () => {
           results.yardstick = await measureYardstick(ctx);

@@ -5,9 +5,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** USER_HZ: clock ticks per second of /proc times (100 on Linux everywhere that matters). */
-const HZ = 100;
+export const HZ = 100;
 
-function processTicks(pid: number): number | null {
+/** user + system clock ticks of a process, all its threads (utime + stime of /proc/<pid>/stat). */
+export function processTicks(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

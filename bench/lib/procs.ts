@@ -10,6 +10,7 @@ import { freePort } from '../../tests/helpers/process.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BARE_SERVER = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
+const BARE_FASTIFY = fileURLToPath(new URL('./bare-fastify.ts', import.meta.url));
 const READY_RE = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 const KEEP_CHARS = 8_000;
 
@@ -115,6 +116,12 @@ export interface RelayOptions {
   env?: Record<string, string>;
   /** Extra node flags before the script (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /**
+   * Another relay bundle to run instead of this checkout's (A/B in one sitting: `--baseline`). It must
+   * sit two folders below a copy of packages/relay/package.json inside the repository, e.g.
+   * packages/relay/dist/before/dist/main.js, so its `../package.json` and node_modules resolve.
+   */
+  bundle?: string;
 }
 
 /**
@@ -122,10 +129,17 @@ export interface RelayOptions {
  * `npm start` runs (built first when stale), so the bench measures what production runs.
  */
 export async function startRelay(opts: RelayOptions): Promise<ServerProcess> {
-  await buildBundles({ names: ['relay'] });
+  if (!opts.bundle) await buildBundles({ names: ['relay'] });
   const port = await freePort();
   return startServer(
-    [...(opts.nodeArgs ?? []), bundlePath('relay'), '--port', String(port), '--data-dir', opts.dataDir],
+    [
+      ...(opts.nodeArgs ?? []),
+      opts.bundle ?? bundlePath('relay'),
+      '--port',
+      String(port),
+      '--data-dir',
+      opts.dataDir,
+    ],
     {
       RATE_LIMIT_ENABLED: 'false',
       LOG_LEVEL: 'warn',
@@ -141,6 +155,12 @@ export async function startRelay(opts: RelayOptions): Promise<ServerProcess> {
 export async function startBareServer(): Promise<ServerProcess> {
   const port = await freePort();
   return startServer(['--import', 'tsx', BARE_SERVER, String(port)], {}, 'bare node:http server');
+}
+
+/** The framework yardstick: bare Fastify with the yardstick's route (bench/lib/bare-fastify.ts). */
+export async function startBareFastify(): Promise<ServerProcess> {
+  const port = await freePort();
+  return startServer(['--import', 'tsx', BARE_FASTIFY, String(port)], {}, 'bare fastify server');
 }
 
 /** Forks a TypeScript worker module with an IPC channel. */
