@@ -122,7 +122,7 @@ export function sendError(reply: FastifyReply, err: RelayError, convention: Erro
 
 export function sendOutput(reply: FastifyReply, out: Output, json: boolean): FastifyReply | undefined {
   if ('raw' in out) return undefined;
-  for (const [k, v] of Object.entries(out.headers ?? {})) reply.header(k, v);
+  if (out.headers) for (const [k, v] of Object.entries(out.headers)) reply.header(k, v);
   if ('html' in out) return reply.code(200).type('text/html; charset=utf-8').send(out.html);
   if (json)
     return reply

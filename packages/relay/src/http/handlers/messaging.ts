@@ -90,22 +90,34 @@ async function deliver(
 ): Promise<{ output: Output; result: SendResult }> {
   const { store, now } = ctx.services;
   const key = idempotencyKey(ctx);
-  // What makes two requests "the same": recipient, content and the attachment's name and bytes.
-  const fingerprint = sha256Hex(JSON.stringify([toId, content, attachment?.name ?? null, attachmentHash]));
   const result = await store.send(
     { fromId: ctx.user.id, toId, content, attachment, now: now(), sender: ctx.user },
     decide,
     {
       previewLimit: PREVIEW_SIZE,
-      idempotency: key ? { key, fingerprint, windowMs: IDEMPOTENCY_WINDOW_MS } : undefined,
+      // What makes two requests "the same": recipient, content and the attachment's name and bytes.
+      // Only a keyed request has anything to compare it with.
+      idempotency: key
+        ? {
+            key,
+            fingerprint: sha256Hex(JSON.stringify([toId, content, attachment?.name ?? null, attachmentHash])),
+            windowMs: IDEMPOTENCY_WINDOW_MS,
+          }
+        : undefined,
     },
   );
   publishDelivered(ctx, result.delivered);
   const preview = result.preview ?? { total: 0, messages: [] };
+  const line = SEND_SUCCESS[result.outcome];
+  // Each rendering is made when asked for: a request is answered in one of them (issue 26).
   const output: Output = {
-    text: formatSendReply(SEND_SUCCESS[result.outcome], preview),
-    json: sendResultJson(result),
-    headers: result.replayed ? { 'idempotent-replayed': 'true' } : {},
+    get text() {
+      return formatSendReply(line, preview);
+    },
+    get json() {
+      return sendResultJson(result);
+    },
+    headers: result.replayed ? { 'idempotent-replayed': 'true' } : undefined,
   };
   return { output, result };
 }
