@@ -70,13 +70,46 @@ function isUniqueViolation(err: unknown, column: string): boolean {
   );
 }
 
+/** Token → user records kept at most (a full cache starts over; only valid tokens are kept). */
+const TOKEN_CACHE_SIZE = 10_000;
+
+/** What a user record is made of: a write to any of these columns invalidates the token cache. */
+const RECORD_COLUMNS = USER_COLUMNS.split(', ').concat('token_hash').join(', ');
+
 export class SqliteUsers implements UserStore {
   private readonly s: ReturnType<typeof prepare>;
+  /**
+   * Token hash → user, so authenticating a request usually costs no query (issue 26: the lookup was
+   * the largest single statement of a send after the insert). Cleared by any write to a user record:
+   * through this connection a TEMP trigger reports it as it happens (sends only advance last_msg_id,
+   * which fires nothing); any other connection (the admin CLI, another process) bumps
+   * `PRAGMA data_version`, checked before every cached answer. So a disabled account or a reset token
+   * is refused at once, as before.
+   */
+  private readonly byToken = new Map<string, UserRecord>();
+  private readonly dataVersion: Database.Statement<[], number>;
+  private seenVersion = -1;
+  private readonly db: DB;
   private readonly touchTx: (entries: ReadonlyArray<readonly [number, number]>) => void;
   private readonly discoverTx: (q: DiscoverQuery) => { total: number; users: UserRecord[] };
 
   constructor(db: DB) {
     const s = (this.s = prepare(db));
+    this.db = db;
+    this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+    db.function('owc_users_changed', () => {
+      this.byToken.clear();
+      return null;
+    });
+    // TEMP: on this connection only, never in the database file (nothing to migrate).
+    db.exec(`
+      CREATE TEMP TRIGGER IF NOT EXISTS owc_users_insert AFTER INSERT ON users
+        BEGIN SELECT owc_users_changed(); END;
+      CREATE TEMP TRIGGER IF NOT EXISTS owc_users_update AFTER UPDATE OF ${RECORD_COLUMNS} ON users
+        BEGIN SELECT owc_users_changed(); END;
+      CREATE TEMP TRIGGER IF NOT EXISTS owc_users_delete AFTER DELETE ON users
+        BEGIN SELECT owc_users_changed(); END;
+    `);
     this.touchTx = immediate(db, (entries: ReadonlyArray<readonly [number, number]>) => {
       for (const [id, at] of entries) s.touch.run(at, id, at);
     });
@@ -122,8 +155,22 @@ export class SqliteUsers implements UserStore {
   }
 
   async findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
+    const version = this.dataVersion.get()!;
+    if (version !== this.seenVersion) {
+      this.byToken.clear();
+      this.seenVersion = version;
+    }
+    const cached = this.byToken.get(tokenHash);
+    // A copy: callers may annotate their record; the cached one stays what the database holds.
+    if (cached) return { ...cached };
     const row = this.s.userByToken.get(tokenHash);
-    return row ? toUser(row) : null;
+    if (!row) return null;
+    const user = toUser(row);
+    // Inside a transaction the row may be one that is rolled back: answered, not kept.
+    if (this.db.inTransaction) return user;
+    if (this.byToken.size >= TOKEN_CACHE_SIZE) this.byToken.clear();
+    this.byToken.set(tokenHash, user);
+    return { ...user };
   }
 
   async setStatus(id: number, status: UserStatus): Promise<UserRecord | null> {

@@ -192,6 +192,58 @@ describe('SQLite backend', () => {
     ).rejects.toMatchObject({ code: 'name_taken' });
   });
 
+  it('a token lookup answered from memory sees every change to the user, from this connection or another', async () => {
+    store = await openSqliteStore({ file });
+    const alice = await store.createUser({
+      name: 'alice',
+      nameKey: 'alice',
+      description: null,
+      status: 'open',
+      tokenHash: 'h-alice',
+      createdAt: 1,
+    });
+    const bob = await store.createUser({
+      name: 'bob',
+      nameKey: 'bob',
+      description: null,
+      status: 'open',
+      tokenHash: 'h-bob',
+      createdAt: 1,
+    });
+    expect(await store.findUserByTokenHash('h-alice')).toEqual(alice);
+    // A caller annotating its record does not change what the next lookup answers.
+    const mine = (await store.findUserByTokenHash('h-alice'))!;
+    mine.status = 'do_not_disturb';
+    expect(await store.findUserByTokenHash('h-alice')).toEqual(alice);
+
+    // Through the store (this connection).
+    await store.setUserDisabled(alice.id, 7);
+    expect(await store.findUserByTokenHash('h-alice')).toMatchObject({ disabledAt: 7 });
+    await store.setStatus(alice.id, 'friends_only');
+    expect(await store.findUserByTokenHash('h-alice')).toMatchObject({ status: 'friends_only' });
+    await store.touchLastSeen([[alice.id, 9]]);
+    expect(await store.findUserByTokenHash('h-alice')).toMatchObject({ lastSeenAt: 9 });
+    await store.setTokenHash(alice.id, 'h-alice-2');
+    expect(await store.findUserByTokenHash('h-alice')).toBeNull();
+    expect(await store.findUserByTokenHash('h-alice-2')).toMatchObject({ id: alice.id });
+    // A send advances the recipient's last_msg_id: not part of the record, and still correct after it.
+    await store.send({ fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now: 2 }, decideSend);
+    expect(await store.findUserByTokenHash('h-bob')).toEqual(bob);
+
+    // Another connection (the admin CLI is another process) disables bob and moves alice's token.
+    expect(await store.findUserByTokenHash('h-bob')).toMatchObject({ disabledAt: null });
+    const other = new Database(file);
+    try {
+      other.prepare('UPDATE users SET disabled_at = 11 WHERE id = ?').run(bob.id);
+      other.prepare('UPDATE users SET token_hash = ? WHERE id = ?').run('h-alice-3', alice.id);
+    } finally {
+      other.close();
+    }
+    expect(await store.findUserByTokenHash('h-bob')).toMatchObject({ disabledAt: 11 });
+    expect(await store.findUserByTokenHash('h-alice-2')).toBeNull();
+    expect(await store.findUserByTokenHash('h-alice-3')).toMatchObject({ id: alice.id });
+  });
+
   it('a token-hash collision is not reported as name_taken', async () => {
     store = await openSqliteStore({ file });
     const base = { description: null, status: 'open' as const, tokenHash: 'same', createdAt: 1 };
