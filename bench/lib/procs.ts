@@ -129,12 +129,14 @@ export interface RelayOptions {
  * `npm start` runs (built first when stale), so the bench measures what production runs.
  */
 export async function startRelay(opts: RelayOptions): Promise<ServerProcess> {
-  if (!opts.bundle) await buildBundles({ names: ['relay'] });
+  // BENCH_RELAY_BUNDLE: every section runs that bundle instead (a whole "before" run in one sitting).
+  const bundle = opts.bundle ?? process.env.BENCH_RELAY_BUNDLE;
+  if (!bundle) await buildBundles({ names: ['relay'] });
   const port = await freePort();
   return startServer(
     [
       ...(opts.nodeArgs ?? []),
-      opts.bundle ?? bundlePath('relay'),
+      bundle ?? bundlePath('relay'),
       '--port',
       String(port),
       '--data-dir',
