@@ -203,6 +203,17 @@ export async function measureCpu(ctx: BenchContext, opts: { baseline?: string } 
       // Each round in another order, so a slow stretch of the machine does not always hit the same row.
       const order = r % 2 ? [...targets].reverse() : targets;
       for (const t of order) {
+        // A short warm-up each time: the relay's pool closes connections idle for 30 s while the
+        // other rows are measured, and a send's cost depends on the batches a steady load builds.
+        await ctx.load.runOne({
+          label: `cpu warm-up ${t.name}`,
+          url: t.server.url,
+          method: 'POST',
+          path: '/send',
+          connections: CONNECTIONS,
+          durationSec: 0.5,
+          lanes: t.lanes,
+        });
         const load1 = await loadAvg1();
         const dbPids = t.dbPids ? await t.dbPids() : [];
         const db0 = dbPids.map((p) => processTicks(p) ?? 0);
@@ -220,6 +231,8 @@ export async function measureCpu(ctx: BenchContext, opts: { baseline?: string } 
         const s1 = processTicks(t.server.pid);
         const l1 = processTicks(ctx.load.pid);
         const db1 = dbPids.map((p) => processTicks(p));
+        // Backends that started in the window (a pool connection re-opened) count all they used.
+        const born = t.dbPids ? (await t.dbPids()).filter((p) => !dbPids.includes(p)) : [];
         if (s0 === null || s1 === null) throw new Error(`${t.name}: no /proc/<pid>/stat`);
         const us = (ticks: number) => round(((ticks / HZ) * 1e6) / Math.max(1, res.requests), 1);
         const sample: CpuSample = {
@@ -234,6 +247,7 @@ export async function measureCpu(ctx: BenchContext, opts: { baseline?: string } 
           // A backend that ended in the window counts what it had used until its last look.
           let ticks = 0;
           db1.forEach((b, i) => (ticks += (b ?? db0[i]!) - db0[i]!));
+          for (const p of born) ticks += processTicks(p) ?? 0;
           sample.dbUsPerRequest = us(ticks);
         }
         samples.get(t.name)!.push(sample);
