@@ -380,21 +380,25 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   // One structured line per request: id, route, status, latency, user — never a token or a body.
   // The line's fields are only gathered when it is written (LOG_LEVEL=info or lower).
   app.addHook('onResponse', (req, reply, done) => {
-    done();
     const user = (req as FastifyRequest & { owcUser?: UserRecord | null }).owcUser;
     const route = routeSpecOf(req)?.url ?? 'unmatched';
-    metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
-    if (!logger.isLevelEnabled('info')) return;
-    req.log.info(
-      {
-        method: req.method,
-        route,
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
-        userId: user?.id,
-      },
-      'request',
-    );
+    try {
+      metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+      if (logger.isLevelEnabled('info'))
+        req.log.info(
+          {
+            method: req.method,
+            route,
+            status: reply.statusCode,
+            ms: Math.round(reply.elapsedTime * 10) / 10,
+            userId: user?.id,
+          },
+          'request',
+        );
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
   });
 
   const expire = async () => {
