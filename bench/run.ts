@@ -1,7 +1,7 @@
 // `npm run bench`: the relay's performance figures in one run, with a bare node:http server measured the
 // same way as the yardstick. See docs/benchmarks.md.
 //
-//   npm run bench                      full run (~3–4 min): every section, writes bench/results/<ts>.json
+//   npm run bench                      full run (~5 min): every section, writes bench/results/<ts>.json
 //   npm run bench -- --quick           CI smoke (< 60 s): the same sections with small counts
 //   npm run bench -- --target URL      text-mode send throughput of any compatible relay (+ the yardstick)
 //   npm run bench -- --profile         CPU profile of the relay under the 64-sender send load
