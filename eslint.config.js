@@ -4,10 +4,10 @@ import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 // ── Package boundaries (docs/ARCHITECTURE.md draws the same map) ─────────────────────────────────
-// protocol ← client ← skill / bridge / openclaw-channel; protocol ← relay; config ← relay, bridge. A package imports another only
+// protocol ← client ← skill / bridge / openclaw-channel / mcp; protocol ← relay; config ← relay, bridge. A package imports another only
 // through its public entry (`@openwechat/<name>`), never a file inside it; tests/ and bench/ may import
 // packages, never the reverse (unit tests beside the code may use tests/helpers).
-const PACKAGES = ['protocol', 'config', 'client', 'relay', 'skill', 'bridge', 'openclaw-channel'];
+const PACKAGES = ['protocol', 'config', 'client', 'relay', 'skill', 'bridge', 'openclaw-channel', 'mcp'];
 const ALLOWED = {
   protocol: [],
   config: [],
@@ -16,6 +16,7 @@ const ALLOWED = {
   skill: ['protocol', 'client'],
   bridge: ['protocol', 'client', 'config'],
   'openclaw-channel': ['protocol', 'client'],
+  mcp: ['protocol', 'client'],
 };
 const layering = PACKAGES.map((pkg) => ({
   target: `./packages/${pkg}`,

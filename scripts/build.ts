@@ -4,6 +4,7 @@
 //   packages/relay/dist/main.js    the relay (`npm start`)
 //   packages/relay/dist/admin.js   the admin CLI (`npm run admin`)
 //   packages/bridge/dist/main.js   the bridge (`npm run bridge`)
+//   packages/mcp/dist/main.js      the MCP server (bin `openwechat-mcp`)
 //
 //   npm run build [-- --force]
 //
@@ -30,6 +31,7 @@ export interface Bundle {
 export const BUNDLES: Record<string, Bundle> = {
   relay: { dir: 'packages/relay', entries: { main: 'src/main.ts', admin: 'src/admin.ts' } },
   bridge: { dir: 'packages/bridge', entries: { main: 'src/main.ts' } },
+  mcp: { dir: 'packages/mcp', entries: { main: 'src/main.ts' } },
 };
 
 /** Absolute path of a bundle's output file, e.g. bundlePath('relay', 'main'). */
