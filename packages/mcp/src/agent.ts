@@ -197,6 +197,8 @@ export class Agent {
         'this relay has no lossless inbox (needs an openwechat relay)',
       );
     }
+    // A read right after another sees its cursor (the previous result's commit may still be writing).
+    await this.state.settled();
     const cursor = this.state.cursor;
     const n = Math.max(1, Math.min(limit, this.opts.maxMessages));
     const res = await client.readInbox({ after: cursor, limit: Math.max(n, 1) });
@@ -260,6 +262,8 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    // A result already written whose cursor is being saved: let it land (else it is shown again).
+    await this.state.settled();
     this.stopped = true;
     for (const w of this.seenWaiters) w.reject(new Error('stopping'));
     this.seenWaiters = [];

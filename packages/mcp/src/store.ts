@@ -126,6 +126,11 @@ export class StateFile {
     return this.state?.cursor ?? 0;
   }
 
+  /** Resolves once every cursor write started so far is done. */
+  settled(): Promise<void> {
+    return this.writing;
+  }
+
   /** Moves the cursor forward (never back); resolves once it is on disk, and only then counts. */
   advance(to: number): Promise<boolean> {
     // One write at a time, in order: a later cursor is never overwritten by an earlier one, and the
