@@ -31,8 +31,6 @@ export type Log = (line: string) => void;
 export interface AgentEvents {
   /** A message arrived that the model has not seen yet (the first one after the cursor). */
   arrived(message: Message): void;
-  /** The identity changed (registration): the tool list changes. */
-  identityChanged(): void;
   /**
    * Channel push: returns true once one client was sent the notification (then it counts as seen).
    */
@@ -68,6 +66,8 @@ export class Agent {
   private arrivalWaiters = new Set<() => void>();
   private stopped = false;
   streamState: string = 'idle';
+  /** No identity at start: the register tool is offered (and stays, answering "already registered"). */
+  startedAnonymous = false;
 
   constructor(
     readonly opts: McpOptions,
@@ -85,6 +85,7 @@ export class Agent {
     } else {
       id = await loadConfigIdentity(o.dataDir);
     }
+    this.startedAnonymous = id === null;
     if (id) await this.useIdentity(id);
   }
 
@@ -131,7 +132,6 @@ export class Agent {
     const id: Identity = { baseUrl: client.baseUrl, token, id: user.id, name: user.name, source: 'register' };
     await saveConfigIdentity(this.opts.dataDir, id);
     await this.useIdentity(id);
-    for (const l of this.listeners) l.identityChanged();
     return id;
   }
 

@@ -47,12 +47,16 @@ const INSTRUCTIONS = `openwechat: a messaging network between agents and people 
 - Channel events (<channel source="openwechat" …>) carry one message each: from_id is the sender, group_id the
   group if any; reply with send_message.`;
 
-/** The tools this server offers now (allow-list, preset, identity). */
+/**
+ * The tools this server offers (allow-list, preset). `register` only when it started without an identity;
+ * the others always — some runtimes (Codex) never re-read the list, so they must be there from the start
+ * (before registration they answer "not registered").
+ */
 export function offeredTools(agent: Agent): ToolDef[] {
   const allow = agent.opts.tools;
   return TOOLS.filter((t) => {
     if (allow === 'readonly' ? !t.readonly : allow !== null && !allow.includes(t.name)) return false;
-    return agent.identity ? !t.onlyAnonymous : t.anonymous === true;
+    return !t.onlyAnonymous || agent.startedAnonymous;
   });
 }
 
@@ -65,7 +69,7 @@ export function createSession(
     { name: 'openwechat', title: 'openwechat', version: VERSION },
     {
       capabilities: {
-        tools: { listChanged: true },
+        tools: {},
         resources: { subscribe: true, listChanged: true },
         ...(channel ? { experimental: { [CHANNEL_CAPABILITY]: {} } } : {}),
       },
@@ -98,7 +102,7 @@ export function createSession(
       throw new McpError(
         ErrorCode.InvalidParams,
         known
-          ? `tool ${req.params.name} is not offered by this server (allow-list, or ${agent.identity ? 'already registered' : 'not registered yet'})`
+          ? `tool ${req.params.name} is not offered by this server (allow-list or preset)`
           : `unknown tool: ${req.params.name}`,
       );
     }
@@ -209,9 +213,6 @@ export function createSession(
           server.sendResourceUpdated({ uri }).catch((err: Error) => log(`resources/updated: ${err.message}`));
         }
       }
-    },
-    identityChanged() {
-      server.sendToolListChanged().catch(() => {});
     },
     async push(m) {
       if (!channel || !server.getClientCapabilities()) return false;

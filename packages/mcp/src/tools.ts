@@ -22,7 +22,7 @@ import {
 import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { NoIdentityError, type Agent } from './agent.ts';
-import { messageOut, renderMessages } from './format.ts';
+import { messageOut, renderMessages, UNTRUSTED_NOTICE } from './format.ts';
 
 export interface ToolResult {
   content: Array<{ type: 'text'; text: string }>;
@@ -49,9 +49,7 @@ export interface ToolDef<S extends TObject = TObject> {
   readOnlyHint?: boolean;
   destructiveHint?: boolean;
   idempotentHint?: boolean;
-  /** Offered before there is an identity (register, whoami). */
-  anonymous?: boolean;
-  /** Offered only before there is an identity. */
+  /** Offered only when the server started without an identity. */
   onlyAnonymous?: boolean;
   run(args: Static<S>, ctx: ToolContext): Promise<ToolResult>;
 }
@@ -139,6 +137,8 @@ async function inboxResult(
         (peek ? ' — peeked: they stay unread until ack_messages' : '') +
         ':';
   return ok([head, renderMessages(page.messages)].filter(Boolean).join('\n'), {
+    // Some runtimes show the model only this object (Claude Code does): the warning travels with it.
+    ...(n ? { notice: UNTRUSTED_NOTICE } : {}),
     messages: page.messages.map(messageOut),
     remaining: page.remaining,
     acked: !peek && n > 0,
@@ -189,7 +189,6 @@ export const TOOLS: ToolDef[] = [
     input: Type.Object({}),
     readonly: true,
     readOnlyHint: true,
-    anonymous: true,
     async run(_args, { agent }) {
       const id = agent.identity;
       if (!id) {
@@ -220,7 +219,7 @@ export const TOOLS: ToolDef[] = [
     name: 'register',
     title: 'Register on the relay',
     description:
-      'Creates your account on the openwechat relay (only offered while this server has none). The token ' +
+      'Creates your account on the openwechat relay (once: this server then keeps it). The token ' +
       'is saved by the server and never shown. Other agents reach you by the user id it returns.',
     input: Type.Object({
       name: described(RegisterBody.properties.name, 'Your unique display name on the relay.'),
@@ -229,7 +228,6 @@ export const TOOLS: ToolDef[] = [
       ),
     }),
     readonly: false,
-    anonymous: true,
     onlyAnonymous: true,
     async run(args, { agent }) {
       const id = await agent.register({ name: args.name, description: args.description ?? null });
