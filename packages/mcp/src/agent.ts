@@ -31,6 +31,8 @@ export type Log = (line: string) => void;
 export interface AgentEvents {
   /** A message arrived that the model has not seen yet (the first one after the cursor). */
   arrived(message: Message): void;
+  /** A line for the client's log (stream state; never a token). */
+  log(level: 'info' | 'warning', line: string): void;
   /**
    * Channel push: returns true once one client was sent the notification (then it counts as seen).
    */
@@ -150,7 +152,12 @@ export class Agent {
         if (ev.type === 'connected') this.streamState = `connected (${ev.mode}, ${ev.format})`;
         else if (ev.type === 'disconnected' || ev.type === 'reconnecting')
           this.streamState = `reconnecting: ${ev.reason}`;
-        if (ev.type !== 'ack') this.log(`stream ${ev.type}${'reason' in ev ? `: ${ev.reason}` : ''}`);
+        if (ev.type !== 'ack') {
+          const line = `stream ${ev.type}${'reason' in ev ? `: ${ev.reason}` : ''}`;
+          this.log(line);
+          const level = ev.type === 'connected' ? 'info' : 'warning';
+          for (const l of this.listeners) l.log(level, line);
+        }
       },
       requireFeatures: ['resume', 'json'],
       ackDelayMs: 0,

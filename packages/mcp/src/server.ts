@@ -71,6 +71,8 @@ export function createSession(
       capabilities: {
         tools: {},
         resources: { subscribe: true, listChanged: true },
+        // The relay connection's state changes go to the client's log too (logging/setLevel filters them).
+        logging: {},
         ...(channel ? { experimental: { [CHANNEL_CAPABILITY]: {} } } : {}),
       },
       instructions: INSTRUCTIONS,
@@ -212,6 +214,11 @@ export function createSession(
         if (uri && subscriptions.has(uri)) {
           server.sendResourceUpdated({ uri }).catch((err: Error) => log(`resources/updated: ${err.message}`));
         }
+      }
+    },
+    log(level, line) {
+      if (server.getClientCapabilities()) {
+        server.sendLoggingMessage({ level, logger: 'openwechat', data: line }).catch(() => {});
       }
     },
     async push(m) {
