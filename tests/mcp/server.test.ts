@@ -301,6 +301,36 @@ describe.each<Transport>(['stdio', 'http'])('over %s', (transport) => {
     expect((await call(conn.client, 'whoami')).structured.registered).toBe(true);
   });
 
+  it("message_status answers from the relay's receipts, or says the relay has none", async () => {
+    const sent = await call(conn.client, 'send_message', {
+      to_id: bob.id,
+      content: 'status?',
+      client_id: 'st-1',
+    });
+    const caps = (await bob.client.capabilities()) as { receipts?: boolean };
+    const r = await call(conn.client, 'message_status', {
+      to_id: bob.id,
+      message_id: sent.structured.message_id,
+    });
+    if (!caps.receipts) {
+      expect(r.isError).toBe(true);
+      expect(r.text).toMatch(/not supported by this relay/);
+      return;
+    }
+    expect(r.structured.state).toBe('accepted');
+    const page = await bob.client.readInbox({ after: 0 });
+    await bob.client.ack(page.messages.at(-1)!.id!);
+    const byKey = await until(
+      async () => {
+        const x = await call(conn.client, 'message_status', { client_id: 'st-1' });
+        return x.structured.state === 'delivered' ? x : null;
+      },
+      10_000,
+      'delivered',
+    );
+    expect(byKey.structured.message_id).toBe(sent.structured.message_id);
+  });
+
   it('resources: the inbox and a conversation, subscribed; an update follows each send (latency measured)', async () => {
     const list = await conn.client.listResources();
     const uris = list.resources.map((r) => r.uri);

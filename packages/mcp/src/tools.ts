@@ -177,6 +177,19 @@ function sendTarget(args: { to_id?: number; group_id?: number }): { to: number }
   return args.to_id !== undefined ? { to: args.to_id } : { group: args.group_id! };
 }
 
+/** Delivery receipts (our relay's `receipts` feature), as @openwechat/client offers them once it has them. */
+interface Receipt {
+  message_id: number;
+  to_id: number;
+  group_id: number | null;
+  state: 'accepted' | 'delivered';
+  at: string;
+}
+type ReceiptClient = ReturnType<Agent['requireClient']> & {
+  receipt?(toId: number, messageId: number): Promise<Receipt | null>;
+  sentByKey?(key: string): Promise<{ result: unknown; receipt: Receipt | null } | null>;
+};
+
 const tool = <S extends TObject>(def: ToolDef<S>): ToolDef => def as unknown as ToolDef;
 
 export const TOOLS: ToolDef[] = [
@@ -649,6 +662,47 @@ export const TOOLS: ToolDef[] = [
         size: f.size,
         content_type: f.contentType,
       });
+    },
+  }),
+  tool({
+    name: 'message_status',
+    title: 'Delivery state of a sent message',
+    description:
+      'Whether a message you sent reached the recipient: "accepted" (stored by the relay) or "delivered" ' +
+      "(the recipient's client acknowledged it). Give to_id and message_id (from send_message's result), or " +
+      'the client_id you sent it with.',
+    input: Type.Object({
+      to_id: opt(SendBody.properties.to_id, 'The recipient user id.'),
+      message_id: opt(Type.Integer({ minimum: 1 }), 'The message id send_message returned.'),
+      client_id: opt(IdempotencyKeyHeader, 'The client_id the message was sent with (instead of the ids).'),
+    }),
+    readonly: true,
+    readOnlyHint: true,
+    async run(args, { agent }) {
+      const client = agent.requireClient() as ReceiptClient;
+      const caps = (await client.capabilities()) as { receipts?: boolean };
+      if (!caps.receipts || !client.receipt || !client.sentByKey) {
+        return toolError('Delivery receipts are not supported by this relay.', {
+          code: 'unsupported',
+          message: 'not supported by this relay',
+        });
+      }
+      let r: Receipt | null;
+      if (args.client_id !== undefined) {
+        const sent = await client.sentByKey(idempotencyKey(agent, args.client_id));
+        if (!sent)
+          return toolError(`Nothing was sent with client_id ${args.client_id}.`, {
+            code: 'not_found',
+            message: 'unknown client_id',
+          });
+        r = sent.receipt;
+      } else if (args.to_id !== undefined && args.message_id !== undefined) {
+        r = await client.receipt(args.to_id, args.message_id);
+      } else {
+        throw new Error('give to_id and message_id, or client_id');
+      }
+      if (!r) return ok('No delivery state is known for that message.', { state: null });
+      return ok(`Message ${r.message_id} to user ${r.to_id}: ${r.state} (${r.at}).`, { ...r });
     },
   }),
 ];
