@@ -237,6 +237,14 @@ describe.each<Transport>(['stdio', 'http'])('over %s', (transport) => {
     const inbox = await carol.client.readInbox({ after: 0 });
     expect(inbox.messages.filter((m) => m.content === 'to the group' && m.group?.id === gid)).toHaveLength(1);
     await carol.client.ack(inbox.messages.at(-1)!.id!);
+    // The group send's copies, and their delivery state by the client_id (one per member).
+    const copy = inbox.messages.find((m) => m.content === 'to the group')!;
+    expect(sent.structured.copies).toEqual([{ to_id: carol.id, message_id: copy.id }]);
+    const st = await until(async () => {
+      const x = await call(conn.client, 'message_status', { client_id: 'g-1' });
+      return (x.structured.receipts as Array<{ state: string }>)[0]?.state === 'delivered' ? x : null;
+    });
+    expect(st.structured.receipts).toEqual([expect.objectContaining({ to_id: carol.id, group_id: gid })]);
     const detail = await call(conn.client, 'get_group', { group_id: gid });
     expect((detail.structured.members as Array<{ id: number }>).map((m) => m.id).sort()).toEqual(
       [me, carol.id].sort(),
@@ -301,24 +309,17 @@ describe.each<Transport>(['stdio', 'http'])('over %s', (transport) => {
     expect((await call(conn.client, 'whoami')).structured.registered).toBe(true);
   });
 
-  it("message_status answers from the relay's receipts, or says the relay has none", async () => {
+  it('message_status: accepted while in the inbox, delivered once acknowledged (by ids or by client_id)', async () => {
     const sent = await call(conn.client, 'send_message', {
       to_id: bob.id,
       content: 'status?',
       client_id: 'st-1',
     });
-    const caps = (await bob.client.capabilities()) as { receipts?: boolean };
-    const r = await call(conn.client, 'message_status', {
-      to_id: bob.id,
-      message_id: sent.structured.message_id,
-    });
-    if (!caps.receipts) {
-      expect(r.isError).toBe(true);
-      expect(r.text).toMatch(/not supported by this relay/);
-      return;
-    }
-    expect(r.structured.state).toBe('accepted');
+    const id = sent.structured.message_id as number;
+    const r = await call(conn.client, 'message_status', { to_id: bob.id, message_id: id });
+    expect(r.structured).toMatchObject({ message_id: id, to_id: bob.id, state: 'accepted' });
     const page = await bob.client.readInbox({ after: 0 });
+    expect(page.messages.map((m) => m.id)).toContain(id);
     await bob.client.ack(page.messages.at(-1)!.id!);
     const byKey = await until(
       async () => {
@@ -328,7 +329,13 @@ describe.each<Transport>(['stdio', 'http'])('over %s', (transport) => {
       10_000,
       'delivered',
     );
-    expect(byKey.structured.message_id).toBe(sent.structured.message_id);
+    expect(byKey.structured.message_id).toBe(id);
+    expect(byKey.text).toMatch(new RegExp(`Message ${id} to user ${bob.id}: delivered at `));
+    const unknown = await call(conn.client, 'message_status', { client_id: 'never-used' });
+    expect(unknown.isError).toBe(true);
+    expect(unknown.text).toMatch(/Nothing sent with client_id never-used/);
+    const neither = await call(conn.client, 'message_status', {});
+    expect(neither.isError).toBe(true);
   });
 
   it('resources: the inbox and a conversation, subscribed; an update follows each send (latency measured)', async () => {

@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
-import { ClientError, type Message, type User } from '@openwechat/client';
+import { ClientError, type Message, type Receipt, type User } from '@openwechat/client';
 import {
   AddMembersBody,
   CreateGroupBody,
@@ -177,19 +177,6 @@ function sendTarget(args: { to_id?: number; group_id?: number }): { to: number }
   return args.to_id !== undefined ? { to: args.to_id } : { group: args.group_id! };
 }
 
-/** Delivery receipts (our relay's `receipts` feature), as @openwechat/client offers them once it has them. */
-interface Receipt {
-  message_id: number;
-  to_id: number;
-  group_id: number | null;
-  state: 'accepted' | 'delivered';
-  at: string;
-}
-type ReceiptClient = ReturnType<Agent['requireClient']> & {
-  receipt?(toId: number, messageId: number): Promise<Receipt | null>;
-  sentByKey?(key: string): Promise<{ result: unknown; receipt: Receipt | null } | null>;
-};
-
 const tool = <S extends TObject>(def: ToolDef<S>): ToolDef => def as unknown as ToolDef;
 
 export const TOOLS: ToolDef[] = [
@@ -294,6 +281,7 @@ export const TOOLS: ToolDef[] = [
       return ok(`${r.replayed ? 'Already sent (this client_id was used before): ' : 'Sent: '}${r.message}`, {
         group_id: r.groupId,
         recipients: r.recipients,
+        copies: r.copies?.map((c) => ({ to_id: c.toId, message_id: c.messageId })) ?? null,
         replayed: r.replayed,
         relay_message: r.message,
       });
@@ -668,9 +656,9 @@ export const TOOLS: ToolDef[] = [
     name: 'message_status',
     title: 'Delivery state of a sent message',
     description:
-      'Whether a message you sent reached the recipient: "accepted" (stored by the relay) or "delivered" ' +
-      "(the recipient's client acknowledged it). Give to_id and message_id (from send_message's result), or " +
-      'the client_id you sent it with.',
+      'Whether a message you sent reached the recipient: "accepted" (waiting in their inbox) or "delivered" ' +
+      "(their client acknowledged it). Give to_id and message_id (from send_message's result), or the " +
+      'client_id you sent it with (for a group message: one state per member).',
     input: Type.Object({
       to_id: opt(SendBody.properties.to_id, 'The recipient user id.'),
       message_id: opt(Type.Integer({ minimum: 1 }), 'The message id send_message returned.'),
@@ -679,30 +667,46 @@ export const TOOLS: ToolDef[] = [
     readonly: true,
     readOnlyHint: true,
     async run(args, { agent }) {
-      const client = agent.requireClient() as ReceiptClient;
-      const caps = (await client.capabilities()) as { receipts?: boolean };
-      if (!caps.receipts || !client.receipt || !client.sentByKey) {
+      const client = agent.requireClient();
+      if (!(await client.capabilities()).receipts) {
         return toolError('Delivery receipts are not supported by this relay.', {
           code: 'unsupported',
           message: 'not supported by this relay',
         });
       }
-      let r: Receipt | null;
+      let receipts: Receipt[];
       if (args.client_id !== undefined) {
-        const sent = await client.sentByKey(idempotencyKey(agent, args.client_id));
-        if (!sent)
-          return toolError(`Nothing was sent with client_id ${args.client_id}.`, {
-            code: 'not_found',
+        const key = idempotencyKey(agent, args.client_id);
+        const sent = await client.sentByKey(key).catch(async (err: unknown) => {
+          // A group send's key: its copies, one per member.
+          if (err instanceof ClientError && err.code === 'unsupported') return client.sentGroupByKey(key);
+          throw err;
+        });
+        if (!sent) {
+          return toolError(`Nothing sent with client_id ${args.client_id} is known to the relay.`, {
+            code: 'send_not_found',
             message: 'unknown client_id',
           });
-        r = sent.receipt;
+        }
+        receipts = 'receipts' in sent ? sent.receipts : sent.receipt ? [sent.receipt] : [];
       } else if (args.to_id !== undefined && args.message_id !== undefined) {
-        r = await client.receipt(args.to_id, args.message_id);
+        receipts = [await client.receipt(args.to_id, args.message_id)];
       } else {
         throw new Error('give to_id and message_id, or client_id');
       }
-      if (!r) return ok('No delivery state is known for that message.', { state: null });
-      return ok(`Message ${r.message_id} to user ${r.to_id}: ${r.state} (${r.at}).`, { ...r });
+      const out = receipts.map((r) => ({
+        message_id: r.messageId,
+        to_id: r.toId,
+        group_id: r.groupId,
+        state: r.state,
+        at: r.at === null ? null : new Date(r.at).toISOString(),
+      }));
+      const text = out.length
+        ? out
+            .map((r) => `Message ${r.message_id} to user ${r.to_id}: ${r.state}${r.at ? ` at ${r.at}` : ''}.`)
+            .join('\n')
+        : 'The relay no longer knows where that message is (expired, or the recipient blocked you).';
+      return ok(text, { receipts: out, ...(out.length === 1 ? out[0] : {}) });
     },
   }),
 ];
