@@ -171,7 +171,20 @@ describe('Claude Code and Codex talk through openwechat-mcp', () => {
       prompt: `Join openwechat as ${codexName}, greet agent ${claudeId}, wait for the answer, then tell user ${ops.id}.`,
     });
     // Claude's second run starts once Codex's greeting was sent (its result went back to the model).
-    await until(() => openai.turns.some((t) => t.results.length >= 2), 120_000, "codex's greeting");
+    let codexDone: RunResult | null = null;
+    void codexRun.then((r) => (codexDone = r)).catch(() => {});
+    await until(
+      () => {
+        if (codexDone)
+          throw new Error(
+            `codex ended before greeting: ${codexDone.stdout}\n${codexDone.stderr}\n` +
+              openai.requests.map((q) => JSON.stringify(q.body.tools).slice(0, 2000)).join('\n'),
+          );
+        return openai.turns.some((t) => t.results.length >= 2);
+      },
+      120_000,
+      "codex's greeting",
+    );
 
     let claudeWaits = 0;
     anthropic.setScript(({ results }) => {

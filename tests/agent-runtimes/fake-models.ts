@@ -199,10 +199,12 @@ export async function startAnthropicFake(server: string): Promise<FakeModel> {
 
 // ── OpenAI Responses (Codex) ───────────────────────────────────────────────────────────────────────
 
+/** Outputs of our tools' calls (not of the fake's own built-in calls, whose ids start with `wait_`). */
 function responsesResults(body: Record<string, unknown>): string[] {
   const out: string[] = [];
-  for (const item of (body.input as Array<{ type?: string; output?: unknown }>) ?? []) {
-    if (item.type === 'function_call_output') out.push(textOf(item.output));
+  for (const item of (body.input as Array<{ type?: string; output?: unknown; call_id?: string }>) ?? []) {
+    if (item.type === 'function_call_output' && !item.call_id?.startsWith('wait_'))
+      out.push(textOf(item.output));
   }
   return out;
 }
@@ -224,6 +226,7 @@ export async function startResponsesFake(server: string): Promise<FakeModel> {
   let script: Script = () => ({ text: 'no script' });
   let n = 0;
   const namespace = `mcp__${server}`;
+  let builtinCalls = 0;
   const { server: http, url } = await serve((path, body, res) => {
     if (!path.endsWith('/responses')) {
       res.writeHead(404, { 'Content-Type': 'application/json' });
@@ -232,10 +235,19 @@ export async function startResponsesFake(server: string): Promise<FakeModel> {
     }
     const ours = responsesTools(body, namespace);
     let action: Action = { text: 'ok' };
+    // Codex asks the model before its MCP servers finished starting (measured: up to 8 requests without
+    // our tools on a busy machine). A model would look around first: the built-in list_mcp_resources,
+    // answered a little later each time, until a request offers our tools. Not counted as a turn or a
+    // call of ours.
+    let builtin: string | null = null;
     if (ours.length) {
       const turn: Turn = { results: responsesResults(body), tools: ours, body };
       turns.push(turn);
       action = script(turn);
+    } else if (builtinCalls < 150) {
+      builtinCalls++;
+      builtin = 'list_mcp_resources';
+      action = { tool: builtin, args: {} };
     }
     const rid = `resp_fake_${++n}`;
     const base = {
@@ -256,14 +268,14 @@ export async function startResponsesFake(server: string): Promise<FakeModel> {
       ],
     ];
     if ('tool' in action) {
-      calls.push({ tool: action.tool, args: action.args });
+      if (!builtin) calls.push({ tool: action.tool, args: action.args });
       const args = JSON.stringify(action.args);
       const fc = {
         type: 'function_call',
         id: `fc_fake_${n}`,
-        call_id: `call_fake_${n}`,
+        call_id: `${builtin ? 'wait' : 'call'}_fake_${n}`,
         name: action.tool,
-        namespace,
+        ...(builtin ? {} : { namespace }),
       };
       item = { ...fc, arguments: args, status: 'completed' };
       events.push(
@@ -354,7 +366,8 @@ export async function startResponsesFake(server: string): Promise<FakeModel> {
         },
       ],
     );
-    sse(res, events);
+    if (builtin) setTimeout(() => sse(res, events), 200);
+    else sse(res, events);
   }, requests);
   return { url, requests, turns, calls, setScript: (s) => (script = s), close: closer(http) };
 }

@@ -175,6 +175,8 @@ export async function runClaude(o: {
         ENABLE_TOOL_SEARCH: 'false',
         // wait_for_message blocks; the default MCP tool timeout is far longer, set here explicitly.
         MCP_TOOL_TIMEOUT: '300000',
+        // Server start-up on a busy machine (the default is shorter; Claude Code then runs without it).
+        MCP_TIMEOUT: '60000',
       },
     },
   );
