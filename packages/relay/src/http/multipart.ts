@@ -108,7 +108,20 @@ export async function readMultipart(
         await drain(part.file);
         continue;
       }
-      await opts.beforeFile?.(fields);
+      if (opts.beforeFile) {
+        // The check may wait on the store (PostgreSQL): meanwhile the body can end or break, and busboy
+        // then errors the paused file stream with nobody listening — a pipeline started afterwards would
+        // wait forever. Catch that error during the check and answer it.
+        let broken: unknown = null;
+        const onBroken = (err: unknown) => (broken ??= err);
+        part.file.on('error', onBroken);
+        try {
+          await opts.beforeFile(fields);
+        } finally {
+          part.file.off('error', onBroken);
+        }
+        if (broken || part.file.destroyed) throw broken ?? new Error('malformed multipart body');
+      }
       const f: UploadedFile = {
         fieldname: part.fieldname,
         filename: part.filename,
