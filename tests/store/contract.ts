@@ -8,6 +8,7 @@ import { filesContract } from './contract/files.ts';
 import { friendsContract } from './contract/friends.ts';
 import { groupsContract } from './contract/groups.ts';
 import { inboxContract } from './contract/inbox.ts';
+import { keysContract } from './contract/keys.ts';
 import { receiptsContract } from './contract/receipts.ts';
 import { sendContract } from './contract/send.ts';
 import { usersContract } from './contract/users.ts';
@@ -34,5 +35,6 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     groupsContract(h);
     filesContract(h);
     receiptsContract(h);
+    keysContract(h);
   });
 }

@@ -24,6 +24,7 @@ import {
   type GroupMemberJson,
   type GroupSendResultJson,
   type SendResultJson,
+  type KeyBundleJson,
   type Static,
   type TSchema,
   type UserJson,
@@ -357,13 +358,20 @@ export class RelayClient {
     return (await this.capabilities()).idempotency ? { 'Idempotency-Key': key } : {};
   }
 
-  /** POST /send. With our relay, `idempotencyKey` makes a retry safe (no second delivery). */
-  async send(toId: number, content: string, opts: { idempotencyKey?: string } = {}): Promise<SendResult> {
-    const json = await this.json();
+  /**
+   * POST /send. With our relay, `idempotencyKey` makes a retry safe (no second delivery). `e2e` is an
+   * end-to-end ciphertext envelope (E2eSession builds it; content is then E2E_PLACEHOLDER).
+   */
+  async send(
+    toId: number,
+    content: string,
+    opts: { idempotencyKey?: string; e2e?: string } = {},
+  ): Promise<SendResult> {
+    const json = opts.e2e ? true : await this.json();
     const reply = await this.request('POST', '/send', {
       auth: true,
       wantJson: json,
-      json: { to_id: toId, content },
+      json: opts.e2e ? { to_id: toId, content, e2e: opts.e2e } : { to_id: toId, content },
       headers: await this.idempotencyHeaders(opts.idempotencyKey),
     });
     return this.sendReply(reply, 'POST /send', json);
@@ -374,11 +382,12 @@ export class RelayClient {
     toId: number,
     file: { path: string; filename?: string; contentType?: string } | null,
     content = '',
-    opts: { idempotencyKey?: string } = {},
+    opts: { idempotencyKey?: string; e2e?: string } = {},
   ): Promise<SendResult> {
     const form = new FormData();
     form.set('to_id', String(toId));
     form.set('content', content);
+    if (opts.e2e) form.set('e2e', opts.e2e);
     if (file) {
       form.set('file', await this.fileBlob(file), file.filename ?? basename(file.path));
     }
@@ -791,9 +800,10 @@ export class RelayClient {
   async sendGroup(
     gid: number,
     content: string,
-    opts: { mentionIds?: number[]; idempotencyKey?: string } = {},
+    opts: { mentionIds?: number[]; idempotencyKey?: string; e2e?: string } = {},
   ): Promise<GroupSendResult> {
     const body: Record<string, unknown> = { content };
+    if (opts.e2e) body.e2e = opts.e2e;
     if (opts.mentionIds?.length)
       body.mention_ids = opts.mentionIds.map((id) => positiveInt(id, 'a mention id'));
     const path = `/groups/${positiveInt(gid, 'the group id')}/send`;
@@ -809,11 +819,12 @@ export class RelayClient {
     gid: number,
     file: { path: string; filename?: string; contentType?: string },
     content = '',
-    opts: { mentionIds?: number[]; idempotencyKey?: string } = {},
+    opts: { mentionIds?: number[]; idempotencyKey?: string; e2e?: string } = {},
   ): Promise<GroupSendResult> {
     const path = `/groups/${positiveInt(gid, 'the group id')}/send/file`;
     const form = new FormData();
     form.set('content', content);
+    if (opts.e2e) form.set('e2e', opts.e2e);
     if (opts.mentionIds?.length) {
       form.set('mention_ids', opts.mentionIds.map((id) => positiveInt(id, 'a mention id')).join(','));
     }
@@ -836,6 +847,61 @@ export class RelayClient {
         `cannot read ${file.path}: ${(err as Error).message}`,
       );
     }
+  }
+
+  // ───────────── end-to-end key directory (docs/e2e.md; E2eSession is the way to use it) ─────────────
+
+  /** PUT /keys: publish this account's signed key bundle. */
+  async putKeys(bundle: {
+    identityKey: string;
+    encryptionKey: string;
+    version: number;
+    signature: string;
+  }): Promise<{ keys: KeyBundleJson; identityChanged: boolean }> {
+    const reply = await this.keysCall('PUT', '/keys', {
+      identity_key: bundle.identityKey,
+      encryption_key: bundle.encryptionKey,
+      version: bundle.version,
+      signature: bundle.signature,
+    });
+    const j = this.parseJson(reply, 'PUT /keys', ENDPOINTS['PUT /keys'].json);
+    return { keys: j.keys, identityChanged: j.identity_changed };
+  }
+
+  /** GET /keys/{id}: a user's published bundle, or null when they published none. */
+  async getKeys(userId: number): Promise<KeyBundleJson | null> {
+    const path = `/keys/${positiveInt(userId, 'the user id')}`;
+    const reply = await this.request('GET', path, { auth: true, wantJson: true });
+    const err = errorOfReply(reply.status, reply.headers, reply.body);
+    if (err?.code === 'keys_not_found') return null;
+    return this.parseJson(
+      this.keysChecked(reply, 'GET', path),
+      'GET /keys/{id}',
+      ENDPOINTS['GET /keys/:user_id'].json,
+    ).keys;
+  }
+
+  private async keysCall(method: string, path: string, json: unknown): Promise<Reply> {
+    return this.keysChecked(
+      await this.request(method, path, { auth: true, wantJson: true, json }),
+      method,
+      path,
+    );
+  }
+
+  /** A relay without the key directory (the reference, an older relay) answers 404 for the route. */
+  private keysChecked(reply: Reply, method: string, path: string): Reply {
+    const err = errorOfReply(reply.status, reply.headers, reply.body);
+    if (err && (err.code === 'not_found' || err.code === 'method_not_allowed')) {
+      throw new ClientError(
+        'unsupported',
+        'unsupported',
+        `${method} ${path}: this relay has no end-to-end key directory (HTTP ${reply.status})`,
+        { status: reply.status },
+      );
+    }
+    if (err) throw err;
+    return reply;
   }
 
   /**

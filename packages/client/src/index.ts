@@ -26,3 +26,4 @@ export { fetchWithinOrigin } from './http.ts';
 export { Backoff, backoffDelay, parseRetryAfter, retryDelay, type BackoffPolicy } from './retry.ts';
 export * from './text.ts';
 export type * from './types.ts';
+export * from './e2e/index.ts';

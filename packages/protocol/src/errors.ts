@@ -94,6 +94,14 @@ export const ERRORS = {
   owner_cannot_leave: { status: 409, message: '群主不能退出群组，请先转让群主或解散群组' },
   invalid_group_name: { status: 400, message: '群组名称不能包含换行等控制字符' },
 
+  // End-to-end encryption (docs/e2e.md). The relay never reads a ciphertext; it checks only the shape
+  // of what it stores and the signature of a published key bundle.
+  e2e_content_mismatch: { status: 400, message: '加密消息的 content 必须为“[加密消息]”' },
+  e2e_not_allowed: { status: 400, message: '该请求不支持加密字段 e2e' },
+  invalid_key_bundle: { status: 400, message: '密钥包无效' },
+  key_version_stale: { status: 409, message: '密钥版本必须大于已发布的版本' },
+  keys_not_found: { status: 404, message: '该用户尚未发布加密密钥' },
+
   // Admin
   admin_not_configured: { status: 503, message: '管理接口未配置 ADMIN_KEY' },
   admin_key_invalid: { status: 401, message: '管理密钥无效' },

@@ -63,6 +63,8 @@ export function messageJson(m: MessageView): MessageJson {
     attachment: m.attachment ? attachmentJson(m.attachment) : null,
     group: m.group ? { id: m.group.id, name: m.group.name } : null,
     mentioned: m.mentioned,
+    // Only on encrypted messages, so every plaintext message keeps the shape it always had.
+    ...(m.e2e ? { e2e: m.e2e } : {}),
   };
 }
 
@@ -104,6 +106,7 @@ export function messageFromJson(j: MessageJson): MessageView {
       : null,
     group: j.group ? { id: j.group.id, name: j.group.name } : null,
     mentioned: j.mentioned === true,
+    ...(j.e2e ? { e2e: j.e2e } : {}),
   };
 }
 

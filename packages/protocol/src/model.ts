@@ -4,6 +4,19 @@
 export const USER_STATUSES = ['open', 'friends_only', 'do_not_disturb'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
 
+/**
+ * End-to-end encryption (docs/e2e.md). An encrypted message's `content` is always this fixed text, so a
+ * text-mode or legacy reader sees it instead of ciphertext; the ciphertext travels in the JSON-mode `e2e`
+ * field, which the relay stores without reading it.
+ */
+export const E2E_PLACEHOLDER = '[加密消息]';
+/**
+ * Longest `e2e` field (characters, all ASCII: a JSON envelope with base64 inside). Fits the default
+ * 64 KB JSON body limit with room for the rest of the body; a group message to 500 members carries one
+ * wrapped key per member (~75 characters each) and stays under it.
+ */
+export const E2E_MAX_CHARS = 49_152;
+
 export const MESSAGE_TYPES = ['chat', 'friend_request', 'system', 'group'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -50,6 +63,11 @@ export interface MessageView {
   group: GroupRef | null;
   /** Whether this recipient was mentioned in a group message (false outside groups). */
   mentioned: boolean;
+  /**
+   * The end-to-end ciphertext envelope, stored opaquely (`content` is then E2E_PLACEHOLDER). Absent or
+   * null for a plaintext message.
+   */
+  e2e?: string | null;
 }
 
 /** A group as named in a message block: `<name>（群ID:<id>）`. */
@@ -108,4 +126,20 @@ export interface ReceiptView {
   messageId: number;
   groupId: number | null;
   deliveredAt: number | null;
+}
+
+/**
+ * The bytes an E2E key bundle's signature covers (docs/e2e.md), written once for the client that signs
+ * and the relay that checks: a domain-separation line, then the account and both public keys (base64 as
+ * published) and the version, one per line.
+ */
+export function keyBundleSigningInput(b: {
+  userId: number;
+  identityKey: string;
+  encryptionKey: string;
+  version: number;
+}): Uint8Array {
+  return new TextEncoder().encode(
+    `openwechat-e2e-v1 key bundle\n${b.userId}\n${b.identityKey}\n${b.encryptionKey}\n${b.version}`,
+  );
 }

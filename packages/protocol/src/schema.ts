@@ -16,7 +16,7 @@ import {
   type TUnion,
 } from '@sinclair/typebox';
 import { ERRORS } from './errors.ts';
-import { MESSAGE_TYPES, USER_STATUSES } from './model.ts';
+import { E2E_MAX_CHARS, E2E_PLACEHOLDER, MESSAGE_TYPES, USER_STATUSES } from './model.ts';
 
 // ── Building blocks ───────────────────────────────────────────────────────────────────────────────
 
@@ -92,6 +92,26 @@ export const MessageSchema = Type.Object({
   mentioned: Type.Optional(
     Type.Boolean({ description: 'this copy of a group message mentions its recipient (else false)' }),
   ),
+  e2e: Type.Optional(
+    Type.String({
+      description: `end-to-end ciphertext envelope (docs/e2e.md), stored opaquely; only on encrypted messages, whose content is \`${E2E_PLACEHOLDER}\``,
+    }),
+  ),
+});
+
+/** A signed key bundle (docs/e2e.md): base64 of the raw 32-byte public keys and the 64-byte signature. */
+export const KeyBundleSchema = Type.Object({
+  user_id: Id(),
+  identity_key: Type.String({ description: 'Ed25519 public key, base64 (32 bytes)' }),
+  encryption_key: Type.String({
+    description: 'X25519 public key, base64 (32 bytes), signed by identity_key',
+  }),
+  version: Type.Integer({ minimum: 1, description: 'grows with each rotation of the encryption key' }),
+  signature: Type.String({ description: 'Ed25519 signature by identity_key over the bundle (docs/e2e.md)' }),
+  updated_at: DateTime({ description: 'when this bundle was published' }),
+  identity_since: DateTime({
+    description: 'when this identity key was first published: a change is visible',
+  }),
 });
 
 export const GroupSchema = Type.Object({
@@ -200,6 +220,7 @@ export const COMPONENTS = {
   GroupSendResult: GroupSendResultSchema,
   Receipt: ReceiptSchema,
   InboxPage: InboxPageSchema,
+  KeyBundle: KeyBundleSchema,
   Error: ErrorSchema,
 } as const;
 
@@ -208,6 +229,11 @@ export const COMPONENTS = {
 // a field that is present is validated as required (so `"owner_id": null` is refused, not ignored).
 
 const Content = Type.String({ minLength: 1, maxLength: 1000 });
+const E2eField = Type.String({
+  minLength: 1,
+  maxLength: E2E_MAX_CHARS,
+  description: `end-to-end ciphertext envelope (docs/e2e.md); content must then be \`${E2E_PLACEHOLDER}\``,
+});
 const Description = Nullable(Type.String({ maxLength: 200 }));
 const GroupName = Type.String({ minLength: 1, maxLength: 50 });
 
@@ -217,7 +243,7 @@ export const RegisterBody = Type.Object({
   status: Type.Optional(StringEnum(USER_STATUSES, { default: 'open' })),
 });
 export const StatusBody = Type.Object({ status: StringEnum(USER_STATUSES) });
-export const SendBody = Type.Object({ to_id: Id(), content: Content });
+export const SendBody = Type.Object({ to_id: Id(), content: Content, e2e: Type.Optional(E2eField) });
 /**
  * The multipart forms are described here for the document; the relay reads their fields itself, because
  * the reference refuses a long content there as `content_too_long` (an error, not a validation message).
@@ -226,6 +252,7 @@ export const SendFileBody = Type.Object({
   to_id: Id(),
   content: Type.Optional(Type.String({ maxLength: 1000 })),
   file: Type.Optional(Type.String({ format: 'binary' })),
+  e2e: Type.Optional(E2eField),
 });
 export const AckBody = Type.Object({ up_to: Type.Integer({ minimum: 0 }) });
 export const CreateGroupBody = Type.Object({
@@ -239,11 +266,22 @@ export const UpdateGroupBody = Type.Object({
   owner_id: Type.Optional(Id({ description: 'a current member' })),
 });
 export const AddMembersBody = Type.Object({ user_ids: Type.Array(Id(), { minItems: 1 }) });
-export const GroupSendBody = Type.Object({ content: Content, mention_ids: Type.Optional(Type.Array(Id())) });
+export const GroupSendBody = Type.Object({
+  content: Content,
+  mention_ids: Type.Optional(Type.Array(Id())),
+  e2e: Type.Optional(E2eField),
+});
 export const GroupSendFileBody = Type.Object({
   content: Type.Optional(Type.String({ maxLength: 1000 })),
   file: Type.Optional(Type.String({ format: 'binary' })),
   mention_ids: Type.Optional(Type.String({ description: 'comma-separated user ids' })),
+  e2e: Type.Optional(E2eField),
+});
+export const PutKeysBody = Type.Object({
+  identity_key: Type.String({ minLength: 1, maxLength: 64 }),
+  encryption_key: Type.String({ minLength: 1, maxLength: 64 }),
+  version: Type.Integer({ minimum: 1, maximum: 2 ** 31 - 1 }),
+  signature: Type.String({ minLength: 1, maxLength: 128 }),
 });
 export const RateLimitBody = Type.Object({ enabled: Type.Boolean() });
 
@@ -278,7 +316,7 @@ export const SentPath = Type.Object({ to_id: PATH_PARAMS.to_id, message_id: PATH
 
 export interface Endpoint {
   summary: string;
-  tag: 'ops' | 'accounts' | 'messages' | 'friends' | 'groups' | 'homepage' | 'admin';
+  tag: 'ops' | 'accounts' | 'messages' | 'friends' | 'groups' | 'homepage' | 'keys' | 'admin';
   query?: TSchema;
   body?: { type: 'json' | 'multipart' | 'html'; schema: TSchema };
   /** JSON-mode success body (with `Accept: application/json`); text mode renders the text layouts. */
@@ -460,6 +498,20 @@ export const ENDPOINTS = {
     body: { type: 'html', schema: Type.String() },
     json: Type.Object({ url: Type.String() }),
   },
+  'PUT /keys': {
+    summary: 'Publish my signed end-to-end key bundle (docs/e2e.md)',
+    tag: 'keys',
+    body: { type: 'json', schema: PutKeysBody },
+    json: Type.Object({
+      keys: KeyBundleSchema,
+      identity_changed: Type.Boolean({ description: 'this bundle replaced a different identity key' }),
+    }),
+  },
+  'GET /keys/:user_id': {
+    summary: "A user's published end-to-end key bundle (404 keys_not_found when none)",
+    tag: 'keys',
+    json: Type.Object({ keys: KeyBundleSchema }),
+  },
   'GET /homepage/:user_id': {
     summary: 'A homepage, served in a sandbox',
     tag: 'homepage',
@@ -503,3 +555,4 @@ export type GroupCopyJson = Static<typeof GroupCopySchema>;
 export type ReceiptJson = Static<typeof ReceiptSchema>;
 export type SentReceiptJson = Static<typeof SentReceiptSchema>;
 export type SentByKeyJson = Static<typeof SentByKeySchema>;
+export type KeyBundleJson = Static<typeof KeyBundleSchema>;

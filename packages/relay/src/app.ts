@@ -53,7 +53,7 @@ export interface Relay {
 }
 
 /** Features advertised by /health so clients can tell this relay from the reference. */
-export const FEATURES = ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts'];
+export const FEATURES = ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts', 'e2e'];
 
 /** How long in-flight requests may take to finish on shutdown before their sockets are closed. */
 const SHUTDOWN_GRACE_MS = 10_000;

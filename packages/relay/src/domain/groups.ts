@@ -206,6 +206,8 @@ export interface GroupSendState {
   content: string;
   attachment: AttachmentView | null;
   mentionIds: readonly number[];
+  /** End-to-end ciphertext envelope, the same for every copy. */
+  e2e?: string | null;
   now: number;
 }
 
@@ -230,6 +232,7 @@ export function decideGroupSend(s: GroupSendState): GroupSendDecision {
       createdAt: s.now,
       groupId: group.id,
       mentioned: mentioned.has(m.id),
+      ...(s.e2e ? { e2e: s.e2e } : {}),
     }));
   return { group: { id: group.id, name: group.name }, messages };
 }

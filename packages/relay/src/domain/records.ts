@@ -37,6 +37,8 @@ export interface NewMessage {
   groupId?: number | null;
   /** This recipient's copy of a group message mentions it. */
   mentioned?: boolean;
+  /** End-to-end ciphertext envelope, stored as given and never read (content is then the placeholder). */
+  e2e?: string | null;
 }
 
 /** A group row. Dissolved groups keep their row (stored messages still name them) but have no members. */

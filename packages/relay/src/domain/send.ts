@@ -16,6 +16,8 @@ export interface SendState {
   friendship: FriendshipRecord | null;
   content: string;
   attachment: AttachmentView | null;
+  /** End-to-end ciphertext envelope, stored with the message as given. */
+  e2e?: string | null;
   now: number;
 }
 
@@ -51,6 +53,7 @@ export function decideSend(s: SendState): SendDecision {
     content: s.content,
     attachment: s.attachment,
     createdAt: now,
+    ...(s.e2e ? { e2e: s.e2e } : {}),
   });
 
   if (f?.status === 'blocked') {

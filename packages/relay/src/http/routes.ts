@@ -11,6 +11,7 @@ import * as files from './handlers/files.ts';
 import * as friends from './handlers/friends.ts';
 import * as groups from './handlers/groups.ts';
 import * as homepage from './handlers/homepage.ts';
+import * as keys from './handlers/keys.ts';
 import * as messaging from './handlers/messaging.ts';
 import * as ops from './handlers/ops.ts';
 import * as receipts from './handlers/receipts.ts';
@@ -52,6 +53,8 @@ export const ROUTES: RouteSpec[] = [
   r({ method: 'GET', url: '/files/:file_id', convention: 'hard', auth: 'token', parse: files.parseFileId, handler: files.download }),
   r({ method: 'PUT', url: '/homepage', convention: 'hard', auth: 'token', bodyLimit: homepage.HOMEPAGE_MAX_BYTES, tooLarge: 'homepage_too_large', parse: homepage.parseHomepage, preAuth: homepage.checkHomepage, handler: homepage.putHomepage }),
   r({ method: 'GET', url: '/homepage/:user_id', convention: 'hard', auth: 'none', parse: accounts.parseUserIdPath, handler: homepage.getHomepage }),
+  r({ method: 'PUT', url: '/keys', convention: 'hard', auth: 'token', touch: true, parse: keys.parsePutKeys, handler: keys.putKeys }),
+  r({ method: 'GET', url: '/keys/:user_id', convention: 'hard', auth: 'token', touch: true, parse: accounts.parseUserIdPath, handler: keys.getKeys }),
   r({ method: 'GET', url: '/stream', convention: 'hard', auth: 'token', touch: true, parse: stream.parseStream, handler: stream.openStream }),
   r({ method: 'GET', url: '/admin/rate-limit', convention: 'hard', auth: 'admin', handler: admin.getRateLimit }),
   r({ method: 'POST', url: '/admin/rate-limit', convention: 'hard', auth: 'admin', parse: admin.parseRateLimit, handler: admin.setRateLimit }),

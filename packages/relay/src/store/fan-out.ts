@@ -11,6 +11,7 @@ function sameExceptRecipient(a: NewMessage, b: NewMessage): boolean {
     a.content === b.content &&
     a.attachment === b.attachment &&
     a.createdAt === b.createdAt &&
+    (a.e2e ?? null) === (b.e2e ?? null) &&
     (a.groupId ?? null) === (b.groupId ?? null)
   );
 }

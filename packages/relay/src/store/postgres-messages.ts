@@ -90,9 +90,9 @@ export async function insertMessage(c: pg.PoolClient, m: NewMessage): Promise<St
        UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = $1::bigint RETURNING last_msg_id
      )
      INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
-                           file_type, file_expires_at, created_at)
+                           file_type, file_expires_at, created_at, e2e)
      SELECT $1::bigint, next.last_msg_id, $2::bigint, $3::text, $4::text, $5::text, $6::text, $7::bigint,
-            $8::text, $9::bigint, $10::bigint
+            $8::text, $9::bigint, $10::bigint, $11::text
      FROM next RETURNING id`,
     [
       m.toId,
@@ -105,6 +105,7 @@ export async function insertMessage(c: pg.PoolClient, m: NewMessage): Promise<St
       f.file_type,
       f.file_expires_at,
       f.created_at,
+      f.e2e,
     ],
   );
   const stored = r.rows[0];
@@ -131,9 +132,9 @@ export async function insertFanOut(
          UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = ANY($1::bigint[]) RETURNING id, last_msg_id
        )
        INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
-                             file_type, file_expires_at, created_at, group_id, mentioned)
+                             file_type, file_expires_at, created_at, group_id, mentioned, e2e)
        SELECT next.id, next.last_msg_id, $2::bigint, $3::text, $4::text, $5::text, $6::text, $7::bigint,
-              $8::text, $9::bigint, $10::bigint, $11::bigint, next.id = ANY($12::bigint[])
+              $8::text, $9::bigint, $10::bigint, $11::bigint, next.id = ANY($12::bigint[]), $13::text
        FROM next RETURNING to_id, id`,
       [
         run.map((m) => m.toId),
@@ -148,6 +149,7 @@ export async function insertFanOut(
         shared.created_at,
         shared.group_id,
         run.filter((m) => m.mentioned).map((m) => m.toId),
+        shared.e2e,
       ],
     );
     const idOf = new Map(rows.map((r) => [r.to_id, r.id]));

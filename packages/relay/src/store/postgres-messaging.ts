@@ -147,6 +147,7 @@ export class PgMessaging implements MessagingStore {
         friendship,
         content: req.content,
         attachment: req.attachment,
+        ...(req.e2e ? { e2e: req.e2e } : {}),
         now: req.now,
       });
 
@@ -249,7 +250,7 @@ export class PgMessaging implements MessagingStore {
            ) RETURNING *
          ), ${receiptsOf('$3')}
          SELECT g.to_id, g.id, g.from_id, g.type, g.content, g.attachment_name, g.file_id, g.file_size,
-                g.file_type, g.file_expires_at, g.created_at, g.group_id, g.mentioned,
+                g.file_type, g.file_expires_at, g.created_at, g.group_id, g.mentioned, g.e2e,
                 u.name AS from_name, u.description AS from_description, gr.name AS group_name,
                 (SELECT json_agg(rec) FROM rec) AS receipts
          FROM gone g LEFT JOIN users u ON u.id = g.from_id LEFT JOIN groups gr ON gr.id = g.group_id

@@ -275,6 +275,28 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    name: 'end-to-end encryption',
+    sql: `
+      -- The ciphertext envelope of an encrypted message (docs/e2e.md); content then holds the fixed
+      -- placeholder. The relay stores it as given and never reads it. (owc_send_chats never writes
+      -- it: encrypted sends take the locked send path.)
+      ALTER TABLE messages ADD COLUMN e2e TEXT;
+
+      -- Each account's published key bundle: the signed public keys only (private keys never leave
+      -- the client). identity_since changes when the identity key does, so the change is visible.
+      CREATE TABLE key_bundles (
+        user_id        BIGINT  PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+        identity_key   TEXT    NOT NULL,
+        encryption_key TEXT    NOT NULL,
+        version        INTEGER NOT NULL,
+        signature      TEXT    NOT NULL,
+        updated_at     BIGINT  NOT NULL,
+        identity_since BIGINT  NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -114,7 +114,8 @@ export async function sendChat(
   decide: (state: SendState) => SendDecision,
   opts: SendOptions,
 ): Promise<SendResult | null> {
-  if (opts.idempotency || req.fromId === req.toId) return null;
+  // The batched write (owc_send_chats) has no ciphertext column: encrypted sends take the locked path.
+  if (opts.idempotency || req.e2e || req.fromId === req.toId) return null;
   if (!Number.isSafeInteger(req.fromId) || !Number.isSafeInteger(req.toId)) return null;
   const [a, b] = pair(req.fromId, req.toId);
   const previewLimit = opts.previewLimit ?? 0;
@@ -134,6 +135,7 @@ export async function sendChat(
         friendship,
         content: req.content,
         attachment: req.attachment,
+        ...(req.e2e ? { e2e: req.e2e } : {}),
         now: req.now,
       });
     } catch (err) {
@@ -149,7 +151,8 @@ export async function sendChat(
       m.toId !== recipient.id ||
       m.fromId !== sender.id ||
       (m.groupId ?? null) !== null ||
-      m.mentioned
+      m.mentioned ||
+      m.e2e
     ) {
       return null;
     }

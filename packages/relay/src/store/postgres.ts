@@ -40,6 +40,7 @@ import {
   urlWithSchema,
 } from './postgres-connection.ts';
 import { PgFiles } from './postgres-files.ts';
+import { PgKeys } from './postgres-keys.ts';
 import { PgGroups } from './postgres-groups.ts';
 import { PgMessaging } from './postgres-messaging.ts';
 import { migratePostgres } from './postgres-migrations.ts';
@@ -119,7 +120,14 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
           await pool.end();
         },
       },
-      [new PgUsers(db), new PgMessaging(db), new PgFiles(db), new PgGroups(db), new PgOps(db)],
+      [
+        new PgUsers(db),
+        new PgMessaging(db),
+        new PgFiles(db),
+        new PgGroups(db),
+        new PgKeys(db),
+        new PgOps(db),
+      ],
     );
     // Its own application_name, so pg_stat_activity tells the LISTEN connection from the pool's.
     const listenConfig = { ...config, application_name: 'openwechat-relay-listen' };

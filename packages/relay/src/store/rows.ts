@@ -19,6 +19,7 @@ import type {
   GroupRecord,
   GroupSendResult,
   InboxMessage,
+  KeyBundleRecord,
   NewMessage,
   SendResult,
   UserRecord,
@@ -164,6 +165,8 @@ export interface StoredMessageRow {
   group_id: number | null;
   /** SQLite answers 0/1, PostgreSQL a boolean. */
   mentioned: boolean | number;
+  /** End-to-end ciphertext envelope (ASCII, never decoded or read by the relay); null for plaintext. */
+  e2e: string | null;
 }
 
 /** What the reading queries join in: the sender's current profile and the group's current name. */
@@ -182,7 +185,7 @@ export type MessageFields = Omit<StoredMessageRow, 'to_id' | 'id' | 'mentioned'>
 
 /** Never select homepage (up to 512 KB) or token_hash with a user record. */
 export const MESSAGE_COLUMNS = `m.to_id, m.id, m.from_id, m.type, m.content, m.attachment_name, m.file_id,
-  m.file_size, m.file_type, m.file_expires_at, m.created_at, m.group_id, m.mentioned`;
+  m.file_size, m.file_type, m.file_expires_at, m.created_at, m.group_id, m.mentioned, m.e2e`;
 export const MESSAGE_SELECT = `
   SELECT ${MESSAGE_COLUMNS}, u.name AS from_name, u.description AS from_description, gr.name AS group_name
   FROM messages m LEFT JOIN users u ON u.id = m.from_id LEFT JOIN groups gr ON gr.id = m.group_id`;
@@ -201,6 +204,7 @@ export function messageFields(m: NewMessage, encode: TextCodec = asIs): MessageF
     file_expires_at: a ? (a.expiresAt ?? null) : null,
     created_at: m.createdAt,
     group_id: m.groupId ?? null,
+    e2e: m.e2e ?? null,
   };
 }
 
@@ -241,6 +245,7 @@ export function toMessage(row: MessageRow, decode: TextCodec = asIs): InboxMessa
     attachment,
     group: row.group_id === null ? null : { id: row.group_id, name: row.group_name ?? '' },
     mentioned: row.mentioned === true || row.mentioned === 1,
+    ...(row.e2e ? { e2e: row.e2e } : {}),
   };
 }
 
@@ -401,4 +406,31 @@ export function replayOf<T>(
   if (!prior || prior.created_at <= now - idem.windowMs) return null;
   if (prior.fingerprint !== idem.fingerprint) throw new RelayError('idempotency_conflict');
   return { ...(JSON.parse(prior.result) as T), delivered: [], replayed: true };
+}
+
+// ── End-to-end key bundles ──────────────────────────────────────────────────────────────────────────
+
+export interface KeyBundleRow {
+  user_id: number;
+  identity_key: string;
+  encryption_key: string;
+  version: number;
+  signature: string;
+  updated_at: number;
+  identity_since: number;
+}
+
+export const KEY_BUNDLE_COLUMNS =
+  'user_id, identity_key, encryption_key, version, signature, updated_at, identity_since';
+
+export function toKeyBundle(row: KeyBundleRow): KeyBundleRecord {
+  return {
+    userId: Number(row.user_id),
+    identityKey: row.identity_key,
+    encryptionKey: row.encryption_key,
+    version: Number(row.version),
+    signature: row.signature,
+    updatedAt: Number(row.updated_at),
+    identitySince: Number(row.identity_since),
+  };
 }

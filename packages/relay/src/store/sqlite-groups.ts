@@ -306,6 +306,7 @@ export class SqliteGroups implements GroupStore {
         members,
         content: req.content,
         attachment: req.attachment,
+        ...(req.e2e ? { e2e: req.e2e } : {}),
         mentionIds: req.mentionIds,
         now: req.now,
       });

@@ -28,7 +28,7 @@ export function immediate<A extends unknown[], R>(db: DB, fn: (...args: A) => R)
 }
 
 type Bind = string | number | null;
-const row13 = (r: StoredMessageRow): Bind[] => [
+const row14 = (r: StoredMessageRow): Bind[] => [
   r.to_id,
   r.id,
   r.from_id,
@@ -42,6 +42,7 @@ const row13 = (r: StoredMessageRow): Bind[] => [
   r.created_at,
   r.group_id,
   r.mentioned ? 1 : 0,
+  r.e2e,
 ];
 
 function prepare(db: DB) {
@@ -52,8 +53,8 @@ function prepare(db: DB) {
     ),
     insertMessage: db.prepare<Bind[]>(
       `INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
-                             file_type, file_expires_at, created_at, group_id, mentioned)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                             file_type, file_expires_at, created_at, group_id, mentioned, e2e)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     addTotal: db.prepare<[number]>(`UPDATE meta SET value = value + ? WHERE key = 'total_messages'`),
     // Fan-out (fanOutRuns): every recipient's next id in one statement, then every copy in one more.
@@ -63,8 +64,8 @@ function prepare(db: DB) {
     ),
     insertCopies: db.prepare<Bind[]>(
       `INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
-                             file_type, file_expires_at, created_at, group_id, mentioned)
-       SELECT value ->> 0, value ->> 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, value ->> 2 FROM json_each(?)`,
+                             file_type, file_expires_at, created_at, group_id, mentioned, e2e)
+       SELECT value ->> 0, value ->> 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, value ->> 2, ? FROM json_each(?)`,
     ),
     countInbox: db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM messages WHERE to_id = ?'),
     oldest: db.prepare<[number, number], MessageRow>(
@@ -122,7 +123,7 @@ export class SqliteMessages {
       id: next.id,
       mentioned: !!m.mentioned,
     };
-    this.s.insertMessage.run(...row13(row));
+    this.s.insertMessage.run(...row14(row));
     return row;
   }
 
@@ -152,7 +153,8 @@ export class SqliteMessages {
         return { ...shared, to_id: m.toId, id, mentioned: !!m.mentioned };
       });
       this.s.insertCopies.run(
-        ...row13(rows[0]!).slice(2, 12),
+        ...row14(rows[0]!).slice(2, 12),
+        rows[0]!.e2e,
         JSON.stringify(rows.map((r) => [r.to_id, r.id, r.mentioned ? 1 : 0])),
       );
       for (const r of rows) delivered.push(toMessage({ ...r, ...joined }));

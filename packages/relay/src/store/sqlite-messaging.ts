@@ -180,6 +180,7 @@ export class SqliteMessaging implements MessagingStore {
           friendship,
           content: req.content,
           attachment: req.attachment,
+          ...(req.e2e ? { e2e: req.e2e } : {}),
           now: req.now,
         });
 

@@ -210,6 +210,28 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX receipts_created_at ON receipts (created_at);
     `,
   },
+  {
+    // Version 9 (8 is another change's number; gaps are allowed, order is what counts).
+    version: 9,
+    name: 'end-to-end encryption',
+    sql: `
+      -- The ciphertext envelope of an encrypted message (docs/e2e.md); content then holds the fixed
+      -- placeholder. The relay stores it as given and never reads it.
+      ALTER TABLE messages ADD COLUMN e2e TEXT;
+
+      -- Each account's published key bundle: the signed public keys only (private keys never leave
+      -- the client). identity_since changes when the identity key does, so the change is visible.
+      CREATE TABLE key_bundles (
+        user_id        INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+        identity_key   TEXT    NOT NULL,
+        encryption_key TEXT    NOT NULL,
+        version        INTEGER NOT NULL,
+        signature      TEXT    NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        identity_since INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

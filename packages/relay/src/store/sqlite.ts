@@ -15,6 +15,7 @@ import type { StatsView } from '@openwechat/protocol';
 import { compose } from './compose.ts';
 import { SqliteFiles } from './sqlite-files.ts';
 import { SqliteGroups } from './sqlite-groups.ts';
+import { SqliteKeys } from './sqlite-keys.ts';
 import { SqliteMessages } from './sqlite-messages.ts';
 import { SqliteMessaging } from './sqlite-messaging.ts';
 import { SAFETY_NET_PAGES, startCheckpointer, type Checkpointer } from './sqlite-checkpoint.ts';
@@ -64,6 +65,7 @@ export async function openSqliteStore(opts: {
         new SqliteMessaging(db, msgs),
         new SqliteFiles(db),
         new SqliteGroups(db, msgs),
+        new SqliteKeys(db),
         new SqliteOps(db),
       ],
     );

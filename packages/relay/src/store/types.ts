@@ -16,6 +16,7 @@ import type {
 } from '@openwechat/protocol';
 import type { GroupLimits, GroupSendDecision, GroupSendState } from '../domain/groups.ts';
 import type { FriendshipRecord, UserRecord } from '../domain/records.ts';
+import type { KeyBundleRecord, NewKeyBundle } from '../domain/keys.ts';
 import type { SendDecision, SendState } from '../domain/send.ts';
 
 // The records the rules in ../domain decide on live there (the domain does not depend on storage).
@@ -26,6 +27,7 @@ export type {
   NewMessage,
   UserRecord,
 } from '../domain/records.ts';
+export type { KeyBundleRecord, NewKeyBundle } from '../domain/keys.ts';
 
 export interface NewUser {
   name: string;
@@ -47,6 +49,8 @@ export interface SendRequest {
   toId: number;
   content: string;
   attachment: AttachmentView | null;
+  /** End-to-end ciphertext envelope (content is then E2E_PLACEHOLDER); stored opaquely. */
+  e2e?: string | null;
   now: number;
   /**
    * The sender's record as the caller authenticated it, moments ago. A backend that does not need to
@@ -166,6 +170,8 @@ export interface GroupSendRequest {
   attachment: AttachmentView | null;
   /** Members named in the request body (besides `@name` in the content). */
   mentionIds: readonly number[];
+  /** End-to-end ciphertext envelope, one for every copy (each member's key is wrapped inside). */
+  e2e?: string | null;
   now: number;
 }
 
@@ -374,6 +380,21 @@ export interface GroupStore {
 }
 
 /** Whole-database operations: health, statistics, backups. */
+// ── End-to-end keys (docs/e2e.md) ─────────────────────────────────────────────────────────────────────
+
+export interface KeyStore {
+  /**
+   * Publishes a key bundle under the rules of decideKeyBundle() (domain/keys.ts), read and written in
+   * one transaction. Throws RelayError('invalid_key_bundle' | 'key_version_stale').
+   */
+  putKeyBundle(
+    bundle: NewKeyBundle,
+    now: number,
+  ): Promise<{ keys: KeyBundleRecord; identityChanged: boolean }>;
+  /** The published bundle, or null when the user has none (or does not exist). */
+  getKeyBundle(userId: number): Promise<KeyBundleRecord | null>;
+}
+
 export interface OpsStore {
   getStats(): Promise<StatsView>;
   /** A cheap round trip (readiness probe). */
@@ -389,7 +410,7 @@ export interface OpsStore {
   advanceMessageIds(by: number): Promise<{ users: number; by: number }>;
 }
 
-export interface Store extends UserStore, MessagingStore, FileStore, GroupStore, OpsStore {
+export interface Store extends UserStore, MessagingStore, FileStore, GroupStore, KeyStore, OpsStore {
   /** Which backend this is, for /health and logs. */
   readonly kind: 'sqlite' | 'postgres';
   close(): Promise<void>;

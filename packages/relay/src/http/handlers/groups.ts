@@ -34,6 +34,8 @@ import type { UploadedFile } from '../multipart.ts';
 import { sha256Hex, type Ctx, type Output, type StoreCtx } from '../route.ts';
 import {
   checkSendFile,
+  e2eContent,
+  multipartE2e,
   deliverUpload,
   IDEMPOTENCY_WINDOW_MS,
   idempotencyKey,
@@ -216,6 +218,7 @@ async function deliverToGroup(
   attachment: AttachmentView | null,
   attachmentHash: string | null,
   refusal: RelayError | null = null,
+  e2e: string | null = null,
 ): Promise<{ output: Output; replayed: boolean }> {
   const { store, now, metrics } = ctx.services;
   const key = idempotencyKey(ctx);
@@ -227,11 +230,12 @@ async function deliverToGroup(
       content,
       [...new Set(mentionIds)].sort((a, b) => a - b),
       attachment?.name ?? null,
-      attachmentHash,
+      // An encrypted retry is encrypted afresh: compared by kind, not by ciphertext (as on /send).
+      e2e ? 'e2e' : attachmentHash,
     ]),
   );
   const result = await store.sendToGroup(
-    { fromId: ctx.user.id, groupId, content, attachment, mentionIds, now: now() },
+    { fromId: ctx.user.id, groupId, content, attachment, mentionIds, e2e, now: now() },
     {
       previewLimit: PREVIEW_SIZE,
       idempotency: key ? { key, fingerprint, windowMs: IDEMPOTENCY_WINDOW_MS } : undefined,
@@ -259,24 +263,28 @@ async function deliverToGroup(
 export interface GroupSendInput extends GroupPath {
   content: string;
   mentionIds: number[];
+  e2e: string | null;
 }
 
 export function parseGroupSend(req: FastifyRequest, issues: Issues): GroupSendInput {
   const path = parseGroupPath(req, issues);
   const body = jsonBody(issues, req.body);
-  if (!body) return { ...path, content: '', mentionIds: [] };
-  const { content, mention_ids: mentionIds } = fromSchema(issues, 'body', GroupSendBody, body);
-  return { ...path, content: content ?? '', mentionIds: mentionIds ?? [] };
+  if (!body) return { ...path, content: '', mentionIds: [], e2e: null };
+  const { content, mention_ids: mentionIds, e2e } = fromSchema(issues, 'body', GroupSendBody, body);
+  return { ...path, content: content ?? '', mentionIds: mentionIds ?? [], e2e: e2e ?? null };
 }
 
 export async function groupSend(ctx: AuthedCtx, input: GroupSendInput): Promise<Output> {
-  return (await deliverToGroup(ctx, input.groupId, input.content, input.mentionIds, null, null)).output;
+  const content = input.e2e ? e2eContent(input.content) : input.content;
+  return (await deliverToGroup(ctx, input.groupId, content, input.mentionIds, null, null, null, input.e2e))
+    .output;
 }
 
 export interface GroupSendFileInput extends GroupPath {
   content: string;
   mentionIds: number[];
   file: UploadedFile | null;
+  e2e: string | null;
 }
 
 /** Multipart `content`, `file`, optional `mention_ids` (comma-separated ids), streamed like /send/file. */
@@ -288,7 +296,7 @@ export async function parseGroupSendFile(
   const path = parseGroupPath(req, issues);
   if (!req.isMultipart()) {
     issues.add('body -> content', 'Field required');
-    return { ...path, content: '', mentionIds: [], file: null };
+    return { ...path, content: '', mentionIds: [], file: null, e2e: null };
   }
   const { fields, file } = await readUpload(req, ctx);
   const content = strField(issues, 'body -> content', fields.content ?? '') ?? '';
@@ -297,7 +305,7 @@ export async function parseGroupSendFile(
     .map((s) => s.trim())
     .filter((s) => s !== '')
     .map((s, i) => intField(issues, `body -> mention_ids -> ${i}`, s) ?? 0);
-  return { ...path, content, mentionIds, file };
+  return { ...path, content, mentionIds, file, e2e: multipartE2e(issues, fields.e2e) };
 }
 
 /** Content and file problems come before an invalid token, as on /send/file. */
@@ -306,10 +314,13 @@ export function preAuthGroupSendFile(input: GroupSendFileInput, ctx: Ctx): void 
 }
 
 export async function groupSendFile(ctx: AuthedCtx, input: GroupSendFileInput): Promise<Output> {
-  const content = checkSendFile(input, ctx.services.config.maxUploadMb);
+  const checked = checkSendFile(input, ctx.services.config.maxUploadMb);
+  const e2e = input.e2e;
+  const content = e2e ? e2eContent(input.content, { emptyAllowed: true }) : checked;
   const upload = input.file;
   if (!upload?.path) {
-    return (await deliverToGroup(ctx, input.groupId, content, input.mentionIds, null, null)).output;
+    return (await deliverToGroup(ctx, input.groupId, content, input.mentionIds, null, null, null, e2e))
+      .output;
   }
   // Checked again inside the send; here so that no file is stored for a group the sender is not in.
   if (!(await ctx.services.store.isGroupMember(input.groupId, ctx.user.id))) {
@@ -320,6 +331,6 @@ export async function groupSendFile(ctx: AuthedCtx, input: GroupSendFileInput): 
     upload,
     { recipientId: ctx.user.id, groupId: input.groupId },
     (attachment, refusal) =>
-      deliverToGroup(ctx, input.groupId, content, input.mentionIds, attachment, upload.sha256, refusal),
+      deliverToGroup(ctx, input.groupId, content, input.mentionIds, attachment, upload.sha256, refusal, e2e),
   );
 }

@@ -12,6 +12,8 @@ import {
   formatSendReply,
   messageJson,
   AckBody,
+  E2E_MAX_CHARS,
+  E2E_PLACEHOLDER,
   InboxQuery,
   RelayError,
   SEND_SUCCESS,
@@ -42,13 +44,39 @@ export const PREVIEW_SIZE = 5;
 export interface SendInput {
   toId: number;
   content: string;
+  /** End-to-end ciphertext envelope (docs/e2e.md); null for plaintext. */
+  e2e: string | null;
 }
 
 export function parseSend(req: { body: unknown }, issues: Issues): SendInput {
   const body = jsonBody(issues, req.body);
-  if (!body) return { toId: 0, content: '' };
-  const { to_id: toId, content } = fromSchema(issues, 'body', SendBody, body);
-  return { toId: toId ?? 0, content: content ?? '' };
+  if (!body) return { toId: 0, content: '', e2e: null };
+  const { to_id: toId, content, e2e } = fromSchema(issues, 'body', SendBody, body);
+  return { toId: toId ?? 0, content: content ?? '', e2e: e2e ?? null };
+}
+
+/**
+ * The `e2e` text field of a multipart send: at most E2E_MAX_CHARS (busboy cuts a longer field at 64 KB,
+ * which is longer still, so a cut field is refused here too). Null when absent.
+ */
+export function multipartE2e(issues: Issues, raw: string | undefined): string | null {
+  if (raw === undefined) return null;
+  if (raw.length === 0 || raw.length > E2E_MAX_CHARS) {
+    issues.add('body -> e2e', `ensure this value has between 1 and ${E2E_MAX_CHARS} characters`);
+    return null;
+  }
+  return raw;
+}
+
+/**
+ * The content stored with an encrypted message: always the placeholder, so a text-mode or legacy
+ * reader sees it and never ciphertext. A client that sends other text alongside a ciphertext is told
+ * (it would otherwise believe the relay delivered that text); a file send may leave content empty.
+ */
+export function e2eContent(content: string, opts: { emptyAllowed?: boolean } = {}): string {
+  const c = content.trim();
+  if (c === E2E_PLACEHOLDER || (opts.emptyAllowed && c === '')) return E2E_PLACEHOLDER;
+  throw new RelayError('e2e_content_mismatch');
 }
 
 /** Retries with the same key within this window get the first answer (Matrix, Stripe: 24 h). */
@@ -87,20 +115,29 @@ async function deliver(
   /** Identity of the attachment's bytes for idempotency (a retry uploads them again under a new id). */
   attachmentHash: string | null = null,
   decide: typeof decideSend = decideSend,
+  e2e: string | null = null,
 ): Promise<{ output: Output; result: SendResult }> {
   const { store, now } = ctx.services;
   const key = idempotencyKey(ctx);
   const result = await store.send(
-    { fromId: ctx.user.id, toId, content, attachment, now: now(), sender: ctx.user },
+    { fromId: ctx.user.id, toId, content, attachment, e2e, now: now(), sender: ctx.user },
     decide,
     {
       previewLimit: PREVIEW_SIZE,
       // What makes two requests "the same": recipient, content and the attachment's name and bytes.
-      // Only a keyed request has anything to compare it with.
+      // Only a keyed request has anything to compare it with. An encrypted retry is encrypted afresh
+      // (new randomness, so other ciphertext and other file bytes): the relay cannot compare what it
+      // cannot read, so it compares recipient and kind (docs/e2e.md).
       idempotency: key
         ? {
             key,
-            fingerprint: sha256Hex(JSON.stringify([toId, content, attachment?.name ?? null, attachmentHash])),
+            fingerprint: sha256Hex(
+              JSON.stringify(
+                e2e
+                  ? [toId, content, attachment?.name ?? null, 'e2e']
+                  : [toId, content, attachment?.name ?? null, attachmentHash],
+              ),
+            ),
             windowMs: IDEMPOTENCY_WINDOW_MS,
           }
         : undefined,
@@ -123,13 +160,15 @@ async function deliver(
 }
 
 export async function send(ctx: AuthedCtx, input: SendInput): Promise<Output> {
-  return (await deliver(ctx, input.toId, input.content, null)).output;
+  const content = input.e2e ? e2eContent(input.content) : input.content;
+  return (await deliver(ctx, input.toId, content, null, null, decideSend, input.e2e)).output;
 }
 
 export interface SendFileInput {
   toId: number;
   content: string;
   file: UploadedFile | null;
+  e2e: string | null;
 }
 
 /**
@@ -140,12 +179,12 @@ export interface SendFileInput {
 export async function parseSendFile(req: FastifyRequest, issues: Issues, ctx: Ctx): Promise<SendFileInput> {
   if (!req.isMultipart()) {
     issues.add('body -> to_id', 'Field required');
-    return { toId: 0, content: '', file: null };
+    return { toId: 0, content: '', file: null, e2e: null };
   }
   const { fields, file } = await readUpload(req, ctx);
   const toId = intField(issues, 'body -> to_id', fields.to_id);
   const content = strField(issues, 'body -> content', fields.content ?? '') ?? '';
-  return { toId: toId ?? 0, content, file };
+  return { toId: toId ?? 0, content, file, e2e: multipartE2e(issues, fields.e2e) };
 }
 
 /**
@@ -199,9 +238,11 @@ export function checkSendFile(
 
 export async function sendFile(ctx: AuthedCtx, input: SendFileInput): Promise<Output> {
   const { store } = ctx.services;
-  const content = checkSendFile(input, ctx.services.config.maxUploadMb);
+  const checked = checkSendFile(input, ctx.services.config.maxUploadMb);
+  const e2e = input.e2e;
+  const content = e2e ? e2eContent(input.content, { emptyAllowed: true }) : checked;
   const upload = input.file;
-  if (!upload?.path) return (await deliver(ctx, input.toId, content, null)).output;
+  if (!upload?.path) return (await deliver(ctx, input.toId, content, null, null, decideSend, e2e)).output;
 
   // The checks the send decision would make first, so no file is stored for a refused recipient.
   if (input.toId === ctx.user.id) throw new RelayError('cannot_message_self');
@@ -216,7 +257,15 @@ export async function sendFile(ctx: AuthedCtx, input: SendFileInput): Promise<Ou
             throw refusal;
           }
         : decideSend;
-      const { output, result } = await deliver(ctx, input.toId, content, attachment, upload.sha256, decide);
+      const { output, result } = await deliver(
+        ctx,
+        input.toId,
+        content,
+        attachment,
+        upload.sha256,
+        decide,
+        e2e,
+      );
       return { output, replayed: result.replayed };
     },
   );
