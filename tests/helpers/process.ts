@@ -41,6 +41,8 @@ export interface SpawnRelayOptions {
   env?: Record<string, string>;
   /** How long to wait for the "listening" line, default 20 s. */
   readyTimeoutMs?: number;
+  /** Keep this much of each output stream instead of the tail (a test that greps the whole log). */
+  keepChars?: number;
 }
 
 const running = new Set<ChildProcess>();
@@ -63,11 +65,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-function tail(s: string): string {
-  return s.length > KEEP_CHARS ? s.slice(-KEEP_CHARS) : s;
-}
-
 export async function spawnRelay(options: SpawnRelayOptions): Promise<RelayProcess> {
+  const keep = options.keepChars ?? KEEP_CHARS;
+  const tail = (s: string): string => (s.length > keep ? s.slice(-keep) : s);
   const port = options.port ?? (await freePort());
   const child = spawn(process.execPath, [MAIN, '--port', String(port), '--data-dir', options.dataDir], {
     cwd: ROOT,

@@ -93,7 +93,10 @@ export interface E2eSessionOptions {
   policy?: E2ePolicy;
   /** Clock (ms); injected by tests. */
   now?: () => number;
-  /** How long a peer's fetched encryption key is used before asking the directory again (default 10 min). */
+  /**
+   * How long a peer's fetched keys are used before asking the directory again (default 60 s). A message
+   * whose signature does not verify with the cached key always asks again.
+   */
   keyRefreshMs?: number;
   /** Nonces are remembered this long; older messages are refused as `expired` (default 30 days). */
   replayWindowMs?: number;
@@ -155,7 +158,7 @@ export class E2eSession {
     this.policy = opts.policy ?? 'preferred';
     this.store = typeof opts.store === 'string' ? new FileKeyStore(opts.store) : opts.store;
     this.now = opts.now ?? Date.now;
-    this.keyRefreshMs = opts.keyRefreshMs ?? 10 * 60_000;
+    this.keyRefreshMs = opts.keyRefreshMs ?? 60_000;
     this.replayWindowMs = opts.replayWindowMs ?? 30 * 86_400_000;
   }
 
@@ -627,13 +630,18 @@ export class E2eSession {
       }[r.why];
       throw fail(r.why, why);
     }
-    const pin = await this.peerKey(env.from);
-    if (!pin) throw fail('bad_signature', 'the sender has no published identity key to verify it with');
-    if (!checkSignature(pin.identityKey, r)) {
-      throw fail(
-        'bad_signature',
-        "the signature does not verify with the sender's pinned identity key; refused",
-      );
+    let pin = await this.peerKey(env.from);
+    if (!pin || !checkSignature(pin.identityKey, r)) {
+      // The sender may have a new identity the cache has not seen yet: ask the directory before calling
+      // the message forged (a new identity then surfaces as key_changed, refused until accepted).
+      pin = await this.peerKey(env.from, { force: true });
+      if (!pin) throw fail('bad_signature', 'the sender has no published identity key to verify it with');
+      if (!checkSignature(pin.identityKey, r)) {
+        throw fail(
+          'bad_signature',
+          "the signature does not verify with the sender's pinned identity key; refused",
+        );
+      }
     }
     const now = this.now();
     if (now - r.body.ts > this.replayWindowMs) {
