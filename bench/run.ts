@@ -8,7 +8,7 @@
 //                    [--backend postgres]  (same, with the relay on PostgreSQL)
 //   npx tsx bench/receipts.ts          receipt latency (ack → the sender's receipt event), its own JSON file
 //   npm run bench -- --only send,latency   a subset of sections (cpu, yardstick, send, latency, drain, streams,
-//                                          postgres, groups)
+//                                          postgres, groups, e2e)
 //   npm run bench -- --only cpu [--quick]  CPU per request: node:http, fastify, relay on SQLite and PostgreSQL
 //                    [--baseline packages/relay/dist/before/dist/main.js]  (+ another relay bundle beside it)
 
@@ -33,6 +33,7 @@ import {
   type GroupsResult,
 } from './sections/groups.ts';
 import { formatCpu, measureCpu, type CpuResult } from './sections/cpu.ts';
+import { measureE2e, type E2eResult } from './sections/e2e.ts';
 import { measureLatency, type LatencyResult } from './sections/latency.ts';
 import { measurePostgres, PG_BASE, schemaUrl, type PostgresResult } from './sections/postgres.ts';
 import { measureStreams, type StreamsResult } from './sections/streams.ts';
@@ -45,7 +46,17 @@ import {
   type YardstickResult,
 } from './sections/throughput.ts';
 
-const SECTIONS = ['cpu', 'yardstick', 'send', 'latency', 'drain', 'streams', 'postgres', 'groups'] as const;
+const SECTIONS = [
+  'cpu',
+  'yardstick',
+  'send',
+  'latency',
+  'drain',
+  'streams',
+  'postgres',
+  'groups',
+  'e2e',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const TARGETS = {
@@ -81,6 +92,7 @@ interface Results {
   streams?: StreamsResult | { error: string };
   postgres?: PostgresResult | { error: string };
   groups?: GroupsResult | { error: string };
+  e2e?: E2eResult | { error: string };
   profile?: unknown;
   targets?: Record<string, { value: number | null; target: string; met: boolean | null }>;
   errors: string[];
@@ -216,6 +228,26 @@ function summaryTable(r: Results): string {
         return `  ${name.padEnd(10)} one at a time: p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  ${s.rowsPerSec} rows/s   ${c.senders} at once: p50 ${c.latencyMs.p50} ms  p99 ${c.latencyMs.p99} ms  ${c.rowsPerSec} rows/s`;
       };
       out.push(line('SQLite', r.groups.sqlite), line('PostgreSQL', r.groups.postgres));
+    }
+  }
+  if (r.e2e) {
+    out.push('\nend-to-end encryption (same relay, plaintext and E2E rounds alternating)');
+    if ('error' in r.e2e) out.push(`  error: ${r.e2e.error}`);
+    else {
+      const e = r.e2e;
+      const row = (name: string, m: E2eResult['plain']) =>
+        `  ${name.padEnd(9)} one at a time: p50 ${m.sequential.latencyMs.p50} ms  p99 ${m.sequential.latencyMs.p99} ms  ${m.sequential.sendsPerSec} sends/s   ${m.concurrent.senders} at once: ${m.concurrent.sendsPerSec} sends/s`;
+      out.push(row('plaintext', e.plain), row('E2E', e.e2e));
+      out.push(
+        `  E2E ÷ plaintext: latency p50 ×${e.ratio.latencyP50}, sends/s ×${e.ratio.sequentialSendsPerSec} (one at a time), ×${e.ratio.concurrentSendsPerSec} (${e.e2e.concurrent.senders} at once); open() p50 ${e.openMs.p50} ms`,
+      );
+      out.push(
+        `  overhead bytes: private ${Object.entries(e.overheadBytes.private)
+          .map(([k, v]) => `${k} +${v}`)
+          .join(', ')}; group ${Object.entries(e.overheadBytes.group)
+          .map(([k, v]) => `${k} +${v}`)
+          .join(', ')}; files +${e.overheadBytes.filePerMiB} B/MiB`,
+      );
     }
   }
   if (r.targets) {
@@ -594,6 +626,15 @@ async function main(): Promise<void> {
               results.groups = await measureGroups(ctx);
             } catch (err) {
               results.groups = { error: (err as Error).message };
+              throw err;
+            }
+          });
+        if (want('e2e'))
+          await section('end-to-end encryption: sends with and without (SQLite)', async () => {
+            try {
+              results.e2e = await measureE2e(ctx);
+            } catch (err) {
+              results.e2e = { error: (err as Error).message };
               throw err;
             }
           });
