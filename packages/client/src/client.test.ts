@@ -47,7 +47,7 @@ describe('capabilities', () => {
     expect(await new RelayClient({ baseUrl: `${relay.url}/` }).capabilities()).toEqual({
       kind: 'openwechat',
       version: '0.1.0',
-      features: ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts'],
+      features: ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts', 'e2e'],
       json: true,
       resume: true,
       idempotency: true,

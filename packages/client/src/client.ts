@@ -270,7 +270,7 @@ export class RelayClient {
       this.caps = {
         kind: 'openwechat',
         version: null,
-        features: ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts'],
+        features: ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts', 'e2e'],
         json: true,
         resume: true,
         idempotency: true,
