@@ -261,7 +261,7 @@ describe('people', () => {
     expect(before.code).toBe(0);
     expect(before.stdout).toMatch(
       new RegExp(
-        `^${relay.url}: openwechat relay 0\\.1\\.0\\n  features: json, resume, idempotency, files, groups, receipts\\n  users \\d+, friendships \\d+, messages \\d+\\n$`,
+        `^${relay.url}: openwechat relay 0\\.1\\.0\\n  features: json, resume, idempotency, files, groups, receipts, e2e\\n  users \\d+, friendships \\d+, messages \\d+\\n$`,
       ),
     );
     const mine = await cli(ws.skill, ['health', '--json'], { data: A() });
