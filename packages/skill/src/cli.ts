@@ -16,6 +16,7 @@ import { health, register, statusCmd, whoami } from './cli/account.ts';
 import { GLOBAL_OPTIONS, str, type Command, type Ctx } from './cli/common.ts';
 import { group } from './cli/groups.ts';
 import { doctor, retentionCmd } from './cli/maintenance.ts';
+import { keys } from './cli/keys.ts';
 import { file, inbox, send, sendFile } from './cli/messages.ts';
 import { sent } from './cli/sent.ts';
 import { blockCommand, contacts, friends, homepage, user, users } from './cli/people.ts';
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   unblock: blockCommand('unblock'),
   homepage,
   file,
+  keys,
   health,
   contacts,
   whoami,
@@ -63,6 +65,7 @@ export function usage(): string {
     '',
     'Global options: --json (machine output)  --data-dir <dir> (default ../openwechat_im_client, env OPENWECHAT_DATA_DIR)',
     '                --legacy (behave as with the reference relay: text mode, legacy stream, read-and-clear inbox)',
+    '                --e2e off|preferred|required (end-to-end encryption for this command; default: config.json e2e, else off)',
     'Exit codes: 0 ok, 1 failure, 2 usage, 3 not registered/config invalid, 4 refused by the relay, 5 invalid token,',
     '            6 relay unreachable/unexpected answer, 7 rate limited, 8 daemon running/not running, 9 data folder problem',
   );

@@ -14,8 +14,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ClientError,
+  E2eError,
   RelayClient,
   StreamConsumer,
+  type E2eSession,
+  type OpenedMessage,
   type ConsumerEvent,
   type Delivery,
   type Message,
@@ -23,6 +26,7 @@ import {
 } from '@openwechat/client';
 import { appendDurable } from './data/atomic.ts';
 import { accountKey, ConfigProblem, loadConfig, type SkillConfig } from './data/config.ts';
+import { e2ePolicy, e2eSession } from './data/e2e.ts';
 import { refreshDerived, type SseState, type SseStatus } from './data/derived.ts';
 import { formatChannelLine, type ChannelState } from './data/formats.ts';
 import { groupNoticeOf } from './data/groups.ts';
@@ -46,6 +50,10 @@ export class InboxDaemon {
   private config!: SkillConfig;
   private client!: RelayClient;
   private writer: InboxWriter | null = null;
+  /** End-to-end encryption (config.json `e2e`, OPENWECHAT_E2E); null when off. */
+  private e2e: E2eSession | null = null;
+  /** Opened encrypted attachments of the batch being stored, by message id (their download decrypts). */
+  private readonly sealedFiles = new Map<number, OpenedMessage>();
   private consumer: StreamConsumer | null = null;
   private stopping = false;
   private readonly stopSignal = new AbortController();
@@ -158,6 +166,8 @@ export class InboxDaemon {
         token: config.token,
         mode: this.o.forceLegacy ? 'text' : 'auto',
       });
+      const policy = e2ePolicy(config, { env: process.env, legacy: this.o.forceLegacy });
+      this.e2e = e2eSession(this.dir, config, this.client, policy);
       if (!this.writer || this.writer.account !== accountKey(config)) {
         this.writer = await InboxWriter.open(this.dir, config);
       }
@@ -183,9 +193,11 @@ export class InboxDaemon {
     return async (m: Message, rel: string) => {
       const fileId = m.attachment?.fileId;
       if (!fileId) return null;
+      const sealed = m.id !== null ? this.sealedFiles.get(m.id) : undefined;
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.client.downloadFile(fileId, join(this.dir, rel));
+          if (sealed && this.e2e) await this.e2e.downloadFile(sealed, join(this.dir, rel));
+          else await this.client.downloadFile(fileId, join(this.dir, rel));
           return rel;
         } catch (err) {
           const e = err instanceof ClientError ? err : null;
@@ -205,12 +217,49 @@ export class InboxDaemon {
   }
 
   /** The consumer's handler: one batch into the data folder, then what it sets in motion. */
-  private async store(batch: Delivery[]): Promise<void> {
+  /**
+   * End-to-end: each message is opened (decrypted and verified) before anything is written. A refused
+   * one (tampered, replayed, forged sender, changed key, plaintext under `required`) is not stored as a
+   * message: sse_channel.log says why, and the relay's copy is acknowledged with the batch.
+   */
+  private async openBatch(batch: Delivery[]): Promise<Delivery[]> {
+    this.sealedFiles.clear();
+    if (!this.e2e) return batch;
+    const out: Delivery[] = [];
+    for (const d of batch) {
+      try {
+        const o = await this.e2e.open(d);
+        if (!o.encrypted) {
+          out.push(d);
+          continue;
+        }
+        const a = d.message.attachment;
+        const attachment =
+          a && o.file ? { ...a, name: o.file.name, size: o.file.size, contentType: o.file.content_type } : a;
+        if (o.file && d.message.id !== null) this.sealedFiles.set(d.message.id, o);
+        out.push({ ...d, message: { ...o.message, attachment }, raw: null, format: 'json' });
+      } catch (err) {
+        if (!(err instanceof E2eError)) throw err;
+        await this.log('error', `refused message id=${d.id ?? 'none'} (e2e ${err.code}): ${err.message}`);
+      }
+    }
+    return out;
+  }
+
+  private async store(received: Delivery[]): Promise<void> {
+    const batch = await this.openBatch(received);
+    // Refused messages are not kept, but the cursor moves past them like past everything handled.
+    const last = Math.max(0, ...received.map((d) => d.id ?? 0));
+    if (!batch.length) {
+      if (last > 0) await this.writer!.advance(last);
+      return;
+    }
     const fresh = await this.writer!.store(
       // Text blocks are kept verbatim in inbox_pushed.md; JSON (or a JSON inbox page) is written as a block.
       batch.map((d) => ({ message: d.message, raw: d.raw ?? undefined, rawFormat: d.format })),
       this.downloadHook(this.mode === 'resume'),
     );
+    if (last > 0) await this.writer!.advance(last);
     if (!fresh.length) return;
     this.scheduleDerived();
     if (fresh.some((m) => m.type === 'group' || (m.type === 'system' && groupNoticeOf(m.content)))) {

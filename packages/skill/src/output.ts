@@ -1,7 +1,7 @@
 // How the CLI reports: human-readable text by default, one JSON object with `--json`; errors become a
 // message, a hint and an exit code that scripts can test (EXIT in daemon.ts, listed in SKILL.md).
 
-import { ClientError } from '@openwechat/client';
+import { ClientError, E2eError } from '@openwechat/client';
 import { DataFileError } from './data/atomic.ts';
 import { ConfigProblem } from './data/config.ts';
 import { LockTimeoutError } from './data/lock.ts';
@@ -77,6 +77,16 @@ export function toCliError(err: unknown): CliError {
     else if (err.status === 429 || err.code === 'rate_limited' || err.code === 'sse_limit')
       exit = EXIT.rateLimited;
     return new CliError(exit, err.code, err.message, hint, err.status);
+  }
+  if (err instanceof E2eError) {
+    // A refusal by this client (nothing was sent): a changed key, a peer without keys under `required`.
+    const hint =
+      err.code === 'key_changed' && err.peerId !== null
+        ? `Compare the safety number with them (openwechat keys safety ${err.peerId}), then: openwechat keys accept ${err.peerId}`
+        : err.code === 'no_keys'
+          ? 'The peer has not enabled end-to-end encryption (openwechat keys policy preferred), or use --e2e preferred to send in plaintext.'
+          : null;
+    return new CliError(EXIT.refused, `e2e_${err.code}`, err.message, hint);
   }
   if (err instanceof ConfigProblem) {
     return new CliError(

@@ -4,8 +4,16 @@
 import mime from 'mime';
 import { join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { ClientError, RelayClient, type Message, type User } from '@openwechat/client';
+import {
+  ClientError,
+  RelayClient,
+  type E2eSent,
+  type E2eSession,
+  type Message,
+  type User,
+} from '@openwechat/client';
 import { loadConfig, type SkillConfig } from '../data/config.ts';
+import { e2ePolicy, e2eSession, E2ePolicyProblem } from '../data/e2e.ts';
 import { readContacts, updateContacts, upsertContact } from '../data/contacts.ts';
 import { CHANNEL_LINE_RE, groupKey, utcSecond } from '../data/formats.ts';
 import { queryInstance } from '../data/lock.ts';
@@ -39,6 +47,7 @@ export const GLOBAL_OPTIONS: Options = {
   json: { type: 'boolean' },
   'data-dir': { type: 'string' },
   legacy: { type: 'boolean' },
+  e2e: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -50,6 +59,25 @@ export function clientFor(ctx: Ctx, config: { base_url: string; token?: string |
     token: config.token ?? null,
     mode: ctx.legacy ? 'text' : 'auto',
   });
+}
+
+/** The account's E2eSession under the policy in force (--e2e > OPENWECHAT_E2E > config.json), or null. */
+export async function e2eFor(ctx: Ctx, config: SkillConfig, client: RelayClient): Promise<E2eSession | null> {
+  let policy;
+  try {
+    policy = e2ePolicy(config, { flag: str(ctx.values.e2e), env: ctx.env, legacy: ctx.legacy });
+  } catch (err) {
+    if (err instanceof E2ePolicyProblem) throw usageError(err.message);
+    throw err;
+  }
+  return e2eSession(ctx.dir, config, client, policy);
+}
+
+/** What a send's output adds: encrypted, or said plainly that it was not (policy preferred). */
+export function e2eNote(sent: Pick<E2eSent<unknown>, 'encrypted' | 'plaintextReason'> | null): string {
+  if (!sent) return '';
+  if (sent.encrypted) return ' [end-to-end encrypted]';
+  return sent.plaintextReason ? ` [NOT encrypted: ${sent.plaintextReason}]` : '';
 }
 
 export async function configured(ctx: Ctx): Promise<{ config: SkillConfig; client: RelayClient }> {

@@ -20,6 +20,8 @@ import {
   readContent,
   withRetry,
   fileSource,
+  e2eFor,
+  e2eNote,
 } from './common.ts';
 
 // ───────────────────────────── groups ─────────────────────────────
@@ -146,7 +148,7 @@ export const group: Command = {
         'which group action?',
         `use: group ${GROUP_ACTIONS.map((a) => a.split(' ')[0]).join('|')}`,
       );
-    const { client } = await configured(ctx);
+    const { config, client } = await configured(ctx);
     switch (action) {
       case 'create': {
         const name = rest.join(' ');
@@ -261,9 +263,15 @@ export const group: Command = {
           throw usageError('nothing to send: give the content (or - to read it from stdin)');
         const mentionIds = idList(multi(ctx.values.mention), 'mention id');
         const key = str(ctx.values['idempotency-key']) ?? randomUUID();
-        const result = await withRetry(client, () =>
-          client.sendGroup(gid, content, { mentionIds, idempotencyKey: key }),
-        );
+        const e2e = await e2eFor(ctx, config, client);
+        const sent = e2e
+          ? await withRetry(client, () => e2e.sendGroup(gid, content, { mentionIds, idempotencyKey: key }))
+          : null;
+        const result = sent
+          ? sent.result
+          : await withRetry(client, () =>
+              client.sendGroup(gid, content, { mentionIds, idempotencyKey: key }),
+            );
         const name = await groupNameOf(ctx, client, gid, result);
         const line = await recordGroupSent(ctx.dir, { id: gid, name }, content, null, result.copies);
         ctx.out.result({
@@ -272,9 +280,13 @@ export const group: Command = {
           recipients: result.recipients,
           mention_ids: mentionIds,
           replayed: result.replayed,
+          encrypted: sent?.encrypted ?? false,
+          plaintext_reason: sent?.plaintextReason ?? null,
           line,
         });
-        ctx.out.say(`sent to ${groupLabel({ id: gid, name })}: delivered to ${result.recipients} member(s)`);
+        ctx.out.say(
+          `sent to ${groupLabel({ id: gid, name })}: delivered to ${result.recipients} member(s)${e2eNote(sent)}`,
+        );
         return;
       }
       case 'send-file': {
@@ -287,9 +299,17 @@ export const group: Command = {
         const content = str(ctx.values.content) ?? '';
         const mentionIds = idList(multi(ctx.values.mention), 'mention id');
         const key = str(ctx.values['idempotency-key']) ?? randomUUID();
-        const result = await withRetry(client, () =>
-          client.sendGroupFile(gid, fileSource(full), content, { mentionIds, idempotencyKey: key }),
-        );
+        const e2e = await e2eFor(ctx, config, client);
+        const sent = e2e
+          ? await withRetry(client, () =>
+              e2e.sendGroupFile(gid, fileSource(full), content, { mentionIds, idempotencyKey: key }),
+            )
+          : null;
+        const result = sent
+          ? sent.result
+          : await withRetry(client, () =>
+              client.sendGroupFile(gid, fileSource(full), content, { mentionIds, idempotencyKey: key }),
+            );
         const name = await groupNameOf(ctx, client, gid, result);
         const filename = full.split(/[/\\]/).pop() ?? 'file';
         const line = await recordGroupSent(

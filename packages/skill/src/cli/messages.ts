@@ -14,6 +14,7 @@ import { recordSent } from '../data/outgoing.ts';
 import { dataPath, FILES } from '../data/paths.ts';
 import { DAEMON_LOCK, EXIT } from '../daemon.ts';
 import { CliError, usageError } from '../output.ts';
+import { E2eError, type OpenedMessage } from '@openwechat/client';
 import {
   type Command,
   configured,
@@ -26,6 +27,8 @@ import {
   readContent,
   withRetry,
   daemonStatus,
+  e2eFor,
+  e2eNote,
   fileSource,
 } from './common.ts';
 
@@ -38,9 +41,14 @@ export const send: Command = {
     const toId = intArg(toRaw, 'to_id');
     const content = await readContent(ctx, str(ctx.values.to) ? ctx.args : ctx.args.slice(1));
     if (content === '') throw usageError('nothing to send: give the content (or - to read it from stdin)');
-    const { client } = await configured(ctx);
+    const { config, client } = await configured(ctx);
     const key = str(ctx.values['idempotency-key']) ?? randomUUID();
-    const result = await withRetry(client, () => client.send(toId, content, { idempotencyKey: key }));
+    const e2e = await e2eFor(ctx, config, client);
+    // With a policy, the session encrypts (each retry afresh; the relay's idempotency covers it).
+    const sent = e2e ? await withRetry(client, () => e2e.send(toId, content, { idempotencyKey: key })) : null;
+    const result = sent
+      ? sent.result
+      : await withRetry(client, () => client.send(toId, content, { idempotencyKey: key }));
     const name = await nameOf(ctx, client, toId);
     const line = await recordSent(ctx.dir, { id: toId, name }, content, result, null);
     ctx.out.result({
@@ -49,6 +57,8 @@ export const send: Command = {
       message: result.message,
       message_id: result.messageId,
       replayed: result.replayed,
+      encrypted: sent?.encrypted ?? false,
+      plaintext_reason: sent?.plaintextReason ?? null,
       line,
     });
     const what =
@@ -58,7 +68,7 @@ export const send: Command = {
           ? 'sent; you are now friends'
           : 'sent';
     ctx.out.say(
-      `${what} → ${who(toId, name)}${result.messageId !== null ? ` (message id ${result.messageId})` : ''}`,
+      `${what} → ${who(toId, name)}${result.messageId !== null ? ` (message id ${result.messageId})` : ''}${e2eNote(sent)}`,
     );
   },
 };
@@ -75,11 +85,17 @@ export const sendFile: Command = {
     const s = await stat(full).catch(() => null);
     if (!s?.isFile()) throw usageError(`not a readable file: ${path}`);
     const content = str(ctx.values.content) ?? '';
-    const { client } = await configured(ctx);
+    const { config, client } = await configured(ctx);
     const key = str(ctx.values['idempotency-key']) ?? randomUUID();
-    const result = await withRetry(client, () =>
-      client.sendFile(toId, fileSource(full), content, { idempotencyKey: key }),
-    );
+    const e2e = await e2eFor(ctx, config, client);
+    const sent = e2e
+      ? await withRetry(client, () => e2e.sendFile(toId, fileSource(full), content, { idempotencyKey: key }))
+      : null;
+    const result = sent
+      ? sent.result
+      : await withRetry(client, () =>
+          client.sendFile(toId, fileSource(full), content, { idempotencyKey: key }),
+        );
     const name = await nameOf(ctx, client, toId);
     const filename = full.split(/[/\\]/).pop() ?? 'file';
     const line = await recordSent(ctx.dir, { id: toId, name }, content.trim() || '(附件)', result, filename);
@@ -90,9 +106,13 @@ export const sendFile: Command = {
       message_id: result.messageId,
       file: filename,
       size: s.size,
+      encrypted: sent?.encrypted ?? false,
+      plaintext_reason: sent?.plaintextReason ?? null,
       line,
     });
-    ctx.out.say(`file ${filename} (${s.size} bytes) sent → ${who(toId, name)} [${result.outcome}]`);
+    ctx.out.say(
+      `file ${filename} (${s.size} bytes) sent → ${who(toId, name)} [${result.outcome}]${e2eNote(sent)}`,
+    );
   },
 };
 
@@ -131,22 +151,54 @@ export const inbox: Command = {
       const resume = caps.resume && !ctx.legacy;
       const after = writer.lastId;
       const page = resume ? await client.readInbox({ after, limit }) : await client.readInbox({ limit });
-      const fresh = await writer.store(
-        // Text mode: keep the relay's own blocks in inbox_pushed.md (no invented fields).
-        page.messages.map((message, i) => ({
-          message,
-          raw: page.blocks?.[i],
-          rawFormat: page.blocks ? ('text' as const) : ('json' as const),
-        })),
-        async (m, rel) => {
+      // Text mode: keep the relay's own blocks in inbox_pushed.md (no invented fields).
+      let received = page.messages.map((message, i) => ({
+        message,
+        raw: page.blocks?.[i],
+        rawFormat: page.blocks ? ('text' as const) : ('json' as const),
+      }));
+      // End-to-end: open each message first; a refused one is reported and not stored.
+      const e2e = await e2eFor(ctx, config, client);
+      const sealed = new Map<number, OpenedMessage>();
+      const refused: Array<{ id: number | null; code: string; message: string }> = [];
+      if (e2e) {
+        const kept: typeof received = [];
+        for (const r of received) {
           try {
-            await client.downloadFile(m.attachment!.fileId!, join(ctx.dir, rel));
-            return rel;
-          } catch {
-            return null;
+            const o = await e2e.open(r.message);
+            if (!o.encrypted) kept.push(r);
+            else {
+              const a = r.message.attachment;
+              const attachment =
+                a && o.file
+                  ? { ...a, name: o.file.name, size: o.file.size, contentType: o.file.content_type }
+                  : a;
+              if (o.file && r.message.id !== null) sealed.set(r.message.id, o);
+              kept.push({
+                message: { ...o.message, attachment },
+                raw: undefined,
+                rawFormat: 'json' as const,
+              });
+            }
+          } catch (err) {
+            if (!(err instanceof E2eError)) throw err;
+            refused.push({ id: r.message.id, code: err.code, message: err.message });
           }
-        },
-      );
+        }
+        received = kept;
+      }
+      const fresh = await writer.store(received, async (m, rel) => {
+        try {
+          const o = m.id !== null ? sealed.get(m.id) : undefined;
+          if (o && e2e) await e2e.downloadFile(o, join(ctx.dir, rel));
+          else await client.downloadFile(m.attachment!.fileId!, join(ctx.dir, rel));
+          return rel;
+        } catch {
+          return null;
+        }
+      });
+      const lastId = Math.max(0, ...page.messages.map((m) => m.id ?? 0));
+      if (resume && lastId > 0) await writer.advance(lastId);
       // Confirm what is now on disk (our relay keeps messages until confirmed).
       if (resume && writer.lastId > after) await client.ack(writer.lastId).catch(() => {});
       await appendDurable(
@@ -165,14 +217,17 @@ export const inbox: Command = {
         fetched: page.messages.length,
         remaining: page.remaining,
         new: fresh.length,
-        messages: page.messages.map(messageJson),
+        messages: received.map((r) => messageJson(r.message)),
+        refused,
       });
+      for (const r of refused)
+        ctx.out.say(`refused message id=${r.id ?? 'none'} (e2e ${r.code}): ${r.message}`);
       if (!page.messages.length) ctx.out.say('inbox is empty');
       else {
         ctx.out.say(
           `${page.messages.length} message(s), ${fresh.length} new, ${page.remaining} still waiting:`,
         );
-        for (const m of page.messages) ctx.out.say(`  ${messageLine(m)}`);
+        for (const r of received) ctx.out.say(`  ${messageLine(r.message)}`);
       }
       ctx.out.say('Tip: SSE is the main channel. Start it with: openwechat daemon start');
     } finally {
