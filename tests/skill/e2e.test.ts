@@ -77,7 +77,11 @@ describe('skill: end-to-end encryption', () => {
     expect(sa).toBe(sb);
     expect(((await run(B, ['keys', 'list'])).peers as Array<{ id: number }>).map((p) => p.id)).toEqual([aId]);
 
-    // Carol never opted in: required refuses to send to her (nothing sent); preferred sends and says so.
+    // Carol never opted in: `keys` does not publish keys for her behind her back.
+    const off = await cli(ws.skill, ['keys', '--json'], { data: C });
+    expect(off.code).toBe(2);
+    expect(off.stdout + off.stderr).toContain('end-to-end encryption is off');
+    // Required refuses to send to her (nothing sent); preferred sends and says so.
     const refused = await cli(ws.skill, ['send', String(cId), 'hello carol', '--json'], { data: A });
     expect(refused.code).toBe(4);
     expect(refused.stdout + refused.stderr).toContain('e2e_no_keys');

@@ -224,6 +224,10 @@ export class InboxDaemon {
    */
   private async openBatch(batch: Delivery[]): Promise<Delivery[]> {
     this.sealedFiles.clear();
+    // `openwechat keys policy …` may have changed the policy while this daemon runs: follow it.
+    const policy = e2ePolicy(await loadConfig(this.dir), { env: process.env, legacy: this.o.forceLegacy });
+    if ((this.e2e?.policy ?? 'off') !== policy)
+      this.e2e = e2eSession(this.dir, this.config, this.client, policy);
     if (!this.e2e) return batch;
     const out: Delivery[] = [];
     for (const d of batch) {

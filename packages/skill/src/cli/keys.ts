@@ -8,9 +8,19 @@ import { e2eSession, parsePolicy } from '../data/e2e.ts';
 import { usageError } from '../output.ts';
 import { configured, e2eFor, intArg, type Command, type Ctx } from './common.ts';
 
+/**
+ * The session under the policy in force. With the policy off there is none: generating and publishing
+ * keys then would make peers encrypt to an account whose daemon does not decrypt.
+ */
 async function session(ctx: Ctx): Promise<E2eSession> {
   const { config, client } = await configured(ctx);
-  const s = (await e2eFor(ctx, config, client)) ?? e2eSession(ctx.dir, config, client, 'preferred')!;
+  const s = await e2eFor(ctx, config, client);
+  if (!s) {
+    throw usageError(
+      'end-to-end encryption is off for this account',
+      'Turn it on first: openwechat keys policy preferred (or required)',
+    );
+  }
   await s.init();
   return s;
 }
@@ -84,7 +94,11 @@ export const keys: Command = {
         const policy = parsePolicy(arg, 'keys policy');
         const config = await loadConfig(ctx.dir);
         await saveConfig(ctx.dir, { ...config, e2e: policy });
-        if (policy !== 'off') await session(ctx);
+        if (policy !== 'off') {
+          // Generate and publish now, so peers can encrypt to this account from the next message on.
+          const { client } = await configured(ctx);
+          await e2eSession(ctx.dir, { ...config, e2e: policy }, client, policy)!.init();
+        }
         ctx.out.result({ policy });
         ctx.out.say(`end-to-end encryption: ${policy}`);
         return;
