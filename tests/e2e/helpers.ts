@@ -49,8 +49,12 @@ async function pgDump(schema: string): Promise<Buffer> {
     schema,
     url.pathname.slice(1),
   ];
+  // On PATH (postgresql-client), else the server package's own copy, newest version first.
+  const versions = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).sort(
+    (x, y) => Number(y) - Number(x),
+  );
   let last: unknown;
-  for (const bin of ['pg_dump', '/usr/lib/postgresql/15/bin/pg_dump']) {
+  for (const bin of ['pg_dump', ...versions.map((v) => `/usr/lib/postgresql/${v}/bin/pg_dump`)]) {
     try {
       const { stdout } = await execFileP(bin, args, { maxBuffer: 256 * 1024 * 1024, encoding: 'buffer' });
       return stdout;
