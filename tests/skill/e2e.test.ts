@@ -6,7 +6,9 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, readText, startDaemon, waitIncoming } from './helpers.ts';
+import { E2E_PLACEHOLDER } from '@openwechat/protocol';
+import { newKeyPair, privateKeyOf, sealEnvelope } from '../../packages/client/src/e2e/crypto.ts';
+import { cli, readText, startDaemon, waitIncoming, waitUntil } from './helpers.ts';
 import { skillSuite } from './fixtures.ts';
 
 const { ws, relay } = skillSuite('owc-e2e-skill-', { sseMaxPerIp: 50 }, { killAfterEach: true });
@@ -76,6 +78,43 @@ describe('skill: end-to-end encryption', () => {
     expect(sa).toMatch(/^(\d{5} ){11}\d{5}$/);
     expect(sa).toBe(sb);
     expect(((await run(B, ['keys', 'list'])).peers as Array<{ id: number }>).map((p) => p.id)).toEqual([aId]);
+
+    // A forged message (Mallory's envelope claiming to be Alice's) reaches Bob's daemon: refused, logged,
+    // not stored.
+    const mallory = (await (
+      await fetch(`${relay.url}/register`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ name: 'e2e_mallory' }),
+      })
+    ).json()) as { user: { id: number }; token: string };
+    const bobKey = (
+      (await (
+        await fetch(`${relay.url}/keys/${bId}`, {
+          headers: { 'X-Token': mallory.token, Accept: 'application/json' },
+        })
+      ).json()) as { keys: { encryption_key: string } }
+    ).keys.encryption_key;
+    const forged = sealEnvelope({
+      from: aId,
+      identityPrivate: privateKeyOf(newKeyPair('ed25519').private),
+      recipients: new Map([[bId, bobKey]]),
+      group: null,
+      body: { text: 'SECRET-forged-pay-me', ts: Date.now() },
+    });
+    const sentForged = await fetch(`${relay.url}/send`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-Token': mallory.token },
+      body: JSON.stringify({ to_id: bId, content: E2E_PLACEHOLDER, e2e: JSON.stringify(forged) }),
+    });
+    expect(sentForged.status).toBe(200);
+    await waitUntil(
+      async () =>
+        /refused message id=\d+ \(e2e sender_mismatch\)/.test(await readText(join(B, 'sse_channel.log'))),
+      'the daemon refuses the forged message',
+    );
+    expect(await readText(join(B, 'conversations.md'))).not.toContain('forged');
+    expect(await readText(join(B, 'conversations.md'))).not.toContain(`#${mallory.user.id}(`);
 
     // Carol never opted in: `keys` does not publish keys for her behind her back.
     const off = await cli(ws.skill, ['keys', '--json'], { data: C });
