@@ -39,6 +39,12 @@ beforeAll(async () => {
   dataDir = join(root, 'openwechat_im_client');
   await seedDataDir(dataDir);
   await writeFile(join(root, 'config.json'), JSON.stringify({ token: SECRET }));
+  // The end-to-end private keys (docs/e2e.md) live in the data folder's e2e/: never served.
+  await mkdir(join(dataDir, 'e2e'), { recursive: true });
+  await writeFile(
+    join(dataDir, 'e2e', 'e2e_identity.json'),
+    JSON.stringify({ identity: { private: SECRET } }),
+  );
   ui = await startUiServer({ port: 0, dataDir, htmlPath: HTML_PATH });
   port = ui.port;
 });
@@ -178,6 +184,11 @@ describe('everything else is 404', () => {
     '/.git/config',
     '/favicon.ico',
     '/data/files/report.pdf',
+    '/data/e2e/e2e_identity.json',
+    '/data/e2e%2fe2e_identity.json',
+    '/data/e2e_identity.json',
+    '/openwechat_im_client/e2e/e2e_identity.json',
+    '/openwechat_im_client/e2e_identity.json',
   ];
 
   it.each(targets)('%s', async (target) => {
