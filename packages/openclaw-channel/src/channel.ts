@@ -15,6 +15,13 @@ import {
   type OpenClawConfig,
 } from 'openclaw/plugin-sdk/channel-core';
 import { resolveChannelInboundRouteEnvelope, toInboundMediaFacts } from 'openclaw/plugin-sdk/channel-inbound';
+import {
+  createChannelMessageAdapterFromOutbound,
+  createMessageReceiptFromOutboundResults,
+  type ChannelMessageUnknownSendContext,
+  type ChannelMessageUnknownSendReconciliationResult,
+} from 'openclaw/plugin-sdk/channel-outbound';
+import { recordChannelBotPairLoopAndCheckSuppression } from 'openclaw/plugin-sdk/inbound-reply-dispatch';
 import { saveMediaBuffer } from 'openclaw/plugin-sdk/media-store';
 import { loadOutboundMediaFromUrl } from 'openclaw/plugin-sdk/outbound-media';
 import { isReplyPayloadTerminalContent } from 'openclaw/plugin-sdk/reply-payload';
@@ -27,17 +34,27 @@ import {
   resolveAccount,
   type ResolvedAccount,
 } from './config.ts';
-import { deliveryIdempotencyKey, freshIdempotencyKey, sendToRelay, type OutboundFile } from './outbound.ts';
+import {
+  deliveryIdempotencyKey,
+  freshIdempotencyKey,
+  queuedPartKey,
+  reconcileQueuedDelivery,
+  sendToRelay,
+  type KeyLookup,
+  type OutboundFile,
+} from './outbound.ts';
 import {
   loadState,
   noteFriendRequest,
   noteNotice,
   notePeerMessage,
   noteReplied,
+  noteSuppressed,
   saveState,
   stateFile,
   type AccountState,
 } from './state.ts';
+import { LoopEpisodes, loopFacts, sharedDefaults } from './loop-guard.ts';
 import { formatTarget, normalizeTarget, parseTarget, TARGET_HINT, type Target } from './targets.ts';
 
 /** The relay's own limits (DESIGN: content ≤ 1000 characters, files ≤ 10 MB). */
@@ -122,10 +139,11 @@ async function loadMedia(ctx: ChannelOutboundContext): Promise<OutboundFile | nu
   return { buffer: media.buffer, fileName: media.fileName ?? fallbackName, contentType: media.contentType };
 }
 
-function keyFor(ctx: ChannelOutboundContext, kind: string): string {
-  // OpenClaw's durable delivery id is stable across its own retries of one payload part.
+function keyFor(ctx: ChannelOutboundContext, kind: 'text' | 'media'): string {
+  // OpenClaw's durable delivery id is stable across its own retries and its crash recovery of one payload
+  // part; reconcileUnknownSend derives the same key from the queue entry.
   return ctx.deliveryQueueId
-    ? deliveryIdempotencyKey([CHANNEL_ID, ctx.accountId, ctx.deliveryQueueId, ctx.deliveryPartIndex, kind])
+    ? queuedPartKey(ctx.accountId, ctx.deliveryQueueId, ctx.deliveryPartIndex ?? 0, kind)
     : freshIdempotencyKey();
 }
 
@@ -147,6 +165,62 @@ async function send(
   return { to: formatTarget(target), messageId: result.messageId };
 }
 
+/** The relay's answer to "did a send with this key land?" (`GET` by Idempotency-Key, 24 h memory). */
+function keyLookup(client: RelayClient): KeyLookup {
+  const lookup = client as unknown as Partial<KeyLookup>;
+  if (typeof lookup.sentByKey !== 'function') {
+    throw new Error('this @openwechat/client cannot ask the relay about a sent key (sentByKey)');
+  }
+  return { sentByKey: (key) => lookup.sentByKey!.call(client, key) };
+}
+
+/** How many platform sends OpenClaw makes for one queued payload (its chunker splits long text). */
+function partsOf(payload: Record<string, unknown> | undefined): { kind: 'text' | 'media'; parts: number } {
+  const urls = [
+    ...(typeof payload?.mediaUrl === 'string' && payload.mediaUrl.trim() ? [payload.mediaUrl] : []),
+    ...(Array.isArray(payload?.mediaUrls)
+      ? (payload.mediaUrls as unknown[]).filter((u) => typeof u === 'string' && u.trim())
+      : []),
+  ];
+  if (urls.length) return { kind: 'media', parts: urls.length };
+  const text = typeof payload?.text === 'string' ? payload.text.trim() : '';
+  // Longer than one relay message: two or more parts (the exact count is the chunker's; see below).
+  return { kind: 'text', parts: text.length > TEXT_LIMIT ? 2 : 1 };
+}
+
+/**
+ * OpenClaw's delivery recovery asks this after a crash left a queued send in an unknown state
+ * ("send_attempt_started"): the relay's Idempotency-Key memory answers whether it landed. See
+ * reconcileQueuedDelivery for why `not_sent` is always safe to replay with our keys.
+ */
+async function reconcileUnknownSend(
+  ctx: ChannelMessageUnknownSendContext,
+): Promise<ChannelMessageUnknownSendReconciliationResult> {
+  if (ctx.payloads.length !== 1) {
+    return {
+      status: 'unresolved',
+      error: 'openwechat reconciles single-payload deliveries only',
+      retryable: false,
+    };
+  }
+  const { kind, parts } = partsOf(ctx.payloads[0]);
+  const client = await clientFor(ctx.cfg as OpenClawConfig, ctx.accountId);
+  const verdict = await reconcileQueuedDelivery(
+    keyLookup(client),
+    (i) => queuedPartKey(ctx.accountId, ctx.queueId, i, kind),
+    parts,
+  );
+  if (verdict.status !== 'sent') return verdict;
+  return {
+    status: 'sent',
+    messageId: verdict.messageId,
+    receipt: createMessageReceiptFromOutboundResults({
+      results: [{ channel: CHANNEL_ID, messageId: verdict.messageId, conversationId: ctx.to }],
+      kind,
+    }),
+  };
+}
+
 // ───────────── inbound ─────────────
 
 interface InboundDeps {
@@ -155,6 +229,7 @@ interface InboundDeps {
   client: RelayClient;
   state: AccountState;
   save: () => Promise<void>;
+  episodes: LoopEpisodes;
 }
 
 function log(ctx: ChannelGatewayContext<ResolvedAccount>, level: 'info' | 'warn', msg: string): void {
@@ -229,9 +304,9 @@ async function dispatchTurn(
     },
     dmPolicy: account.dmPolicy,
     groupPolicy: account.groupPolicy,
-    allowFrom: account.dmPolicy === 'open' ? ['*', ...account.allowFrom] : account.allowFrom,
-    groupAllowFrom:
-      account.groupPolicy === 'open' ? ['*', ...account.groupAllowFrom] : account.groupAllowFrom,
+    // As configured (OpenClaw's convention: "open" admits everyone only with "*" in the list).
+    allowFrom: account.allowFrom,
+    groupAllowFrom: account.groupAllowFrom,
   });
   if (ingress.ingress.admission !== 'dispatch') {
     // Dropped before the model; the content is not logged.
@@ -294,6 +369,13 @@ async function dispatchTurn(
     route: { agentId: route.agentId, dmScope: route.dmScope, sessionKey: route.sessionKey },
     ctxPayload,
     delivery: {
+      // Final replies go through OpenClaw's durable outbound queue and our message adapter (its queue id
+      // keys the send; recovery reconciles it with the relay after a crash). `deliver` below is used only
+      // when OpenClaw declines the durable path for a payload.
+      durable: {},
+      onDelivered: () => {
+        if (target.kind === 'user') noteReplied(deps.state, target.id);
+      },
       deliver: async (payload: Record<string, unknown>, info: { kind?: string }) => {
         if (info.kind !== 'final' || !isReplyPayloadTerminalContent(payload)) return;
         const replyText = typeof payload.text === 'string' ? payload.text : '';
@@ -363,7 +445,31 @@ async function handleInbound(deps: InboundDeps, message: Message & { id: number 
     }
     if (message.type === 'friend_request' && account.friendRequests === 'ignore') return false;
     if (message.type === 'group' && account.requireMention && !message.mentioned) return false;
-    return true;
+    // OpenClaw's pair loop guard: every event that would start a turn counts for (sender, this account).
+    const facts = loopFacts(
+      {
+        accountId: account.accountId,
+        messageId: message.id,
+        senderId: peer.id,
+        groupId: message.type === 'group' ? (message.group?.id ?? null) : null,
+      },
+      account.botLoopProtection,
+      sharedDefaults(ctx.cfg),
+    );
+    const verdict = recordChannelBotPairLoopAndCheckSuppression(facts);
+    if (!verdict.suppressed) return true;
+    // Suppressed: no turn; the handler settles, so the relay's copy is acknowledged (never redelivered).
+    noteSuppressed(state, peer.id, verdict.cooldownUntilMs);
+    await deps.save();
+    if (deps.episodes.suppressed(facts, verdict.cooldownUntilMs)) {
+      log(
+        ctx,
+        'warn',
+        `loop guard: ${peer.name} (id ${peer.id}) exceeded the pair budget in ${facts.conversationId}; ` +
+          `its messages are acknowledged without a turn until ${new Date(verdict.cooldownUntilMs).toISOString()}`,
+      );
+    }
+    return false;
   };
   for (let attempt = 1; ; attempt++) {
     try {
@@ -417,7 +523,7 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
     await client.setStatus(account.status);
     log(ctx, 'info', `relay status set to ${account.status}`);
   }
-  const deps: InboundDeps = { ctx, channelRuntime, client, state, save };
+  const deps: InboundDeps = { ctx, channelRuntime, client, state, save, episodes: new LoopEpisodes() };
   // The one stream consumer of the client package (as the skill daemon and the bridge use it): a resume
   // stream from the saved cursor, one message at a time, the cursor saved and the relay acknowledged only
   // after our handler settled, reconnects with the shared backoff.
@@ -475,9 +581,39 @@ function logConsumerEvent(ctx: ChannelGatewayContext<ResolvedAccount>, ev: Consu
 
 // ───────────── the plugin object ─────────────
 
+const outbound = {
+  deliveryMode: 'direct' as const,
+  textChunkLimit: TEXT_LIMIT,
+  chunkerMode: 'text' as const,
+  sendText: async (ctx: ChannelOutboundContext) => ({ channel: CHANNEL_ID, ...(await send(ctx, false)) }),
+  sendMedia: async (ctx: ChannelOutboundContext) => ({ channel: CHANNEL_ID, ...(await send(ctx, true)) }),
+};
+
+/**
+ * The message adapter OpenClaw's durable outbound queue uses (docs/plugins/sdk-channel-outbound.md):
+ * derived from the outbound sends, plus unknown-send reconciliation. With it OpenClaw hands every queued
+ * send its queue id (the Idempotency-Key is derived from it), and after a crash asks reconcileUnknownSend
+ * instead of refusing a "blind replay": what landed is acknowledged, what did not is sent again.
+ */
+const derived = createChannelMessageAdapterFromOutbound({
+  id: CHANNEL_ID,
+  outbound,
+  capabilities: { text: true, media: true, messageSendingHooks: true, reconcileUnknownSend: true },
+});
+export const openwechatMessageAdapter = {
+  ...derived,
+  durableFinal: {
+    ...derived.durableFinal,
+    automaticUnknownSendReconciliation: true,
+    reconcileUnknownSendKinds: { text: true, media: true },
+    reconcileUnknownSend,
+  },
+};
+
 export const openwechatChannelPlugin = createChatChannelPlugin<ResolvedAccount>({
   base: {
     id: CHANNEL_ID,
+    message: openwechatMessageAdapter,
     meta: {
       id: CHANNEL_ID,
       label: 'openwechat',
@@ -538,12 +674,5 @@ export const openwechatChannelPlugin = createChatChannelPlugin<ResolvedAccount>(
     },
     gateway: { startAccount },
   },
-  outbound: {
-    base: { deliveryMode: 'direct', textChunkLimit: TEXT_LIMIT, chunkerMode: 'text' },
-    attachedResults: {
-      channel: CHANNEL_ID,
-      sendText: (ctx: ChannelOutboundContext) => send(ctx, false),
-      sendMedia: (ctx: ChannelOutboundContext) => send(ctx, true),
-    },
-  },
+  outbound,
 });

@@ -46,6 +46,39 @@ describe('account resolution', () => {
     });
   });
 
+  it('allowFrom follows OpenClaw: "*" for open when left out, kept as written otherwise', () => {
+    const base = { baseUrl: 'https://r.example.org', token: 't' };
+    expect(resolveAccount({ channels: { openwechat: base } }).allowFrom).toEqual(['*']);
+    expect(resolveAccount({ channels: { openwechat: base } }).groupAllowFrom).toEqual(['*']);
+    // open with concrete entries admits only those (no "*" added behind the operator's back)
+    const narrowed = resolveAccount({
+      channels: { openwechat: { ...base, dmPolicy: 'open', allowFrom: [7] } },
+    });
+    expect(narrowed.allowFrom).toEqual(['7']);
+    const listed = resolveAccount({ channels: { openwechat: { ...base, dmPolicy: 'allowlist' } } });
+    expect(listed.allowFrom).toEqual([]);
+  });
+
+  it('botLoopProtection: the account overrides the channel key by key; absent when neither sets it', () => {
+    const cfg = {
+      channels: {
+        openwechat: {
+          baseUrl: 'https://a.example.org',
+          token: 't',
+          botLoopProtection: { maxEventsPerWindow: 8, cooldownSeconds: 30 },
+          accounts: {
+            b: { baseUrl: 'https://a.example.org', token: 'u', botLoopProtection: { cooldownSeconds: 5 } },
+          },
+        },
+      },
+    };
+    expect(resolveAccount(cfg).botLoopProtection).toEqual({ maxEventsPerWindow: 8, cooldownSeconds: 30 });
+    expect(resolveAccount(cfg, 'b').botLoopProtection).toEqual({ maxEventsPerWindow: 8, cooldownSeconds: 5 });
+    expect(resolveAccount({ channels: { openwechat: { baseUrl: 'https://x.org' } } }).botLoopProtection).toBe(
+      undefined,
+    );
+  });
+
   it('an account without a base URL is not configured', () => {
     expect(resolveAccount({ channels: { openwechat: { token: 'x' } } }).configured).toBe(false);
     expect(listAccountIds({ channels: {} })).toEqual([]);

@@ -14,6 +14,14 @@ export type FriendRequestPolicy = 'ignore' | 'reply';
 /** The relay's status values, with OpenClaw-side `dnd` spelled as the relay spells it. */
 export type RelayStatus = 'open' | 'friends_only' | 'do_not_disturb';
 
+/** OpenClaw's pair loop guard settings (`ChannelBotLoopProtectionSchema` of the plugin SDK). */
+export interface BotLoopProtection {
+  enabled?: boolean;
+  maxEventsPerWindow?: number;
+  windowSeconds?: number;
+  cooldownSeconds?: number;
+}
+
 export interface AccountSection {
   enabled?: boolean;
   name?: string;
@@ -27,6 +35,7 @@ export interface AccountSection {
   groupPolicy?: GroupPolicy;
   groupAllowFrom?: Array<string | number>;
   requireMention?: boolean;
+  botLoopProtection?: BotLoopProtection;
 }
 
 export interface ChannelSection extends AccountSection {
@@ -51,6 +60,8 @@ export interface ResolvedAccount {
   groupPolicy: GroupPolicy;
   groupAllowFrom: string[];
   requireMention: boolean;
+  /** The account's guard settings over the channel's, key by key (the shared default is OpenClaw's). */
+  botLoopProtection: BotLoopProtection | undefined;
 }
 
 interface ConfigLike {
@@ -101,6 +112,10 @@ export function resolveAccount(cfg: ConfigLike | undefined, accountId?: string |
   const tokenInput = own.token ?? (id === DEFAULT_ACCOUNT_ID ? section.token : undefined) ?? null;
   const tokenEnv = id === DEFAULT_ACCOUNT_ID ? TOKEN_ENV : null;
   const status = pick('status');
+  // The relay already lets a user choose who may write (status friends_only, blocks); OpenClaw's DM
+  // policy is the second gate, open unless the operator narrows it.
+  const dmPolicy = pick('dmPolicy') ?? 'open';
+  const groupPolicy = pick('groupPolicy') ?? 'open';
   return {
     accountId: id,
     enabled: section.enabled !== false && own.enabled !== false,
@@ -110,15 +125,37 @@ export function resolveAccount(cfg: ConfigLike | undefined, accountId?: string |
     tokenInput,
     tokenEnv,
     status: status === undefined ? null : status === 'dnd' ? 'do_not_disturb' : status,
-    // The relay already lets a user choose who may write (status friends_only, blocks); OpenClaw's DM
-    // policy is the second gate, open unless the operator narrows it.
-    dmPolicy: pick('dmPolicy') ?? 'open',
-    allowFrom: idList(pick('allowFrom')),
+    dmPolicy,
+    allowFrom: allowList(dmPolicy, pick('allowFrom')),
     friendRequests: pick('friendRequests') ?? 'reply',
-    groupPolicy: pick('groupPolicy') ?? 'open',
-    groupAllowFrom: idList(pick('groupAllowFrom')),
+    groupPolicy,
+    groupAllowFrom: allowList(groupPolicy, pick('groupAllowFrom')),
     requireMention: pick('requireMention') ?? true,
+    botLoopProtection: mergeGuard(
+      section.botLoopProtection,
+      own === section ? undefined : own.botLoopProtection,
+    ),
   };
+}
+
+/**
+ * OpenClaw's convention: `dmPolicy: "open"` admits everyone only with `"*"` in `allowFrom`; open with
+ * concrete entries admits only those (OpenClaw warns at start). A list left out entirely follows the
+ * policy: `["*"]` for open (the relay's own status and blocks still apply), empty otherwise.
+ */
+function allowList(policy: DmPolicy, configured: Array<string | number> | undefined): string[] {
+  if (configured === undefined) return policy === 'open' ? ['*'] : [];
+  return idList(configured);
+}
+
+function mergeGuard(...layers: Array<BotLoopProtection | undefined>): BotLoopProtection | undefined {
+  const merged: BotLoopProtection = {};
+  for (const layer of layers) {
+    if (!layer) continue;
+    for (const [k, v] of Object.entries(layer))
+      if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+  }
+  return Object.keys(merged).length ? merged : undefined;
 }
 
 /** Plugin-wide settings (`plugins.entries.openwechat.config`). */

@@ -128,3 +128,71 @@ declare module 'openclaw/plugin-sdk/media-store' {
 declare module 'openclaw/plugin-sdk/reply-payload' {
   export function isReplyPayloadTerminalContent(payload: unknown): boolean;
 }
+
+declare module 'openclaw/plugin-sdk/channel-outbound' {
+  import type { OpenClawConfig } from 'openclaw/plugin-sdk/channel-core';
+  export interface MessageReceipt {
+    primaryPlatformMessageId?: string;
+    platformMessageIds: string[];
+    parts: unknown[];
+    sentAt: number;
+  }
+  export function createMessageReceiptFromOutboundResults(params: {
+    results: ReadonlyArray<{ channel?: string; messageId?: string; conversationId?: string }>;
+    kind?: 'text' | 'media';
+    sentAt?: number;
+  }): MessageReceipt;
+  export interface ChannelMessageUnknownSendContext {
+    cfg: OpenClawConfig;
+    queueId: string;
+    channel: string;
+    to: string;
+    accountId?: string | null;
+    enqueuedAt: number;
+    retryCount: number;
+    platformSendStartedAt?: number;
+    payloads: ReadonlyArray<Record<string, unknown>>;
+  }
+  export type ChannelMessageUnknownSendReconciliationResult =
+    | { status: 'sent'; receipt: MessageReceipt; messageId?: string }
+    | { status: 'not_sent' }
+    | { status: 'unresolved'; error?: string; retryable?: boolean };
+  export interface ChannelMessageAdapter {
+    id?: string;
+    durableFinal?: { capabilities?: Record<string, boolean> };
+    send?: Record<string, unknown>;
+    receive?: unknown;
+  }
+  export function createChannelMessageAdapterFromOutbound(params: {
+    id?: string;
+    outbound: Record<string, unknown>;
+    capabilities?: Record<string, boolean>;
+  }): ChannelMessageAdapter;
+}
+
+declare module 'openclaw/plugin-sdk/inbound-reply-dispatch' {
+  export interface ChannelBotLoopProtectionFacts {
+    scopeId: string;
+    conversationId: string;
+    senderId: string;
+    receiverId: string;
+    eventId?: string;
+    config?: {
+      enabled?: boolean;
+      maxEventsPerWindow?: number;
+      windowSeconds?: number;
+      cooldownSeconds?: number;
+    };
+    defaultsConfig?: {
+      enabled?: boolean;
+      maxEventsPerWindow?: number;
+      windowSeconds?: number;
+      cooldownSeconds?: number;
+    };
+    defaultEnabled: boolean;
+    nowMs?: number;
+  }
+  export function recordChannelBotPairLoopAndCheckSuppression(
+    params: ChannelBotLoopProtectionFacts,
+  ): { suppressed: false } | { suppressed: true; cooldownUntilMs: number };
+}

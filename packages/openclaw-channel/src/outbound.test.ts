@@ -5,14 +5,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayClient } from '@openwechat/client';
+import { ClientError, RelayClient } from '@openwechat/client';
 import { startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
 import {
   deliveryIdempotencyKey,
   isRetryable,
+  queuedPartKey,
+  reconcileQueuedDelivery,
   RelayDeliveryError,
   sendToRelay,
+  type KeyLookup,
   type RetryPolicy,
+  type SentByKey,
 } from './outbound.ts';
 
 let relay: TestRelay;
@@ -111,5 +115,109 @@ describe('sendToRelay', () => {
     expect(m?.attachment?.name).toBe('p.txt');
     const saved = await bob.client.downloadFile(m!.attachment!.fileId!, join(tmp, 'p.txt'));
     expect(saved.size).toBe(7);
+  });
+});
+
+// Until the relay's key query is in @openwechat/client, a stand-in answers "did a send with this key
+// land?" from what the real relay accepted through it (the sends themselves are real).
+function standIn(client: RelayClient): { client: RelayClient; lookup: KeyLookup; asked: string[] } {
+  const landed = new Map<string, SentByKey>();
+  const asked: string[] = [];
+  const send = client.send.bind(client);
+  client.send = async (to, text, opts = {}) => {
+    const result = await send(to, text, opts);
+    if (opts.idempotencyKey && !landed.has(opts.idempotencyKey)) {
+      landed.set(opts.idempotencyKey, { result: { messageId: result.messageId } });
+    }
+    return result;
+  };
+  return {
+    client,
+    asked,
+    lookup: {
+      sentByKey: async (key) => {
+        asked.push(key);
+        return landed.get(key) ?? null;
+      },
+    },
+  };
+}
+
+describe('reconcileQueuedDelivery (after a crash left a queued send unknown)', () => {
+  it('a single part that landed is "sent" with the relay\'s message id; one that did not is "not_sent"', async () => {
+    const agent = await user('agent-r1');
+    const bob = await user('bob-r1');
+    const { client, lookup, asked } = standIn(agent.client);
+    const keyOf = (q: string) => (i: number) => queuedPartKey('default', q, i, 'text');
+    const sent = await sendToRelay(client, {
+      target: { kind: 'user', id: bob.id },
+      text: 'landed',
+      idempotencyKey: keyOf('q-landed')(0),
+    });
+    expect(await reconcileQueuedDelivery(lookup, keyOf('q-landed'), 1)).toEqual({
+      status: 'sent',
+      messageId: sent.messageId,
+    });
+    expect(await reconcileQueuedDelivery(lookup, keyOf('q-lost'), 1)).toEqual({ status: 'not_sent' });
+    expect(asked).toEqual([keyOf('q-landed')(0), keyOf('q-lost')(0)]);
+  });
+
+  it('several parts: always "not_sent", and the replay with the same keys stores only the missing parts', async () => {
+    const agent = await user('agent-r2');
+    const bob = await user('bob-r2');
+    // Friends (a stranger may send one message only): bob asks, the agent's answer accepts.
+    await bob.client.send(agent.id, 'hello');
+    await agent.client.send(bob.id, 'welcome');
+    const { client, lookup } = standIn(agent.client);
+    const keyOf = (i: number) => queuedPartKey('default', 'q-multi', i, 'text');
+    const parts = ['part one', 'part two', 'part three'];
+    // The crash came after the first part reached the relay.
+    await sendToRelay(client, {
+      target: { kind: 'user', id: bob.id },
+      text: parts[0]!,
+      idempotencyKey: keyOf(0),
+    });
+    expect(await reconcileQueuedDelivery(lookup, keyOf, 3)).toEqual({ status: 'not_sent' });
+    // OpenClaw replays the whole delivery: the relay answers part 0 with its original result.
+    const replay = [];
+    for (const [i, text] of parts.entries()) {
+      replay.push(
+        await sendToRelay(client, { target: { kind: 'user', id: bob.id }, text, idempotencyKey: keyOf(i) }),
+      );
+    }
+    expect(replay.map((r) => r.replayed)).toEqual([true, false, false]);
+    const got = (await bob.client.readInbox({ after: 0 })).messages
+      .filter((m) => m.fromId === agent.id && m.content.startsWith('part'))
+      .map((m) => m.content);
+    expect(got).toEqual(parts);
+  });
+
+  it('a relay that cannot be asked leaves it unresolved: retryable unless the relay refused the account', async () => {
+    const failing = (err: unknown): KeyLookup => ({
+      sentByKey: async () => {
+        throw err;
+      },
+    });
+    const keyOf = (i: number) => `k-${i}`;
+    expect(
+      await reconcileQueuedDelivery(
+        failing(new ClientError('network', 'network_error', 'connection refused')),
+        keyOf,
+        1,
+      ),
+    ).toMatchObject({ status: 'unresolved', retryable: true });
+    expect(
+      await reconcileQueuedDelivery(
+        failing(new ClientError('relay', 'invalid_token', 'invalid token', { status: 401 })),
+        keyOf,
+        1,
+      ),
+    ).toMatchObject({ status: 'unresolved', retryable: false });
+  });
+
+  it('keys: live send and recovery derive the same key; an absent account id is the default account', () => {
+    expect(queuedPartKey(undefined, 'q', 0, 'text')).toBe(queuedPartKey('default', 'q', 0, 'text'));
+    expect(queuedPartKey('default', 'q', 1, 'text')).not.toBe(queuedPartKey('default', 'q', 0, 'text'));
+    expect(queuedPartKey('default', 'q', 0, 'media')).not.toBe(queuedPartKey('default', 'q', 0, 'text'));
   });
 });

@@ -64,6 +64,16 @@ export function deliveryIdempotencyKey(parts: Array<string | number | null | und
   return `oc-${createHash('sha256').update(material).digest('hex').slice(0, 40)}`;
 }
 
+/** The key of one part of one of OpenClaw's queued deliveries (live send and recovery derive the same). */
+export function queuedPartKey(
+  accountId: string | null | undefined,
+  queueId: string,
+  partIndex: number | undefined,
+  kind: 'text' | 'media',
+): string {
+  return deliveryIdempotencyKey(['openwechat', accountId ?? 'default', queueId, partIndex, kind]);
+}
+
 /** A key for a send OpenClaw gave no durable identity to (a retry of it is a new send). */
 export function freshIdempotencyKey(): string {
   return `oc-${randomUUID()}`;
@@ -166,5 +176,55 @@ export async function sendToRelay(
       const asked = err instanceof ClientError ? err.retryAfterMs : null;
       await policy.sleep(retryDelay(attempt, asked, policy, policy.random), signal);
     }
+  }
+}
+
+// ───────────── reconciliation after a crash ─────────────
+
+/** What the relay remembers of a send by its Idempotency-Key (`RelayClient.sentByKey`). */
+export interface SentByKey {
+  result: { messageId?: number | string | null; message_id?: number | string | null } & Record<
+    string,
+    unknown
+  >;
+  receipt?: { state?: string; message_id?: number; at?: number } | null;
+}
+
+export interface KeyLookup {
+  sentByKey(idempotencyKey: string): Promise<SentByKey | null>;
+}
+
+export type Reconciliation =
+  | { status: 'sent'; messageId: string }
+  | { status: 'not_sent' }
+  | { status: 'unresolved'; error: string; retryable: boolean };
+
+/**
+ * Whether a queued delivery whose send was interrupted reached the relay. Part i of the delivery was sent
+ * with the key `keyOf(i)`; the relay answers whether a send with a key landed (it remembers keys 24 h).
+ * - one part, and it landed → `sent` with the relay's message id: OpenClaw acknowledges the entry;
+ * - one part, not landed → `not_sent`: OpenClaw sends it again, with the same key;
+ * - several parts → `not_sent` whatever landed: OpenClaw replays the delivery with the same keys, and the
+ *   relay stores each part that already landed once (it answers the replay with the original result), so
+ *   the replay sends exactly the missing parts. A fresh send is provably safe either way;
+ * - the relay cannot be asked (network, 5xx, 429) → `unresolved`, retryable: OpenClaw asks again later.
+ */
+export async function reconcileQueuedDelivery(
+  lookup: KeyLookup,
+  keyOf: (partIndex: number) => string,
+  parts: number,
+): Promise<Reconciliation> {
+  if (parts !== 1) return { status: 'not_sent' };
+  try {
+    const found = await lookup.sentByKey(keyOf(0));
+    if (!found) return { status: 'not_sent' };
+    const id = found.result.messageId ?? found.result.message_id;
+    return { status: 'sent', messageId: id !== null && id !== undefined ? String(id) : keyOf(0) };
+  } catch (err) {
+    return {
+      status: 'unresolved',
+      error: `openwechat: could not ask the relay whether the send landed: ${(err as Error)?.message ?? err}`,
+      retryable: !(err instanceof ClientError) || isRetryable(err),
+    };
   }
 }

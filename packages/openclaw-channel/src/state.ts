@@ -15,6 +15,9 @@ export interface PeerActivity {
   unread: number;
   lastAt: number;
   lastText: string;
+  /** Messages the pair loop guard kept from becoming turns, and until when its cooldown runs. */
+  suppressed?: number;
+  cooldownUntil?: number;
 }
 
 export interface AccountState {
@@ -85,6 +88,8 @@ export function notePeerMessage(
     unread: (previous?.unread ?? 0) + 1,
     lastAt: at,
     lastText: preview(text),
+    ...(previous?.suppressed ? { suppressed: previous.suppressed } : {}),
+    ...(previous?.cooldownUntil ? { cooldownUntil: previous.cooldownUntil } : {}),
   };
   state.peers = [entry, ...state.peers.filter((p) => p.id !== peer.id)].slice(0, MAX_PEERS);
 }
@@ -105,4 +110,12 @@ export function noteReplied(state: AccountState, peerId: number): void {
 
 export function noteNotice(state: AccountState, text: string, at: number): void {
   state.notices = [{ at, text: preview(text) }, ...state.notices].slice(0, MAX_NOTICES);
+}
+
+/** The pair loop guard suppressed a message from this peer (its cooldown runs until `until`). */
+export function noteSuppressed(state: AccountState, peerId: number, until: number): void {
+  const peer = state.peers.find((p) => p.id === peerId);
+  if (!peer) return;
+  peer.suppressed = (peer.suppressed ?? 0) + 1;
+  peer.cooldownUntil = until;
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { emptyState, noteFriendRequest, noteNotice, notePeerMessage, noteReplied } from './state.ts';
+import {
+  emptyState,
+  noteFriendRequest,
+  noteNotice,
+  notePeerMessage,
+  noteReplied,
+  noteSuppressed,
+} from './state.ts';
 import { renderSummary } from './summary.ts';
 
 const T = Date.UTC(2026, 11, 1, 12, 0, 0);
@@ -25,6 +32,18 @@ describe('relay activity summary', () => {
     expect(renderSummary('default', s, T, 800)).toContain(
       'Unanswered: 1 message(s) from 1 correspondent(s).',
     );
+  });
+
+  it('says when the loop guard holds a peer back, and stops saying it when the pause ended', () => {
+    const s = emptyState();
+    notePeerMessage(s, { id: 5, name: 'bot-b' }, 'again', T - 1_000);
+    noteSuppressed(s, 5, T + 40_000);
+    notePeerMessage(s, { id: 5, name: 'bot-b' }, 'and again', T);
+    noteSuppressed(s, 5, T + 40_000);
+    expect(renderSummary('default', s, T, 800)).toContain(
+      '[loop guard: 2 message(s) not answered; pause ends in 40s]',
+    );
+    expect(renderSummary('default', s, T + 41_000, 800)).not.toContain('loop guard');
   });
 
   it('is bounded in size and in entries', () => {

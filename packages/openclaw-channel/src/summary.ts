@@ -4,13 +4,17 @@
 
 import type { AccountState } from './state.ts';
 
-function ago(ms: number): string {
+function span(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 90) return `${s}s ago`;
+  if (s < 90) return `${s}s`;
   const m = Math.round(s / 60);
-  if (m < 90) return `${m}m ago`;
+  if (m < 90) return `${m}m`;
   const h = Math.round(m / 60);
-  return h < 36 ? `${h}h ago` : `${Math.round(h / 24)}d ago`;
+  return h < 36 ? `${h}h` : `${Math.round(h / 24)}d`;
+}
+
+function ago(ms: number): string {
+  return `${span(ms)} ago`;
 }
 
 export function renderSummary(
@@ -29,7 +33,11 @@ export function renderSummary(
     lines.push(`Pending friend requests (a reply accepts): ${who}.`);
   }
   for (const p of state.peers.slice(0, 5)) {
-    lines.push(`- ${p.name} (id ${p.id}): ${p.unread} unread, last ${ago(now - p.lastAt)}: "${p.lastText}"`);
+    let line = `- ${p.name} (id ${p.id}): ${p.unread} unread, last ${ago(now - p.lastAt)}: "${p.lastText}"`;
+    if (p.cooldownUntil && p.cooldownUntil > now) {
+      line += ` [loop guard: ${p.suppressed ?? 0} message(s) not answered; pause ends in ${span(p.cooldownUntil - now)}]`;
+    }
+    lines.push(line);
   }
   for (const n of state.notices.slice(0, 3)) lines.push(`- notice ${ago(now - n.at)}: ${n.text}`);
   let text = lines.join('\n');
