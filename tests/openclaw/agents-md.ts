@@ -1,0 +1,44 @@
+// Reads docs/agents.md the way its reader would use it: the JSON config block (with their relay address)
+// and the `openclaw message send` command line, so the two-gateway test runs what the page says.
+
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+const DOC = fileURLToPath(new URL('../../docs/agents.md', import.meta.url));
+
+export interface AgentsDoc {
+  /** The config block, parsed, with the relay address replaced. */
+  config(relayUrl: string): Record<string, unknown>;
+  /** `openclaw message send …` as argv (without `openclaw`), with B's id and the text filled in. */
+  sendArgs(targetId: number, text: string): string[];
+}
+
+function blocks(md: string, lang: string): string[] {
+  return [...md.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+}
+
+/** Splits a shell line into words (double-quoted strings kept whole; no other shell syntax expected). */
+function words(line: string): string[] {
+  return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+}
+
+export async function readAgentsDoc(): Promise<AgentsDoc> {
+  const md = await readFile(DOC, 'utf8');
+  const json = blocks(md, 'json');
+  if (json.length !== 1) throw new Error(`docs/agents.md: expected one json block, found ${json.length}`);
+  const sendLine = blocks(md, 'sh')
+    .flatMap((b) => b.split('\n'))
+    .find((l) => l.trim().startsWith('openclaw message send'));
+  if (!sendLine) throw new Error('docs/agents.md: no `openclaw message send` command');
+  return {
+    config: (relayUrl) =>
+      JSON.parse(json[0]!.replaceAll('https://relay.example.org', relayUrl)) as Record<string, unknown>,
+    sendArgs: (targetId, text) => {
+      const argv = words(sendLine.trim()).slice(1);
+      const i = argv.indexOf('--message');
+      if (i < 0) throw new Error('docs/agents.md: the send command has no --message');
+      argv[i + 1] = text;
+      return argv.map((w) => (/^<.*id>$/.test(w) ? String(targetId) : w));
+    },
+  };
+}

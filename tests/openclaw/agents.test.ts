@@ -1,0 +1,361 @@
+// Two real OpenClaw gateways talking through one relay (issue 22): separate homes, separate relay
+// accounts, each with its own scripted fake model that answers every message (the only fake part). Set up
+// from docs/agents.md (its config block and its `openclaw message send` line). One pair of gateways
+// carries every test, in order:
+//  (b) a human-paced exchange of 10 turns between a relay user and agent A: each answered once, none
+//      suppressed (OpenClaw's default budget);
+//  crash rounds: agent A SIGKILLed at four points of a turn (the message just streamed in, the model
+//      call running, the answer held before the relay saw the send, the send stored but its answer held
+//      back), restarted each time: no reply lost, none sent twice;
+//  (c) with B's gateway stopped, A greets B (`openclaw message send`, from a shell without the token in
+//      its environment); the greeting waits on the relay and reaches B when B starts;
+//  (a) they become friends and answer each other: the pair loop guard (a small budget from config) stops
+//      the runaway within its budget on both sides; after the cooldown the pair talks again.
+
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RelayClient, type Message } from '@openwechat/client';
+import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { readAgentsDoc } from './agents-md.ts';
+import { startFakeModel, type FakeModel, type ModelAnswer } from './fake-model.ts';
+import { figures } from './figures.ts';
+import {
+  createOpenClawHome,
+  ensureOpenClaw,
+  packPlugin,
+  waitFor,
+  type GatewayProcess,
+  type OpenClawHome,
+  type OpenClawInstall,
+} from './harness.ts';
+import { startRelayProxy, type RelayProxy } from './relay-proxy.ts';
+
+/** The runaway phase's guard: small, so the test is short (the default is 20 per 60 s, 60 s cooldown). */
+const BUDGET = 4;
+const COOLDOWN_S = 15;
+/** Long enough that a slow machine's runaway still falls in one window. */
+const WINDOW_S = 600;
+const CRASH_POINTS = ['before-model', 'during-model', 'before-relay', 'after-relay'] as const;
+/** Rounds over the four points (CI runs one; OWC_CRASH_ROUNDS=5 runs twenty). */
+const ROUNDS = Math.max(1, Number(process.env.OWC_CRASH_ROUNDS ?? 1));
+const HUMAN_TURNS = 10;
+
+interface Agent {
+  side: 'a' | 'b';
+  name: string;
+  id: number;
+  client: RelayClient;
+  model: FakeModel;
+  oc: OpenClawHome;
+  gateway: GatewayProcess | null;
+  /** Distinct inbound loop markers this agent's model answered (one turn each). */
+  loopTurns: Set<string>;
+}
+
+interface StateFile {
+  cursor: number;
+  peers: Array<{ id: number; suppressed?: number; cooldownUntil?: number }>;
+}
+
+async function readState(agent: Agent): Promise<StateFile> {
+  const file = join(agent.oc.stateDir, 'plugins/openwechat/default.json');
+  return JSON.parse(await readFile(file, 'utf8')) as StateFile;
+}
+
+async function inboxOf(client: RelayClient): Promise<Message[]> {
+  const all: Message[] = [];
+  let after = 0;
+  for (;;) {
+    const page = await client.readInbox({ after, limit: 100 });
+    all.push(...page.messages);
+    if (page.messages.length < 100) return all;
+    after = page.messages.at(-1)!.id ?? after;
+  }
+}
+
+const holds = new Map<string, { promise: Promise<void>; release: () => void }>();
+function hold(marker: string): () => void {
+  let release!: () => void;
+  const promise = new Promise<void>((r) => (release = r));
+  holds.set(marker, { promise, release });
+  return () => {
+    holds.delete(marker);
+    release();
+  };
+}
+
+/** Each side's model: pong for a relay user's ping, another loop message for every loop message. */
+function script(agent: Agent): (call: { userText: string }) => ModelAnswer | null {
+  return ({ userText }) => {
+    const ping = /\b((?:ping|crash)-[\w-]+)/.exec(userText)?.[1];
+    if (ping) {
+      const h = holds.get(ping);
+      const answer: ModelAnswer = { text: `pong ${ping}` };
+      return h ? { hold: h.promise, then: answer } : answer;
+    }
+    const loop = /\b(loop-[ab0]-\d+)/.exec(userText)?.[1];
+    if (loop) {
+      agent.loopTurns.add(loop);
+      return { text: `loop-${agent.side}-${agent.loopTurns.size} answering ${loop}` };
+    }
+    const paced = /\b(paced-\d+)/.exec(userText)?.[1];
+    if (paced) return { text: /answering/.test(userText) ? 'NO_REPLY' : `answering ${paced}` };
+    return null;
+  };
+}
+
+describe('two OpenClaw agents on one relay', () => {
+  let install: OpenClawInstall;
+  let relay: TestRelay;
+  let proxy: RelayProxy;
+  let packDir: string;
+  let a: Agent;
+  let b: Agent;
+  let human: { id: number; client: RelayClient };
+
+  async function startGateway(agent: Agent): Promise<GatewayProcess> {
+    const gateway = await agent.oc.startGateway();
+    figures.record(`gateway start ${agent.side} (s)`, gateway.startMs / 1000);
+    // OpenClaw's crash-loop breaker (3 unclean exits in 5 min) keeps channels stopped until an operator
+    // starts them: the documented command.
+    const opened = await waitFor(
+      `${agent.name}: stream open or crash-loop breaker`,
+      () => {
+        const out = gateway.output();
+        if (/openwechat\[default\]: stream open/.test(out)) return 'open';
+        if (/crash-loop breaker/.test(out)) return 'breaker';
+        return undefined;
+      },
+      90_000,
+    );
+    if (opened === 'breaker') {
+      figures.record('crash-loop breaker tripped (restart)', 1);
+      await agent.oc.cli(
+        ['gateway', 'call', 'channels.start', '--params', '{"channel":"openwechat"}'],
+        90_000,
+      );
+      await waitFor(
+        `${agent.name}: stream open after channels.start`,
+        () => (/openwechat\[default\]: stream open/.test(gateway.output()) ? true : undefined),
+        90_000,
+      );
+    }
+    agent.gateway = gateway;
+    return gateway;
+  }
+
+  async function makeAgent(side: 'a' | 'b', tgz: string, gatewayRelayUrl: string): Promise<Agent> {
+    const name = `agent-${side}`;
+    const anon = new RelayClient({ baseUrl: relay.url, mode: 'json' });
+    const { user, token } = await anon.register({ name });
+    const model = await startFakeModel();
+    // No token in the environment: the CLI and the gateway read it from the file SecretRef (the doc's way).
+    const oc = await createOpenClawHome(install, { modelBaseUrl: model.baseUrl });
+    await chmod(oc.stateDir, 0o700);
+    await writeFile(join(oc.stateDir, 'openwechat.token'), token, { mode: 0o600 });
+    await oc.cli(['plugins', 'install', `npm-pack:${tgz}`, '--force', '--accept-capabilities'], 180_000);
+    const doc = await readAgentsDoc();
+    await oc.patchConfig(doc.config(gatewayRelayUrl));
+    const agent: Agent = {
+      side,
+      name,
+      id: user.id,
+      client: new RelayClient({ baseUrl: relay.url, token, mode: 'json' }),
+      model,
+      oc,
+      gateway: null,
+      loopTurns: new Set(),
+    };
+    model.script = script(agent);
+    return agent;
+  }
+
+  beforeAll(async () => {
+    install = await ensureOpenClaw();
+    relay = await startRelay();
+    proxy = await startRelayProxy(relay.url);
+    packDir = await mkdtemp(join(tmpdir(), 'owc-pack-'));
+    const tgz = await packPlugin(packDir);
+    const t0 = Date.now();
+    // A reaches the relay through the proxy (the crash rounds time their kills with it); B directly.
+    [a, b] = await Promise.all([makeAgent('a', tgz, proxy.url), makeAgent('b', tgz, relay.url)]);
+    figures.record('two homes with the plugin installed (s)', (Date.now() - t0) / 1000);
+    const h = await new RelayClient({ baseUrl: relay.url, mode: 'json' }).register({ name: 'human' });
+    human = { id: h.user.id, client: new RelayClient({ baseUrl: relay.url, token: h.token, mode: 'json' }) };
+    await startGateway(a);
+  }, 420_000);
+
+  afterAll(async () => {
+    for (const h of holds.values()) h.release();
+    await Promise.all([a?.gateway?.kill('SIGTERM'), b?.gateway?.kill('SIGTERM')]);
+    await Promise.all([a?.oc.dispose(), b?.oc.dispose()]);
+    await Promise.all([a?.model.close(), b?.model.close()]);
+    await proxy?.close();
+    await relay?.close();
+    if (packDir) await rm(packDir, { recursive: true, force: true });
+    figures.flush();
+  }, 60_000);
+
+  it(`(b) a human-paced exchange of ${HUMAN_TURNS} turns: each answered once, none suppressed`, async () => {
+    for (let i = 1; i <= HUMAN_TURNS; i++) {
+      const marker = `ping-h${i}`;
+      await human.client.send(a.id, `turn ${i} ${marker}`);
+      await waitFor(
+        `A's answer to ${marker}`,
+        async () =>
+          (await inboxOf(human.client)).some((m) => m.fromId === a.id && m.content.includes(`pong ${marker}`))
+            ? true
+            : undefined,
+        120_000,
+      );
+    }
+    const fromA = (await inboxOf(human.client)).filter((m) => m.fromId === a.id);
+    for (let i = 1; i <= HUMAN_TURNS; i++) {
+      expect(fromA.filter((m) => m.content.includes(`pong ping-h${i}`))).toHaveLength(1);
+    }
+    const state = await readState(a);
+    expect(state.peers.find((p) => p.id === human.id)?.suppressed ?? 0).toBe(0);
+    expect(a.gateway!.output()).not.toMatch(/loop guard:/);
+  }, 400_000);
+
+  it(`crash rounds: A SIGKILLed at ${CRASH_POINTS.length} points of a turn × ${ROUNDS}: 0 lost, 0 twice`, async () => {
+    const outcomes: Array<{ marker: string; replies: number }> = [];
+    let notices = 0;
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const point of CRASH_POINTS) {
+        const marker = `crash-${round}-${point}`;
+        const gateway = a.gateway!;
+        let release: (() => void) | null = null;
+        if (point === 'before-model') {
+          const seen = proxy.streamed(marker);
+          await human.client.send(a.id, `now ${marker}`);
+          await seen;
+        } else if (point === 'during-model') {
+          release = hold(marker);
+          await human.client.send(a.id, `now ${marker}`);
+          await waitFor(`A's model call for ${marker}`, () =>
+            a.model.calls.some((c) => c.userText.includes(marker)) ? true : undefined,
+          );
+        } else {
+          const held = proxy.holdNextSend(`pong ${marker}`, point);
+          await human.client.send(a.id, `now ${marker}`);
+          await held;
+        }
+        await gateway.kill('SIGKILL');
+        proxy.dropHeld();
+        release?.();
+        await startGateway(a);
+        const replies = await waitFor(
+          `the answer to ${marker} after the restart`,
+          async () => {
+            const n = (await inboxOf(human.client)).filter(
+              (m) => m.fromId === a.id && m.content.includes(`pong ${marker}`),
+            ).length;
+            return n > 0 ? n : undefined;
+          },
+          150_000,
+        ).catch(() => 0);
+        outcomes.push({ marker, replies });
+      }
+    }
+    // OpenClaw's own notices after a crash ("I'm continuing your interrupted request…", "I couldn't confirm
+    // whether my previous reply reached this chat…") are counted, not asserted.
+    notices = (await inboxOf(human.client)).filter(
+      (m) => m.fromId === a.id && !/pong /.test(m.content),
+    ).length;
+    figures.record('crash rounds', outcomes.length);
+    figures.record('crash rounds: replies lost', outcomes.filter((o) => o.replies === 0).length);
+    figures.record('crash rounds: replies sent twice', outcomes.filter((o) => o.replies > 1).length);
+    figures.record('crash rounds: OpenClaw notices to the user', notices);
+    expect(outcomes.filter((o) => o.replies !== 1)).toEqual([]);
+    // Every earlier answer is still there exactly once.
+    const fromA = (await inboxOf(human.client)).filter((m) => m.fromId === a.id);
+    for (let i = 1; i <= HUMAN_TURNS; i++) {
+      expect(fromA.filter((m) => m.content.includes(`pong ping-h${i}`))).toHaveLength(1);
+    }
+  }, 900_000);
+
+  it('(c) a greeting to a stopped gateway waits on the relay and reaches B when it starts', async () => {
+    // The runaway phase's small budget: A from the shared default, B from its channel section.
+    const guard = { maxEventsPerWindow: BUDGET, windowSeconds: WINDOW_S, cooldownSeconds: COOLDOWN_S };
+    await a.gateway!.kill('SIGTERM');
+    await a.oc.patchConfig({ channels: { defaults: { botLoopProtection: guard } } });
+    await b.oc.patchConfig({ channels: { openwechat: { botLoopProtection: guard } } });
+    await startGateway(a);
+    const doc = await readAgentsDoc();
+    const sent = await a.oc.cli(doc.sendArgs(b.id, 'Hello B, this is A. loop-0-1'), 150_000);
+    expect(sent.stdout).toMatch(/messageId/);
+    const greeting = await waitFor('the greeting on the relay', async () =>
+      (await inboxOf(b.client)).find((m) => m.fromId === a.id && m.content.includes('loop-0-1')),
+    );
+    expect(greeting.type).toBe('friend_request');
+    const started = Date.now();
+    await startGateway(b);
+    await waitFor(
+      "B's state past the greeting (dispatched and acknowledged)",
+      async () => ((await readState(b)).cursor >= greeting.id! ? true : undefined),
+      120_000,
+    );
+    figures.record('stopped gateway started → waiting message settled (s)', (Date.now() - started) / 1000);
+    expect(b.loopTurns.has('loop-0-1')).toBe(true);
+  }, 400_000);
+
+  it('(a) the runaway pair is stopped by the loop guard within its budget; after the cooldown they talk again', async () => {
+    // Done when one side suppressed a message and both sides settled everything the other sent.
+    const settled = async (): Promise<true | undefined> => {
+      const [sa, sb, ia, ib] = await Promise.all([
+        readState(a),
+        readState(b),
+        inboxOf(a.client),
+        inboxOf(b.client),
+      ]);
+      const tripped = [sa, sb].some((s) => s.peers.some((p) => (p.suppressed ?? 0) > 0));
+      const lastToA = Math.max(0, ...ia.filter((m) => m.fromId === b.id).map((m) => m.id!));
+      const lastToB = Math.max(0, ...ib.filter((m) => m.fromId === a.id).map((m) => m.id!));
+      return tripped && sa.cursor >= lastToA && sb.cursor >= lastToB ? true : undefined;
+    };
+    await waitFor('the loop guard to stop the runaway', settled, 300_000, 500);
+    const loopMsgs = [
+      ...(await inboxOf(a.client)).filter((m) => m.fromId === b.id && /loop-/.test(m.content)),
+      ...(await inboxOf(b.client)).filter((m) => m.fromId === a.id && /loop-/.test(m.content)),
+    ];
+    const turnsA = a.loopTurns.size;
+    const turnsB = b.loopTurns.size;
+    figures.record('runaway: turns A ran', turnsA);
+    figures.record('runaway: turns B ran', turnsB);
+    figures.record('runaway: messages between them on the relay', loopMsgs.length);
+    // Each side answers at most BUDGET of the other's events; the greeting was the first of B's.
+    expect(turnsA).toBeLessThanOrEqual(BUDGET);
+    expect(turnsB).toBeLessThanOrEqual(BUDGET);
+    expect(turnsA + turnsB).toBeGreaterThanOrEqual(2 * BUDGET - 1);
+    // Every message on the relay is the greeting or one turn's answer: nothing was sent twice.
+    expect(loopMsgs).toHaveLength(1 + turnsA + turnsB);
+    // The side that tripped logged the episode once.
+    const logged = [a, b].map((x) => (x.gateway!.output().match(/loop guard: /g) ?? []).length);
+    expect(logged.sort()).toEqual([0, 1]);
+    // Nothing more happens: the suppressed message was acknowledged, not redelivered.
+    const [sa, sb] = await Promise.all([readState(a), readState(b)]);
+    const tripped = [sa, sb].find((s) => s.peers.some((p) => (p.suppressed ?? 0) > 0))!;
+    const peer = tripped.peers.find((p) => (p.suppressed ?? 0) > 0)!;
+    expect(peer.suppressed).toBe(1);
+
+    // After the cooldown the pair talks again: A's operator writes, B answers (A ends it quietly).
+    await waitFor(
+      'the cooldown to end',
+      () => (Date.now() > peer.cooldownUntil! + 500 ? true : undefined),
+      120_000,
+    );
+    const doc = await readAgentsDoc();
+    await a.oc.cli(doc.sendArgs(b.id, 'After the pause: paced-1'), 150_000);
+    const answer = await waitFor(
+      "B's answer after the cooldown",
+      async () =>
+        (await inboxOf(a.client)).find((m) => m.fromId === b.id && m.content.includes('answering paced-1')),
+      120_000,
+    );
+    expect(answer.content).toContain('answering paced-1');
+  }, 600_000);
+});
