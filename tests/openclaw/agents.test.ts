@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayClient, type Message } from '@openwechat/client';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import { readAgentsDoc } from './agents-md.ts';
+import { readAgentsDoc, readmeConfigCommands } from './agents-md.ts';
 import { startFakeModel, type FakeModel, type ModelAnswer } from './fake-model.ts';
 import { figures } from './figures.ts';
 import {
@@ -157,8 +157,19 @@ describe('two OpenClaw agents on one relay', () => {
     await chmod(oc.stateDir, 0o700);
     await writeFile(join(oc.stateDir, 'openwechat.token'), token, { mode: 0o600 });
     await oc.cli(['plugins', 'install', `npm-pack:${tgz}`, '--force', '--accept-capabilities'], 180_000);
-    const doc = await readAgentsDoc();
-    await oc.patchConfig(doc.config(gatewayRelayUrl));
+    if (side === 'a') {
+      // A: docs/agents.md's config block.
+      await oc.patchConfig((await readAgentsDoc()).config(gatewayRelayUrl));
+    } else {
+      // B: the README quick start's commands on a fresh OpenClaw (no gateway.mode until they set it).
+      const cfg = await oc.readConfig();
+      delete (cfg.gateway as Record<string, unknown>).mode;
+      await oc.writeConfig(cfg);
+      for (const args of await readmeConfigCommands({ relay: gatewayRelayUrl, home: oc.home })) {
+        await oc.cli(args, 90_000);
+      }
+      expect((await oc.readConfig()).gateway).toMatchObject({ mode: 'local' });
+    }
     const agent: Agent = {
       side,
       name,
