@@ -15,6 +15,8 @@ export interface PeerActivity {
   unread: number;
   lastAt: number;
   lastText: string;
+  /** The last message this account sent the peer (relay id in the peer's inbox) and its delivery state. */
+  lastSent?: { id: number; at: number; delivered: number | null };
   /** Messages the pair loop guard kept from becoming turns, and until when its cooldown runs. */
   suppressed?: number;
   cooldownUntil?: number;
@@ -88,6 +90,7 @@ export function notePeerMessage(
     unread: (previous?.unread ?? 0) + 1,
     lastAt: at,
     lastText: preview(text),
+    ...(previous?.lastSent ? { lastSent: previous.lastSent } : {}),
     ...(previous?.suppressed ? { suppressed: previous.suppressed } : {}),
     ...(previous?.cooldownUntil ? { cooldownUntil: previous.cooldownUntil } : {}),
   };
@@ -118,4 +121,38 @@ export function noteSuppressed(state: AccountState, peerId: number, until: numbe
   if (!peer) return;
   peer.suppressed = (peer.suppressed ?? 0) + 1;
   peer.cooldownUntil = until;
+}
+
+/** This account sent the peer message `id` (the relay's id in the peer's inbox). */
+export function noteSent(
+  state: AccountState,
+  peer: { id: number; name?: string },
+  id: number,
+  at: number,
+): void {
+  let entry = state.peers.find((p) => p.id === peer.id);
+  if (!entry) {
+    entry = { id: peer.id, name: peer.name ?? `user ${peer.id}`, unread: 0, lastAt: at, lastText: '' };
+    state.peers = [entry, ...state.peers].slice(0, MAX_PEERS);
+  }
+  if (!entry.lastSent || entry.lastSent.id <= id) entry.lastSent = { id, at, delivered: null };
+}
+
+/**
+ * The relay says the peer's client acknowledged message `id` (a receipt). Ids increase per recipient, so
+ * a receipt for the last sent message or a later one (sent from another process, e.g. the CLI) marks the
+ * last sent message delivered. Returns whether anything changed.
+ */
+export function noteDelivered(state: AccountState, peerId: number, id: number, at: number): boolean {
+  const entry = state.peers.find((p) => p.id === peerId);
+  if (!entry) return false;
+  if (!entry.lastSent || entry.lastSent.id < id) {
+    entry.lastSent = { id, at, delivered: at };
+    return true;
+  }
+  if (entry.lastSent.id === id && entry.lastSent.delivered === null) {
+    entry.lastSent.delivered = at;
+    return true;
+  }
+  return false;
 }

@@ -5,6 +5,8 @@ import {
   noteNotice,
   notePeerMessage,
   noteReplied,
+  noteDelivered,
+  noteSent,
   noteSuppressed,
 } from './state.ts';
 import { renderSummary } from './summary.ts';
@@ -44,6 +46,24 @@ describe('relay activity summary', () => {
       '[loop guard: 2 message(s) not answered; pause ends in 40s]',
     );
     expect(renderSummary('default', s, T + 41_000, 800)).not.toContain('loop guard');
+  });
+
+  it('shows per peer the last message sent and whether its client acknowledged it', () => {
+    const s = emptyState();
+    notePeerMessage(s, { id: 2, name: 'alice' }, 'hi', T - 60_000);
+    noteSent(s, { id: 2 }, 17, T - 30_000);
+    expect(renderSummary('default', s, T, 800)).toContain(
+      'last sent 30s ago (message 17), not delivered yet',
+    );
+    expect(noteDelivered(s, 2, 16, T - 20_000)).toBe(false); // an older message's receipt changes nothing
+    expect(noteDelivered(s, 2, 17, T - 10_000)).toBe(true);
+    expect(renderSummary('default', s, T, 800)).toContain('last sent 30s ago (message 17), delivered');
+    // A later message sent from elsewhere (the CLI) and already delivered replaces it.
+    expect(noteDelivered(s, 2, 20, T - 5_000)).toBe(true);
+    expect(renderSummary('default', s, T, 800)).toContain('(message 20), delivered');
+    // A peer the account only wrote to appears too.
+    noteSent(s, { id: 9, name: 'bob' }, 3, T);
+    expect(renderSummary('default', s, T, 800)).toContain('- bob (id 9): 0 unread');
   });
 
   it('is bounded in size and in entries', () => {

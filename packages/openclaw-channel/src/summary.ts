@@ -33,7 +33,13 @@ export function renderSummary(
     lines.push(`Pending friend requests (a reply accepts): ${who}.`);
   }
   for (const p of state.peers.slice(0, 5)) {
-    let line = `- ${p.name} (id ${p.id}): ${p.unread} unread, last ${ago(now - p.lastAt)}: "${p.lastText}"`;
+    let line = `- ${p.name} (id ${p.id}): ${p.unread} unread`;
+    if (p.lastText) line += `, last ${ago(now - p.lastAt)}: "${p.lastText}"`;
+    if (p.lastSent) {
+      line += `; last sent ${ago(now - p.lastSent.at)} (message ${p.lastSent.id}), ${
+        p.lastSent.delivered !== null ? 'delivered' : 'not delivered yet'
+      }`;
+    }
     if (p.cooldownUntil && p.cooldownUntil > now) {
       line += ` [loop guard: ${p.suppressed ?? 0} message(s) not answered; pause ends in ${span(p.cooldownUntil - now)}]`;
     }
