@@ -49,6 +49,7 @@ import {
   noteNotice,
   notePeerMessage,
   noteReplied,
+  noteSent,
   noteSuppressed,
   saveState,
   stateFile,
@@ -79,6 +80,22 @@ export function chunkText(text: string, limit: number): string[] {
 // ───────────── per-account state shared with the prompt hook ─────────────
 
 const states = new Map<string, AccountState>();
+/** Saves an account's state; set while this process runs the account (the gateway, not the CLI). */
+const savers = new Map<string, () => Promise<void>>();
+
+/** A send to a user landed: remembered for the summary's "last sent, delivered?" (gateway process only). */
+async function rememberSent(
+  accountId: string | null | undefined,
+  target: Target,
+  messageId: string,
+): Promise<void> {
+  const id = Number(messageId);
+  const key = accountId ?? 'default';
+  const state = states.get(key);
+  if (target.kind !== 'user' || !Number.isSafeInteger(id) || !state) return;
+  noteSent(state, { id: target.id }, id, Date.now());
+  await savers.get(key)?.();
+}
 
 export function accountStateFile(accountId: string): string {
   return stateFile(resolveStateDir(process.env), accountId);
@@ -162,6 +179,7 @@ async function send(
     undefined,
     ctx.signal,
   );
+  await rememberSent(ctx.accountId, target, result.messageId);
   return { to: formatTarget(target), messageId: result.messageId };
 }
 
@@ -414,12 +432,13 @@ async function dispatchTurn(
           const file = url ? await loadMedia({ cfg, to, text: caption, mediaUrl: url }) : null;
           if (!file && !caption.trim()) continue;
           const key = deliveryIdempotencyKey([CHANNEL_ID, account.accountId, 'reply', message.id, part++]);
-          await sendToRelay(
+          const sent = await sendToRelay(
             client,
             { target, text: caption, file, idempotencyKey: key },
             undefined,
             ctx.abortSignal,
           );
+          await rememberSent(account.accountId, target, sent.messageId);
         }
         if (target.kind === 'user') noteReplied(deps.state, target.id);
       },
@@ -536,6 +555,7 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
   const file = accountStateFile(account.accountId);
   const state = await loadState(file);
   states.set(account.accountId, state);
+  savers.set(account.accountId, () => saveState(file, state));
   const save = (): Promise<void> => saveState(file, state);
   if (account.status) {
     await client.setStatus(account.status);
@@ -573,6 +593,7 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
     ctx.abortSignal.removeEventListener('abort', stop);
     await consumer.stop();
     states.delete(account.accountId);
+    savers.delete(account.accountId);
     ctx.setStatus({ accountId: account.accountId, running: false, lifecycle: 'stopped' });
   }
 }
