@@ -63,7 +63,7 @@ export async function readAgentsDoc(): Promise<AgentsDoc> {
       const i = argv.indexOf('--message');
       if (i < 0) throw new Error('docs/agents.md: the send command has no --message');
       argv[i + 1] = text;
-      return argv.map((w) => (/^<.*id>$/.test(w) ? String(targetId) : w));
+      return argv.map((w) => (/^<[^>]*id[^>]*>$/.test(w) ? String(targetId) : w));
     },
   };
 }
