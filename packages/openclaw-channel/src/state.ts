@@ -144,8 +144,12 @@ export function noteSent(
  * last sent message delivered. Returns whether anything changed.
  */
 export function noteDelivered(state: AccountState, peerId: number, id: number, at: number): boolean {
-  const entry = state.peers.find((p) => p.id === peerId);
-  if (!entry) return false;
+  let entry = state.peers.find((p) => p.id === peerId);
+  if (!entry) {
+    // Sent from another process (the CLI) to a peer that has not written yet.
+    entry = { id: peerId, name: `user ${peerId}`, unread: 0, lastAt: at, lastText: '' };
+    state.peers = [entry, ...state.peers].slice(0, MAX_PEERS);
+  }
   if (!entry.lastSent || entry.lastSent.id < id) {
     entry.lastSent = { id, at, delivered: at };
     return true;

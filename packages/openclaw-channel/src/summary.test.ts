@@ -61,9 +61,13 @@ describe('relay activity summary', () => {
     // A later message sent from elsewhere (the CLI) and already delivered replaces it.
     expect(noteDelivered(s, 2, 20, T - 5_000)).toBe(true);
     expect(renderSummary('default', s, T, 800)).toContain('(message 20), delivered');
-    // A peer the account only wrote to appears too.
+    // A peer the account only wrote to appears too (also when the send was made by another process).
     noteSent(s, { id: 9, name: 'bob' }, 3, T);
-    expect(renderSummary('default', s, T, 800)).toContain('- bob (id 9): 0 unread');
+    expect(renderSummary('default', s, T, 800)).toContain('- bob (id 9): 0 unread; last sent 0s ago');
+    expect(noteDelivered(s, 11, 5, T)).toBe(true);
+    expect(renderSummary('default', s, T, 800)).toContain(
+      '- user 11 (id 11): 0 unread; last sent 0s ago (message 5), delivered',
+    );
   });
 
   it('is bounded in size and in entries', () => {
