@@ -88,23 +88,28 @@ function hold(marker: string): () => void {
   };
 }
 
-/** Each side's model: pong for a relay user's ping, another loop message for every loop message. */
+const MARKER = /\b(ping-[\w-]+|crash-[\w-]+|loop-[ab0]-\d+|re-paced-\d+|paced-\d+)/g;
+
+/**
+ * Each side's model: pong for a relay user's ping, another loop message for every loop message, an answer
+ * to a paced message (and silence for that answer). The marker is the last one in the user text: the
+ * plugin's summary, prepended to the message, quotes earlier messages.
+ */
 function script(agent: Agent): (call: { userText: string }) => ModelAnswer | null {
   return ({ userText }) => {
-    const ping = /\b((?:ping|crash)-[\w-]+)/.exec(userText)?.[1];
-    if (ping) {
-      const h = holds.get(ping);
-      const answer: ModelAnswer = { text: `pong ${ping}` };
+    const marker = [...userText.matchAll(MARKER)].at(-1)?.[1];
+    if (!marker) return null;
+    if (marker.startsWith('ping-') || marker.startsWith('crash-')) {
+      const h = holds.get(marker);
+      const answer: ModelAnswer = { text: `pong ${marker}` };
       return h ? { hold: h.promise, then: answer } : answer;
     }
-    const loop = /\b(loop-[ab0]-\d+)/.exec(userText)?.[1];
-    if (loop) {
-      agent.loopTurns.add(loop);
-      return { text: `loop-${agent.side}-${agent.loopTurns.size} answering ${loop}` };
+    if (marker.startsWith('loop-')) {
+      agent.loopTurns.add(marker);
+      return { text: `loop-${agent.side}-${agent.loopTurns.size} (re ${marker.slice(5)})` };
     }
-    const paced = /\b(paced-\d+)/.exec(userText)?.[1];
-    if (paced) return { text: /answering/.test(userText) ? 'NO_REPLY' : `answering ${paced}` };
-    return null;
+    if (marker.startsWith('re-paced-')) return { text: 'NO_REPLY' };
+    return { text: `re-${marker}` };
   };
 }
 
@@ -374,9 +379,9 @@ describe('two OpenClaw agents on one relay', () => {
     const answer = await waitFor(
       "B's answer after the cooldown",
       async () =>
-        (await inboxOf(a.client)).find((m) => m.fromId === b.id && m.content.includes('answering paced-1')),
+        (await inboxOf(a.client)).find((m) => m.fromId === b.id && m.content.includes('re-paced-1')),
       120_000,
     );
-    expect(answer.content).toContain('answering paced-1');
+    expect(answer.content).toBe('re-paced-1');
   }, 600_000);
 });
