@@ -58,7 +58,12 @@ interface Agent {
 
 interface StateFile {
   cursor: number;
-  peers: Array<{ id: number; suppressed?: number; cooldownUntil?: number }>;
+  peers: Array<{
+    id: number;
+    suppressed?: number;
+    cooldownUntil?: number;
+    lastSent?: { id: number; at: number; delivered: number | null };
+  }>;
 }
 
 async function readState(agent: Agent): Promise<StateFile> {
@@ -318,15 +323,31 @@ describe('two OpenClaw agents on one relay', () => {
       (await inboxOf(b.client)).find((m) => m.fromId === a.id && m.content.includes('loop-0-1')),
     );
     expect(greeting.type).toBe('friend_request');
-    const started = Date.now();
-    await startGateway(b);
-    await waitFor(
-      "B's state past the greeting (dispatched and acknowledged)",
-      async () => ((await readState(b)).cursor >= greeting.id! ? true : undefined),
-      120_000,
+    // The CLI reported the relay's id of the message (its id in B's inbox).
+    expect(/"messageId":\s*"?(\d+)/.exec(sent.stdout)?.[1]).toBe(String(greeting.id));
+    // The relay's receipt, as A sees it: accepted while B's gateway is down.
+    expect((await a.client.receipt(b.id, greeting.id!)).state).toBe('accepted');
+    const spawnedAt = Date.now();
+    const gw = await startGateway(b);
+    const readyAt = spawnedAt + gw.startMs;
+    const receipt = await waitFor(
+      "the greeting's receipt turning delivered",
+      async () => {
+        const r = await a.client.receipt(b.id, greeting.id!);
+        return r.state === 'delivered' ? r : undefined;
+      },
+      180_000,
     );
-    figures.record('stopped gateway started → waiting message settled (s)', (Date.now() - started) / 1000);
+    figures.record('stopped gateway ready → waiting message delivered (s)', (receipt.at! - readyAt) / 1000);
     expect(b.loopTurns.has('loop-0-1')).toBe(true);
+    // A's gateway learnt it from the receipt event on its stream: the summary's "last sent, delivered?".
+    const seen = await waitFor("A's state showing the greeting delivered", async () => {
+      const peer = (await readState(a)).peers.find((p) => p.id === b.id);
+      return peer?.lastSent && peer.lastSent.id >= greeting.id! && peer.lastSent.delivered !== null
+        ? Date.now()
+        : undefined;
+    });
+    figures.record("receipt through the plugin: relay receipt → A's state (s)", (seen - receipt.at!) / 1000);
   }, 400_000);
 
   it('(a) the runaway pair is stopped by the loop guard within its budget; after the cooldown they talk again', async () => {
@@ -362,6 +383,15 @@ describe('two OpenClaw agents on one relay', () => {
     // The side that tripped logged the episode once.
     const logged = [a, b].map((x) => (x.gateway!.output().match(/loop guard: /g) ?? []).length);
     expect(logged.sort()).toEqual([0, 1]);
+    // A sees a receipt for each message B's gateway acknowledged (all of them: B settled everything).
+    const toB = (await inboxOf(b.client)).filter((m) => m.fromId === a.id && /loop-/.test(m.content));
+    const states = await Promise.all(toB.map((m) => a.client.receipt(b.id, m.id!)));
+    expect(states.map((r) => r.state)).toEqual(toB.map(() => 'delivered'));
+    const lastToB = Math.max(...toB.map((m) => m.id!));
+    await waitFor("A's state: the last message to B delivered", async () => {
+      const peer = (await readState(a)).peers.find((p) => p.id === b.id);
+      return peer?.lastSent?.id === lastToB && peer.lastSent.delivered !== null ? true : undefined;
+    });
     // Nothing more happens: the suppressed message was acknowledged, not redelivered.
     const [sa, sb] = await Promise.all([readState(a), readState(b)]);
     const tripped = [sa, sb].find((s) => s.peers.some((p) => (p.suppressed ?? 0) > 0))!;

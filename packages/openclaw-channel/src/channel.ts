@@ -48,6 +48,7 @@ import {
   noteFriendRequest,
   noteNotice,
   notePeerMessage,
+  noteDelivered,
   noteReplied,
   noteSent,
   noteSuppressed,
@@ -188,21 +189,14 @@ async function send(
  * `sentByKey` for a user, `sentGroupByKey` for a group (the relay keeps them apart).
  */
 function keyLookup(client: RelayClient, target: Target): KeyLookup {
-  type Lookups = {
-    sentByKey?: (key: string) => Promise<{ result: { messageId: number | null } } | null>;
-    sentGroupByKey?: (key: string) => Promise<{ result: unknown } | null>;
-  };
-  const c = client as unknown as Lookups;
-  const method = target.kind === 'user' ? c.sentByKey : c.sentGroupByKey;
-  if (typeof method !== 'function') {
-    throw new Error('this @openwechat/client cannot ask the relay about a sent key (sentByKey)');
-  }
   return {
     sentByKey: async (key) => {
-      const found = await method.call(client, key);
-      if (!found) return null;
-      const id = (found.result as { messageId?: number | null }).messageId ?? null;
-      return { result: { messageId: id } };
+      if (target.kind === 'user') {
+        const found = await client.sentByKey(key);
+        return found ? { result: { messageId: found.result.messageId } } : null;
+      }
+      const found = await client.sentGroupByKey(key);
+      return found ? { result: { messageId: null } } : null;
     },
   };
 }
@@ -562,6 +556,7 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
     log(ctx, 'info', `relay status set to ${account.status}`);
   }
   const deps: InboundDeps = { ctx, channelRuntime, client, state, save, episodes: new LoopEpisodes() };
+  let deliveredCount = 0;
   // The one stream consumer of the client package (as the skill daemon and the bridge use it): a resume
   // stream from the saved cursor, one message at a time, the cursor saved and the relay acknowledged only
   // after our handler settled, reconnects with the shared backoff.
@@ -580,6 +575,23 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
       await handleInbound(deps, { ...delivery.message, id: delivery.id });
       // A turn cut short by the gateway stopping is not settled: the relay replays it on the next start.
       if (ctx.abortSignal.aborted) throw new Error('gateway stopping; message left for the next start');
+    },
+    // The relay's delivery receipts for what this account sent (JSON streams of a relay with receipts):
+    // the summary's "last sent, delivered?" and the channel status.
+    onReceipt: async (receipt) => {
+      if (receipt.state !== 'delivered' || receipt.groupId !== null) return;
+      const at = receipt.at ?? Date.now();
+      if (noteDelivered(state, receipt.toId, receipt.messageId, at)) await save();
+      deliveredCount++;
+      ctx.setStatus({
+        accountId: account.accountId,
+        lastOutboundAt: at,
+        audit: {
+          receipts: true,
+          delivered: deliveredCount,
+          lastDelivered: { to: receipt.toId, messageId: receipt.messageId, at },
+        },
+      });
     },
     onUnreadable: (ev) => log(ctx, 'warn', `unreadable message ${ev.id ?? '?'}: ${ev.error}`),
     onEvent: (ev) => logConsumerEvent(ctx, ev),

@@ -16,7 +16,6 @@ import {
   sendToRelay,
   type KeyLookup,
   type RetryPolicy,
-  type SentByKey,
 } from './outbound.ts';
 
 let relay: TestRelay;
@@ -118,26 +117,18 @@ describe('sendToRelay', () => {
   });
 });
 
-// Until the relay's key query is in @openwechat/client, a stand-in answers "did a send with this key
-// land?" from what the real relay accepted through it (the sends themselves are real).
-function standIn(client: RelayClient): { client: RelayClient; lookup: KeyLookup; asked: string[] } {
-  const landed = new Map<string, SentByKey>();
+// The relay's own answer to "did a send with this key land?" (GET /sent?idempotency_key=), recording
+// which keys were asked.
+function lookupOf(client: RelayClient): { client: RelayClient; lookup: KeyLookup; asked: string[] } {
   const asked: string[] = [];
-  const send = client.send.bind(client);
-  client.send = async (to, text, opts = {}) => {
-    const result = await send(to, text, opts);
-    if (opts.idempotencyKey && !landed.has(opts.idempotencyKey)) {
-      landed.set(opts.idempotencyKey, { result: { messageId: result.messageId } });
-    }
-    return result;
-  };
   return {
     client,
     asked,
     lookup: {
       sentByKey: async (key) => {
         asked.push(key);
-        return landed.get(key) ?? null;
+        const found = await client.sentByKey(key);
+        return found ? { result: { messageId: found.result.messageId } } : null;
       },
     },
   };
@@ -147,7 +138,7 @@ describe('reconcileQueuedDelivery (after a crash left a queued send unknown)', (
   it('a single part that landed is "sent" with the relay\'s message id; one that did not is "not_sent"', async () => {
     const agent = await user('agent-r1');
     const bob = await user('bob-r1');
-    const { client, lookup, asked } = standIn(agent.client);
+    const { client, lookup, asked } = lookupOf(agent.client);
     const keyOf = (q: string) => (i: number) => queuedPartKey('default', q, i, 'text');
     const sent = await sendToRelay(client, {
       target: { kind: 'user', id: bob.id },
@@ -168,7 +159,7 @@ describe('reconcileQueuedDelivery (after a crash left a queued send unknown)', (
     // Friends (a stranger may send one message only): bob asks, the agent's answer accepts.
     await bob.client.send(agent.id, 'hello');
     await agent.client.send(bob.id, 'welcome');
-    const { client, lookup } = standIn(agent.client);
+    const { client, lookup } = lookupOf(agent.client);
     const keyOf = (i: number) => queuedPartKey('default', 'q-multi', i, 'text');
     const parts = ['part one', 'part two', 'part three'];
     // The crash came after the first part reached the relay.
