@@ -64,11 +64,27 @@ export async function loadState(file: string): Promise<AccountState> {
   };
 }
 
-export async function saveState(file: string, state: AccountState): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(state), { mode: 0o600 });
-  await rename(tmp, file);
+/** Writes in flight per file: saves of one file run one after another (the last one holds the newest state). */
+const writing = new Map<string, Promise<void>>();
+let tmpSeq = 0;
+
+export function saveState(file: string, state: AccountState): Promise<void> {
+  // Snapshot now; the turn, a send and a receipt may each save while another write is under way.
+  const text = JSON.stringify(state);
+  const previous = writing.get(file) ?? Promise.resolve();
+  const next = previous
+    .catch(() => undefined)
+    .then(async () => {
+      await mkdir(dirname(file), { recursive: true });
+      const tmp = `${file}.${process.pid}.${++tmpSeq}.tmp`;
+      await writeFile(tmp, text, { mode: 0o600 });
+      await rename(tmp, file);
+    });
+  writing.set(file, next);
+  void next.finally(() => {
+    if (writing.get(file) === next) writing.delete(file);
+  });
+  return next;
 }
 
 function preview(text: string): string {
