@@ -17,8 +17,18 @@ export interface HeldSend {
   relayStatus: number | null;
 }
 
+/** A send the relay answered, as it went by (the relay's message id for a user send). */
+export interface SeenSend {
+  token: string;
+  idempotencyKey: string | null;
+  status: number;
+  messageId: number | null;
+}
+
 export interface RelayProxy {
   url: string;
+  /** Every send the relay answered, in order (a held one is not here: its answer never went back). */
+  sends: SeenSend[];
   /** Holds the next send whose body contains `marker`; resolves when it is held. */
   holdNextSend(marker: string, where: SendHold): Promise<HeldSend>;
   /** Resolves when `marker` has gone by in a stream to the gateway. */
@@ -35,6 +45,22 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
   const holds: Array<{ marker: string; where: SendHold; resolve: (h: HeldSend) => void }> = [];
   const watchers: Array<{ marker: string; resolve: () => void }> = [];
   const held: ServerResponse[] = [];
+  const sends: SeenSend[] = [];
+  const record = (req: IncomingMessage, status: number, answer: Buffer): void => {
+    let messageId: number | null = null;
+    try {
+      const id = (JSON.parse(answer.toString('utf8')) as { message_id?: unknown }).message_id;
+      if (typeof id === 'number') messageId = id;
+    } catch {
+      // a text-mode answer carries no id
+    }
+    sends.push({
+      token: String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''),
+      idempotencyKey: (req.headers['idempotency-key'] as string | undefined) ?? null,
+      status,
+      messageId,
+    });
+  };
 
   const forward = (
     req: IncomingMessage,
@@ -87,7 +113,12 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
       const body = Buffer.concat(chunks);
       const text = body.toString('utf8');
       const i = holds.findIndex((h) => text.includes(h.marker));
-      if (i < 0) return forward(req, res, body);
+      if (i < 0) {
+        return forward(req, res, body, (status, answer) => {
+          record(req, status, answer);
+          return false;
+        });
+      }
       const hold = holds.splice(i, 1)[0]!;
       held.push(res);
       if (hold.where === 'before-relay') {
@@ -104,6 +135,7 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
+    sends,
     holdNextSend: (marker, where) => new Promise((resolve) => holds.push({ marker, where, resolve })),
     streamed: (marker) => new Promise((resolve) => watchers.push({ marker, resolve })),
     dropHeld() {
