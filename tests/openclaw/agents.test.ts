@@ -299,7 +299,10 @@ describe('two OpenClaw agents on one relay', () => {
       // OpenClaw's own notices after a crash ("I'm continuing your interrupted request…", "I couldn't confirm
       // whether my previous reply reached this chat…") are counted, not asserted.
       const fromB = (await inboxOf(human.client)).filter((m) => m.fromId === b.id);
-      notices = fromB.filter((m) => !/pong /.test(m.content)).length;
+      const noticeTexts = fromB.filter((m) => !/pong /.test(m.content)).map((m) => m.content);
+      notices = noticeTexts.length;
+      if (notices)
+        console.log(`OpenClaw's notices to the user after the crashes:\n  ${noticeTexts.join('\n  ')}`);
       // Counted again at the end: a second copy sent after the first was seen would show here.
       for (const o of outcomes)
         o.replies = fromB.filter((m) => m.content.includes(`pong ${o.marker}`)).length;
