@@ -55,7 +55,7 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
       // a text-mode answer carries no id
     }
     sends.push({
-      token: String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''),
+      token: String(req.headers['x-token'] ?? req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''),
       idempotencyKey: (req.headers['idempotency-key'] as string | undefined) ?? null,
       status,
       messageId,
