@@ -396,7 +396,11 @@ describe('two OpenClaw agents on one relay', () => {
     const logged = [a, b].map((x) => (x.gateway!.output().match(/loop guard: /g) ?? []).length);
     expect(logged.sort()).toEqual([0, 1]);
     // A sees a receipt for each message B's gateway acknowledged (all of them: B settled everything).
-    const states = await Promise.all(storedA.map((id) => a.client.receipt(b.id, id)));
+    // (B's consumer saves its cursor first and acknowledges right after, coalesced: polled.)
+    const states = await waitFor('receipts for every message A stored', async () => {
+      const got = await Promise.all(storedA.map((id) => a.client.receipt(b.id, id)));
+      return got.every((r) => r.state === 'delivered') ? got : undefined;
+    });
     expect(states.map((r) => r.state)).toEqual(storedA.map(() => 'delivered'));
     const lastToB = Math.max(...storedA);
     await waitFor("A's state: the last message to B delivered", async () => {
