@@ -23,6 +23,8 @@ export interface SeenSend {
   idempotencyKey: string | null;
   status: number;
   messageId: number | null;
+  /** The request body (JSON text of the send). */
+  body: string;
 }
 
 export interface RelayProxy {
@@ -46,7 +48,7 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
   const watchers: Array<{ marker: string; resolve: () => void }> = [];
   const held: ServerResponse[] = [];
   const sends: SeenSend[] = [];
-  const record = (req: IncomingMessage, status: number, answer: Buffer): void => {
+  const record = (req: IncomingMessage, body: string, status: number, answer: Buffer): void => {
     let messageId: number | null = null;
     try {
       const id = (JSON.parse(answer.toString('utf8')) as { message_id?: unknown }).message_id;
@@ -59,6 +61,7 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
       idempotencyKey: (req.headers['idempotency-key'] as string | undefined) ?? null,
       status,
       messageId,
+      body,
     });
   };
 
@@ -115,7 +118,7 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
       const i = holds.findIndex((h) => text.includes(h.marker));
       if (i < 0) {
         return forward(req, res, body, (status, answer) => {
-          record(req, status, answer);
+          record(req, text, status, answer);
           return false;
         });
       }
