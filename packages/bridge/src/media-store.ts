@@ -16,7 +16,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { backoffDelay, ClientError, type RelayClient } from '@openwechat/client';
+import { abortableSleep, backoffDelay, ClientError, type RelayClient } from '@openwechat/client';
 import { filenameOfDisposition, type AttachmentJson } from '@openwechat/protocol';
 import { errInfo, type Logger } from './log.ts';
 
@@ -459,20 +459,7 @@ export async function keepMediaCopy(
     );
     opts.log.info({ ...logFields, attempt, reason, retry_in_ms: delay }, 'media copy failed; retrying');
     await abortableSleep(delay, opts.signal);
+    // Stopping abandons the copy: the message is neither stored nor acknowledged (the relay replays it).
+    opts.signal.throwIfAborted();
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal.reason as Error);
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -17,7 +17,7 @@
 import type { MessageJson } from '@openwechat/protocol';
 import type { RelayClient } from './client.ts';
 import { ClientError } from './errors.ts';
-import { Backoff } from './retry.ts';
+import { abortableSleep, Backoff } from './retry.ts';
 import type { SseStream } from './stream.ts';
 import type { Capabilities, Message, Receipt } from './types.ts';
 
@@ -140,19 +140,6 @@ export interface StreamConsumerOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
-function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** What an error means for the connection. */
 export function failureOf(err: unknown): StreamFailure {
   if (err instanceof ClientError) {
@@ -224,7 +211,7 @@ export class StreamConsumer {
     this.o = opts;
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? Date.now;
-    this.sleepFn = opts.sleep ?? defaultSleep;
+    this.sleepFn = opts.sleep ?? abortableSleep;
     this.backoff = new Backoff(
       () => ({
         baseMs: opts.backoff?.baseMs ?? this.serverRetryMs ?? 1000,

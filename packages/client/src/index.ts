@@ -23,7 +23,14 @@ export {
   type StreamFailure,
 } from './consumer.ts';
 export { fetchWithinOrigin } from './http.ts';
-export { Backoff, backoffDelay, parseRetryAfter, retryDelay, type BackoffPolicy } from './retry.ts';
+export {
+  abortableSleep,
+  Backoff,
+  backoffDelay,
+  parseRetryAfter,
+  retryDelay,
+  type BackoffPolicy,
+} from './retry.ts';
 export * from './text.ts';
 export type * from './types.ts';
 export * from './e2e/index.ts';

@@ -85,3 +85,21 @@ export class Backoff {
     return this.failures;
   }
 }
+
+/**
+ * Waits `ms`, or less when `signal` aborts (it resolves either way: the caller checks the signal). The one
+ * abortable wait of the relay users: the stream consumer's backoff, the daemon's download retries, the
+ * bridge's media copy retries.
+ */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

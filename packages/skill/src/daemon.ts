@@ -13,6 +13,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  abortableSleep,
   ClientError,
   E2eError,
   RelayClient,
@@ -168,25 +169,11 @@ export class InboxDaemon {
       });
       const policy = e2ePolicy(config, { env: process.env, legacy: this.o.forceLegacy });
       this.e2e = e2eSession(this.dir, config, this.client, policy);
-      if (!this.writer || this.writer.account !== accountKey(config)) {
-        this.writer = await InboxWriter.open(this.dir, config);
-      }
+      if (!this.writer) this.writer = await InboxWriter.open(this.dir, config);
+      // Called before a connect, never while a batch is stored: the consumer's worker is drained.
+      else if (this.writer.account !== accountKey(config)) await this.writer.switchTo(config);
     }
     return this.client;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.stopSignal.signal;
-      if (signal.aborted) return resolve();
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
   }
 
   private downloadHook(strict: boolean): DownloadHook {
@@ -210,7 +197,7 @@ export class InboxDaemon {
             );
             return null;
           }
-          await this.sleep(300 * attempt);
+          await abortableSleep(300 * attempt, this.stopSignal.signal);
         }
       }
     };
@@ -328,7 +315,7 @@ export class InboxDaemon {
           // keep groups.json for the UI from the relay's capabilities all the same.
           void this.enableGroups();
         } else if (ev.phase === 'fetched') {
-          await this.log('fallback', `fetched=${ev.fetched} last_id=${this.writer?.lastId ?? 0}`);
+          await this.log('fallback', `fetched=${ev.fetched} last_id=${ev.lastId}`);
         } else if (ev.phase === 'catch_up') {
           await this.log(
             'fallback',
@@ -361,8 +348,8 @@ export class InboxDaemon {
     return new StreamConsumer({
       client: () => this.prepare(),
       fatal: (err) => err instanceof ConfigProblem,
-      // cursor.json is written by the InboxWriter with each stored batch.
-      cursor: { load: () => this.writer?.lastId ?? 0 },
+      // The writer owns the cursor: cursor.json moves with each stored batch, and the consumer reads it.
+      cursor: this.writer!,
       onBatch: (batch) => this.store(batch),
       onServerLog: (line) => this.log('server', line),
       // A message this user sent was delivered: sent.idx, where `openwechat sent` shows it.

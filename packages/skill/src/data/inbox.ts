@@ -19,7 +19,7 @@
 import { open, readFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { displayFilename, formatMessageBlock, type MessageView } from '@openwechat/protocol';
-import type { Message } from '@openwechat/client';
+import type { CursorStore, Message } from '@openwechat/client';
 import { appendDurable, exists, readJsonOrNull, sizeOf, writeJsonAtomic } from './atomic.ts';
 import { accountKey, type SkillConfig } from './config.ts';
 import {
@@ -112,22 +112,29 @@ async function repairTail(path: string, trusted: number, terminator: string): Pr
   await truncate(path, from + keepBytes);
 }
 
-export class InboxWriter {
-  private readonly convIds = new Set<number>();
-  private readonly convTriples = new Set<string>();
+/**
+ * The one owner of the daemon's cursor: cursor.json moves only with the batch that was stored, and the
+ * stream consumer reads it from here (`CursorStore.load`) before every connect and poll — there is no
+ * second counter to keep in step. One batch at a time: the daemon's stream consumer has one worker, and
+ * `openwechat inbox` stores one page; there is no queue of its own here.
+ */
+export class InboxWriter implements CursorStore {
+  private convIds = new Set<number>();
+  private convTriples = new Set<string>();
   /** Line keys of incoming lines that no idx entry claims yet (a multiset: key → count). */
-  private readonly unindexed = new Map<string, number>();
-  private readonly pushedIds = new Set<number>();
-  private readonly pushedKeys = new Set<string>();
+  private unindexed = new Map<string, number>();
+  private pushedIds = new Set<number>();
+  private pushedKeys = new Set<string>();
   private cursor!: CursorFile;
-  private queue: Promise<void> = Promise.resolve();
 
-  private constructor(
-    readonly dir: string,
-    readonly config: SkillConfig,
-  ) {}
+  private constructor(readonly dir: string) {}
 
   get lastId(): number {
+    return this.cursor.last_id;
+  }
+
+  /** CursorStore: the last stored id, where the relay resumes. */
+  load(): number {
     return this.cursor.last_id;
   }
 
@@ -140,7 +147,22 @@ export class InboxWriter {
    * records of an interrupted batch and builds the dedup sets. Call with the daemon lock held.
    */
   static async open(dir: string, config: SkillConfig, now = Date.now()): Promise<InboxWriter> {
-    const w = new InboxWriter(dir, config);
+    const w = new InboxWriter(dir);
+    await w.switchTo(config, now);
+    return w;
+  }
+
+  /**
+   * Another account (config.json changed while the daemon runs): the same writer, the cursor and dedup
+   * sets of that account. Call between batches.
+   */
+  async switchTo(config: SkillConfig, now = Date.now()): Promise<void> {
+    const dir = this.dir;
+    this.convIds = new Set();
+    this.convTriples = new Set();
+    this.unindexed = new Map();
+    this.pushedIds = new Set();
+    this.pushedKeys = new Set();
     const convPath = dataPath(dir, 'conversations');
     const pushedPath = dataPath(dir, 'inboxPushed');
     const idsPath = dataPath(dir, 'conversationIds');
@@ -151,7 +173,7 @@ export class InboxWriter {
       await repairTail(pushedPath, old.sizes?.inbox_pushed ?? (await sizeOf(pushedPath)), '\n\n');
       await repairTail(idsPath, old.sizes?.ids ?? (await sizeOf(idsPath)), '\n');
       const starts = old.starts ?? { conversations: 0, inbox_pushed: 0 };
-      w.cursor = { ...old, starts: { ...starts, ids: starts.ids ?? 0 } };
+      this.cursor = { ...old, starts: { ...starts, ids: starts.ids ?? 0 } };
     } else {
       await repairTail(convPath, await sizeOf(convPath), '\n');
       await repairTail(pushedPath, await sizeOf(pushedPath), '\n\n');
@@ -164,7 +186,7 @@ export class InboxWriter {
             ids: await sizeOf(idsPath),
           }
         : { conversations: 0, inbox_pushed: 0, ids: 0 };
-      w.cursor = {
+      this.cursor = {
         version: 1,
         account,
         last_id: 0,
@@ -173,11 +195,10 @@ export class InboxWriter {
         updated_at: new Date(now).toISOString(),
       };
     }
-    await w.scan();
-    const maxId = Math.max(0, ...w.convIds);
-    if (maxId > w.cursor.last_id) w.cursor.last_id = maxId;
-    await w.writeCursor(now);
-    return w;
+    await this.scan();
+    const maxId = Math.max(0, ...this.convIds);
+    if (maxId > this.cursor.last_id) this.cursor.last_id = maxId;
+    await this.writeCursor(now);
   }
 
   private async scan(): Promise<void> {
@@ -241,23 +262,9 @@ export class InboxWriter {
 
   /**
    * Stores a batch (in the order given). Returns the messages that were new. Throws before anything is
-   * written when a download hook throws (the caller retries the batch later).
+   * written when a download hook throws (the caller retries the batch later). One call at a time.
    */
-  store(batch: Received[], download?: DownloadHook, now = Date.now()): Promise<Message[]> {
-    // One batch at a time, whoever calls (stream worker, /messages fallback).
-    const run = this.queue.then(() => this.storeNow(batch, download, now));
-    this.queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
-  private async storeNow(
-    batch: Received[],
-    download: DownloadHook | undefined,
-    now: number,
-  ): Promise<Message[]> {
+  async store(batch: Received[], download?: DownloadHook, now = Date.now()): Promise<Message[]> {
     const fresh: Array<{ r: Received; file: string | null }> = [];
     /** Ids of messages whose line is already on disk but whose idx entry is not (an interrupted batch). */
     const reindexed: Array<{ id: number; key: string }> = [];
@@ -325,13 +332,6 @@ export class InboxWriter {
       );
     }
     return fresh.map((f) => f.r.message);
-  }
-
-  /** Moves the cursor without storing anything (e.g. after ids were confirmed elsewhere). */
-  async advance(lastId: number, now = Date.now()): Promise<void> {
-    if (lastId <= this.cursor.last_id) return;
-    this.cursor.last_id = lastId;
-    await this.writeCursor(now);
   }
 }
 
