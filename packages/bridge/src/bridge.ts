@@ -332,8 +332,8 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
         },
       };
     },
-    metrics() {
-      return { status: 200, body: metrics.render(), contentType: 'text/plain; version=0.0.4; charset=utf-8' };
+    async metrics() {
+      return { status: 200, body: await metrics.render(), contentType: metrics.contentType };
     },
     onRequest(route, status) {
       if (route === '/api/messages/send' || route === '/messages/send')

@@ -107,8 +107,7 @@ export class Deliverer {
       statusText = e?.name === 'TimeoutError' ? 'timeout' : `network: ${errInfo(err).error}`;
     }
     const latencyMs = Math.round(performance.now() - started);
-    this.metrics.inc('bridge_webhook_latency_seconds_sum', {}, latencyMs / 1000);
-    this.metrics.inc('bridge_webhook_latency_seconds_count');
+    this.metrics.observeWebhook(latencyMs / 1000);
     const now = deps.now();
     let verdict = classifyWebhookStatus(status);
     const fields = {

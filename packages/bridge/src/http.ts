@@ -55,7 +55,7 @@ export interface Handlers {
   /** GET /media/<token>; absent when media links are off (BRIDGE_MEDIA_LINKS=false). */
   media?(ctx: RequestCtx): Promise<Reply>;
   health(): Reply;
-  metrics(): Reply;
+  metrics(): Promise<Reply>;
   onRequest(route: string, status: number): void;
 }
 
