@@ -1,25 +1,20 @@
-// Idempotent sends (DESIGN §3): `Idempotency-Key` on POST /send. A repeat by the same sender within
+// Idempotent sends (docs/protocol.md): `Idempotency-Key` on POST /send. A repeat by the same sender within
 // 24 h gets the original answer (`Idempotent-Replayed: true`) and delivers nothing; the same key with
 // another body is a conflict; keys are per sender; keys are at most 255 characters; after the window
 // the key sends again. The clock is injected.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { suiteRelay } from '../helpers/fixtures.ts';
 import { befriend, Clock, register, req, type Reply, type User } from '../relay/client.ts';
 import { drainInbox, peekAll } from './util.ts';
 
 const clock = new Clock();
-let relay: TestRelay;
+const relay = suiteRelay({ now: clock.now });
 let base: string;
 let n = 0;
 
 beforeAll(async () => {
-  relay = await startRelay({ now: clock.now });
   base = relay.url;
-});
-
-afterAll(async () => {
-  await relay?.close();
 });
 
 /** A sender and a recipient who are friends, with both inboxes emptied. */
@@ -107,15 +102,15 @@ describe('Idempotency-Key on POST /send', () => {
       body: '错误：同一 Idempotency-Key 已用于不同的请求内容',
     });
     expect(replayed(text)).toBeNull();
-    // Different content, JSON mode: 422 idempotency_conflict.
+    // Different content, JSON mode: 409 idempotency_conflict.
     const json = await sendWithKey(alice, bob.id, 'changed', 'key-2', { jsonMode: true });
-    expect(json.status).toBe(422);
+    expect(json.status).toBe(409);
     expect(JSON.parse(json.body)).toEqual({
       error: { code: 'idempotency_conflict', message: '同一 Idempotency-Key 已用于不同的请求内容' },
     });
     // Same content, another recipient: also a different request.
     const other = await sendWithKey(alice, carol.id, 'original', 'key-2', { jsonMode: true });
-    expect(other.status).toBe(422);
+    expect(other.status).toBe(409);
     expect((JSON.parse(other.body) as { error: { code: string } }).error.code).toBe('idempotency_conflict');
 
     expect((await peekAll(base, bob)).total).toBe(0);

@@ -658,7 +658,7 @@ describe('refusals, in text and JSON mode', () => {
         what: 'the same key for another message',
         call: (jsonMode) => groupSend(base, owner, 1, 'second', { key: 'k1', jsonMode }),
         code: 'idempotency_conflict',
-        status: 422,
+        status: 409,
         text: '同一 Idempotency-Key 已用于不同的请求内容',
       },
     ]);

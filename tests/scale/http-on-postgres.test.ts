@@ -174,7 +174,7 @@ describe.skipIf(!available)('HTTP on PostgreSQL, two instances sharing one schem
     expect(stored.messages.map((m) => [m.id, m.content])).toEqual([[28, 'exactly once']]);
     const conflict = await sendJson(B, alice, bob.id, 'something else', 'key-1');
     // The same key with another body is refused, and stores nothing.
-    expect(conflict.status).toBe(422);
+    expect(conflict.status).toBe(409);
     expect(JSON.parse(conflict.body)).toEqual({
       error: { code: 'idempotency_conflict', message: '同一 Idempotency-Key 已用于不同的请求内容' },
     });

@@ -78,7 +78,7 @@ export const ERRORS = {
 
   // Messages (our additions)
   invalid_idempotency_key: { status: 400, message: 'Idempotency-Key 最长 255 个字符' },
-  idempotency_conflict: { status: 422, message: '同一 Idempotency-Key 已用于不同的请求内容' },
+  idempotency_conflict: { status: 409, message: '同一 Idempotency-Key 已用于不同的请求内容' },
   receipt_not_found: { status: 404, message: '未找到该消息的送达记录（不是你发送的，或已过期）' },
   send_not_found: { status: 404, message: '未找到使用该 Idempotency-Key 的发送记录（或已超过 24 小时）' },
 
@@ -130,7 +130,7 @@ export class RelayError extends Error {
   }
 }
 
-/** The response conventions of the reference (spec §1.4) plus JSON mode. */
+/** The response conventions of the reference (docs/compat.md) plus JSON mode. */
 export type ErrorConvention = 'soft' | 'hard' | 'json';
 
 export interface RenderedError {
