@@ -137,7 +137,7 @@ function groupFromJson(g: GroupJson): Group {
     ownerId: g.owner_id,
     ownerName: g.owner_name,
     memberCount: g.member_count,
-    createdAt: g.created_at ? Date.parse(g.created_at) : null,
+    createdAt: Date.parse(g.created_at),
     role: g.role,
   };
 }
@@ -148,7 +148,7 @@ function memberFromJson(m: GroupMemberJson): GroupMember {
     name: m.name,
     description: m.description ?? null,
     role: m.role,
-    joinedAt: m.joined_at ? Date.parse(m.joined_at) : null,
+    joinedAt: Date.parse(m.joined_at),
   };
 }
 

@@ -110,7 +110,7 @@ export interface Group {
   ownerId: number;
   ownerName: string;
   memberCount: number;
-  createdAt: number | null;
+  createdAt: number;
   /** The caller's role in this group. */
   role: GroupRole;
 }
@@ -120,7 +120,7 @@ export interface GroupMember {
   name: string;
   description: string | null;
   role: GroupRole;
-  joinedAt: number | null;
+  joinedAt: number;
 }
 
 export interface GroupDetail {

@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { RelayClient, type Group, type GroupMember, type GroupSendResult } from '@openwechat/client';
-import { parseGroupSendReply } from '@openwechat/protocol';
+import { RelayClient, type Group, type GroupSendResult } from '@openwechat/client';
+import { groupJson, groupMemberJson, parseGroupSendReply } from '@openwechat/protocol';
 import { groupKey } from '../data/formats.ts';
 import { groupEntry, readGroups, refreshGroups, updateGroups } from '../data/groups.ts';
 import { recordGroupSent } from '../data/outgoing.ts';
@@ -57,29 +57,6 @@ function multi(v: unknown): string[] {
 
 function groupLabel(g: { id: number; name: string }): string {
   return `#${groupKey(g.id)}(${g.name})`;
-}
-
-function groupJson(g: Group): Record<string, unknown> {
-  return {
-    id: g.id,
-    name: g.name,
-    description: g.description,
-    owner_id: g.ownerId,
-    owner_name: g.ownerName,
-    member_count: g.memberCount,
-    created_at: g.createdAt === null ? null : new Date(g.createdAt).toISOString(),
-    role: g.role,
-  };
-}
-
-function memberJson(m: GroupMember): Record<string, unknown> {
-  return {
-    id: m.id,
-    name: m.name,
-    description: m.description,
-    role: m.role,
-    joined_at: m.joinedAt === null ? null : new Date(m.joinedAt).toISOString(),
-  };
 }
 
 function groupSummary(g: Group): string {
@@ -182,9 +159,9 @@ export const group: Command = {
         await updateGroups(ctx.dir, (gs) => [...gs.filter((g) => g.id !== gid), groupEntry(d.group)]).catch(
           () => {},
         );
-        ctx.out.result({ group: groupJson(d.group), members: d.members.map(memberJson) });
+        ctx.out.result({ group: groupJson(d.group), members: d.members.map(groupMemberJson) });
         ctx.out.say(groupSummary(d.group));
-        if (d.group.createdAt !== null) ctx.out.say(`  created ${new Date(d.group.createdAt).toISOString()}`);
+        ctx.out.say(`  created ${new Date(d.group.createdAt).toISOString()}`);
         for (const m of d.members) ctx.out.say(`  #${m.id} ${m.name}${m.role === 'owner' ? ' (owner)' : ''}`);
         return;
       }
