@@ -35,8 +35,6 @@ export { logFileId, safeContentType };
 export const MEDIA_PATH = '/media/';
 /** File name of the generated key inside BRIDGE_DATA_DIR. */
 export const MEDIA_SECRET_FILE = 'media-secret';
-/** Shortest accepted BRIDGE_MEDIA_SECRET (characters). */
-export const MIN_MEDIA_SECRET_CHARS = 32;
 
 const TOKEN_VERSION = 'owc-media-v1';
 const FILE_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
