@@ -2,8 +2,8 @@
 // readers drain the same inbox with plain GET /messages at the same time, with seeded random page sizes.
 // Together they receive every stored message exactly once, and each reader sees ids in increasing order.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { describe, expect, it } from 'vitest';
+import { suiteRelay } from '../helpers/fixtures.ts';
 import { befriend, register } from '../relay/client.ts';
 import {
   drainInbox,
@@ -16,15 +16,7 @@ import {
   type MessageJson,
 } from './util.ts';
 
-let relay: TestRelay;
-
-beforeAll(async () => {
-  relay = await startRelay();
-});
-
-afterAll(async () => {
-  await relay?.close();
-});
+const relay = suiteRelay();
 
 describe('concurrent GET /messages readers', () => {
   it('4 readers over 420 stored messages receive every message exactly once', async () => {

@@ -3,19 +3,13 @@
 // liveness and readiness.
 
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ROUTES } from '../../packages/relay/src/http/routes.ts';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { suiteRelay } from '../helpers/fixtures.ts';
+import { startRelay } from '../helpers/relay.ts';
 import { befriend, register, req, sendOk } from '../relay/client.ts';
 
-let relay: TestRelay;
-
-beforeAll(async () => {
-  relay = await startRelay();
-});
-afterAll(async () => {
-  await relay.close();
-});
+const relay = suiteRelay();
 
 /** One sample value of a Prometheus series, e.g. metric('owc_messages_stored_total'). */
 function metric(text: string, name: string, labels: Record<string, string> = {}): number {

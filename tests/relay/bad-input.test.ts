@@ -1,4 +1,4 @@
-// Bad input never crashes the relay and changes nothing (DESIGN §7): unknown routes and methods, malformed
+// Bad input never crashes the relay and changes nothing (docs/protocol.md): unknown routes and methods, malformed
 // JSON, wrong types, limits, bodies over the size limit, invalid UTF-8, control characters in names; then a
 // fast-check property that throws random methods, paths, headers, content types and bodies at every endpoint
 // and checks the relay stays up, answers below 500, and /stats matches what the accepted requests did.
@@ -6,6 +6,7 @@
 import http from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { suiteRelay } from '../helpers/fixtures.ts';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import {
   makeFriends,
@@ -23,18 +24,13 @@ import {
 const BAD_TOKEN = 'ffffffffffffffffffffffffffffffff';
 const JSON_DECODE = /^请求格式错误：body -> \d+: JSON decode error$/;
 
-let relay: TestRelay;
+const relay = suiteRelay();
 let alice: Registered;
 let bob: Registered;
 
 beforeAll(async () => {
-  relay = await startRelay();
   alice = await register(relay.url);
   bob = await register(relay.url);
-});
-
-afterAll(async () => {
-  await relay?.close();
 });
 
 /** Runs `fn` and checks that /stats did not move. */

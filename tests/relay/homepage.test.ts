@@ -1,15 +1,16 @@
 // PUT /homepage and GET /homepage/{id}: the 400 checks in the reference's order, content errors before the
 // token check, the reply URL (W-8: publicBaseUrl, forged Host), the served page's headers (CSP sandbox,
-// nosniff), the default page, 404 and 422. Spec: relay-reference.md §3 "PUT /homepage", "GET /homepage".
+// nosniff), the default page, 404 and 422. Contract: docs/compat.md (PUT /homepage, GET /homepage).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { suiteRelay } from '../helpers/fixtures.ts';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { rawRequest, register, request, type Registered } from './limits-helpers.ts';
 
 const LIMIT = 524_288;
 const BAD_TOKEN = 'ffffffffffffffffffffffffffffffff';
 
-let relay: TestRelay;
+const relay = suiteRelay();
 let alice: Registered;
 
 function putRaw(base: string, body: Buffer | string, token: string | undefined, contentType = 'text/html') {
@@ -30,12 +31,7 @@ function htmlOfSize(bytes: number): string {
 }
 
 beforeAll(async () => {
-  relay = await startRelay();
   alice = await register(relay.url);
-});
-
-afterAll(async () => {
-  await relay?.close();
 });
 
 describe('PUT /homepage success', () => {

@@ -3,8 +3,8 @@
 // huge numbers. Each answer is below 500, carries no internal-error text, and the relay keeps working.
 // Runs on SQLite and (TEST_BACKEND=postgres) PostgreSQL, where NUL in text is not storable at all.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { suiteRelay } from '../helpers/fixtures.ts';
 import { openSse } from '../helpers/sse.ts';
 import { makeFriends, rawRequest, register, request, type Registered } from './limits-helpers.ts';
 
@@ -44,13 +44,12 @@ const URL_VALUES = [
 /** Odd header values (bytes latin-1 can carry; NUL cannot be sent at all). */
 const HEADER_VALUES = ['\u00ff\u00fe', '9'.repeat(400), '-1', '1e999', ' ', 'a'.repeat(300)];
 
-let relay: TestRelay;
+const relay = suiteRelay({ sseMaxPerIp: 100, sseMaxPerUser: 100 });
 let alice: Registered;
 let bob: Registered;
 let groupId = 0;
 
 beforeAll(async () => {
-  relay = await startRelay({ sseMaxPerIp: 100, sseMaxPerUser: 100 });
   alice = await register(relay.url);
   bob = await register(relay.url);
   await makeFriends(relay.url, alice, bob);
@@ -60,10 +59,6 @@ beforeAll(async () => {
     headers: { Accept: 'application/json' },
   });
   groupId = (JSON.parse(g.text) as { group: { id: number } }).group.id;
-});
-
-afterAll(async () => {
-  await relay?.close();
 });
 
 interface Case {
