@@ -1,4 +1,4 @@
-// The signature test vector of spec/openclaw-bridge.md §1.6, reproduced byte for byte by the bridge's
+// The signature test vector of docs/bridge.md (Signature modes), reproduced byte for byte by the bridge's
 // record builder and signer, and checked with independent implementations (@octokit/webhooks-methods,
 // standardwebhooks) in both modes.
 
@@ -27,7 +27,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe('spec §1.6 signature test vector', () => {
+describe('docs/bridge.md signature test vector', () => {
   const body = serializeAddMsg(buildAddMsg(event, { msgSourceSignature: 'v1_test' }));
 
   it('the builder produces the example body byte for byte (364 bytes)', () => {

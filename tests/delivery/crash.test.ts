@@ -1,4 +1,4 @@
-// No loss and no duplicates across crashes (DESIGN §3 "Every message is stored before the sender hears
+// No loss and no duplicates across crashes (docs/protocol.md "Every message is stored before the sender hears
 // success", "Idempotent sends"): a relay process under a sustained send load is SIGKILLed at seeded
 // random moments and restarted on the same data folder and port. Senders retry every logical message
 // with the same Idempotency-Key and body until an HTTP answer arrives. Afterwards the recipient's inbox

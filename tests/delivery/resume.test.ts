@@ -1,4 +1,4 @@
-// No loss on the receiving side (DESIGN §3 "Resume and ack"): a resume SSE client whose socket is
+// No loss on the receiving side (docs/protocol.md "Resume and ack"): a resume SSE client whose socket is
 // destroyed at random moments still ends up with every message exactly once and in order; `?since=` is
 // the same as `Last-Event-ID`; a resume from an old id redelivers what is unacknowledged; lossless
 // `GET /messages?after=` paging; `POST /messages/ack`; the legacy stream keeps push-means-delivered.

@@ -1,4 +1,4 @@
-// Retention of unacknowledged messages (DESIGN §3: they expire after MESSAGE_RETENTION_DAYS). The sweep
+// Retention of unacknowledged messages (docs/protocol.md: they expire after MESSAGE_RETENTION_DAYS). The sweep
 // runs at start and every MAINTENANCE_INTERVAL_SECONDS, against the injected clock: older messages
 // disappear (GET /messages, resume replay) while newer ones stay.
 

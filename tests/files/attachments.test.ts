@@ -1,4 +1,4 @@
-// Files that arrive (DESIGN §3 "Files that arrive", fix of reference W-15 and W-17): POST /send/file
+// Files that arrive (docs/protocol.md "Files that arrive", fix of reference W-15 and W-17): POST /send/file
 // streams the upload into storage, the recipient's block shows `附件：<safe name>` and
 // `附件下载：/files/<file_id>`, and GET /files/<file_id> hands the very same bytes to the recipient or the
 // sender only. Files go when they expire, or once the recipient has downloaded them completely and the
@@ -166,7 +166,7 @@ async function expectUploadsEmpty(relay: TestRelay): Promise<void> {
   expect(left).toEqual([]);
 }
 
-/** Chat or friend-request block with an attachment (spec §3 block formats + DESIGN §3 additions). */
+/** Chat or friend-request block with an attachment (docs/compat.md block formats + docs/protocol.md additions). */
 function fileBlock(o: {
   type: 'chat' | 'friend_request';
   time: number;

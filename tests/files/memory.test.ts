@@ -1,4 +1,4 @@
-// Uploads are streamed, never buffered whole (DESIGN §3 "Files that arrive", fix of reference W-17):
+// Uploads are streamed, never buffered whole (docs/protocol.md "Files that arrive", fix of reference W-17):
 // eight concurrent 24 MB uploads to a relay running as its own process, then eight concurrent downloads,
 // while the child's resident memory (VmRSS from /proc/<pid>/status) is sampled every 20 ms. Buffering
 // each upload whole would cost at least 8 × 24 MB = 192 MB; the assertion is deliberately loose.

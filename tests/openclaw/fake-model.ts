@@ -1,5 +1,5 @@
 // The one faked part of the OpenClaw tests: an OpenAI-compatible chat-completions server on loopback
-// (spec/openclaw-runtime.md §2). Deterministic and scriptable: a test installs a `script` that sees the
+// (docs/openclaw-channel.md). Deterministic and scriptable: a test installs a `script` that sees the
 // real user text of each call and answers with prose or one tool call; every request is logged. Without a
 // script a tool result is answered in prose, and no script gets more than MAX_TOOL_STEPS tool calls per
 // user message, so OpenClaw cannot loop on tool calls.

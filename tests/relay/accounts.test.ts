@@ -1,5 +1,5 @@
 // Black-box tests of registration, discovery, profiles, status, /stats, /health and auth errors
-// (spec §1.3, §1.4, §3 /register, /users, /users/{id}, /me, /stats, /health; fixes W-7, W-9, W-11).
+// (docs/compat.md /register, /users, /users/{id}, /me, /stats, /health; fixes W-7, W-9, W-11).
 
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

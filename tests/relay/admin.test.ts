@@ -1,4 +1,4 @@
-// GET/POST /admin/rate-limit (reference §3 "admin", §1.4): 503 when no admin key is configured, 401 for a
+// GET/POST /admin/rate-limit (docs/compat.md: admin, error conventions): 503 when no admin key is configured, 401 for a
 // wrong or missing key, {"enabled":bool} JSON, the runtime toggle (verified by exceeding the QPS), and the
 // validation error for a bad body (HTTP 422: admin paths are hard paths; the reference answers 200 — docs/compat.md).
 
@@ -121,7 +121,7 @@ describe('admin configured', () => {
       expect(x.text.startsWith('请求格式错误：'), `${body} → ${x.text}`).toBe(true);
     }
     expectJson(await admin(r.url, 'GET', KEY), { enabled: true });
-    // Reference §1.4 / §3 (verified): the validation handler does not cover /admin, so it answers HTTP 200.
+    // The reference (docs/compat.md, verified): the validation handler does not cover /admin, so it answers HTTP 200.
     expect(missing.status).toBe(422);
     for (const body of ['{"enabled":"maybe"}', 'not json']) {
       expect((await admin(r.url, 'POST', KEY, body)).status, body).toBe(422);

@@ -1,6 +1,6 @@
 // Small HTTP helpers for the relay black-box suites (accounts, send, inbox, friendship, json-mode).
 // Everything goes over real sockets with fetch; the expected texts are built from the spec
-// (shared/spec/relay-reference.md §1, §3) plus our deliberate fixes (message ids, W-9, W-11, W-13, W-16).
+// (docs/compat.md, docs/protocol.md) plus our deliberate fixes (message ids, W-9, W-11, W-13, W-16).
 
 import { expect } from 'vitest';
 
@@ -191,7 +191,7 @@ export function messageIds(body: string): number[] {
   return [...body.matchAll(/^消息ID：(\d+)$/gm)].map((m) => Number(m[1]));
 }
 
-// ── Expected text builders (spec §3 "Message block formats" + our `消息ID：` line) ──────────────
+// ── Expected text builders (docs/compat.md "Message block formats" + our `消息ID：` line) ──────────────
 
 export interface Sender {
   id: number;
@@ -240,7 +240,7 @@ export function systemBlock(o: { time: number; content: string; id: number }): s
   return ['类型：系统通知', `时间：${bj(o.time)}`, `内容：${o.content}`, `消息ID：${o.id}`].join('\n');
 }
 
-/** The accept notice text (spec §4), with the real time. */
+/** The accept notice text (docs/compat.md), with the real time. */
 export function acceptNotice(other: Sender, time: number): string {
   return `您与 ${other.name}（ID:${other.id}）已成功建立好友关系。（${bj(time)} 北京时间）`;
 }

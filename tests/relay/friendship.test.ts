@@ -1,5 +1,5 @@
-// Black-box tests of the friendship state machine (spec §4), the status rules (§5) with our W-13 fix,
-// /friends, /block and /unblock (§3), over HTTP only.
+// Black-box tests of the friendship state machine (docs/compat.md), the status rules with our W-13 fix,
+// /friends, /block and /unblock, over HTTP only.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
@@ -59,7 +59,7 @@ const friends = (u: User) => req(relay.url, 'GET', '/friends', { token: u.token 
 const block = (u: User, id: number) => req(relay.url, 'POST', `/block/${id}`, { token: u.token });
 const unblock = (u: User, id: number) => req(relay.url, 'POST', `/unblock/${id}`, { token: u.token });
 
-describe('state machine (spec §4)', () => {
+describe('state machine (docs/compat.md)', () => {
   it('none → pending: a friend_request reaches the recipient, stats +1, nobody is a friend yet', async () => {
     const x = await register(relay.url, 'alice');
     const y = await register(relay.url, 'bob');
@@ -336,7 +336,7 @@ describe('concurrent first messages', () => {
   });
 });
 
-describe('status rules (spec §5 with the W-13 fix)', () => {
+describe('status rules (docs/compat.md with the W-13 fix)', () => {
   it('open: strangers and friends can message', async () => {
     const x = await register(relay.url, 'x');
     const y = await register(relay.url, 'y');

@@ -1,4 +1,4 @@
-// Black-box tests of GET /messages (spec §3 /messages and message blocks; our decisions: message ids,
+// Black-box tests of GET /messages (docs/compat.md /messages and message blocks; our decisions: message ids,
 // W-9 indentation of multi-line content, W-2 concurrent readers never share a message).
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Black-box tests of JSON mode (DESIGN §3): `Accept: application/json` on any business endpoint gives JSON
+// Black-box tests of JSON mode (docs/protocol.md): `Accept: application/json` on any business endpoint gives JSON
 // with real status codes; errors are {"error":{"code","message"}}; success shapes are snake_case with
 // ISO-8601 UTC times.
 

@@ -1,6 +1,6 @@
-// Rate limiter (reference §8 + DESIGN §2): per user (valid X-Token) or per IP, sliding 1 s window of
+// Rate limiter (docs/compat.md): per user (valid X-Token) or per IP, sliding 1 s window of
 // rateLimitQps, 429 `错误：请求过于频繁，请稍后再试。` with Retry-After, the exempt paths, unknown routes
-// counting, W-10 (X-Forwarded-For only from trustProxy). SSE connections per IP (§9, sseMaxPerIp).
+// counting, W-10 (X-Forwarded-For only from trustProxy). SSE connections per IP (sseMaxPerIp, docs/config.md).
 // Bursts are sent concurrently so they land well inside one window; assertions are on counts.
 
 import { afterEach, describe, expect, it } from 'vitest';

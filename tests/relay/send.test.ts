@@ -1,4 +1,4 @@
-// Black-box tests of POST /send and POST /send/file (spec §3 /send, /send/file, §1.4 soft errors;
+// Black-box tests of POST /send and POST /send/file (docs/compat.md: /send, /send/file, soft errors;
 // our decisions: message ids, W-16 preview layout, W-20 persisted sends, real file size limit text).
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 // GET /stream (SSE): auth errors on the hard path, response headers, the `event: log` first frame,
 // `retry:`, message framing with ids, W-9 (no forged lines from \r / \r\n / \n), heartbeats, legacy
 // push-means-delivered, replay at connect, and resume with Last-Event-ID / ?since=.
-// Spec: relay-reference.md §3 "GET /stream", §6; DESIGN.md §2–§3.
+// Contract: docs/compat.md (GET /stream) and docs/protocol.md (streams and acknowledgements).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';

@@ -1,4 +1,4 @@
-// Two relay processes on one PostgreSQL schema (issue 5, DESIGN §4): a message sent through instance A
+// Two relay processes on one PostgreSQL schema (issue 5, docs/scaling.md): a message sent through instance A
 // reaches a stream held by instance B promptly (LISTEN/NOTIFY; the 2 s catch-up covers a lost
 // notification), and losing an instance loses nothing: A is SIGKILLed in the middle of a 2,000-message
 // load, its senders fail over to B retrying with the same Idempotency-Key until answered, its stream

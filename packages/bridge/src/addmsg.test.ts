@@ -9,7 +9,7 @@ import {
 } from './addmsg.ts';
 import { plainSignature } from './signature.ts';
 
-// The three examples of spec/openclaw-bridge.md §1.6, byte for byte.
+// The three examples of the wechat_abot record (docs/bridge.md), byte for byte.
 const PRIVATE =
   '{"MsgId":1700000001,"FromUserName":{"string":"wxid_alice001"},"ToUserName":{"string":"wxid_bot0001"},"MsgType":1,"Content":{"string":"hello bot"},"Status":3,"ImgStatus":1,"ImgBuf":{"iLen":0},"CreateTime":1767225600,"MsgSource":"<msgsource><signature>v1_test</signature></msgsource>","PushContent":"Alice : hello bot","NewMsgId":4503599627370497,"MsgSeq":900000001}';
 const GROUP_MENTION =
@@ -114,7 +114,7 @@ describe('record formats (BRIDGE_RECORD_FORMAT)', () => {
   it("gewechat: the callback envelope around the record's unchanged bytes, signed as sent", () => {
     const body = serializeRecord(record, { format: 'gewechat' });
     const text = body.toString('utf8');
-    // The envelope of spec/openclaw-bridge.md §1.6, with the §1.6 record byte for byte as Data.
+    // The gewechat envelope (docs/bridge.md, Record format), with the example record byte for byte as Data.
     expect(text).toBe(`{"TypeName":"AddMsg","Appid":"wxid_bot0001","Wxid":"wxid_bot0001","Data":${PRIVATE}}`);
     const parsed = JSON.parse(text) as Record<string, unknown>;
     expect(Object.keys(parsed)).toEqual(['TypeName', 'Appid', 'Wxid', 'Data']);
@@ -123,7 +123,7 @@ describe('record formats (BRIDGE_RECORD_FORMAT)', () => {
     const expected = `sha256=${createHmac('sha256', 'dummy-webhook-secret-for-tests').update(text).digest('hex')}`;
     expect(plainSignature('dummy-webhook-secret-for-tests', body)).toBe(expected);
     expect(expected).not.toBe(
-      'sha256=bf75fadde54a312889c6eca235769d97760a3520c1349f504ac4d21d8796c59f', // the bare record's (§1.6)
+      'sha256=bf75fadde54a312889c6eca235769d97760a3520c1349f504ac4d21d8796c59f', // the bare record's
     );
   });
 

@@ -1,4 +1,4 @@
-// The WeChat AddMsg record the wechat_abot plugin parses (spec/openclaw-bridge.md §1.3–1.6), built from a
+// The WeChat AddMsg record the wechat_abot plugin parses (docs/bridge.md), built from a
 // transport-neutral ChatEvent. Relay messages (group messages included) become ChatEvents in
 // relay-events.ts; the group wire form ("<sender>:\n<body>", @chatroom ids, atuserlist, the @-mention
 // filter) lives here.
@@ -23,7 +23,7 @@ export interface ChatEvent {
   ids: { msgId: number; newMsgId: number; msgSeq: number };
 }
 
-/** The record, with its keys in the order WeChat protocol servers emit them (spec §1.3). */
+/** The record, with its keys in the order WeChat protocol servers emit them (docs/bridge.md). */
 export interface AddMsg {
   MsgId: number;
   FromUserName: { string: string };
@@ -137,7 +137,7 @@ export interface RecordFormatOptions {
 /**
  * The webhook body of one record in the configured format — the bytes that are stored, signed and sent.
  * `gewechat` wraps the record in the envelope gewechat callbacks carry and WeChat-family plugins such as
- * gewe-openclaw require (spec/openclaw-runtime.md §5): `{"TypeName":"AddMsg","Appid":…,"Wxid":<bot>,
+ * gewe-openclaw require (docs/bridge.md, Record format): `{"TypeName":"AddMsg","Appid":…,"Wxid":<bot>,
  * "Data":<record>}`. The record's bytes are spliced in unchanged (never re-serialised), so `Data` is
  * byte for byte the bare body and the signature covers exactly what is sent.
  */

@@ -1,4 +1,4 @@
-// The bridge's error table (spec/openclaw-bridge.md §4): every refusal of the send API, /im/inbound and the
+// The bridge's error table (docs/bridge.md, the send API): every refusal of the send API, /im/inbound and the
 // media links has a stable code and status, rendered by one function as `{"error":{"code","message"}}`.
 // docs/bridge.md lists the same table, with the relay codes each one comes from.
 

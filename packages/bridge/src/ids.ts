@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 
 /** Prefix of the wxid-like ids we hand out for relay users: `owc_<relay user id>`. */
 export const USER_ID_PREFIX = 'owc_';
-/** Group ids end in `@chatroom` (spec §1.4); relay group <gid> is `owc_g<gid>@chatroom` (docs/groups-api.md). */
+/** Group ids end in `@chatroom` (docs/bridge.md); relay group <gid> is `owc_g<gid>@chatroom` (docs/groups-api.md). */
 export const CHATROOM_SUFFIX = '@chatroom';
 export const GROUP_ID_PREFIX = `${USER_ID_PREFIX}g`;
 /** Conversation used for relay system notices that name no user. */

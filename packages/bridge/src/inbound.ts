@@ -21,7 +21,7 @@ function str(v: unknown): string | null {
 
 /**
  * The dedupe id of a raw record: its NewMsgId digits, read from the text (JSON.parse would round ids
- * above 2^53), in any of the shapes of spec §1.2. null when the record has none.
+ * above 2^53), in any of the shapes of docs/bridge.md. null when the record has none.
  */
 export function rawNewMsgId(text: string): string | null {
   const m = /"(?:NewMsgId|new_msg_id|newMsgId)"\s*:\s*"?(\d{1,20})"?/.exec(text);

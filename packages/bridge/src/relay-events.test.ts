@@ -40,7 +40,7 @@ const opts = { botRelayId: 1, botName: 'abot', systemNotices: 'forward' as const
 const bytes = (m: RelayMessageJson, o: Partial<typeof opts> = {}): string =>
   serializeAddMsg(buildAddMsg(relayMessageToEvent(m, { ...opts, ...o })!)).toString('utf8');
 
-describe('group messages from the relay → AddMsg (the group form of spec §1.3–1.6)', () => {
+describe('group messages from the relay → AddMsg (the group form of docs/bridge.md)', () => {
   it('a message that mentions the bot: room id, "<sender>:\\n" prefix, @name\\u2005, atuserlist, push text', () => {
     expect(bytes(groupMessage())).toBe(DOC_EXAMPLE);
     expect(JSON.parse(DOC_EXAMPLE)).toMatchObject({

@@ -84,8 +84,8 @@ export function hasMentionText(text: string, name: string): boolean {
 }
 
 /**
- * The visible text of a group message that mentions the bot, as WeChat mobile clients write it (spec §1.5,
- * the §1.6 example): `@<bot name>\u2005<body>`; a body that already mentions the bot is left as it is.
+ * The visible text of a group message that mentions the bot, as WeChat mobile clients write it (docs/bridge.md,
+ * the example in docs/bridge.md): `@<bot name>\u2005<body>`; a body that already mentions the bot is left as it is.
  */
 export function withMentionText(text: string, botName: string | null | undefined): string {
   if (!botName || hasMentionText(text, botName)) return text;
@@ -119,7 +119,7 @@ export function relayMessageToEvent(m: RelayMessageJson, opts: MappingOptions): 
   const sender = { id: userWxid(m.from_id), name: m.from?.name ?? `ID:${m.from_id}` };
   const gid = groupIdOf(m);
   if (gid !== null) {
-    // Never push the bot's own messages (spec §1.3); a relay does not echo them, this is a guard.
+    // Never push the bot's own messages (docs/bridge.md); a relay does not echo them, this is a guard.
     if (m.from_id === opts.botRelayId) return null;
     const mentioned = m.mentioned === true;
     return {

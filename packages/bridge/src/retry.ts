@@ -1,4 +1,4 @@
-// Which webhook outcomes are worth retrying at all (spec/openclaw-bridge.md §3.1, openclaw/openclaw#33403:
+// Which webhook outcomes are worth retrying at all (docs/bridge.md, openclaw/openclaw#33403:
 // 4xx are permanent). The waits themselves are @openwechat/client's one policy (backoffDelay, retryDelay:
 // exponential with equal jitter, Retry-After a floor), shared with the relay stream and relay sends.
 

@@ -1,4 +1,4 @@
-// OpenClaw → relay: `POST /api/messages/send` (alias `/messages/send`), spec/openclaw-bridge.md §4.
+// OpenClaw → relay: `POST /api/messages/send` (alias `/messages/send`), docs/bridge.md.
 // {to, text, replyToMessageId?, requestId?} (or an Idempotency-Key header) → {"messageId": "…"}.
 // `to` is a user (`owc_<id>` → `POST /send`) or a group (`owc_g<gid>@chatroom` → `POST /groups/<gid>/send`).
 //

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { plainSignature, signatureHeaders, standardKey, standardSignature } from './signature.ts';
 
-// spec/openclaw-bridge.md §1.6: the private-text example, byte for byte (364 bytes, no trailing newline).
+// The private-text example of docs/bridge.md (Signature modes), byte for byte (364 bytes, no trailing newline).
 const BODY =
   '{"MsgId":1700000001,"FromUserName":{"string":"wxid_alice001"},"ToUserName":{"string":"wxid_bot0001"},"MsgType":1,"Content":{"string":"hello bot"},"Status":3,"ImgStatus":1,"ImgBuf":{"iLen":0},"CreateTime":1767225600,"MsgSource":"<msgsource><signature>v1_test</signature></msgsource>","PushContent":"Alice : hello bot","NewMsgId":4503599627370497,"MsgSeq":900000001}';
 const SECRET = 'dummy-webhook-secret-for-tests';
 
-describe('signature test vector (spec §1.6)', () => {
+describe('signature test vector (docs/bridge.md)', () => {
   it('the body is the documented 364 bytes', () => {
     expect(Buffer.byteLength(BODY)).toBe(364);
   });

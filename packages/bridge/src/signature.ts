@@ -1,4 +1,4 @@
-// Webhook signatures (spec/openclaw-bridge.md §3.1).
+// Webhook signatures (docs/bridge.md, Signature modes).
 // plain:    X-Wechat-Abot-Signature: sha256=<lowercase hex HMAC-SHA256(UTF-8(secret), body)> — the checklist.
 // standard: the same header plus Standard Webhooks v1: webhook-id, webhook-timestamp (this attempt, unix
 //           seconds) and webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{ts}.{body}")>. The key is the

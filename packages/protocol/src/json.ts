@@ -1,4 +1,4 @@
-// JSON mode (DESIGN §3): snake_case shapes, times as ISO-8601 UTC strings. The shapes are schema.ts's;
+// JSON mode (docs/protocol.md): snake_case shapes, times as ISO-8601 UTC strings. The shapes are schema.ts's;
 // here is the mapping from the relay's views to them (and back, for clients).
 
 import type {

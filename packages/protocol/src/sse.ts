@@ -1,4 +1,4 @@
-// Server-sent events framing (spec §3 GET /stream) with the W-9 fix: data is split on every SSE line
+// Server-sent events framing (docs/compat.md GET /stream) with the W-9 fix: data is split on every SSE line
 // ending (`\r\n`, `\r`, `\n`), so no content can end a `data:` line early or start a field of its own.
 
 import { utcSeconds } from './text.ts';

@@ -1,6 +1,6 @@
-// The plain-text layouts of the reference relay (spec §1, §3), byte for byte, plus our deliberate fixes
-// (DESIGN §2: W-9 continuation indent, W-11 is the caller's choice of `top`, W-16 preview layout) and
-// additions (DESIGN §3: `消息ID：`, `附件下载：`). Pure functions; no response ends with a newline.
+// The plain-text layouts of the reference relay (docs/compat.md), byte for byte, plus our deliberate fixes
+// (docs/compat.md: W-9 continuation indent, W-11 is the caller's choice of `top`, W-16 preview layout) and
+// additions (docs/protocol.md: `消息ID：`, `附件下载：`). Pure functions; no response ends with a newline.
 
 import type {
   FriendView,

@@ -1,4 +1,4 @@
-// The friendship state machine on send (reference spec §3 POST /send, §4, §5), as a pure function.
+// The friendship state machine on send (docs/compat.md: POST /send, friendship and status rules), as a pure function.
 // Store backends call decideSend() inside their transaction, so the decision and its effects commit
 // together and concurrent sends cannot both create a pair's first row (reference W-4).
 

@@ -1,4 +1,4 @@
-// Request validation with the reference's error wording (FastAPI + pydantic v2, spec §1.4): every
+// Request validation with the reference's error wording (FastAPI + pydantic v2, docs/compat.md): every
 // problem in path, query, header and body is collected first, then reported together as
 // `请求格式错误：<loc -> parts>: <msg>; …` — before the token is even looked at, as on the reference.
 // What is valid comes from the request schemas in @openwechat/protocol (fromSchema); the field checks

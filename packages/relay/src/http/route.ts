@@ -1,7 +1,7 @@
 // What a route is, and the one function that turns a handler's result or error into a response.
 // Handlers return both renderings of their answer ({text, json}); the request's convention picks one:
 // JSON mode when the client sends `Accept: application/json`, else the reference's text convention of
-// the path ("soft": HTTP 200 + `错误：…`; "hard": real status + `错误 <code>：…`; spec §1.4).
+// the path ("soft": HTTP 200 + `错误：…`; "hard": real status + `错误 <code>：…`; docs/compat.md).
 
 import { hash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -78,10 +78,10 @@ export type Auth = 'none' | 'token' | 'admin';
 export interface RouteSpec<I = unknown> {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: string;
-  /** Text-mode error convention of the path (reference §1.4). */
+  /** Text-mode error convention of the path (docs/compat.md). */
   convention: 'soft' | 'hard';
   auth: Auth;
-  /** Refresh the caller's last-seen time (the reference's list, spec §1.3). */
+  /** Refresh the caller's last-seen time (the reference's list, docs/compat.md). */
   touch?: boolean;
   bodyLimit?: number;
   /** Error code to report when the body exceeds bodyLimit (default payload_too_large). */

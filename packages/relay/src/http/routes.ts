@@ -1,8 +1,8 @@
 // The route table: every endpoint and its guards on one screen.
-//   convention — text-mode error style of the path (reference §1.4): soft = 200 + `错误：…`,
+//   convention — text-mode error style of the path (docs/compat.md): soft = 200 + `错误：…`,
 //                hard = real status + `错误 <code>：…`. `Accept: application/json` overrides both.
 //   auth       — none | token (X-Token) | admin (X-Admin-Key).
-//   touch      — refreshes last-seen (the reference's list, spec §1.3).
+//   touch      — refreshes last-seen (the reference's list, docs/compat.md).
 // Rate limiting is decided by path before routing, as on the reference (see rateLimitExempt).
 
 import * as accounts from './handlers/accounts.ts';
@@ -61,7 +61,7 @@ export const ROUTES: RouteSpec[] = [
 ];
 
 /**
- * The reference's exemptions (spec §8): exact paths and two prefixes; plus our operations endpoints,
+ * The reference's exemptions (docs/compat.md): exact paths and two prefixes; plus our operations endpoints,
  * which monitoring polls. Unknown routes are limited.
  */
 export function rateLimitExempt(path: string): boolean {
@@ -74,7 +74,7 @@ export function rateLimitExempt(path: string): boolean {
   );
 }
 
-/** Reference convention for a path with no route (404/405 bodies, limiter): prefix rules of §1.4. */
+/** Reference convention for a path with no route (404/405 bodies, limiter): prefix rules of the text-mode error convention (docs/compat.md). */
 export function conventionOfPath(path: string): 'soft' | 'hard' {
   return ['/health', '/stats', '/stream', '/homepage', '/register'].includes(path) ||
     path.startsWith('/homepage') ||

@@ -1,4 +1,4 @@
-// The reference's limiter (spec §8, HEAD): a sliding log over a 1 s window, at most `qps` accepted
+// The reference's limiter (docs/compat.md, HEAD): a sliding log over a 1 s window, at most `qps` accepted
 // requests per key. Rejected requests are not logged. Unlike the reference, idle keys are pruned and the
 // reply carries Retry-After (the time until the oldest logged request leaves the window).
 

@@ -1,4 +1,4 @@
-// Registration, discovery, profiles and status (reference §3: /register, /users, /users/{id}, /me,
+// Registration, discovery, profiles and status (docs/compat.md: /register, /users, /users/{id}, /me,
 // /stats, /health).
 
 import { randomBytes } from 'node:crypto';

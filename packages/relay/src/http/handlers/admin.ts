@@ -1,4 +1,4 @@
-// Admin endpoints (reference §3 /admin/rate-limit), keyed by X-Admin-Key.
+// Admin endpoints (docs/compat.md /admin/rate-limit), keyed by X-Admin-Key.
 
 import { timingSafeEqual } from 'node:crypto';
 import { RateLimitBody, RelayError } from '@openwechat/protocol';

@@ -1,4 +1,4 @@
-// GET /files/{file_id}: attachments that really arrive (DESIGN §3, fix of W-15). Only the sender and the
+// GET /files/{file_id}: attachments that really arrive (docs/protocol.md, fix of W-15). Only the sender and the
 // recipient may fetch a file — for a group attachment, the sender and every current member of the group;
 // anyone else gets the same 404 as for a file that does not exist.
 

@@ -1,4 +1,4 @@
-// Friends, block and unblock (reference §3 /friends, /block/{id}, /unblock/{id}; state machine §4).
+// Friends, block and unblock (docs/compat.md: /friends, /block/{id}, /unblock/{id} and the friendship state machine).
 
 import { formatBlocked, formatFriends, formatUnblocked, friendJson, RelayError } from '@openwechat/protocol';
 import type { MessagingStore, UserRecord, UserStore } from '../../store/types.ts';

@@ -1,4 +1,4 @@
-// Homepages (reference §3 PUT /homepage, GET /homepage/{id}) with the W-8 fix: pages are served in an
+// Homepages (docs/compat.md PUT /homepage, GET /homepage/{id}) with the W-8 fix: pages are served in an
 // opaque-origin sandbox, never as documents of the relay's own origin, and links use PUBLIC_BASE_URL (else
 // the listening address; never the request's Host).
 
@@ -41,7 +41,7 @@ export async function parseHomepage(req: FastifyRequest, _issues: Issues, ctx: C
 /** Python's html.parser finds a start, end or self-closing tag. */
 const TAG_RE = /<[a-zA-Z][^<>]*>|<\/[a-zA-Z][^<>]*>/;
 
-/** The reference's content checks, in its order; they run before the token check (spec §3). */
+/** The reference's content checks, in its order; they run before the token check (docs/compat.md). */
 export function checkHomepage(input: HomepageInput): string {
   if (input.fileMissing) throw new RelayError('homepage_file_missing');
   if (input.tooLarge) throw new RelayError('homepage_too_large');

@@ -1,4 +1,4 @@
-// Sending and the inbox (reference §3: /send, /send/file, /messages; DESIGN §3 additions).
+// Sending and the inbox (docs/compat.md: /send, /send/file, /messages; docs/protocol.md additions).
 // A send commits every resulting message before the sender hears success; only then are the
 // recipients' streams woken (the hub never holds the only copy).
 
@@ -173,7 +173,7 @@ export interface SendFileInput {
 
 /**
  * Multipart `to_id`, `content`, `file`. The reference checks content and file before the token
- * (spec §3 POST /send/file); so do we. The upload is streamed to a temporary file under the data
+ * (docs/compat.md POST /send/file); so do we. The upload is streamed to a temporary file under the data
  * folder with the size limit enforced while streaming.
  */
 export async function parseSendFile(req: FastifyRequest, issues: Issues, ctx: Ctx): Promise<SendFileInput> {

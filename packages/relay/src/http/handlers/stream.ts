@@ -1,4 +1,4 @@
-// GET /stream: the SSE channel (reference §3 GET /stream; DESIGN §3 resume/ack).
+// GET /stream: the SSE channel (docs/compat.md GET /stream; docs/protocol.md resume/ack).
 
 import { encodeSseEvent, encodeSseRetry, RelayError, streamConnectedLog } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
