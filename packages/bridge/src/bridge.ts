@@ -343,7 +343,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     },
   };
 
-  const server = createHttpServer(config, handlers, log);
+  const server = await createHttpServer(config, handlers, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
