@@ -536,8 +536,6 @@ export const ENDPOINTS = {
   },
 } as const satisfies Record<string, Endpoint>;
 
-export type EndpointKey = keyof typeof ENDPOINTS;
-
 // ── Static types ──────────────────────────────────────────────────────────────────────────────────
 
 export type UserJson = Static<typeof UserSchema>;
@@ -548,11 +546,6 @@ export type GroupJson = Static<typeof GroupSchema>;
 export type GroupMemberJson = Static<typeof GroupMemberSchema>;
 export type SendResultJson = Static<typeof SendResultSchema>;
 export type GroupSendResultJson = Static<typeof GroupSendResultSchema>;
-export type InboxPageJson = Static<typeof InboxPageSchema>;
-export type ErrorJson = Static<typeof ErrorSchema>;
-export type HealthJson = Static<typeof HealthSchema>;
-export type GroupCopyJson = Static<typeof GroupCopySchema>;
 export type ReceiptJson = Static<typeof ReceiptSchema>;
-export type SentReceiptJson = Static<typeof SentReceiptSchema>;
 export type SentByKeyJson = Static<typeof SentByKeySchema>;
 export type KeyBundleJson = Static<typeof KeyBundleSchema>;
