@@ -188,6 +188,25 @@ describe('InboxWriter', () => {
     expect(await readCursor(dir)).toMatchObject({ account: 'http://127.0.0.1:2#7', last_id: 1 });
   });
 
+  it('switchTo(): the same writer — the one cursor the stream consumer reads — follows another account and back', async () => {
+    const w = await InboxWriter.open(dir, config);
+    await w.store([{ message: msg(1, 'a') }, { message: msg(2, 'b') }]);
+    expect(w.load()).toBe(2);
+    const other = { ...config, base_url: 'http://127.0.0.1:2', my_id: 7 };
+    await w.switchTo(other);
+    // Ids start over on the other relay: its message 1 is new, not a duplicate of the first account's.
+    expect(w.load()).toBe(0);
+    expect(await w.store([{ message: msg(1, 'on the other relay') }])).toHaveLength(1);
+    expect(w.load()).toBe(1);
+    expect(await readCursor(dir)).toMatchObject({ account: 'http://127.0.0.1:2#7', last_id: 1 });
+    // Back to the first account: its own lines are behind the cursor file's start, so it starts after
+    // everything on disk, and a replay of its message 2 is stored as new there (ids restart per account).
+    await w.switchTo(config);
+    expect(w.account).toBe('http://127.0.0.1:1#2');
+    expect(w.load()).toBe(0);
+    expect((await read('conversations.md')).trim().split('\n')).toHaveLength(3);
+  });
+
   it('records attachments saved by the download hook (once, with a stable name)', async () => {
     const w = await InboxWriter.open(dir, config);
     const m = msg(1, '(附件)', {
