@@ -1,6 +1,6 @@
 // What the client hands back, the same whichever relay (and mode) answered. Times are UTC ms.
 
-import type { ParsedMessage, UserStatus } from '@openwechat/protocol';
+import type { GroupMemberView, GroupView, ParsedMessage, UserStatus } from '@openwechat/protocol';
 
 export interface User {
   id: number;
@@ -100,28 +100,10 @@ export interface DownloadedFile {
   contentType: string | null;
 }
 
-export type GroupRole = 'owner' | 'member';
-
-/** A group as its member sees it (GET /groups, GET /groups/{gid}, create, update). */
-export interface Group {
-  id: number;
-  name: string;
-  description: string | null;
-  ownerId: number;
-  ownerName: string;
-  memberCount: number;
-  createdAt: number;
-  /** The caller's role in this group. */
-  role: GroupRole;
-}
-
-export interface GroupMember {
-  id: number;
-  name: string;
-  description: string | null;
-  role: GroupRole;
-  joinedAt: number;
-}
+// The protocol's own views: the client hands out what the wire format describes, in camelCase.
+export type { GroupRole } from '@openwechat/protocol';
+export type Group = GroupView;
+export type GroupMember = GroupMemberView;
 
 export interface GroupDetail {
   group: Group;
