@@ -27,7 +27,7 @@ import { PG_BASE, schemaUrl } from './postgres.ts';
 
 const CONNECTIONS = 64;
 
-export interface CpuSample {
+interface CpuSample {
   requests: number;
   rps: number;
   /** CPU of the serving process per completed request, µs. */

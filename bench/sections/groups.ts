@@ -17,7 +17,7 @@ import { PG_BASE, schemaUrl } from './postgres.ts';
 export const GROUP_MEMBERS = 500;
 const CONCURRENT_SENDERS = 4;
 
-export interface GroupFanout {
+interface GroupFanout {
   members: number;
   /** Rows per send: every member but the sender. */
   rowsPerSend: number;

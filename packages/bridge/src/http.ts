@@ -25,7 +25,7 @@ export interface Reply {
   log?: Record<string, unknown>;
 }
 
-export interface RequestCtx {
+interface RequestCtx {
   ip: string;
   /** The request path, without its query string. */
   path: string;
@@ -61,7 +61,7 @@ export interface Handlers {
   onRequest(route: string, status: number): void;
 }
 
-export function routeTable(h: Handlers): Route[] {
+function routeTable(h: Handlers): Route[] {
   // prettier-ignore
   const routes: Route[] = [
     { method: 'POST', path: '/api/messages/send', auth: 'bot', hop: 'send_api', handler: h.send },
@@ -91,7 +91,7 @@ function routeMatches(r: Route, path: string): boolean {
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 /** Constant-time bearer check: equal-length digests compared with timingSafeEqual. */
-export function bearerMatches(header: string | undefined, expected: string): boolean {
+function bearerMatches(header: string | undefined, expected: string): boolean {
   const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
   return timingSafeEqual(digest(m?.[1] ?? ''), digest(expected)) && m !== null;
 }

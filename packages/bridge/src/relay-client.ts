@@ -10,7 +10,7 @@ import { errInfo, safeUrl, type Logger } from './log.ts';
 import { isMessageJson, type RelayMessageJson } from './relay-events.ts';
 
 /** Features our relay advertises on /health that the bridge relies on (the reference relay has none). */
-export const REQUIRED_FEATURES = ['json', 'resume', 'idempotency'];
+const REQUIRED_FEATURES = ['json', 'resume', 'idempotency'];
 
 const REQUEST_TIMEOUT_MS = 10_000;
 

@@ -51,7 +51,6 @@ import type {
   GroupMember,
   GroupSendResult,
   InboxPage,
-  Message,
   Receipt,
   SendResult,
   SentGroupSend,
@@ -948,5 +947,3 @@ function reference(version: string | null): Capabilities {
     receipts: false,
   };
 }
-
-export type { Message };

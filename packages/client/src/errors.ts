@@ -18,7 +18,7 @@ export type ClientErrorKind =
   | 'unsupported';
 
 /** Codes a client adds to the relay's table. */
-export type ClientOnlyCode =
+type ClientOnlyCode =
   | 'network_error'
   | 'timeout'
   | 'bad_response'

@@ -64,7 +64,7 @@ const TEXT_LIMIT = 1000;
 const MEDIA_MAX_BYTES = 10 * 1024 * 1024;
 
 /** Splits text into pieces of at most `limit` characters, preferring line and word breaks. */
-export function chunkText(text: string, limit: number): string[] {
+function chunkText(text: string, limit: number): string[] {
   const pieces: string[] = [];
   let rest = text.trim();
   while (rest.length > limit) {
@@ -98,7 +98,7 @@ async function rememberSent(
   await savers.get(key)?.();
 }
 
-export function accountStateFile(accountId: string): string {
+function accountStateFile(accountId: string): string {
   return stateFile(resolveStateDir(process.env), accountId);
 }
 

@@ -4,15 +4,15 @@
 // schema validated the shape already, this turns it into one resolved account with defaults applied.
 
 export const CHANNEL_ID = 'openwechat';
-export const DEFAULT_ACCOUNT_ID = 'default';
+const DEFAULT_ACCOUNT_ID = 'default';
 /** The environment variable a `default` account's token falls back to when none is configured. */
-export const TOKEN_ENV = 'OPENWECHAT_TOKEN';
+const TOKEN_ENV = 'OPENWECHAT_TOKEN';
 
-export type DmPolicy = 'open' | 'allowlist' | 'disabled';
-export type GroupPolicy = 'open' | 'allowlist' | 'disabled';
-export type FriendRequestPolicy = 'ignore' | 'reply';
+type DmPolicy = 'open' | 'allowlist' | 'disabled';
+type GroupPolicy = 'open' | 'allowlist' | 'disabled';
+type FriendRequestPolicy = 'ignore' | 'reply';
 /** The relay's status values, with OpenClaw-side `dnd` spelled as the relay spells it. */
-export type RelayStatus = 'open' | 'friends_only' | 'do_not_disturb';
+type RelayStatus = 'open' | 'friends_only' | 'do_not_disturb';
 
 /** OpenClaw's pair loop guard settings (`ChannelBotLoopProtectionSchema` of the plugin SDK). */
 export interface BotLoopProtection {
@@ -38,7 +38,7 @@ export interface AccountSection {
   botLoopProtection?: BotLoopProtection;
 }
 
-export interface ChannelSection extends AccountSection {
+interface ChannelSection extends AccountSection {
   defaultAccount?: string;
   accounts?: Record<string, AccountSection>;
 }
@@ -68,7 +68,7 @@ interface ConfigLike {
   channels?: Record<string, unknown> | undefined;
 }
 
-export function channelSection(cfg: ConfigLike | undefined): ChannelSection | undefined {
+function channelSection(cfg: ConfigLike | undefined): ChannelSection | undefined {
   const section = cfg?.channels?.[CHANNEL_ID];
   return section && typeof section === 'object' ? (section as ChannelSection) : undefined;
 }

@@ -38,7 +38,7 @@ export interface RetryPolicy {
   random: () => number;
 }
 
-export const defaultRetryPolicy: RetryPolicy = {
+const defaultRetryPolicy: RetryPolicy = {
   attempts: 4,
   baseMs: 500,
   maxMs: 8_000,

@@ -8,7 +8,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-export interface PeerActivity {
+interface PeerActivity {
   id: number;
   name: string;
   /** Messages from this peer since the agent last replied to it. */
@@ -33,8 +33,8 @@ export interface AccountState {
   notices: Array<{ at: number; text: string }>;
 }
 
-export const MAX_PEERS = 20;
-export const MAX_NOTICES = 10;
+const MAX_PEERS = 20;
+const MAX_NOTICES = 10;
 const TEXT_PREVIEW = 120;
 
 export function emptyState(): AccountState {

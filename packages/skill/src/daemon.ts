@@ -46,7 +46,7 @@ export const DAEMON_LOCK = 'sse_inbox';
 
 type Settings = Required<Omit<DaemonOptions, 'reconnectBaseMs'>> & { reconnectBaseMs: number | null };
 
-export class InboxDaemon {
+class InboxDaemon {
   private readonly o: Settings;
   private config!: SkillConfig;
   private client!: RelayClient;

@@ -21,7 +21,7 @@ import { BUNDLED, skillRoot } from '../data/paths.ts';
 import { DAEMON_LOCK } from '../daemon.ts';
 import { usageError, type Out } from '../output.ts';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface Ctx {
   dir: string;

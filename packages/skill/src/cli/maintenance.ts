@@ -26,7 +26,7 @@ type Check = { name: string; level: 'ok' | 'warn' | 'fail'; detail: string };
  * The stream outage in progress according to sse_channel.log: when the first unhealthy transition after the
  * last `connected`/`recovered` line happened, and the last `error` line since. null when the stream is up.
  */
-export function outageOf(logText: string | null): { since: number; lastError: string | null } | null {
+function outageOf(logText: string | null): { since: number; lastError: string | null } | null {
   let outage: { since: number; lastError: string | null } | null = null;
   for (const line of (logText ?? '').split('\n')) {
     const m = CHANNEL_LINE_RE.exec(line);

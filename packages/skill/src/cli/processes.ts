@@ -103,7 +103,7 @@ export const daemon: Command = {
   },
 };
 
-export const UI_LOCK = 'serve_ui';
+const UI_LOCK = 'serve_ui';
 
 /** Starts a script detached, its output appended to `outName` in the data folder; returns its exit watcher. */
 function spawnDetached(

@@ -111,7 +111,7 @@ export async function readProfile(dir: string): Promise<Profile | null> {
   return readJsonOrNull<Profile>(dataPath(dir, 'profile'));
 }
 
-export async function writeProfile(dir: string, profile: Profile): Promise<void> {
+async function writeProfile(dir: string, profile: Profile): Promise<void> {
   await writeJsonAtomic(dataPath(dir, 'profile'), profile);
 }
 

@@ -12,7 +12,7 @@ import { withLock } from './lock.ts';
 import { utcSecond } from './formats.ts';
 import { dataPath } from './paths.ts';
 
-export const RELATIONSHIPS = ['accepted', 'pending_outgoing', 'pending_incoming', 'blocked', 'none'] as const;
+const RELATIONSHIPS = ['accepted', 'pending_outgoing', 'pending_incoming', 'blocked', 'none'] as const;
 export type Relationship = (typeof RELATIONSHIPS)[number];
 
 export interface Contact {

@@ -53,7 +53,7 @@ export interface StatsFile {
   [key: string]: unknown;
 }
 
-export interface SnapshotMessage {
+interface SnapshotMessage {
   id: number | null;
   time: string;
   from_id: number;

@@ -53,8 +53,6 @@ export function tokenName(name: string): string {
   return name.replace(/\s+/g, '_');
 }
 
-export type MessageType = 'chat' | 'friend_request' | 'system';
-
 export interface ConversationLine {
   /** `2026-03-09T10:00:00Z` */
   time: string;
@@ -102,7 +100,7 @@ export interface LineInput {
 }
 
 /** The type token: `<kind>[.out][.to<id>][.g<gid>][.mention][.file:<path>|.attachment:<name>]`. */
-export function typeToken(l: Omit<LineInput, 'time' | 'from' | 'content'>): string {
+function typeToken(l: Omit<LineInput, 'time' | 'from' | 'content'>): string {
   let t = l.type;
   if (l.out) t += '.out';
   if (l.to != null) t += `.to${l.to}`;
@@ -120,9 +118,9 @@ export function formatConversationLine(l: LineInput): string {
 const TIME = String.raw`(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)`;
 const NAME = String.raw`((?:\\.|[^\\)])*)`;
 /** The guide's grammar. */
-export const LINE_RE = new RegExp(String.raw`^\[${TIME}\] from=#(\d+)\(${NAME}\) type=(\S+) content=(.*)$`);
+const LINE_RE = new RegExp(String.raw`^\[${TIME}\] from=#(\d+)\(${NAME}\) type=(\S+) content=(.*)$`);
 /** Lines written by skill 0.x: `[group=#g7(team) ](from|to)=#…(…) type=… [id=…][ mentioned=yes][ file=…][ attachment=…]`. */
-export const LEGACY_LINE_RE = new RegExp(
+const LEGACY_LINE_RE = new RegExp(
   String.raw`^\[${TIME}\](?: group=#([^(\s]+)\(${NAME}\))? (from|to)=#(\d+|g\d+)\(${NAME}\) type=([a-z_]+)(?: id=(\d+))?( mentioned=yes)?(?: file=(\S+))?(?: attachment=(\S+))? content=(.*)$`,
 );
 

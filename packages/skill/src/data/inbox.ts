@@ -336,11 +336,11 @@ export class InboxWriter implements CursorStore {
 }
 
 /** Who `from=` names for a received message: the sender, or `#0(system)` for notices. */
-export function senderOf(m: Message): { id: number; name: string } {
+function senderOf(m: Message): { id: number; name: string } {
   return m.type === 'system' ? { id: 0, name: 'system' } : { id: m.fromId ?? 0, name: m.from?.name ?? '' };
 }
 
-export function conversationLineOf(m: Message, file: string | null): string {
+function conversationLineOf(m: Message, file: string | null): string {
   // A group message is a chat line flagged with its group: `type=chat.g<gid>[.mention]`.
   const group = m.type === 'group' && m.group ? m.group.id : null;
   return formatConversationLine({
@@ -356,7 +356,7 @@ export function conversationLineOf(m: Message, file: string | null): string {
 }
 
 /** What received messages say about relationships (friend requests, acceptances, chats). */
-export async function noteIncoming(dir: string, messages: Message[], now = Date.now()): Promise<void> {
+async function noteIncoming(dir: string, messages: Message[], now = Date.now()): Promise<void> {
   if (!messages.length) return;
   await updateContacts(
     dir,

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function lockAddress(dataDir: string, name: string): string {
+function lockAddress(dataDir: string, name: string): string {
   const h = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 20);
   if (process.platform === 'win32') return `\\\\?\\pipe\\openwechat-${h}-${name}`;
   if (process.platform === 'linux') return `\0openwechat-${h}-${name}`;

@@ -1,7 +1,7 @@
 // Recording what this user sent with the CLI: one `from=<me> type=<kind>.out.to<id>` (or `.out.g<gid>`) line
 // in conversations.md, the contact's relationship as the relay's answer implies, and refreshed views.
 
-import type { Message, SendResult } from '@openwechat/client';
+import type { SendResult } from '@openwechat/client';
 import { appendDurable } from './atomic.ts';
 import { noteMessageTime, setRelationship, updateContacts, upsertContact } from './contacts.ts';
 import { refreshDerived } from './derived.ts';
@@ -49,8 +49,6 @@ export async function recordSent(
   await refreshDerived(dir, { now });
   return line;
 }
-
-export type { Message };
 
 /** This user as `from=` names them on the lines they sent (config.json is the source). */
 async function me(dir: string): Promise<{ id: number; name: string }> {

@@ -29,7 +29,7 @@ export function skillRoot(): string {
 }
 
 /** packages/skill when running from source; null in the built skill. */
-export function sourceRoot(): string | null {
+function sourceRoot(): string | null {
   return BUNDLED ? null : resolve(hereDir(), '..', '..');
 }
 

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { exists, writeFileAtomic } from './atomic.ts';
 import { dataPath, FILES } from './paths.ts';
 
-export const DIR_MODE = 0o700;
-export const FILE_MODE = 0o600;
-export const GITIGNORE =
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+const GITIGNORE =
   '# Private data of openwechat-im-client (config.json holds the account token): never commit it.\n*\n';
 
 async function tighten(path: string, depth: number): Promise<void> {

@@ -99,7 +99,7 @@ function allowedHosts(host: string, port: number): Set<string> {
  * (computed from the file being served, so editing the page needs no server change), nothing else
  * loads, fetches go to this origin only, and Trusted Types make any `innerHTML = string` throw.
  */
-export function pageCsp(html: string): string {
+function pageCsp(html: string): string {
   // The HTML parser turns CRLF into LF before the browser hashes an element's text.
   const text = html.replace(/\r\n?/g, '\n');
   const hashes = (tag: string): string[] => {
