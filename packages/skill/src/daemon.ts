@@ -239,18 +239,14 @@ class InboxDaemon {
 
   private async store(received: Delivery[]): Promise<void> {
     const batch = await this.openBatch(received);
-    // Refused messages are not kept, but the cursor moves past them like past everything handled.
-    const last = Math.max(0, ...received.map((d) => d.id ?? 0));
-    if (!batch.length) {
-      if (last > 0) await this.writer!.advance(last);
-      return;
-    }
+    // Refused messages are not kept, but the cursor moves past them like past everything handled: the
+    // consumer saves the batch's last id into the writer (CursorStore.save) once this returns.
+    if (!batch.length) return;
     const fresh = await this.writer!.store(
       // Text blocks are kept verbatim in inbox_pushed.md; JSON (or a JSON inbox page) is written as a block.
       batch.map((d) => ({ message: d.message, raw: d.raw ?? undefined, rawFormat: d.format })),
       this.downloadHook(this.mode === 'resume'),
     );
-    if (last > 0) await this.writer!.advance(last);
     if (!fresh.length) return;
     this.scheduleDerived();
     if (fresh.some((m) => m.type === 'group' || (m.type === 'system' && groupNoticeOf(m.content)))) {

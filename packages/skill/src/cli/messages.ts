@@ -198,7 +198,7 @@ export const inbox: Command = {
         }
       });
       const lastId = Math.max(0, ...page.messages.map((m) => m.id ?? 0));
-      if (resume && lastId > 0) await writer.advance(lastId);
+      if (resume && lastId > 0) await writer.save(lastId);
       // Confirm what is now on disk (our relay keeps messages until confirmed).
       if (resume && writer.lastId > after) await client.ack(writer.lastId).catch(() => {});
       await appendDurable(

@@ -113,9 +113,9 @@ async function repairTail(path: string, trusted: number, terminator: string): Pr
 }
 
 /**
- * The one owner of the daemon's cursor: cursor.json moves only with the batch that was stored, and the
- * stream consumer reads it from here (`CursorStore.load`) before every connect and poll — there is no
- * second counter to keep in step. One batch at a time: the daemon's stream consumer has one worker, and
+ * The one owner of the daemon's cursor: cursor.json moves with the batch that was stored (or, through
+ * `CursorStore.save`, past messages handled but not kept), and the stream consumer reads it from here
+ * (`CursorStore.load`) before every connect and poll — there is no second counter to keep in step. One batch at a time: the daemon's stream consumer has one worker, and
  * `openwechat inbox` stores one page; there is no queue of its own here.
  */
 export class InboxWriter implements CursorStore {
@@ -332,6 +332,17 @@ export class InboxWriter implements CursorStore {
       );
     }
     return fresh.map((f) => f.r.message);
+  }
+
+  /**
+   * CursorStore: moves the cursor past `lastId` without storing anything — messages handled but not kept
+   * (e.g. refused by E2E). The stream consumer calls it once a batch settled; a stored batch has moved it
+   * already, so then it changes nothing.
+   */
+  async save(lastId: number, now = Date.now()): Promise<void> {
+    if (lastId <= this.cursor.last_id) return;
+    this.cursor.last_id = lastId;
+    await this.writeCursor(now);
   }
 }
 
