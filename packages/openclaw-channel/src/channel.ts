@@ -651,7 +651,7 @@ const derived = createChannelMessageAdapterFromOutbound({
   outbound,
   capabilities: { text: true, media: true, messageSendingHooks: true, reconcileUnknownSend: true },
 });
-export const openwechatMessageAdapter = {
+const openwechatMessageAdapter = {
   ...derived,
   durableFinal: {
     ...derived.durableFinal,

@@ -22,7 +22,7 @@ export interface BotLoopProtection {
   cooldownSeconds?: number;
 }
 
-export interface AccountSection {
+interface AccountSection {
   enabled?: boolean;
   name?: string;
   baseUrl?: string;

@@ -20,11 +20,6 @@ export interface LoopFacts {
   nowMs?: number;
 }
 
-export type LoopVerdict = { suppressed: false } | { suppressed: true; cooldownUntilMs: number };
-
-/** `recordChannelBotPairLoopAndCheckSuppression` (injected: the SDK is the host's). */
-export type RecordPairEvent = (facts: LoopFacts) => LoopVerdict;
-
 export interface InboundEvent {
   accountId: string;
   messageId: number;

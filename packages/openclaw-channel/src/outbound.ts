@@ -182,7 +182,7 @@ export async function sendToRelay(
 // ───────────── reconciliation after a crash ─────────────
 
 /** What the relay remembers of a send by its Idempotency-Key (`RelayClient.sentByKey`). */
-export interface SentByKey {
+interface SentByKey {
   result: { messageId?: number | string | null; message_id?: number | string | null } & Record<
     string,
     unknown
