@@ -13,13 +13,17 @@
 // it), because the consumer acknowledges each message its handler returned for. Every message it hands
 // over is thus the first one after the cursor (the stream replays in order from the cursor).
 
+import { join } from 'node:path';
 import {
   ClientError,
+  E2eError,
+  E2eSession,
   RelayClient,
   StreamConsumer,
   type Capabilities,
   type Delivery,
   type Message,
+  type OpenedMessage,
 } from '@openwechat/client';
 import type { McpOptions } from './options.ts';
 import { accountOf, loadConfigIdentity, saveConfigIdentity, StateFile, type Identity } from './store.ts';
@@ -39,8 +43,21 @@ export interface AgentEvents {
   push(message: Message): Promise<boolean>;
 }
 
+/** A message end-to-end encryption refused (tampered, replayed, forged, changed key, plaintext under required). */
+export interface RefusedMessage {
+  id: number | null;
+  from_id: number | null;
+  code: string;
+  reason: string;
+}
+
 export interface InboxPage {
+  /** Opened: an encrypted message's content is its decrypted text. */
   messages: Message[];
+  /** Ids of the messages in `messages` that travelled end-to-end encrypted. */
+  encrypted: Set<number>;
+  /** Refused by the E2E checks: never shown as content; the cursor passes them like the others. */
+  refused: RefusedMessage[];
   /** The cursor after these messages (commit it once they reached the model). */
   upTo: number;
   /** Messages left after these (as far as the relay counted). */
@@ -70,6 +87,12 @@ export class Agent {
   streamState: string = 'idle';
   /** No identity at start: the register tool is offered (and stays, answering "already registered"). */
   startedAnonymous = false;
+  private e2eSession: E2eSession | null = null;
+  /**
+   * Encrypted attachments' secrets by file id, for download_file: kept in this process's memory only (the
+   * file key is never written outside the message), so a file read before a restart cannot be decrypted.
+   */
+  readonly sealedFiles = new Map<string, OpenedMessage>();
 
   constructor(
     readonly opts: McpOptions,
@@ -96,6 +119,60 @@ export class Agent {
     this.client = new RelayClient({ baseUrl: id.baseUrl, token: id.token });
     await this.state.load(accountOf(id));
     this.startStream();
+    // Publish the keys at start-up, so peers can encrypt to this agent before it sends anything.
+    if (this.opts.e2e !== 'off') {
+      this.e2e().catch((err: Error) => this.log(`e2e start-up: ${err.message}`));
+    }
+  }
+
+  /**
+   * The E2E session (policy not off): created once the account's id is known (config.json, registration,
+   * or the stream's first line for an env token), its keys in <dataDir>/e2e/.
+   */
+  async e2e(): Promise<E2eSession | null> {
+    if (this.opts.e2e === 'off') return null;
+    const client = this.requireClient();
+    if (!this.e2eSession) {
+      const deadline = Date.now() + 30_000;
+      while (this.identity?.id == null) {
+        if (this.stopped || Date.now() > deadline) {
+          throw new Error(
+            "end-to-end encryption: this account's user id is not known yet (relay unreachable?)",
+          );
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      this.e2eSession ??= new E2eSession({
+        client,
+        userId: this.identity.id,
+        store: join(this.opts.dataDir, 'e2e'),
+        policy: this.opts.e2e,
+      });
+    }
+    await this.e2eSession.init();
+    return this.e2eSession;
+  }
+
+  /**
+   * Opens one message per policy: the message to show (decrypted, the attachment's real name and size),
+   * or the refusal.
+   */
+  async openMessage(m: Message): Promise<{ shown: Message; encrypted: boolean } | RefusedMessage> {
+    const e2e = await this.e2e();
+    if (!e2e) return { shown: m, encrypted: false };
+    try {
+      const o = await e2e.open(m);
+      if (!o.encrypted) return { shown: m, encrypted: false };
+      const a = m.attachment;
+      const attachment =
+        a && o.file ? { ...a, name: o.file.name, size: o.file.size, contentType: o.file.content_type } : a;
+      if (o.file?.fileId) this.sealedFiles.set(o.file.fileId, o);
+      return { shown: { ...o.message, attachment }, encrypted: true };
+    } catch (err) {
+      if (!(err instanceof E2eError)) throw err;
+      this.log(`refused message id=${m.id ?? 'none'} (e2e ${err.code}): ${err.message}`);
+      return { id: m.id, from_id: m.fromId, code: err.code, reason: err.message };
+    }
   }
 
   on(l: AgentEvents): () => void {
@@ -177,9 +254,16 @@ export class Agent {
     for (const w of this.arrivalWaiters) w();
     this.arrivalWaiters.clear();
     for (const l of this.listeners) l.arrived(d.message);
-    if (this.channelAllows(d.message)) {
+    // Pushed only once opened; a refused one is not pushed (read_inbox reports the refusal).
+    const opened = this.channelAllows(d.message)
+      ? await this.openMessage(d.message).catch((err: Error) => {
+          this.log(`e2e: ${err.message}`);
+          return null;
+        })
+      : null;
+    if (opened && 'shown' in opened) {
       let pushed = false;
-      for (const l of this.listeners) if (await l.push(d.message).catch(() => false)) pushed = true;
+      for (const l of this.listeners) if (await l.push(opened.shown).catch(() => false)) pushed = true;
       // This is the first message after the cursor (see the top): seen now, the cursor passes it.
       if (pushed) await this.commit(id);
     }
@@ -210,17 +294,28 @@ export class Agent {
     const n = Math.max(1, Math.min(limit, this.opts.maxMessages));
     const res = await client.readInbox({ after: cursor, limit: Math.max(n, 1) });
     const messages: Message[] = [];
+    const encrypted = new Set<number>();
+    const refused: RefusedMessage[] = [];
+    let upTo = cursor;
     let chars = 0;
     for (const m of res.messages) {
-      if (messages.length >= n) break;
-      const c = messageChars(m);
+      if (messages.length + refused.length >= n) break;
+      const o = await this.openMessage(m);
+      if (!('shown' in o)) {
+        refused.push(o);
+        upTo = Math.max(upTo, m.id ?? 0);
+        continue;
+      }
+      const c = messageChars(o.shown);
       // The cap on one read: what does not fit waits for the next call (at least one always fits).
       if (messages.length && chars + c > this.opts.maxChars) break;
       chars += c;
-      messages.push(m);
+      messages.push(o.shown);
+      if (o.encrypted && m.id !== null) encrypted.add(m.id);
+      upTo = Math.max(upTo, m.id ?? 0);
     }
-    const upTo = messages.reduce((max, m) => Math.max(max, m.id ?? 0), cursor);
-    return { messages, upTo, remaining: res.total - messages.length, cursor };
+    const taken = messages.length + refused.length;
+    return { messages, encrypted, refused, upTo, remaining: res.total - taken, cursor };
   }
 
   /**

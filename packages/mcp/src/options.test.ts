@@ -13,7 +13,16 @@ describe('parseOptions', () => {
       maxChars: 20_000,
       channelSenders: null,
       http: null,
+      e2e: 'off',
     });
+  });
+
+  it('OPENWECHAT_E2E: a policy, or a clear error for anything else', () => {
+    expect(parseOptions([], { OPENWECHAT_E2E: 'required' }, '/work').e2e).toBe('required');
+    expect(parseOptions([], { OPENWECHAT_E2E: ' preferred ' }, '/work').e2e).toBe('preferred');
+    expect(() => parseOptions([], { OPENWECHAT_E2E: 'on' }, '/work')).toThrow(
+      /OPENWECHAT_E2E must be one of off, preferred, required \(got "on"\)/,
+    );
   });
 
   it('reads the presets, lists and HTTP settings', () => {

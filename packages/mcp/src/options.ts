@@ -5,7 +5,7 @@
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { normalizeBaseUrl } from '@openwechat/client';
+import { E2E_POLICIES, normalizeBaseUrl, type E2ePolicy } from '@openwechat/client';
 
 export interface McpOptions {
   /** The relay (OPENWECHAT_BASE_URL); with a token, the identity. A data folder's config.json may give it. */
@@ -34,6 +34,11 @@ export interface McpOptions {
    */
   channelSenders: number[] | '*' | null;
   http: { host: string; port: number; token: string | null; allowedHosts: string[] } | null;
+  /**
+   * End-to-end encryption (OPENWECHAT_E2E): off (default: nothing changes), preferred or required. Keys live
+   * in <dataDir>/e2e/ (0600), never in a tool result.
+   */
+  e2e: E2ePolicy;
 }
 
 export class OptionsError extends Error {}
@@ -60,7 +65,7 @@ export const USAGE = `openwechat-mcp — the openwechat MCP server (stdio by def
 Identity: OPENWECHAT_BASE_URL + OPENWECHAT_TOKEN, or DIR/config.json (a skill data folder's, or one the
 register tool wrote). Settings (environment): OPENWECHAT_DATA_DIR, OPENWECHAT_MCP_TOOLS (names, or
 "readonly"), OPENWECHAT_MCP_FILE_ROOTS, OPENWECHAT_MCP_DOWNLOAD_DIR, OPENWECHAT_MCP_MAX_MESSAGES,
-OPENWECHAT_MCP_MAX_CHARS, OPENWECHAT_MCP_CHANNEL_SENDERS, OPENWECHAT_MCP_HTTP_TOKEN (Streamable HTTP: bearer
+OPENWECHAT_MCP_MAX_CHARS, OPENWECHAT_MCP_CHANNEL_SENDERS, OPENWECHAT_E2E (off|preferred|required), OPENWECHAT_MCP_HTTP_TOKEN (Streamable HTTP: bearer
 token), OPENWECHAT_MCP_ALLOWED_HOSTS. See docs/mcp.md.`;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): McpOptions {
@@ -142,6 +147,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
     http = { host, port, token: httpToken, allowedHosts };
   }
 
+  const rawE2e = env.OPENWECHAT_E2E?.trim() || 'off';
+  if (!(E2E_POLICIES as readonly string[]).includes(rawE2e)) {
+    throw new OptionsError(
+      `OPENWECHAT_E2E must be one of ${E2E_POLICIES.join(', ')} (got ${JSON.stringify(rawE2e)})`,
+    );
+  }
+
   return {
     baseUrl,
     token,
@@ -154,6 +166,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
     maxWaitSeconds: int('OPENWECHAT_MCP_MAX_WAIT_SECONDS', env.OPENWECHAT_MCP_MAX_WAIT_SECONDS, 300, 1, 3600),
     channelSenders,
     http,
+    e2e: rawE2e as E2ePolicy,
   };
 }
 

@@ -56,6 +56,7 @@ export function offeredTools(agent: Agent): ToolDef[] {
   const allow = agent.opts.tools;
   return TOOLS.filter((t) => {
     if (allow === 'readonly' ? !t.readonly : allow !== null && !allow.includes(t.name)) return false;
+    if (t.onlyE2e && agent.opts.e2e === 'off') return false;
     return !t.onlyAnonymous || agent.startedAnonymous;
   });
 }

@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
-import { ClientError, type Message, type Receipt, type User } from '@openwechat/client';
+import { ClientError, E2eError, type Message, type Receipt, type User } from '@openwechat/client';
 import {
   AddMembersBody,
   CreateGroupBody,
@@ -51,6 +51,8 @@ export interface ToolDef<S extends TObject = TObject> {
   idempotentHint?: boolean;
   /** Offered only when the server started without an identity. */
   onlyAnonymous?: boolean;
+  /** Offered only with end-to-end encryption on (OPENWECHAT_E2E not off). */
+  onlyE2e?: boolean;
   run(args: Static<S>, ctx: ToolContext): Promise<ToolResult>;
 }
 
@@ -72,6 +74,14 @@ export function errorResult(err: unknown): ToolResult {
       status: err.status,
       message: err.message,
       retry_after_ms: err.retryAfterMs,
+    });
+  }
+  if (err instanceof E2eError) {
+    return toolError(`End-to-end encryption refused: ${err.code}: ${err.message}`, {
+      code: err.code,
+      kind: 'e2e',
+      peer_id: err.peerId,
+      message: err.message,
     });
   }
   if (err instanceof NoIdentityError)
@@ -130,18 +140,28 @@ async function inboxResult(
   const page = await ctx.agent.page(limit ?? ctx.agent.opts.maxMessages);
   if (!peek && page.upTo > page.cursor) ctx.afterResponse(() => ctx.agent.commit(page.upTo));
   const n = page.messages.length;
+  const e2eOn = ctx.agent.opts.e2e !== 'off';
+  const refusedText = page.refused.length
+    ? `Refused ${page.refused.length} message${page.refused.length === 1 ? '' : 's'} that failed the ` +
+      'end-to-end checks (not shown; marked read):\n' +
+      page.refused.map((r) => `- ${r.code}: ${r.reason}`).join('\n')
+    : '';
   const head =
     n === 0
       ? `No new messages${waited ? ` (${waited})` : ''}.`
       : `${n} new message${n === 1 ? '' : 's'}${page.remaining > 0 ? ` (${page.remaining} more waiting: read again)` : ''}` +
         (peek ? ' — peeked: they stay unread until ack_messages' : '') +
         ':';
-  return ok([head, renderMessages(page.messages)].filter(Boolean).join('\n'), {
+  const shown = renderMessages(page.messages, e2eOn ? page.encrypted : undefined);
+  return ok([head, shown, refusedText].filter(Boolean).join('\n'), {
     // Some runtimes show the model only this object (Claude Code does): the warning travels with it.
     ...(n ? { notice: UNTRUSTED_NOTICE } : {}),
-    messages: page.messages.map(messageOut),
+    messages: page.messages.map((m) =>
+      messageOut(m, e2eOn && m.id !== null ? page.encrypted.has(m.id) : undefined),
+    ),
+    ...(e2eOn ? { refused: page.refused } : {}),
     remaining: page.remaining,
-    acked: !peek && n > 0,
+    acked: !peek && page.upTo > page.cursor,
     cursor: peek ? page.cursor : page.upTo,
     up_to: page.upTo,
   });
@@ -179,6 +199,25 @@ function sendTarget(args: { to_id?: number; group_id?: number }): { to: number }
 
 const tool = <S extends TObject>(def: ToolDef<S>): ToolDef => def as unknown as ToolDef;
 
+type SendOutcome = { result: unknown; encrypted?: boolean; plaintextReason?: string | null };
+
+/** How a send travelled, said in the result text (only with E2E on). */
+function e2eNote(s: SendOutcome): string {
+  if (s.encrypted === undefined) return '';
+  return s.encrypted ? ' [end-to-end encrypted]' : ` [NOT encrypted: ${s.plaintextReason ?? 'e2e is off'}]`;
+}
+
+function e2eFields(s: SendOutcome): Record<string, unknown> {
+  if (s.encrypted === undefined) return {};
+  return { encrypted: s.encrypted, plaintext_reason: s.plaintextReason ?? null };
+}
+
+async function requireE2e(agent: Agent) {
+  const e2e = await agent.e2e();
+  if (!e2e) throw new Error('end-to-end encryption is off: set OPENWECHAT_E2E=preferred or required');
+  return e2e;
+}
+
 export const TOOLS: ToolDef[] = [
   tool({
     name: 'whoami',
@@ -207,6 +246,7 @@ export const TOOLS: ToolDef[] = [
         cursor: agent.cursor,
         stream: agent.streamState,
         relay_features: caps?.features ?? null,
+        e2e: agent.opts.e2e,
       };
       return ok(
         `You are ${id.name ?? '(name unknown)'} (user id ${id.id ?? 'unknown'}) on ${id.baseUrl}. ` +
@@ -260,31 +300,42 @@ export const TOOLS: ToolDef[] = [
       const client = agent.requireClient();
       const target = sendTarget(args);
       const key = idempotencyKey(agent, args.client_id);
+      const e2e = await agent.e2e();
       if ('to' in target) {
-        const r = await client.send(target.to, args.content, { idempotencyKey: key });
+        const s = e2e
+          ? await e2e.send(target.to, args.content, { idempotencyKey: key })
+          : { result: await client.send(target.to, args.content, { idempotencyKey: key }) };
+        const r = s.result;
         return ok(
           `${r.replayed ? 'Already sent (this client_id was used before): ' : 'Sent: '}${r.message}` +
-            (r.messageId !== null ? ` (message id ${r.messageId} in user ${target.to}'s inbox)` : ''),
+            (r.messageId !== null ? ` (message id ${r.messageId} in user ${target.to}'s inbox)` : '') +
+            e2eNote(s),
           {
             to_id: target.to,
             outcome: r.outcome,
             message_id: r.messageId,
             replayed: r.replayed,
             relay_message: r.message,
+            ...e2eFields(s),
           },
         );
       }
-      const r = await client.sendGroup(target.group, args.content, {
-        mentionIds: args.mention_ids,
-        idempotencyKey: key,
-      });
-      return ok(`${r.replayed ? 'Already sent (this client_id was used before): ' : 'Sent: '}${r.message}`, {
-        group_id: r.groupId,
-        recipients: r.recipients,
-        copies: r.copies?.map((c) => ({ to_id: c.toId, message_id: c.messageId })) ?? null,
-        replayed: r.replayed,
-        relay_message: r.message,
-      });
+      const opts = { mentionIds: args.mention_ids, idempotencyKey: key };
+      const s = e2e
+        ? await e2e.sendGroup(target.group, args.content, opts)
+        : { result: await client.sendGroup(target.group, args.content, opts) };
+      const r = s.result;
+      return ok(
+        `${r.replayed ? 'Already sent (this client_id was used before): ' : 'Sent: '}${r.message}${e2eNote(s)}`,
+        {
+          group_id: r.groupId,
+          recipients: r.recipients,
+          copies: r.copies?.map((c) => ({ to_id: c.toId, message_id: c.messageId })) ?? null,
+          replayed: r.replayed,
+          relay_message: r.message,
+          ...e2eFields(s),
+        },
+      );
     },
   }),
   tool({
@@ -355,7 +406,8 @@ export const TOOLS: ToolDef[] = [
       for (;;) {
         const mark = agent.arrivalMark();
         const page = await agent.page(1);
-        if (page.messages.length) return inboxResult(ctx, args.limit, args.peek === true, null);
+        if (page.messages.length || page.refused.length)
+          return inboxResult(ctx, args.limit, args.peek === true, null);
         const left = deadline - Date.now();
         if (left <= 0 || ctx.signal.aborted)
           return inboxResult(ctx, args.limit, args.peek === true, `waited ${seconds} s`);
@@ -609,23 +661,31 @@ export const TOOLS: ToolDef[] = [
       const target = sendTarget(args);
       const path = await fileUnderRoots(agent, args.path);
       const key = idempotencyKey(agent, args.client_id);
+      const e2e = await agent.e2e();
+      const caption = args.content ?? '';
       if ('to' in target) {
-        const r = await client.sendFile(target.to, { path }, args.content ?? '', { idempotencyKey: key });
-        return ok(`Sent ${basename(path)}: ${r.message}`, {
+        const s = e2e
+          ? await e2e.sendFile(target.to, { path }, caption, { idempotencyKey: key })
+          : { result: await client.sendFile(target.to, { path }, caption, { idempotencyKey: key }) };
+        const r = s.result;
+        return ok(`Sent ${basename(path)}: ${r.message}${e2eNote(s)}`, {
           to_id: target.to,
           message_id: r.messageId,
           replayed: r.replayed,
           relay_message: r.message,
+          ...e2eFields(s),
         });
       }
-      const r = await client.sendGroupFile(target.group, { path }, args.content ?? '', {
-        idempotencyKey: key,
-      });
-      return ok(`Sent ${basename(path)}: ${r.message}`, {
+      const s = e2e
+        ? await e2e.sendGroupFile(target.group, { path }, caption, { idempotencyKey: key })
+        : { result: await client.sendGroupFile(target.group, { path }, caption, { idempotencyKey: key }) };
+      const r = s.result;
+      return ok(`Sent ${basename(path)}: ${r.message}${e2eNote(s)}`, {
         group_id: r.groupId,
         recipients: r.recipients,
         replayed: r.replayed,
         relay_message: r.message,
+        ...e2eFields(s),
       });
     },
   }),
@@ -643,12 +703,89 @@ export const TOOLS: ToolDef[] = [
       const client = agent.requireClient();
       const dir = resolve(agent.opts.downloadDir);
       const dest = join(dir, args.file_id);
+      // An encrypted attachment read in this process: decrypted and verified while downloading.
+      const sealed = agent.sealedFiles.get(args.file_id);
+      const e2e = sealed ? await agent.e2e() : null;
+      if (sealed && e2e) {
+        const f = await e2e.downloadFile(sealed, dest);
+        return ok(`Saved ${f.name} (${f.size} bytes, end-to-end encrypted, verified) to ${f.path}.`, {
+          path: f.path,
+          name: f.name,
+          size: f.size,
+          content_type: sealed.file!.content_type,
+          encrypted: true,
+        });
+      }
       const f = await client.downloadFile(args.file_id, dest);
       return ok(`Saved ${f.name} (${f.size} bytes) to ${f.path}.`, {
         path: f.path,
         name: f.name,
         size: f.size,
         content_type: f.contentType,
+      });
+    },
+  }),
+  tool({
+    name: 'encryption_keys',
+    onlyE2e: true,
+    title: 'End-to-end encryption keys',
+    description:
+      'Your end-to-end encryption fingerprint and policy, the peers whose keys you pinned (and any refused ' +
+      'key change). With peer_id: the safety number with that user — the same 60 digits on both sides; ' +
+      'compare it with them over another channel to be sure nobody is in between.',
+    input: Type.Object({
+      peer_id: opt(UserIdPath.properties.user_id, 'A user id: also show the safety number with them.'),
+    }),
+    readonly: true,
+    async run(args, { agent }) {
+      const e2e = await requireE2e(agent);
+      const fp = await e2e.fingerprint();
+      const peers = (await e2e.peers()).map((p) => ({
+        user_id: p.userId,
+        fingerprint: p.fingerprint,
+        version: p.version,
+        key_changed: p.pending !== null,
+        ...(p.pending ? { new_fingerprint: p.pending.fingerprint } : {}),
+      }));
+      const safety = args.peer_id !== undefined ? await e2e.safetyNumber(args.peer_id) : null;
+      const lines = [`End-to-end encryption: ${e2e.policy}. Your fingerprint: ${fp}.`];
+      if (safety) lines.push(`Safety number with user ${args.peer_id}: ${safety}`);
+      for (const p of peers) {
+        lines.push(
+          `User ${p.user_id}: ${p.fingerprint}` +
+            (p.key_changed
+              ? ` — KEY CHANGED to ${p.new_fingerprint}: refused until accepted (accept_peer_key, after checking with them)`
+              : ''),
+        );
+      }
+      return ok(lines.join('\n'), {
+        policy: e2e.policy,
+        fingerprint: fp,
+        peers,
+        ...(safety ? { peer_id: args.peer_id, safety_number: safety } : {}),
+      });
+    },
+  }),
+  tool({
+    name: 'accept_peer_key',
+    onlyE2e: true,
+    title: "Accept a peer's changed key",
+    description:
+      "Accepts a user's new end-to-end identity key (after a reinstall or a lost device their messages are " +
+      'refused with key_changed until then). Compare the new safety number with them over another channel ' +
+      'first: a changed key can also mean someone is intercepting.',
+    input: Type.Object({
+      peer_id: UserId('The user whose new key to accept.'),
+    }),
+    readonly: false,
+    async run(args, { agent }) {
+      const e2e = await requireE2e(agent);
+      const p = await e2e.accept(args.peer_id);
+      const safety = await e2e.safetyNumber(args.peer_id);
+      return ok(`Accepted user ${p.userId}'s key ${p.fingerprint}. Safety number: ${safety}.`, {
+        user_id: p.userId,
+        fingerprint: p.fingerprint,
+        safety_number: safety,
       });
     },
   }),
