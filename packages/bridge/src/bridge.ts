@@ -12,7 +12,9 @@
 // Without a copy the link streams the file from the relay (media.ts).
 
 import type { AddressInfo } from 'node:net';
-import type { AttachmentJson } from '@openwechat/protocol';
+import { join } from 'node:path';
+import { E2eError, E2eSession } from '@openwechat/client';
+import { messageFromJson, type AttachmentJson } from '@openwechat/protocol';
 import type { DestinationStream } from 'pino';
 import { buildAddMsg, serializeRecord } from './addmsg.ts';
 import type { BridgeConfig } from './config.ts';
@@ -143,9 +145,74 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     return outcome;
   };
 
+  // End-to-end encryption (BRIDGE_E2E): the bridge is the bot account's E2E client. Its session needs the
+  // bot id (the stream's first line, or the one stored from an earlier run); keys in dataDir/e2e/.
+  let e2e: E2eSession | null = null;
+  const e2eSession = (): E2eSession | null => {
+    if (config.e2e === 'off') return null;
+    if (!botId) {
+      throw BridgeError.retryable(
+        'upstream_unavailable',
+        5,
+        'the bot account is not known yet (end-to-end encryption needs its id): the relay stream has not connected',
+      );
+    }
+    if (e2e?.userId !== botId) {
+      e2e = new E2eSession({
+        client: relay,
+        userId: botId,
+        store: join(config.dataDir, 'e2e'),
+        policy: config.e2e,
+      });
+    }
+    return e2e;
+  };
+
+  /**
+   * Opens an end-to-end encrypted message before anything is built from it: the record OpenClaw gets holds
+   * the decrypted text and the attachment's real name, size and type. null: refused (never forwarded).
+   */
+  const openE2e = async (
+    m: RelayMessageJson,
+  ): Promise<{ m: RelayMessageJson; encrypted: boolean } | null> => {
+    const session = e2eSession();
+    if (!session) return { m, encrypted: false };
+    try {
+      const o = await session.open(messageFromJson(m));
+      if (!o.encrypted) return { m, encrypted: false };
+      const a = m.attachment;
+      const attachment =
+        a && o.file ? { ...a, name: o.file.name, size: o.file.size, content_type: o.file.content_type } : a;
+      const { e2e: _sealed, ...rest } = m;
+      return { m: { ...rest, content: o.text, attachment } as RelayMessageJson, encrypted: true };
+    } catch (err) {
+      if (!(err instanceof E2eError)) throw err;
+      metrics.inc('bridge_relay_messages_total', { outcome: 'e2e_refused' });
+      log.error(
+        {
+          hop: 'relay_in',
+          relayMessageId: m.id,
+          sender: m.from_id,
+          status: 'e2e_refused',
+          code: err.code,
+          reason: err.message,
+        },
+        'relay message refused by end-to-end encryption; not forwarded',
+      );
+      return null;
+    }
+  };
+
   // Called once per relay message above the cursor (the stream consumer skips replays of older ones and
   // acknowledges each message once this returns: the row and the cursor are committed by then).
-  const onMessage = async (m: RelayMessageJson): Promise<void> => {
+  const onMessage = async (received: RelayMessageJson): Promise<void> => {
+    const opened = await openE2e(received);
+    if (!opened) {
+      // Refused: acknowledged on the relay like a filtered message (its copy is ciphertext nobody can use).
+      outbox.enqueue(null, now(), { key: cursorKey, value: received.id });
+      return;
+    }
+    const m = opened.m;
     const mapping = {
       botRelayId: botId,
       botName: botName?.id === botId ? botName.name : null,
@@ -153,8 +220,10 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       groupRequireMention: config.groupRequireMention,
       mediaUrl: mediaUrlFor(null),
     };
+    // An encrypted attachment has no media link: the relay's bytes are ciphertext (the line still names it).
+    if (opened.encrypted) mapping.mediaUrl = () => null;
     let disposition = relayDisposition(m, mapping);
-    if (disposition.status === 'forward' && m.attachment) {
+    if (disposition.status === 'forward' && m.attachment && !opened.encrypted) {
       // Only what reaches OpenClaw is copied; a throw (the bridge stopping) leaves the message on the relay.
       const copy = await copyAttachment(m);
       if (copy !== null) {
@@ -219,6 +288,8 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
           botId = id;
           outbox.setMeta(botKey, String(id));
         }
+        // Publishes the bot's keys (generated on first use) before any message is opened.
+        await e2eSession()?.init();
         metrics.inc('bridge_relay_stream_connects_total');
         metrics.set('bridge_relay_stream_connected', {}, 1);
         if (botName?.id !== id) {
@@ -244,7 +315,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     log,
   );
 
-  const sender = new SendService(config, outbox, relay, log, metrics, { now, random });
+  const sender = new SendService(config, outbox, relay, log, metrics, { now, random }, e2eSession);
 
   metrics.set('bridge_relay_stream_connected', {}, 0);
   metrics.onCollect(() => {

@@ -101,6 +101,12 @@ export interface BridgeConfig {
   recordFormat: RecordFormat;
   /** `Appid` of the gewechat envelope; '' = the bot's own id (`owc_<bot id>`, also its `Wxid`). */
   gewechatAppid: string;
+  /**
+   * End-to-end encryption for the bot account (off | preferred | required): the bridge decrypts inbound
+   * messages before building the AddMsg record and encrypts sends per policy. E2E ends here: OpenClaw
+   * sees plaintext. Keys in dataDir/e2e/.
+   */
+  e2e: 'off' | 'preferred' | 'required';
   logLevel: LogLevel;
 }
 
@@ -293,6 +299,12 @@ export const BRIDGE_SETTINGS: Table<BridgeConfig> = {
     default: '',
     defaultDoc: '*(the bot id)*',
     doc: "`Appid` of the gewechat envelope: set it to the plugin's configured app id when it checks one. Empty = the bot's own id, `owc_<bot id>` (also the envelope's `Wxid`).",
+  },
+  e2e: {
+    env: 'BRIDGE_E2E',
+    type: oneOf(['off', 'preferred', 'required']),
+    default: 'off',
+    doc: 'End-to-end encryption for the bot account ([e2e.md](e2e.md)): `off` (as before), `preferred` (encrypt sends when the peer has keys; open encrypted messages), `required` (refuse plaintext both ways). The bridge terminates it: inbound messages are decrypted before the AddMsg record is built, so **OpenClaw sees plaintext**. Keys in `BRIDGE_DATA_DIR/e2e/` (0600). A refused message is logged, never forwarded.',
   },
   logLevel: {
     env: 'LOG_LEVEL',

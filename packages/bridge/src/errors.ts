@@ -29,6 +29,11 @@ export const BRIDGE_ERRORS = {
     status: 409,
     message: 'this requestId / Idempotency-Key was used with a different body',
   },
+  e2e_refused: {
+    status: 409,
+    message:
+      "end-to-end encryption refused the send (BRIDGE_E2E=required and the recipient has no keys, or the recipient's key changed)",
+  },
   payload_too_large: { status: 413, message: 'request body too large' },
   text_too_long: { status: 413, message: 'text too long' },
   unprocessable: { status: 422, message: 'the relay refused the content' },

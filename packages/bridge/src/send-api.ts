@@ -9,7 +9,7 @@
 // Text over the relay's 1000 characters is sent as consecutive parts (split at a line break or space).
 
 import { createHash, randomUUID } from 'node:crypto';
-import { backoffDelay, ClientError, type RelayClient } from '@openwechat/client';
+import { backoffDelay, ClientError, E2eError, type E2eSession, type RelayClient } from '@openwechat/client';
 import type { BridgeConfig } from './config.ts';
 import { BridgeError } from './errors.ts';
 import { parseGroupWxid, parseUserWxid, stableId53 } from './ids.ts';
@@ -213,6 +213,8 @@ export class SendService {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly deps: { now: () => number; random: () => number },
+    /** The bot's E2E session (BRIDGE_E2E not off); throws while the bot id is not known yet. */
+    private readonly e2e: () => E2eSession | null = () => null,
   ) {}
 
   async send(req: SendRequest): Promise<SendResult> {
@@ -274,17 +276,41 @@ export class SendService {
       const started = performance.now();
       let answer: RelaySent | null = null;
       let failure: ClientError | null = null;
+      let sealed: { encrypted: boolean; plaintextReason: string | null } | null = null;
       try {
+        const e2e = this.e2e();
         if (target.kind === 'user') {
-          const r = await this.relay.send(target.id, content, { idempotencyKey: key });
-          answer = { messageId: r.messageId, recipients: null };
+          const r = e2e
+            ? await e2e.send(target.id, content, { idempotencyKey: key })
+            : { result: await this.relay.send(target.id, content, { idempotencyKey: key }) };
+          if ('encrypted' in r) sealed = r;
+          answer = { messageId: r.result.messageId, recipients: null };
         } else {
-          const r = await this.relay.sendGroup(target.id, content, { idempotencyKey: key });
-          answer = { messageId: null, recipients: r.recipients };
+          const r = e2e
+            ? await e2e.sendGroup(target.id, content, { idempotencyKey: key })
+            : { result: await this.relay.sendGroup(target.id, content, { idempotencyKey: key }) };
+          if ('encrypted' in r) sealed = r;
+          answer = { messageId: null, recipients: r.result.recipients };
         }
       } catch (err) {
+        if (err instanceof E2eError) {
+          // Nothing was sent: the policy refused (no keys under `required`, a changed key).
+          this.metrics.inc('bridge_relay_send_attempts_total', { status: 'e2e_refused' });
+          throw new BridgeError('e2e_refused', err.message, { extra: { e2e_code: err.code } });
+        }
         if (!(err instanceof ClientError)) throw err;
         failure = err;
+      }
+      if (sealed && !sealed.encrypted) {
+        this.log.warn(
+          {
+            hop: 'relay_send',
+            conversationId: targetLabel(target),
+            encrypted: false,
+            reason: sealed.plaintextReason,
+          },
+          'sent without end-to-end encryption (BRIDGE_E2E=preferred)',
+        );
       }
       const status = failure
         ? failure.kind === 'network' || failure.kind === 'timeout'
@@ -300,6 +326,7 @@ export class SendService {
           status,
           code: failure?.kind === 'relay' ? failure.code : undefined,
           recipients: answer?.recipients ?? undefined,
+          encrypted: sealed?.encrypted,
           latency_ms: Math.round(performance.now() - started),
         },
         'relay send',
