@@ -4,6 +4,7 @@
 // envelope is refused, logged and never forwarded; the send API encrypts to a peer with keys; `required`
 // refuses plaintext both ways; the keys stay in the bridge's data folder (0600).
 
+import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { E2E_PLACEHOLDER } from '@openwechat/protocol';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { befriend, register, type User } from '../relay/client.ts';
 import { drainInbox } from '../delivery/util.ts';
+import { bundlePath } from '../../scripts/build.ts';
 import {
   bridgeEnv,
   callSend,
@@ -34,19 +36,22 @@ async function tmp(prefix: string): Promise<string> {
   return d;
 }
 
-async function bridgeFor(bot: User, policy: string): Promise<{ proc: BridgeProcess; dataDir: string }> {
-  const dataDir = await tmp('owc-bridge-e2e-');
-  const proc = await spawnBridge(
-    bridgeEnv({
-      relayUrl: relay.url,
-      relayToken: bot.token,
-      webhookUrl: receiver.url,
-      dataDir,
-      extra: { BRIDGE_E2E: policy },
-    }),
-  );
+async function bridgeFor(
+  bot: User,
+  policy: string,
+  dir?: string,
+): Promise<{ proc: BridgeProcess; dataDir: string; env: Record<string, string> }> {
+  const dataDir = dir ?? (await tmp('owc-bridge-e2e-'));
+  const env = bridgeEnv({
+    relayUrl: relay.url,
+    relayToken: bot.token,
+    webhookUrl: receiver.url,
+    dataDir,
+    extra: { BRIDGE_E2E: policy },
+  });
+  const proc = await spawnBridge(env);
   procs.push(proc);
-  return { proc, dataDir };
+  return { proc, dataDir, env };
 }
 
 /** Every file under `dir`, concatenated (the relay's SQLite database and files folder). */
@@ -56,6 +61,22 @@ async function allBytes(dir: string): Promise<Buffer> {
     if (e.isFile()) out.push(await readFile(join(e.parentPath, e.name)).catch(() => Buffer.alloc(0)));
   }
   return Buffer.concat(out);
+}
+
+/** `openwechat-bridge keys …` with the bridge's settings, as an operator runs it. */
+async function keysCli(
+  env: Record<string, string>,
+  args: string[],
+): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [bundlePath('bridge'), 'keys', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  return { code, out };
 }
 
 const logLines = (p: BridgeProcess): Array<Record<string, unknown>> =>
@@ -82,6 +103,7 @@ describe('BRIDGE_E2E=preferred', () => {
   let alice: User;
   let bridge: BridgeProcess;
   let dataDir: string;
+  let env: Record<string, string>;
   let e2e: E2eSession;
   /** The envelopes alice's client sent (the body of each POST /send with an e2e field). */
   const envelopes: string[] = [];
@@ -92,7 +114,7 @@ describe('BRIDGE_E2E=preferred', () => {
     await befriend(relay.url, alice, bot);
     await drainInbox(relay.url, bot);
     await drainInbox(relay.url, alice);
-    ({ proc: bridge, dataDir } = await bridgeFor(bot, 'preferred'));
+    ({ proc: bridge, dataDir, env } = await bridgeFor(bot, 'preferred'));
     const capture: typeof fetch = async (input, init) => {
       if (typeof init?.body === 'string' && init.body.includes('"e2e"')) {
         envelopes.push((JSON.parse(init.body) as { e2e: string }).e2e);
@@ -172,6 +194,46 @@ describe('BRIDGE_E2E=preferred', () => {
     expect(id.userId).toBe(bot.id);
     expect(bridge.stdout() + bridge.stderr()).not.toContain(id.identity.private);
     expect((await e2e.client.getKeys(bot.id))!.identity_key).toBe(id.identity.public);
+  });
+
+  it("keys: the safety number matches the peer's; a changed peer key is refused until `keys accept`", async () => {
+    const safety = await keysCli(env, ['safety', String(alice.id)]);
+    expect(safety.code, safety.out).toBe(0);
+    expect(safety.out.trim()).toBe(await e2e.safetyNumber(bot.id));
+
+    // alice reinstalls: a new identity. The bridge refuses her messages (key_changed), never forwards them.
+    const fresh = new E2eSession({
+      client: new RelayClient({ baseUrl: relay.url, token: alice.token }),
+      userId: alice.id,
+      store: await tmp('owc-alice-new-keys-'),
+      policy: 'preferred',
+    });
+    await fresh.init();
+    const text = `after reinstall ${Date.now()}`;
+    const first = await fresh.send(bot.id, text);
+    expect(first.encrypted).toBe(true);
+    await until(
+      () =>
+        logLines(bridge).some(
+          (l) =>
+            l.status === 'e2e_refused' &&
+            l.relayMessageId === first.result.messageId &&
+            l.code === 'key_changed',
+        ),
+      'the key_changed refusal',
+    );
+    expect(receiver.all.some((d) => d.json.Content.string === text)).toBe(false);
+    const listed = await keysCli(env, ['list']);
+    expect(listed.out).toContain('KEY CHANGED');
+
+    const accepted = await keysCli(env, ['accept', String(alice.id)]);
+    expect(accepted.code, accepted.out).toBe(0);
+    expect(accepted.out).toContain(await fresh.fingerprint());
+    await bridge.kill();
+    ({ proc: bridge } = await bridgeFor(bot, 'preferred', dataDir));
+    const again = `accepted now ${Date.now()}`;
+    await fresh.send(bot.id, again);
+    await until(() => receiver.all.some((d) => d.json.Content.string === again), 'the record after accept');
   });
 });
 

@@ -6,6 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import { DEAD_LETTER_USAGE, runDeadLetterCli } from './cli.ts';
+import { KEYS_USAGE, runKeysCli } from './keys-cli.ts';
 import { closeOnSignals, runService } from '@openwechat/config';
 import {
   loadBridgeSettings,
@@ -18,12 +19,14 @@ import {
 } from './config.ts';
 import { startBridge } from './bridge.ts';
 
-const USAGE = `Usage: openwechat-bridge [--env-file FILE] [--<setting> VALUE ...] [dead-letters <command>]
+const USAGE = `Usage: openwechat-bridge [--env-file FILE] [--<setting> VALUE ...] [dead-letters|keys <command>]
 Without a command: run the bridge. Settings come from flags, the environment, then --env-file, a file of
 NAME=value lines (see bridge.env.sample). Secrets have no flag (a command line is visible to other users):
 ${SETTING_FLAG_USAGE}
 
-${DEAD_LETTER_USAGE}`;
+${DEAD_LETTER_USAGE}
+
+${KEYS_USAGE}`;
 
 /** The options before the command; the command's own arguments follow it. */
 function splitArgs(args: string[]): { options: string[]; command: string[] } {
@@ -68,6 +71,14 @@ async function main(): Promise<void> {
       err: (l) => console.error(l),
     });
     process.exitCode = code;
+    return;
+  }
+  if (command[0] === 'keys') {
+    const { config } = loadBridgeSettings(sources);
+    process.exitCode = await runKeysCli(command.slice(1), config, {
+      out: (l) => console.log(l),
+      err: (l) => console.error(l),
+    });
     return;
   }
   if (command.length) usageError(`unknown argument ${command[0]}`);
