@@ -6,6 +6,7 @@
 import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { E2eSession, RelayClient } from '@openwechat/client';
 import { E2E_PLACEHOLDER } from '@openwechat/protocol';
 import { suiteRelay } from '../helpers/fixtures.ts';
 import {
@@ -174,5 +175,45 @@ describe('MCP server with end-to-end encryption', () => {
       expect(all).not.toContain(id.encryption.private);
     }
     expect(who.structured.e2e).toBe('preferred');
+  });
+
+  it("a peer's changed key: refused (key_changed, never shown) until accept_peer_key", async () => {
+    // alice reinstalls: a new identity sends from outside the MCP server.
+    const fresh = new E2eSession({
+      client: new RelayClient({ baseUrl: relay.url, token: alice.token }),
+      userId: alice.id,
+      store: join(dir.dir, 'alice-new-keys'),
+      policy: 'preferred',
+    });
+    await fresh.init();
+    const text = `from the new install ${Date.now()}`;
+    const first = await fresh.send(bob.id, text);
+    expect(first.encrypted).toBe(true);
+    const read = await call(b.client, 'read_inbox', {});
+    expect(read.text).not.toContain(text);
+    expect(read.structured.refused).toEqual([
+      expect.objectContaining({ id: first.result.messageId, from_id: alice.id, code: 'key_changed' }),
+    ]);
+    const keys = await call(b.client, 'encryption_keys', {});
+    expect(keys.structured.peers).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          user_id: alice.id,
+          key_changed: true,
+          new_fingerprint: await fresh.fingerprint(),
+        }),
+      ]),
+    );
+    // Sending to her is refused too, nothing goes out.
+    const out = await call(b.client, 'send_message', { to_id: alice.id, content: 'to the changed key' });
+    expect(out.structured.error).toMatchObject({ code: 'key_changed' });
+
+    const acc = await call(b.client, 'accept_peer_key', { peer_id: alice.id });
+    expect(acc.isError, acc.text).toBe(false);
+    expect(acc.structured.fingerprint).toBe(await fresh.fingerprint());
+    const again = `accepted ${Date.now()}`;
+    await fresh.send(bob.id, again);
+    const after = await call(b.client, 'read_inbox', {});
+    expect(msgs(after.structured).map((m) => [m.content, m.encrypted])).toEqual([[again, true]]);
   });
 });
