@@ -138,6 +138,13 @@ describe('MCP server with end-to-end encryption', () => {
     await call(c.client, 'encryption_keys', {});
     const text = `plain words ${Date.now()}`;
     const r = await dave.client.send(carol.id, text);
+    // The inbox resource (a peek) says a message was refused, without its text.
+    const res = await until(async () => {
+      const x = await c.client.readResource({ uri: 'openwechat://inbox' });
+      const t = (x.contents[0] as { text: string }).text;
+      return t.includes('refused') ? t : null;
+    });
+    expect(res).not.toContain(text);
     const read = await until(async () => {
       const x = await call(c.client, 'read_inbox', {});
       return (x.structured.refused as unknown[])?.length ? x : null;

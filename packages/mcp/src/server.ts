@@ -194,9 +194,15 @@ export function createSession(
     const page = await agent.page(agent.opts.maxMessages);
     const messages =
       uri === INBOX_URI ? page.messages : page.messages.filter((m) => conversationUri(m) === uri);
-    const text = messages.length
-      ? `${messages.length} unread (peek: not marked read):\n${renderMessages(messages)}`
-      : 'No unread messages.';
+    const e2e = agent.opts.e2e !== 'off' ? page.encrypted : undefined;
+    const refused =
+      uri === INBOX_URI && page.refused.length
+        ? `\n${page.refused.length} unread message(s) refused by end-to-end encryption (not shown; read_inbox lists why).`
+        : '';
+    const text =
+      (messages.length
+        ? `${messages.length} unread (peek: not marked read):\n${renderMessages(messages, e2e)}`
+        : 'No unread messages.') + refused;
     return { contents: [{ uri, mimeType: 'text/plain', text }] };
   });
 
