@@ -84,6 +84,9 @@ export function runScript(
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  // A script that exits before reading its input (a usage error) closes the pipe first: the write then
+  // fails with EPIPE, which is not the test's concern — its exit code and output are.
+  child.stdin.on('error', () => {});
   child.stdin.end(opts.input ?? '');
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
