@@ -57,6 +57,7 @@ import {
   type AccountState,
 } from './state.ts';
 import { LoopEpisodes, loopFacts, sharedDefaults } from './loop-guard.ts';
+import { AccountE2e, keyFolder, outboundSender, registerLive } from './e2e.ts';
 import { formatTarget, normalizeTarget, parseTarget, TARGET_HINT, type Target } from './targets.ts';
 
 /** The relay's own limits (DESIGN: content ≤ 1000 characters, files ≤ 10 MB). */
@@ -139,6 +140,12 @@ async function clientFor(cfg: OpenClawConfig, accountId?: string | null): Promis
   return new RelayClient({ baseUrl: account.baseUrl, token: await resolveToken(cfg, account), mode: 'json' });
 }
 
+/** Sends go through end-to-end encryption when the account's `e2e` policy asks for it (src/e2e.ts). */
+function senderFor(cfg: OpenClawConfig, accountId: string | null | undefined, client: RelayClient) {
+  const account = resolveAccount(cfg, accountId);
+  return outboundSender(account.accountId, account.e2e, client, resolveStateDir(process.env));
+}
+
 // ───────────── outbound ─────────────
 
 async function loadMedia(ctx: ChannelOutboundContext): Promise<OutboundFile | null> {
@@ -172,10 +179,11 @@ async function send(
   const target = parseTarget(ctx.to);
   if (!target) throw new Error(`openwechat: "${ctx.to}" is not a target (${TARGET_HINT})`);
   const client = await clientFor(ctx.cfg, ctx.accountId);
+  const sender = await senderFor(ctx.cfg, ctx.accountId, client);
   const file = withMedia ? await loadMedia(ctx) : null;
   ctx.assertDirectAdapterHandoff?.();
   const result = await sendToRelay(
-    client,
+    sender,
     { target, text: ctx.text ?? '', file, idempotencyKey: keyFor(ctx, withMedia ? 'media' : 'text') },
     undefined,
     ctx.signal,
@@ -260,6 +268,8 @@ interface InboundDeps {
   state: AccountState;
   save: () => Promise<void>;
   episodes: LoopEpisodes;
+  /** End-to-end encryption for this account (null: `e2e: off`). */
+  e2e: AccountE2e | null;
 }
 
 function log(ctx: ChannelGatewayContext<ResolvedAccount>, level: 'info' | 'warn', msg: string): void {
@@ -271,12 +281,16 @@ function log(ctx: ChannelGatewayContext<ResolvedAccount>, level: 'info' | 'warn'
 async function downloadAttachment(
   client: RelayClient,
   message: Message & { id: number },
+  e2e: AccountE2e | null,
 ): Promise<{ path: string; contentType?: string } | null> {
   const att = message.attachment;
   if (!att?.fileId) return null;
   const dir = await mkdtemp(join(tmpdir(), 'openwechat-in-'));
   try {
-    const got = await client.downloadFile(att.fileId, join(dir, 'file'));
+    // An end-to-end encrypted file is decrypted and verified on the way; any other is taken as it is.
+    const got =
+      (await e2e?.download(att.fileId, join(dir, 'file'))) ??
+      (await client.downloadFile(att.fileId, join(dir, 'file')));
     const saved = await saveMediaBuffer(
       await readFile(got.path),
       got.contentType ?? att.contentType ?? undefined,
@@ -349,7 +363,7 @@ async function dispatchTurn(
   if (message.type === 'friend_request') {
     text = `[friend request] ${message.content || '(no message)'}\n(Replying accepts the request.)`;
   }
-  const media = message.attachment?.fileId ? await downloadAttachment(client, message) : null;
+  const media = message.attachment?.fileId ? await downloadAttachment(client, message, deps.e2e) : null;
   if (message.attachment && !media)
     text += `\n[attachment "${message.attachment.name}" is no longer available]`;
   const timestamp = message.createdAt;
@@ -427,7 +441,7 @@ async function dispatchTurn(
           if (!file && !caption.trim()) continue;
           const key = deliveryIdempotencyKey([CHANNEL_ID, account.accountId, 'reply', message.id, part++]);
           const sent = await sendToRelay(
-            client,
+            deps.e2e?.sender() ?? client,
             { target, text: caption, file, idempotencyKey: key },
             undefined,
             ctx.abortSignal,
@@ -555,7 +569,28 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
     await client.setStatus(account.status);
     log(ctx, 'info', `relay status set to ${account.status}`);
   }
-  const deps: InboundDeps = { ctx, channelRuntime, client, state, save, episodes: new LoopEpisodes() };
+  // What the channel status shows beyond the lifecycle: receipts and end-to-end encryption.
+  const audit: Record<string, unknown> = {};
+  const e2e =
+    account.e2e === 'off'
+      ? null
+      : new AccountE2e(
+          account.accountId,
+          account.e2e,
+          client,
+          keyFolder(resolveStateDir(process.env), account.accountId),
+          {
+            log: (level, msg) => log(ctx, level, msg),
+            state,
+            save,
+            status: ({ publicKey, e2e: fields }) => {
+              audit.e2e = fields;
+              ctx.setStatus({ accountId: account.accountId, publicKey, audit: { ...audit } });
+            },
+          },
+        );
+  const unregister = e2e ? registerLive(account.accountId, e2e) : () => undefined;
+  const deps: InboundDeps = { ctx, channelRuntime, client, state, save, episodes: new LoopEpisodes(), e2e };
   let deliveredCount = 0;
   // The one stream consumer of the client package (as the skill daemon and the bridge use it): a resume
   // stream from the saved cursor, one message at a time, the cursor saved and the relay acknowledged only
@@ -570,9 +605,15 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
         await save();
       },
     },
+    // The relay's first line names the account: its E2E session (keys published) before any message.
+    ...(e2e ? { onServerLog: (line: string) => e2e.onServerLog(line) } : {}),
     onMessage: async (delivery) => {
       if (delivery.id === null) return;
-      await handleInbound(deps, { ...delivery.message, id: delivery.id });
+      const received = { ...delivery.message, id: delivery.id };
+      // Opened before anything is built from it; a refused message settles here, without a turn.
+      const message = e2e ? await e2e.open(received) : received;
+      if (!message) return;
+      await handleInbound(deps, message);
       // A turn cut short by the gateway stopping is not settled: the relay replays it on the next start.
       if (ctx.abortSignal.aborted) throw new Error('gateway stopping; message left for the next start');
     },
@@ -583,15 +624,12 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
       const at = receipt.at ?? Date.now();
       if (noteDelivered(state, receipt.toId, receipt.messageId, at)) await save();
       deliveredCount++;
-      ctx.setStatus({
-        accountId: account.accountId,
-        lastOutboundAt: at,
-        audit: {
-          receipts: true,
-          delivered: deliveredCount,
-          lastDelivered: { to: receipt.toId, messageId: receipt.messageId, at },
-        },
+      Object.assign(audit, {
+        receipts: true,
+        delivered: deliveredCount,
+        lastDelivered: { to: receipt.toId, messageId: receipt.messageId, at },
       });
+      ctx.setStatus({ accountId: account.accountId, lastOutboundAt: at, audit: { ...audit } });
     },
     onUnreadable: (ev) => log(ctx, 'warn', `unreadable message ${ev.id ?? '?'}: ${ev.error}`),
     onEvent: (ev) => logConsumerEvent(ctx, ev),
@@ -604,6 +642,7 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
   } finally {
     ctx.abortSignal.removeEventListener('abort', stop);
     await consumer.stop();
+    unregister();
     states.delete(account.accountId);
     savers.delete(account.accountId);
     ctx.setStatus({ accountId: account.accountId, running: false, lifecycle: 'stopped' });

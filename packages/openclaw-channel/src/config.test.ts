@@ -91,4 +91,20 @@ describe('account resolution', () => {
       summaryMaxChars: 800,
     });
   });
+
+  it('e2e is off by default, inherited by accounts, overridable per account, and checked', () => {
+    const base = { baseUrl: 'https://a.example.org', token: 't' };
+    expect(resolveAccount({ channels: { openwechat: base } }).e2e).toBe('off');
+    const cfg = {
+      channels: {
+        openwechat: { ...base, e2e: 'required', accounts: { second: {}, third: { e2e: 'preferred' } } },
+      },
+    };
+    expect(resolveAccount(cfg, 'default').e2e).toBe('required');
+    expect(resolveAccount(cfg, 'second').e2e).toBe('required');
+    expect(resolveAccount(cfg, 'third').e2e).toBe('preferred');
+    expect(() => resolveAccount({ channels: { openwechat: { ...base, e2e: 'always' } } })).toThrow(
+      'openwechat account "default": e2e must be one of off, preferred, required (got "always")',
+    );
+  });
 });

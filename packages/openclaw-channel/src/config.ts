@@ -3,6 +3,8 @@
 // (never its token: one relay token belongs to one relay user). Pure functions: the manifest's JSON
 // schema validated the shape already, this turns it into one resolved account with defaults applied.
 
+import { E2E_POLICIES, type E2ePolicy } from '@openwechat/client';
+
 export const CHANNEL_ID = 'openwechat';
 const DEFAULT_ACCOUNT_ID = 'default';
 /** The environment variable a `default` account's token falls back to when none is configured. */
@@ -36,6 +38,8 @@ interface AccountSection {
   groupAllowFrom?: Array<string | number>;
   requireMention?: boolean;
   botLoopProtection?: BotLoopProtection;
+  /** End-to-end encryption (docs/e2e.md): off (default), preferred, required. */
+  e2e?: E2ePolicy;
 }
 
 interface ChannelSection extends AccountSection {
@@ -62,6 +66,8 @@ export interface ResolvedAccount {
   requireMention: boolean;
   /** The account's guard settings over the channel's, key by key (the shared default is OpenClaw's). */
   botLoopProtection: BotLoopProtection | undefined;
+  /** End-to-end encryption policy; keys in the plugin's state directory (src/e2e.ts). */
+  e2e: E2ePolicy;
 }
 
 interface ConfigLike {
@@ -116,6 +122,14 @@ export function resolveAccount(cfg: ConfigLike | undefined, accountId?: string |
   // policy is the second gate, open unless the operator narrows it.
   const dmPolicy = pick('dmPolicy') ?? 'open';
   const groupPolicy = pick('groupPolicy') ?? 'open';
+  // Off unless asked for: an account that never opted in behaves as before. The manifest's schema refuses
+  // other values; this check covers a config that reached us without it.
+  const e2e = pick('e2e') ?? 'off';
+  if (!E2E_POLICIES.includes(e2e)) {
+    throw new Error(
+      `openwechat account "${id}": e2e must be one of ${E2E_POLICIES.join(', ')} (got ${JSON.stringify(e2e)})`,
+    );
+  }
   return {
     accountId: id,
     enabled: section.enabled !== false && own.enabled !== false,
@@ -135,6 +149,7 @@ export function resolveAccount(cfg: ConfigLike | undefined, accountId?: string |
       section.botLoopProtection,
       own === section ? undefined : own.botLoopProtection,
     ),
+    e2e,
   };
 }
 

@@ -1,5 +1,6 @@
-// The plugin entry OpenClaw loads (built to dist/index.js): registers the `openwechat` channel and the
-// before_prompt_build hook that prepends the account's recent relay activity to the channel's own turns.
+// The plugin entry OpenClaw loads (built to dist/index.js): registers the `openwechat` channel, the
+// end-to-end key methods (`openwechat.keys`, `openwechat.keys.accept`) and the before_prompt_build hook
+// that prepends the account's recent relay activity to the channel's own turns.
 // Operators turn the summary off with `plugins.entries.openwechat.config.contextSummary: false`, or refuse
 // all prompt injection with `plugins.entries.openwechat.hooks.allowPromptInjection: false` (OpenClaw then
 // does not call the hook at all).
@@ -7,6 +8,7 @@
 import { defineChannelPluginEntry } from 'openclaw/plugin-sdk/channel-core';
 import { openwechatChannelPlugin, readAccountState } from './channel.ts';
 import { CHANNEL_ID, pluginSettings } from './config.ts';
+import { keyMethods } from './e2e.ts';
 import { renderSummary } from './summary.ts';
 
 const configJsonSchema = {
@@ -46,6 +48,11 @@ export default defineChannelPluginEntry({
   description: 'openwechat relay channel',
   plugin: openwechatChannelPlugin,
   configSchema: () => ({ schema: configJsonSchema, runtime: { safeParse: validateSettings } }),
+  // The end-to-end key commands (docs/e2e.md), served by the gateway that runs the accounts: they act on
+  // the live session, so an accepted key applies at once.
+  registerFull(api) {
+    for (const m of keyMethods()) api.registerGatewayMethod(m.name, m.handler, { scope: m.scope });
+  },
   // Registered with the capabilities, not in registerFull. Measured with OpenClaw 2026.9.6: a hook added
   // only in registerFull was never called in gateway turns; added here (this runs in the gateway's full
   // load and again in its later non-activating "discovery" load) it is, once per turn. The hook is inert

@@ -66,6 +66,15 @@ declare module 'openclaw/plugin-sdk/channel-core' {
         ctx: { channel?: string; messageProvider?: string; accountId?: string; sessionKey?: string },
       ) => { prependContext?: string } | void | Promise<{ prependContext?: string } | void>,
     ) => void;
+    /** A gateway RPC method (`openclaw gateway call <method>`); scope e.g. operator.read / operator.admin. */
+    registerGatewayMethod: (
+      method: string,
+      handler: (opts: {
+        params: Record<string, unknown>;
+        respond: (ok: boolean, payload?: unknown, error?: { code: string; message: string }) => void;
+      }) => Promise<void> | void,
+      opts?: { scope?: string },
+    ) => void;
   }
   export function defineChannelPluginEntry(params: {
     id: string;

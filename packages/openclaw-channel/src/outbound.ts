@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClientError, retryDelay, type RelayClient } from '@openwechat/client';
+import { ClientError, E2eError, retryDelay, type GroupSendResult, type SendResult } from '@openwechat/client';
 import { formatTarget, type Target } from './targets.ts';
 
 export interface OutboundFile {
@@ -21,6 +21,19 @@ export interface SendRequest {
   text: string;
   file?: OutboundFile | null;
   idempotencyKey: string;
+}
+
+type FileInput = { path: string; filename?: string; contentType?: string };
+type KeyOpts = { idempotencyKey?: string };
+
+/**
+ * What sends: the RelayClient itself, or the same four methods through end-to-end encryption (src/e2e.ts).
+ */
+export interface RelaySender {
+  send(toId: number, text: string, opts: KeyOpts): Promise<SendResult>;
+  sendFile(toId: number, file: FileInput, text: string, opts: KeyOpts): Promise<SendResult>;
+  sendGroup(gid: number, text: string, opts: KeyOpts): Promise<GroupSendResult>;
+  sendGroupFile(gid: number, file: FileInput, text: string, opts: KeyOpts): Promise<GroupSendResult>;
 }
 
 export interface SendOutcome {
@@ -107,7 +120,9 @@ export class RelayDeliveryError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   constructor(target: Target, err: unknown) {
-    const code = err instanceof ClientError ? err.code : 'unknown';
+    // An end-to-end refusal (policy `required`, a changed key) is this client's, never retried.
+    const code =
+      err instanceof ClientError ? err.code : err instanceof E2eError ? `e2e_${err.code}` : 'unknown';
     const why = REFUSALS[code] ?? (err instanceof Error ? err.message : String(err));
     super(`openwechat: sending to ${formatTarget(target)} failed: ${why} [${code}]`, { cause: err });
     this.name = 'RelayDeliveryError';
@@ -127,7 +142,7 @@ async function withTempFile<T>(file: OutboundFile, run: (path: string) => Promis
   }
 }
 
-async function sendOnce(client: RelayClient, req: SendRequest): Promise<SendOutcome> {
+async function sendOnce(client: RelaySender, req: SendRequest): Promise<SendOutcome> {
   const opts = { idempotencyKey: req.idempotencyKey };
   const { target, text, file } = req;
   if (target.kind === 'user') {
@@ -161,7 +176,7 @@ async function sendOnce(client: RelayClient, req: SendRequest): Promise<SendOutc
 
 /** Sends with retries where they can help; throws RelayDeliveryError otherwise. */
 export async function sendToRelay(
-  client: RelayClient,
+  client: RelaySender,
   req: SendRequest,
   policy: RetryPolicy = defaultRetryPolicy,
   signal?: AbortSignal,

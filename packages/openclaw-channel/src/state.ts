@@ -31,6 +31,15 @@ export interface AccountState {
   pendingRequests: Array<{ id: number; name: string; at: number }>;
   /** Recent system notices (friendship established, group changes), newest first, bounded. */
   notices: Array<{ at: number; text: string }>;
+  /** End-to-end encryption (src/e2e.ts): messages refused (never their text) and plaintext sends. */
+  e2e?: E2eActivity;
+}
+
+export interface E2eActivity {
+  refused: number;
+  recentRefused?: Array<{ id: number; from: number | null; code: string; at: number }>;
+  plaintextSent: number;
+  lastPlaintext?: { to: string; reason: string; at: number };
 }
 
 const MAX_PEERS = 20;
@@ -61,6 +70,9 @@ export async function loadState(file: string): Promise<AccountState> {
     peers: Array.isArray(raw.peers) ? raw.peers.slice(0, MAX_PEERS) : [],
     pendingRequests: Array.isArray(raw.pendingRequests) ? raw.pendingRequests.slice(0, MAX_PEERS) : [],
     notices: Array.isArray(raw.notices) ? raw.notices.slice(0, MAX_NOTICES) : [],
+    ...(typeof raw.e2e?.refused === 'number' && typeof raw.e2e.plaintextSent === 'number'
+      ? { e2e: raw.e2e }
+      : {}),
   };
 }
 

@@ -77,4 +77,14 @@ describe('relay activity summary', () => {
     const text = renderSummary('default', s, T, 300)!;
     expect(text.length).toBeLessThanOrEqual(300);
   });
+
+  it('names end-to-end refusals (never their text) even when nothing else happened', () => {
+    const s = emptyState();
+    s.e2e = { refused: 1, recentRefused: [{ id: 7, from: 3, code: 'tampered', at: T }], plaintextSent: 0 };
+    expect(renderSummary('default', s, T, 800)).toBe(
+      '[openwechat relay activity, account default]\n' +
+        'Unanswered: 0 message(s) from 0 correspondent(s).\n' +
+        'End-to-end encryption: 1 message(s) refused, never shown (last: message 7 from id 3, tampered).',
+    );
+  });
 });

@@ -2,6 +2,7 @@
 // before_prompt_build hook prepends to the channel's own turns, so the agent knows who has written,
 // what is unanswered and which friend requests wait, without a tool call.
 
+import { summaryLine as e2eSummaryLine } from './e2e.ts';
 import type { AccountState } from './state.ts';
 
 function span(ms: number): string {
@@ -23,7 +24,14 @@ export function renderSummary(
   now: number,
   maxChars: number,
 ): string | null {
-  if (!state.peers.length && !state.pendingRequests.length && !state.notices.length) return null;
+  if (
+    !state.peers.length &&
+    !state.pendingRequests.length &&
+    !state.notices.length &&
+    !state.e2e?.refused &&
+    !state.e2e?.plaintextSent
+  )
+    return null;
   const lines = [`[openwechat relay activity, account ${accountLabel}]`];
   const unread = state.peers.filter((p) => p.unread > 0);
   const total = unread.reduce((n, p) => n + p.unread, 0);
@@ -46,6 +54,8 @@ export function renderSummary(
     lines.push(line);
   }
   for (const n of state.notices.slice(0, 3)) lines.push(`- notice ${ago(now - n.at)}: ${n.text}`);
+  const e2e = e2eSummaryLine(state);
+  if (e2e) lines.push(e2e);
   let text = lines.join('\n');
   if (text.length > maxChars) text = `${text.slice(0, maxChars - 1)}…`;
   return text;
