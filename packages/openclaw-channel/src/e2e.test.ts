@@ -166,6 +166,30 @@ describe('an account with e2e required', () => {
     expect((await inbox(carol.client)).filter((m) => m.fromId === agent.id)).toEqual([]);
   });
 
+  it('sends media encrypted: the relay stores ciphertext under a neutral name, the peer decrypts it', async () => {
+    const sent = await sendToRelay(
+      e2e.sender(),
+      {
+        target: { kind: 'user', id: bob.id },
+        text: 'SECRET-report caption',
+        file: {
+          buffer: Buffer.from('SECRET-report-bytes\n'),
+          fileName: 'report.txt',
+          contentType: 'text/plain',
+        },
+        idempotencyKey: 'k-e2e-media',
+      },
+      noRetry,
+    );
+    const stored = (await inbox(bob.client)).find((m) => String(m.id) === sent.messageId)!;
+    expect(stored.attachment?.name).toBe('encrypted.bin');
+    const opened = await bobE2e.open(stored);
+    expect(opened.text).toBe('SECRET-report caption');
+    const got = await bobE2e.downloadFile(opened, join(tmp, 'bob-dl', 'report.txt'));
+    expect(got.name).toBe('report.txt');
+    expect(await readFile(got.path, 'utf8')).toBe('SECRET-report-bytes\n');
+  });
+
   it('opens an encrypted file; it is decrypted and verified on download', async () => {
     const file = join(tmp, 'notes.txt');
     await writeFile(file, 'SECRET-file-body\n'.repeat(100));
