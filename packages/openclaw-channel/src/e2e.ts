@@ -49,7 +49,7 @@ function remember<T>(list: T[] | undefined, entry: T): T[] {
 }
 
 /** A refused inbound message: recorded for the summary and the status (its id, sender and why; no text). */
-export function noteRefused(
+function noteRefused(
   state: AccountState,
   entry: { id: number; from: number | null; code: string; at: number },
 ): void {
@@ -59,18 +59,15 @@ export function noteRefused(
 }
 
 /** A send that went in plaintext under `preferred` (the peer has no keys). */
-export function notePlaintextSent(
-  state: AccountState,
-  entry: { to: string; reason: string; at: number },
-): void {
+function notePlaintextSent(state: AccountState, entry: { to: string; reason: string; at: number }): void {
   const e2e = (state.e2e ??= { refused: 0, plaintextSent: 0 });
   e2e.plaintextSent++;
   e2e.lastPlaintext = entry;
 }
 
 /** The gateway method an operator runs to accept a peer's changed key (docs/e2e.md). */
-export const ACCEPT_METHOD = 'openwechat.keys.accept';
-export const KEYS_METHOD = 'openwechat.keys';
+const ACCEPT_METHOD = 'openwechat.keys.accept';
+const KEYS_METHOD = 'openwechat.keys';
 
 /** The summary's E2E line, or null when nothing was refused and nothing went in plaintext. */
 export function summaryLine(state: AccountState): string | null {

@@ -35,7 +35,7 @@ export interface AccountState {
   e2e?: E2eActivity;
 }
 
-export interface E2eActivity {
+interface E2eActivity {
   refused: number;
   recentRefused?: Array<{ id: number; from: number | null; code: string; at: number }>;
   plaintextSent: number;
