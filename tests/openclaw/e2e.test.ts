@@ -6,13 +6,14 @@
 // peer is refused until the operator accepts its key with the plugin's gateway method.
 
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { E2eSession, RelayClient } from '@openwechat/client';
+import { folderBytes } from '../helpers/bytes.ts';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { cli as skillCli, startDaemon, type Daemon } from '../skill/helpers.ts';
 import { startFakeModel, type FakeModel } from './fake-model.ts';
@@ -28,16 +29,6 @@ import { figures } from './figures.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** Every byte the relay keeps on disk (the SQLite database, its WAL, the files folder). */
-async function relayBytes(dir: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (const f of await readdir(dir, { recursive: true })) {
-    const p = join(dir, String(f));
-    if ((await stat(p)).isFile()) parts.push(await readFile(p));
-  }
-  return Buffer.concat(parts);
-}
 
 describe('end-to-end encryption: the plugin in the real OpenClaw and the skill CLI', () => {
   let relay: TestRelay;
@@ -157,7 +148,7 @@ describe('end-to-end encryption: the plugin in the real OpenClaw and the skill C
     const call = modelSaw('e2e-1')[0];
     expect(call?.userText).toContain(ping);
     expect(call?.promptText).not.toContain('[加密消息]');
-    const stored = await relayBytes(relay.dataDir);
+    const stored = await folderBytes(relay.dataDir);
     for (const text of ['SECRET-ping-from-the-skill', 'SECRET-pong']) {
       expect(stored.includes(Buffer.from(text)), text).toBe(false);
     }
@@ -177,7 +168,7 @@ describe('end-to-end encryption: the plugin in the real OpenClaw and the skill C
     // OpenClaw stages the decrypted file under its real name and shows a text file's content inline.
     expect(call?.userText).toMatch(/\[media attached: \S*plan\S* \(text\/plain\)\]/);
     expect(call?.userText).toContain(body.trim());
-    expect((await relayBytes(relay.dataDir)).includes(Buffer.from('SECRET-file-line'))).toBe(false);
+    expect((await folderBytes(relay.dataDir)).includes(Buffer.from('SECRET-file-line'))).toBe(false);
   }, 180_000);
 
   it('a plaintext message to the required gateway never reaches the model', async () => {
@@ -196,7 +187,7 @@ describe('end-to-end encryption: the plugin in the real OpenClaw and the skill C
     );
     expect(log).not.toContain('PLAIN-from-mallory');
     // The control: the same grep finds a plaintext message in the relay's files.
-    expect((await relayBytes(relay.dataDir)).includes(Buffer.from('PLAIN-from-mallory'))).toBe(true);
+    expect((await folderBytes(relay.dataDir)).includes(Buffer.from('PLAIN-from-mallory'))).toBe(true);
   }, 180_000);
 
   it('the safety number is reachable through `openclaw gateway call openwechat.keys` and equals the skill one', async () => {

@@ -4,6 +4,7 @@
 // numbers agree; a plaintext peer is refused under `required` and marked under `--e2e preferred`.
 
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { folderBytes } from '../helpers/bytes.ts';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { E2E_PLACEHOLDER } from '@openwechat/protocol';
@@ -12,15 +13,6 @@ import { cli, readText, startDaemon, waitIncoming, waitUntil } from './helpers.t
 import { skillSuite } from './fixtures.ts';
 
 const { ws, relay } = skillSuite('owc-e2e-skill-', { sseMaxPerIp: 50 }, { killAfterEach: true });
-
-async function storedBytes(dir: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (const f of await readdir(dir, { recursive: true })) {
-    const p = join(dir, String(f));
-    if ((await stat(p)).isFile()) parts.push(await readFile(p));
-  }
-  return Buffer.concat(parts);
-}
 
 describe('skill: end-to-end encryption', () => {
   it('two E2E accounts chat and send a file; the relay keeps none of it in clear', async () => {
@@ -69,7 +61,7 @@ describe('skill: end-to-end encryption', () => {
     const saved = (await readdir(join(B, 'files'))).find((f) => f.endsWith('plan-SECRET.txt'))!;
     expect(await readFile(join(B, 'files', saved), 'utf8')).toBe(`${secretFile}\n`.repeat(5000));
 
-    const stored = await storedBytes(relay.dataDir);
+    const stored = await folderBytes(relay.dataDir);
     for (const t of [secret1, secret2, secretFile, 'the plan', 'plan-SECRET'])
       expect(stored.includes(Buffer.from(t)), t).toBe(false);
 

@@ -202,6 +202,9 @@ describe('an account with e2e required', () => {
     const got = await e2e.download(o2.attachment!.fileId!, join(tmp, 'dl', 'f'));
     expect(got).toMatchObject({ name: 'notes.txt', contentType: 'text/plain' });
     expect(await readFile(got!.path, 'utf8')).toBe('SECRET-file-body\n'.repeat(100));
+    // A retried turn downloads it again, decrypted again.
+    const again = await e2e.download(o2.attachment!.fileId!, join(tmp, 'dl', 'f2'));
+    expect(await readFile(again!.path, 'utf8')).toBe('SECRET-file-body\n'.repeat(100));
     // Not an encrypted file of this session: the caller downloads it as it is.
     expect(await e2e.download('f_unknown', join(tmp, 'dl', 'g'))).toBeNull();
   });

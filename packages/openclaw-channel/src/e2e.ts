@@ -42,6 +42,8 @@ export function userIdFromStreamLog(line: string): number | null {
 }
 
 const MAX_RECENT = 10;
+/** Opened encrypted attachments remembered per account (a turn downloads its file when it runs). */
+const MAX_SEALED_FILES = 200;
 
 /** How many refusals and plaintext sends to keep for the summary (newest first). */
 function remember<T>(list: T[] | undefined, entry: T): T[] {
@@ -192,7 +194,14 @@ export class AccountE2e {
     }
     if (!opened.encrypted) return message;
     const a = message.attachment;
-    if (a && opened.file?.fileId) this.sealedFiles.set(opened.file.fileId, opened);
+    if (a && opened.file?.fileId) {
+      this.sealedFiles.set(opened.file.fileId, opened);
+      // Kept for the turn's retries (each downloads again); bounded, oldest first out.
+      for (const old of this.sealedFiles.keys()) {
+        if (this.sealedFiles.size <= MAX_SEALED_FILES) break;
+        this.sealedFiles.delete(old);
+      }
+    }
     const attachment =
       a && opened.file
         ? { ...a, name: opened.file.name, size: opened.file.size, contentType: opened.file.content_type }
@@ -210,12 +219,8 @@ export class AccountE2e {
   ): Promise<{ path: string; name: string; contentType: string } | null> {
     const opened = this.sealedFiles.get(fileId);
     if (!opened || !this.session) return null;
-    try {
-      const got = await this.session.downloadFile(opened, dest);
-      return { path: got.path, name: got.name, contentType: opened.file!.content_type };
-    } finally {
-      this.sealedFiles.delete(fileId);
-    }
+    const got = await this.session.downloadFile(opened, dest);
+    return { path: got.path, name: got.name, contentType: opened.file!.content_type };
   }
 
   /** The sender the outbound path uses while this account runs. */
@@ -234,7 +239,7 @@ export class AccountE2e {
 
   private plaintext(to: string, reason: string): void {
     notePlaintextSent(this.hooks.state, { to, reason, at: this.now() });
-    void this.hooks.save();
+    this.hooks.save().catch((err: Error) => this.hooks.log('warn', `state not saved: ${err.message}`));
     this.hooks.log('warn', `message to ${to} sent NOT end-to-end encrypted: ${reason}`);
     this.report();
   }
