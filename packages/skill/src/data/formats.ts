@@ -17,13 +17,16 @@
 //   [2026-03-09T10:03:00Z] from=#3(carol) type=chat.g7.mention content=@alice please review
 //   [2026-03-09T10:04:00Z] from=#1(alice) type=chat.out.g7 content=on it
 // Relay message ids are not in the line: conversations.idx holds `<id> <line key>` per stored message (dedup
-// by id, see inbox.ts). Lines written by skill 0.x (`group=`/`to=`/`id=` keys) are still read (LEGACY_LINE_RE),
-// never rewritten.
+// by id, see inbox.ts). Lines written by skill 0.x (`group=`/`to=`/`id=` keys) and by the Python skill are
+// still read (lines.ts), never rewritten.
 // inbox_pushed.md — `## <UTC ISO> id=<id>` (`id=none` without one), the raw message block, a blank line.
 // sse_channel.log — `<UTC ISO> <state> <details>`; server `event: log` data as `<UTC ISO> server <data>`.
 
 import { createHash } from 'node:crypto';
 import { LINE_BREAK_RE } from '@openwechat/protocol';
+
+// Reading lives in lines.ts (no node: imports: the demo UI bundles it); its readers import it from here.
+export { CHANNEL_LINE_RE, parseConversationLine, unescapeField, type ConversationLine } from './lines.ts';
 
 export type ChannelState = 'connected' | 'disconnected' | 'reconnecting' | 'fallback' | 'recovered' | 'error';
 
@@ -39,10 +42,6 @@ export function escapeField(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(LINE_BREAKS_G, (m) => (m === '\r' ? '\\r' : '\\n'));
 }
 
-export function unescapeField(text: string): string {
-  return text.replace(/\\([\\nr)])/g, (_m, c: string) => (c === 'n' ? '\n' : c === 'r' ? '\r' : c));
-}
-
 /** A name inside `#id(<name>)`: escaped like a field, and `)` as `\)` so the name cannot end early. */
 export function escapeName(name: string): string {
   return escapeField(name).replace(/\)/g, '\\)');
@@ -51,31 +50,6 @@ export function escapeName(name: string): string {
 /** A filename as a single token: no whitespace, no line breaks. */
 export function tokenName(name: string): string {
   return name.replace(/\s+/g, '_');
-}
-
-export interface ConversationLine {
-  /** `2026-03-09T10:00:00Z` */
-  time: string;
-  direction: 'in' | 'out';
-  /** The sender (`from=`): the other user on incoming lines, this user on outgoing ones, 0 for system. */
-  fromId: number;
-  fromName: string;
-  /** The other user: the sender of an incoming line, the recipient of an outgoing one (0: a group or unknown). */
-  peerId: number;
-  peerName: string;
-  /** The kind: chat, friend_request, system. */
-  type: string;
-  /** Relay message id, from old lines that carried `id=` (current lines keep ids in conversations.idx). */
-  id: number | null;
-  /** `files/<saved name>` of a downloaded attachment. */
-  file: string | null;
-  /** Name of an attachment that was not saved. */
-  attachment: string | null;
-  content: string;
-  /** The group of a group message (`g7`); its name is in groups.json (old lines carried it: kept here). */
-  group: { id: string; name: string } | null;
-  /** An incoming group message that mentioned this user. */
-  mentioned: boolean;
 }
 
 /** `g<gid>`: how a group is named in the data files (the type token, the snapshot's unread keys). */
@@ -115,86 +89,6 @@ export function formatConversationLine(l: LineInput): string {
   return `[${l.time}] from=#${l.from.id}(${escapeName(l.from.name)}) type=${typeToken(l)} content=${escapeField(l.content)}`;
 }
 
-const TIME = String.raw`(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)`;
-const NAME = String.raw`((?:\\.|[^\\)])*)`;
-/** The guide's grammar. */
-const LINE_RE = new RegExp(String.raw`^\[${TIME}\] from=#(\d+)\(${NAME}\) type=(\S+) content=(.*)$`);
-/** Lines written by skill 0.x: `[group=#g7(team) ](from|to)=#…(…) type=… [id=…][ mentioned=yes][ file=…][ attachment=…]`. */
-const LEGACY_LINE_RE = new RegExp(
-  String.raw`^\[${TIME}\](?: group=#([^(\s]+)\(${NAME}\))? (from|to)=#(\d+|g\d+)\(${NAME}\) type=([a-z_]+)(?: id=(\d+))?( mentioned=yes)?(?: file=(\S+))?(?: attachment=(\S+))? content=(.*)$`,
-);
-
-/** Reads one conversations.md line; null for anything else (blank lines, notes, damaged lines). */
-export function parseConversationLine(line: string): ConversationLine | null {
-  const m = LINE_RE.exec(line);
-  if (!m) return parseLegacyLine(line);
-  const fromId = Number(m[2]);
-  const fromName = unescapeField(m[3] ?? '');
-  let token = m[4]!;
-  let file: string | null = null;
-  let attachment: string | null = null;
-  const tail = /\.(file|attachment):(.*)$/.exec(token);
-  if (tail) {
-    token = token.slice(0, tail.index);
-    if (tail[1] === 'file') file = tail[2]!;
-    else attachment = unescapeField(tail[2]!);
-  }
-  const [kind = '', ...flags] = token.split('.');
-  let out = false;
-  let to: number | null = null;
-  let group: string | null = null;
-  let mentioned = false;
-  for (const f of flags) {
-    if (f === 'out') out = true;
-    else if (f === 'mention') mentioned = true;
-    else if (/^to\d+$/.test(f)) to = Number(f.slice(2));
-    else if (/^g\d+$/.test(f)) group = f;
-    // Unknown flags (a newer skill's) are ignored.
-  }
-  return {
-    time: m[1]!,
-    direction: out ? 'out' : 'in',
-    fromId,
-    fromName,
-    peerId: out ? (to ?? 0) : fromId,
-    peerName: out ? '' : fromName,
-    type: kind,
-    id: null,
-    file,
-    attachment,
-    content: unescapeField(m[5] ?? ''),
-    group: group ? { id: group, name: '' } : null,
-    mentioned: group !== null && mentioned,
-  };
-}
-
-function parseLegacyLine(line: string): ConversationLine | null {
-  const m = LEGACY_LINE_RE.exec(line);
-  if (!m) return null;
-  const group = m[2] ? { id: m[2], name: unescapeField(m[3] ?? '') } : null;
-  // Only a group can be addressed as `#g<gid>`, and only by an outgoing line of that group.
-  const groupPeer = m[5]!.startsWith('g');
-  if (groupPeer && (m[4] !== 'to' || group?.id !== m[5])) return null;
-  const out = m[4] === 'to';
-  const peerId = groupPeer ? 0 : Number(m[5]);
-  const peerName = unescapeField(m[6] ?? '');
-  return {
-    time: m[1]!,
-    group,
-    direction: out ? 'out' : 'in',
-    fromId: out ? 0 : peerId,
-    fromName: out ? '' : peerName,
-    peerId,
-    peerName,
-    type: m[7]!,
-    id: m[8] ? Number(m[8]) : null,
-    mentioned: m[9] !== undefined,
-    file: m[10] ?? null,
-    attachment: m[11] ? unescapeField(m[11]) : null,
-    content: unescapeField(m[12] ?? ''),
-  };
-}
-
 /** The (time, from_id, content) identity of an incoming message (the guide's dedup rule). */
 export function tripleKey(time: string, fromId: number, content: string): string {
   return `${time}\u0000${fromId}\u0000${content}`;
@@ -227,5 +121,3 @@ export function formatChannelLine(ms: number, state: ChannelState | 'server', de
   const d = details.replace(LINE_BREAKS_G, ' ').trim();
   return `${new Date(ms).toISOString()} ${state}${d ? ` ${d}` : ''}\n`;
 }
-
-export const CHANNEL_LINE_RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) (\S+)(?: (.*))?$/;
