@@ -15,11 +15,12 @@ import {
   type BrowserContextOptions,
   type Page,
 } from 'playwright-core';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { startUiServer, type UiServer } from '../../packages/skill/src/ui/serve_ui.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const HTML_PATH = fileURLToPath(new URL('../../packages/skill/src/ui/demo_ui.html', import.meta.url));
+/** demo_ui.html as the skill build made it (tests/global-setup.ts builds the skill folder once per run). */
+export const HTML_PATH = join(inject('skillBuild'), 'scripts', 'demo_ui.html');
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'ui');
 
 export const CHROMIUM_ARGS = [

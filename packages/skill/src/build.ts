@@ -1,12 +1,13 @@
 // Builds the skill folder `openwechat-im-client/` (default packages/skill/dist/openwechat-im-client):
 // SKILL.md, SERVER.md, config.json.example, references/api.md (the relay API; SKILL.md links it), package.json, and scripts/ with one self-contained ESM bundle per
-// entry (no npm dependencies at run time: the folder runs with plain `node`), plus demo_ui.html.
+// entry (no npm dependencies at run time: the folder runs with plain `node`), plus scripts/demo_ui.html: the page
+// src/ui/app/page.html with src/ui/app/main.ts bundled for the browser inlined into its one <script>.
 //
 //   npm run build:skill [-- --out <dir>]
 //
 // Only the skill folder itself is replaced; its sibling data folder (../openwechat_im_client) is never touched.
 
-import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -56,6 +57,44 @@ function skillPackageJson(hasUi: boolean): string {
   )}\n`;
 }
 
+const APP_DIR = join(PACKAGE_ROOT, 'src', 'ui', 'app');
+
+/**
+ * demo_ui.html as the skill ships it: one self-contained file (serve_ui serves it alone and allows its inline
+ * script and style by hash). The script is main.ts and what it imports — the same conversations.md parser
+ * as the CLI (data/lines.ts) — bundled for the browser; an import of a node: module fails the build.
+ */
+export async function buildDemoPage(): Promise<string> {
+  const result = await build({
+    stdin: {
+      contents: "import { start } from './main.ts';\nstart();\n",
+      resolveDir: APP_DIR,
+      sourcefile: 'demo_ui.ts',
+      loader: 'ts',
+    },
+    bundle: true,
+    write: false,
+    platform: 'browser',
+    format: 'iife',
+    target: ['es2022', 'chrome100', 'firefox100', 'safari15'],
+    // Readable, so a user can still read and customise the page (the guide invites it).
+    minify: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+    charset: 'utf8',
+  });
+  const js = result.outputFiles[0]!.text;
+  // esbuild writes `<\/script` inside strings; anything else would end the inline script early.
+  if (/<\/script/i.test(js)) throw new Error('the demo UI bundle contains "</script": it cannot be inlined');
+  const page = await readFile(join(APP_DIR, 'page.html'), 'utf8');
+  const slots = page.split('<script></script>');
+  // One script only: serve_ui's CSP hashes every `<script>…</script>` it finds in the text.
+  if (slots.length !== 2 || page.match(/<script/gi)?.length !== 1) {
+    throw new Error('page.html must contain exactly one <script>, empty: <script></script>');
+  }
+  return `${slots[0]}<script>\n${js}</script>${slots[1]}`;
+}
+
 export async function buildSkill(opts: { outDir?: string } = {}): Promise<BuildResult> {
   const dir = resolve(opts.outDir ?? join(PACKAGE_ROOT, 'dist', SKILL_DIR_NAME));
   // Never the data folder, and never a folder that contains it.
@@ -102,9 +141,8 @@ export async function buildSkill(opts: { outDir?: string } = {}): Promise<BuildR
   for (const s of scripts) await chmod(s, 0o755);
 
   const files: string[] = [];
-  const html = join(PACKAGE_ROOT, 'src', 'ui', 'demo_ui.html');
-  if (await existsFile(html)) {
-    await copyFile(html, join(scriptsDir, 'demo_ui.html'));
+  if (hasUi) {
+    await writeFile(join(scriptsDir, 'demo_ui.html'), await buildDemoPage());
     files.push(join(scriptsDir, 'demo_ui.html'));
   }
   await mkdir(join(dir, 'references'), { recursive: true });

@@ -2,7 +2,9 @@
 // http://127.0.0.1:8765. Settings: flag > environment > default.
 //   --port N       / OPENWECHAT_UI_PORT   (default 8765; 0 = any free port)
 //   --data-dir DIR / OPENWECHAT_DATA_DIR  (default <skill>/../openwechat_im_client)
-// The page is demo_ui.html next to this script. Prints `serving http://127.0.0.1:<port>` when ready.
+// The page is demo_ui.html next to this script, as the skill build made it (src/build.ts inlines the page's
+// TypeScript, src/ui/app/); from source (tsx) that is the build output's, packages/skill/dist/…/scripts/
+// (`npm run ui` builds it first). Prints `serving http://127.0.0.1:<port>` when ready.
 // Bundled with no npm dependencies, so it runs with plain `node`.
 
 import { existsSync, realpathSync } from 'node:fs';
@@ -73,7 +75,13 @@ async function main(): Promise<void> {
   const dataDir = resolve(
     values['data-dir'] || process.env.OPENWECHAT_DATA_DIR || join(here, '..', '..', 'openwechat_im_client'),
   );
-  const htmlPath = join(here, 'demo_ui.html');
+  // From source (src/ui/serve_ui.ts) the page is the build output's: src/ui has only its sources.
+  const htmlPath = scriptPath().endsWith('.ts')
+    ? join(here, '..', '..', 'dist', 'openwechat-im-client', 'scripts', 'demo_ui.html')
+    : join(here, 'demo_ui.html');
+  if (!existsSync(htmlPath)) {
+    console.error(`demo_ui.html not found at ${htmlPath} (from source, build it first: npm run build:skill)`);
+  }
 
   let ui;
   try {
