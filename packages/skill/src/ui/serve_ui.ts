@@ -79,9 +79,6 @@ async function main(): Promise<void> {
   const htmlPath = scriptPath().endsWith('.ts')
     ? join(here, '..', '..', 'dist', 'openwechat-im-client', 'scripts', 'demo_ui.html')
     : join(here, 'demo_ui.html');
-  if (!existsSync(htmlPath)) {
-    console.error(`demo_ui.html not found at ${htmlPath} (from source, build it first: npm run build:skill)`);
-  }
 
   let ui;
   try {
@@ -111,6 +108,9 @@ async function main(): Promise<void> {
   console.log(
     `data folder: ${dataDir}${existsSync(dataDir) ? '' : ' (not created yet: the page shows an empty state)'}`,
   );
+  if (!existsSync(htmlPath)) {
+    console.error(`demo_ui.html not found at ${htmlPath} (from source, build it first: npm run build:skill)`);
+  }
 
   const stop = () => {
     Promise.all([ui.close(), instance?.release()]).then(

@@ -40,11 +40,18 @@ const FILES = [
 const LIVE_FILES = FILES.filter((f) => f !== 'inbox_pushed.md');
 const PAGE_SIZE = 300;
 const REFRESH_CHOICES = [1, 3, 5, 10, 30, 60, 0];
-const LAYOUTS = ['bubble', 'card', 'table'] as const;
-const SPLITS: readonly Split[] = ['friend', 'session', 'time'];
+/** The choices of the two segmented controls (#layout, #split) and their labels. */
+const LAYOUT_LABELS = { bubble: 'layoutBubble', card: 'layoutCard', table: 'layoutTable' } as const;
+const SPLIT_LABELS: Readonly<Record<Split, Key>> = {
+  friend: 'splitFriend',
+  session: 'splitSession',
+  time: 'splitTime',
+};
+const LAYOUTS = Object.keys(LAYOUT_LABELS) as Layout[];
+const SPLITS = Object.keys(SPLIT_LABELS) as Split[];
 const TABS = ['conversations', 'contacts', 'status', 'raw'] as const;
 
-type Layout = (typeof LAYOUTS)[number];
+type Layout = keyof typeof LAYOUT_LABELS;
 type Tab = (typeof TABS)[number];
 
 interface FileEntry {
@@ -1025,6 +1032,17 @@ export function start(): void {
     updates: 0,
   };
 
+  // The segmented controls' buttons (labelled by applyI18n through data-i18n).
+  for (const [id, labels] of [
+    ['layout', LAYOUT_LABELS],
+    ['split', SPLIT_LABELS],
+  ] as const) {
+    byId(id).replaceChildren(
+      ...Object.entries(labels).map(([value, i18n]) =>
+        h('button', { type: 'button', dataset: { value, i18n } }),
+      ),
+    );
+  }
   byId<HTMLSelectElement>('lang').addEventListener('change', (e) => {
     state.lang = oneOf((e.target as HTMLSelectElement).value, ['en', 'zh'] as const, 'en');
     save('lang', state.lang);
