@@ -82,7 +82,7 @@ function parseLine(raw: string, myId: number | null): ConversationLine | null {
   if (!m) return null;
   const [, time, groupId, groupName, key, who, whoName, typeToken, extra, content] = m;
   const fields = new Map<string, string>();
-  // ` k=v k=v`: split by hand (matchAll copies its regex per call, ten times this parser's cost).
+  // ` k=v k=v` (the first of a repeated key wins).
   if (extra) {
     for (const f of extra.slice(1).split(' ')) {
       const eq = f.indexOf('=');
