@@ -22,6 +22,7 @@ export {
   type StreamConsumerOptions,
   type StreamFailure,
 } from './consumer.ts';
+export { writeFileAtomic } from './durable.ts';
 export { fetchWithinOrigin } from './http.ts';
 export {
   abortableSleep,

@@ -3,9 +3,9 @@
 // so a crash at any instant leaves the old file or the new one, never half of one.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { normalizeBaseUrl } from '@openwechat/client';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { normalizeBaseUrl, writeFileAtomic } from '@openwechat/client';
 
 export const CONFIG_FILE = 'config.json';
 export const STATE_FILE = 'mcp-state.json';
@@ -19,30 +19,8 @@ export interface Identity {
   source: 'env' | 'config' | 'register';
 }
 
-async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  // The rename itself survives a power loss only once the folder is synced.
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
+const writeAtomic = (path: string, text: string): Promise<void> =>
+  writeFileAtomic(path, text, { mode: 0o600, dirMode: 0o700 });
 
 async function readJson(path: string): Promise<Record<string, unknown> | null> {
   let text: string;
@@ -86,7 +64,7 @@ export async function saveConfigIdentity(dataDir: string, id: Identity): Promise
     my_name: id.name,
     batch_size: typeof old.batch_size === 'number' ? old.batch_size : 5,
   };
-  await writeAtomic(path, `${JSON.stringify(config, null, 2)}\n`, 0o600);
+  await writeAtomic(path, `${JSON.stringify(config, null, 2)}\n`);
 }
 
 /**
@@ -138,7 +116,7 @@ export class StateFile {
     const next = this.writing.then(async () => {
       const s = this.state;
       if (!s || to <= s.cursor) return false;
-      await writeAtomic(this.path, `${JSON.stringify({ account: s.account, cursor: to })}\n`, 0o600);
+      await writeAtomic(this.path, `${JSON.stringify({ account: s.account, cursor: to })}\n`);
       s.cursor = to;
       return true;
     });

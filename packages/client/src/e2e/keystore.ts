@@ -4,8 +4,9 @@
 // that only its user can read (0700 folder, 0600 files, written atomically): the skill's data folder,
 // the plugin's state directory, the bridge's data folder.
 
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../durable.ts';
 import type { KeyPairB64 } from './crypto.ts';
 
 /** This account's keys. Private keys never leave the client. */
@@ -62,24 +63,9 @@ async function readJson<T>(path: string): Promise<T | null> {
   }
 }
 
-/** Writes a temporary 0600 file, fsyncs it and renames it over `path`: a reader sees old or new, whole. */
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(value, null, 1) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await chmod(path, 0o600);
-}
+// One-space indent: the layout the key files have always had (existing folders are read as they are).
+const writeJsonAtomic = (path: string, value: unknown): Promise<void> =>
+  writeFileAtomic(path, JSON.stringify(value, null, 1) + '\n', { mode: 0o600 });
 
 export class FileKeyStore implements E2eKeyStore {
   private ready: Promise<void> | null = null;

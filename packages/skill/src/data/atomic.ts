@@ -1,54 +1,13 @@
 // Durable file writes. A replaced file is written to a temporary name, fsynced and renamed over the old
-// one (readers see the old or the new file, never half of one); an appended record is one write() followed
-// by fsync. Nothing here deletes user data.
+// one (readers see the old or the new file, never half of one: writeFileAtomic, shared with the MCP server
+// and the E2E key store through @openwechat/client); an appended record is one write() followed by fsync.
+// Nothing here deletes user data.
 
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { writeFileAtomic } from '@openwechat/client';
 
-async function fsyncDir(dir: string): Promise<void> {
-  // Makes the rename itself durable. Not possible on every platform (Windows): best effort.
-  try {
-    const fh = await open(dir, constants.O_RDONLY);
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    // ignore
-  }
-}
-
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  opts: { mode?: number } = {},
-): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fh = await open(tmp, 'w', opts.mode ?? 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  // open()'s mode is filtered by the umask; a secret file must end up exactly at its mode.
-  if (opts.mode !== undefined) await chmod(tmp, opts.mode);
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
-}
+export { writeFileAtomic };
 
 export async function writeJsonAtomic(
   path: string,
