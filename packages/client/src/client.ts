@@ -124,6 +124,21 @@ function userFromJson(u: UserJson): User {
   };
 }
 
+/** The inverse of userFromJson(): a user in the relay's JSON shape, for callers that print or return JSON. */
+export function userToJson(u: User): Omit<UserJson, 'status' | 'created_at'> & {
+  status: User['status'];
+  created_at: string | null;
+} {
+  return {
+    id: u.id,
+    name: u.name,
+    description: u.description,
+    status: u.status,
+    created_at: u.createdAt === null ? null : new Date(u.createdAt).toISOString(),
+    last_seen_at: u.lastSeenAt === null ? null : new Date(u.lastSeenAt).toISOString(),
+  };
+}
+
 function friendFromJson(f: FriendJson): Friend {
   return { ...userFromJson(f), friendsSince: f.friends_since ? Date.parse(f.friends_since) : null };
 }

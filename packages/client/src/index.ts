@@ -1,4 +1,10 @@
-export { RelayClient, normalizeBaseUrl, type ClientMode, type RelayClientOptions } from './client.ts';
+export {
+  RelayClient,
+  normalizeBaseUrl,
+  userToJson,
+  type ClientMode,
+  type RelayClientOptions,
+} from './client.ts';
 export {
   ClientError,
   codeOfDetail,

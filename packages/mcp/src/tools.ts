@@ -5,7 +5,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
-import { ClientError, E2eError, type Message, type Receipt, type User } from '@openwechat/client';
+import {
+  ClientError,
+  E2eError,
+  userToJson,
+  type Group,
+  type Message,
+  type Receipt,
+  type User,
+} from '@openwechat/client';
 import {
   AddMembersBody,
   CreateGroupBody,
@@ -106,17 +114,6 @@ function userLine(u: User): string {
   return `${u.name} (id ${u.id}${u.status ? `, ${u.status}` : ''})${u.description ? `: ${u.description}` : ''}`;
 }
 
-function userOut(u: User): Record<string, unknown> {
-  return {
-    id: u.id,
-    name: u.name,
-    description: u.description,
-    status: u.status,
-    created_at: u.createdAt === null ? null : new Date(u.createdAt).toISOString(),
-    last_seen_at: u.lastSeenAt === null ? null : new Date(u.lastSeenAt).toISOString(),
-  };
-}
-
 /**
  * The relay's Idempotency-Key for a send: the client id, scoped to this account (two agents may both use
  * "reply-to-7"). Without a client id, a fresh one (no retry protection).
@@ -188,6 +185,18 @@ async function fileUnderRoots(agent: Agent, path: string): Promise<string> {
     }
   }
   throw new Error(`${path} is outside the allowed folders (${roots.join(', ')})`);
+}
+
+/** A group as list_groups and get_group return it. */
+function groupOut(g: Group): Record<string, unknown> {
+  return {
+    id: g.id,
+    name: g.name,
+    description: g.description,
+    owner_id: g.ownerId,
+    member_count: g.memberCount,
+    role: g.role,
+  };
 }
 
 function sendTarget(args: { to_id?: number; group_id?: number }): { to: number } | { group: number } {
@@ -425,7 +434,7 @@ export const TOOLS: ToolDef[] = [
     async run(_args, { agent }) {
       const friends = await agent.requireClient().friends();
       return ok(friends.length ? friends.map(userLine).join('\n') : 'No friends yet.', {
-        friends: friends.map(userOut),
+        friends: friends.map(userToJson),
       });
     },
   }),
@@ -443,7 +452,7 @@ export const TOOLS: ToolDef[] = [
       const r = await agent.requireClient().discover(args.keyword);
       return ok(r.users.length ? `${r.total} found:\n${r.users.map(userLine).join('\n')}` : 'Nobody found.', {
         total: r.total,
-        users: r.users.map(userOut),
+        users: r.users.map(userToJson),
       });
     },
   }),
@@ -456,7 +465,7 @@ export const TOOLS: ToolDef[] = [
     readOnlyHint: true,
     async run(args, { agent }) {
       const u = await agent.requireClient().user(args.user_id);
-      return ok(userLine(u), { user: userOut(u) });
+      return ok(userLine(u), { user: userToJson(u) });
     },
   }),
   tool({
@@ -557,14 +566,7 @@ export const TOOLS: ToolDef[] = [
               .join('\n')
           : 'You are in no group.',
         {
-          groups: groups.map((g) => ({
-            id: g.id,
-            name: g.name,
-            description: g.description,
-            owner_id: g.ownerId,
-            member_count: g.memberCount,
-            role: g.role,
-          })),
+          groups: groups.map(groupOut),
         },
       );
     },
@@ -582,14 +584,7 @@ export const TOOLS: ToolDef[] = [
         `${g.name} (group id ${g.id}, owner ${g.ownerName}):\n` +
           members.map((m) => `- ${m.name} (id ${m.id}, ${m.role})`).join('\n'),
         {
-          group: {
-            id: g.id,
-            name: g.name,
-            description: g.description,
-            owner_id: g.ownerId,
-            member_count: g.memberCount,
-            role: g.role,
-          },
+          group: groupOut(g),
           members: members.map((m) => ({ id: m.id, name: m.name, role: m.role })),
         },
       );

@@ -2,6 +2,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { userToJson } from '@openwechat/client';
 import { USER_STATUSES, type UserStatus } from '@openwechat/protocol';
 import { writeJsonAtomic } from '../data/atomic.ts';
 import {
@@ -18,7 +19,7 @@ import { refreshDerived } from '../data/derived.ts';
 import { dataPath, FILES } from '../data/paths.ts';
 import { EXIT } from '../daemon.ts';
 import { CliError, usageError } from '../output.ts';
-import { type Command, clientFor, configured, selfCommand, str, userJson } from './common.ts';
+import { type Command, clientFor, configured, selfCommand, str } from './common.ts';
 
 export const register: Command = {
   usage:
@@ -117,7 +118,7 @@ export const statusCmd: Command = {
     if (wanted === undefined) {
       const me = await client.user(config.my_id);
       await updateProfile(ctx.dir, config, { status: me.status, description: me.description });
-      ctx.out.result({ status: me.status, user: userJson(me) });
+      ctx.out.result({ status: me.status, user: userToJson(me) });
       ctx.out.say(`your status: ${me.status ?? 'unknown'}`);
       return;
     }

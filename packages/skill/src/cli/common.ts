@@ -108,17 +108,6 @@ export function userLine(u: User): string {
   return `#${u.id} ${u.name}${status}${desc}`;
 }
 
-export function userJson(u: User): Record<string, unknown> {
-  return {
-    id: u.id,
-    name: u.name,
-    description: u.description,
-    status: u.status,
-    created_at: u.createdAt === null ? null : new Date(u.createdAt).toISOString(),
-    last_seen_at: u.lastSeenAt === null ? null : new Date(u.lastSeenAt).toISOString(),
-  };
-}
-
 export function messageJson(m: Message): Record<string, unknown> {
   return {
     id: m.id,

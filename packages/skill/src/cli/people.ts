@@ -2,6 +2,7 @@
 
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { userToJson } from '@openwechat/client';
 import { loadConfig } from '../data/config.ts';
 import {
   readContacts,
@@ -13,7 +14,7 @@ import {
 import { refreshDerived } from '../data/derived.ts';
 import { utcSecond } from '../data/formats.ts';
 import { usageError } from '../output.ts';
-import { type Command, clientFor, configured, intArg, str, who, userLine, userJson } from './common.ts';
+import { type Command, clientFor, configured, intArg, str, who, userLine } from './common.ts';
 
 export const friends: Command = {
   usage: 'friends',
@@ -35,7 +36,7 @@ export const friends: Command = {
     await refreshDerived(ctx.dir);
     ctx.out.result({
       friends: list.map((f) => ({
-        ...userJson(f),
+        ...userToJson(f),
         friends_since: f.friendsSince ? new Date(f.friendsSince).toISOString() : null,
       })),
     });
@@ -57,7 +58,7 @@ export const users: Command = {
       for (const u of res.users) upsertContact(map, u);
     });
     await refreshDerived(ctx.dir);
-    ctx.out.result({ total: res.total, users: res.users.map(userJson) });
+    ctx.out.result({ total: res.total, users: res.users.map(userToJson) });
     ctx.out.say(
       res.users.length ? `${res.users.length} of ${res.total} open user(s):` : 'no open users found',
     );
@@ -73,7 +74,7 @@ export const user: Command = {
     const { client } = await configured(ctx);
     const u = await client.user(id);
     await updateContacts(ctx.dir, (map) => void upsertContact(map, u));
-    ctx.out.result({ user: userJson(u) });
+    ctx.out.result({ user: userToJson(u) });
     ctx.out.say(userLine(u));
     if (u.lastSeenAt) ctx.out.say(`  last seen ${new Date(u.lastSeenAt).toISOString()}`);
   },
