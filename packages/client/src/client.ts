@@ -12,6 +12,7 @@ import {
   checkJson,
   displayFilename,
   ENDPOINTS,
+  RELAY_FEATURES,
   filenameOfDisposition,
   messageFromJson,
   parseMessageBlock,
@@ -277,40 +278,20 @@ export class RelayClient {
   async capabilities(refresh = false): Promise<Capabilities> {
     if (this.caps && !refresh) return this.caps;
     if (this.mode === 'text') {
-      this.caps = reference(null);
+      this.caps = capabilitiesOf('reference', null, []);
       return this.caps;
     }
     if (this.mode === 'json') {
-      this.caps = {
-        kind: 'openwechat',
-        version: null,
-        features: ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts', 'e2e'],
-        json: true,
-        resume: true,
-        idempotency: true,
-        files: true,
-        groups: true,
-        receipts: true,
-      };
+      this.caps = capabilitiesOf('openwechat', null, [...RELAY_FEATURES]);
       return this.caps;
     }
     const h = await this.health();
     const features = Array.isArray(h.features) ? h.features.filter((f) => typeof f === 'string') : null;
-    if (!features) {
-      this.caps = reference(typeof h.version === 'string' ? h.version : null);
-      return this.caps;
-    }
-    this.caps = {
-      kind: 'openwechat',
-      version: typeof h.version === 'string' ? h.version : null,
-      features,
-      json: features.includes('json'),
-      resume: features.includes('resume'),
-      idempotency: features.includes('idempotency'),
-      files: features.includes('files'),
-      groups: features.includes('groups'),
-      receipts: features.includes('receipts'),
-    };
+    const version = typeof h.version === 'string' ? h.version : null;
+    // The reference answers a bare {"status":"ok"}: no features list.
+    this.caps = features
+      ? capabilitiesOf('openwechat', version, features)
+      : capabilitiesOf('reference', version, []);
     return this.caps;
   }
 
@@ -949,16 +930,20 @@ function groupSendResultFromJson(j: GroupSendResultJson, replayed: boolean): Gro
   };
 }
 
-function reference(version: string | null): Capabilities {
+function capabilitiesOf(
+  kind: Capabilities['kind'],
+  version: string | null,
+  features: string[],
+): Capabilities {
   return {
-    kind: 'reference',
+    kind,
     version,
-    features: [],
-    json: false,
-    resume: false,
-    idempotency: false,
-    files: false,
-    groups: false,
-    receipts: false,
+    features,
+    json: features.includes('json'),
+    resume: features.includes('resume'),
+    idempotency: features.includes('idempotency'),
+    files: features.includes('files'),
+    groups: features.includes('groups'),
+    receipts: features.includes('receipts'),
   };
 }

@@ -1,6 +1,17 @@
 // The data that crosses the wire, independent of how it is rendered (text layouts, JSON, SSE).
 // Times are UTC milliseconds since the epoch; renderers convert them (Beijing time for text, ISO for JSON).
 
+/** What our relay lists in /health `features` (the reference lists none): a client in JSON mode assumes them. */
+export const RELAY_FEATURES: readonly string[] = [
+  'json',
+  'resume',
+  'idempotency',
+  'files',
+  'groups',
+  'receipts',
+  'e2e',
+];
+
 export const USER_STATUSES = ['open', 'friends_only', 'do_not_disturb'] as const;
 export type UserStatus = (typeof USER_STATUSES)[number];
 

@@ -9,7 +9,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { RelayError } from '@openwechat/protocol';
+import { RELAY_FEATURES, RelayError } from '@openwechat/protocol';
 import { resolveConfig, type RelayConfig } from './config.ts';
 import { checkAdminKey } from './http/handlers/admin.ts';
 import { IDEMPOTENCY_WINDOW_MS } from './http/handlers/messaging.ts';
@@ -51,9 +51,6 @@ export interface Relay {
   /** Graceful stop: ends streams, finishes in-flight requests, flushes bookkeeping, closes the store. */
   close(): Promise<void>;
 }
-
-/** Features advertised by /health so clients can tell this relay from the reference. */
-export const FEATURES = ['json', 'resume', 'idempotency', 'files', 'groups', 'receipts', 'e2e'];
 
 /** How long in-flight requests may take to finish on shutdown before their sockets are closed. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -193,7 +190,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     limiter: new SlidingWindowLimiter(config.rateLimitQps, deps.now),
     rateLimit: { enabled: config.rateLimitEnabled },
     version,
-    features: FEATURES,
+    features: [...RELAY_FEATURES],
     openapi: buildOpenApi(ROUTES, version),
   };
 

@@ -1,4 +1,4 @@
-export { createRelay, FEATURES, type Relay, type RelayDeps } from './app.ts';
+export { createRelay, type Relay, type RelayDeps } from './app.ts';
 export {
   ConfigError,
   DEFAULT_CONFIG,
