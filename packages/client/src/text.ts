@@ -30,12 +30,12 @@ function parseNameLine(text: string): { id: number; name: string } {
 
 /**
  * A user block: the name line(s), then `    <label>：value` lines; any other line continues the value
- * before it (our relay indents those by two spaces).
+ * before it (our relay indents those by two spaces). The name, id and description, and the other fields.
  */
 function parseUserItem(
   lines: string[],
   labels: readonly string[],
-): { head: string; fields: Map<string, string> } {
+): { id: number; name: string; description: string | null; fields: Map<string, string> } {
   const head: string[] = [];
   const fields = new Map<string, string[]>();
   let current: string[] | null = null;
@@ -50,7 +50,15 @@ function parseUserItem(
       head.push(line);
     }
   }
-  return { head: head.join('\n'), fields: new Map([...fields].map(([k, v]) => [k, v.join('\n')])) };
+  const values = new Map([...fields].map(([k, v]) => [k, v.join('\n')]));
+  const { id, name } = parseNameLine(head.join('\n'));
+  const description = values.get('简介');
+  return {
+    id,
+    name,
+    description: description === undefined || description === NONE ? null : description,
+    fields: values,
+  };
 }
 
 function optionalTime(text: string | undefined): number | null {
@@ -66,13 +74,11 @@ const USER_LABELS = ['简介', '状态', '注册时间', '最后活跃'] as cons
 const FRIEND_LABELS = ['简介', '好友建立时间', '最后活跃'] as const;
 
 function userFromItem(lines: string[]): User {
-  const { head, fields } = parseUserItem(lines, USER_LABELS);
-  const { id, name } = parseNameLine(head);
-  const description = fields.get('简介');
+  const { id, name, description, fields } = parseUserItem(lines, USER_LABELS);
   return {
     id,
     name,
-    description: description === undefined || description === NONE ? null : description,
+    description,
     status: statusOfLabel(fields.get('状态') ?? ''),
     createdAt: optionalTime(fields.get('注册时间')),
     lastSeenAt: optionalTime(fields.get('最后活跃')),
@@ -122,13 +128,11 @@ export function parseFriends(text: string): Friend[] {
   const lines = text.split('\n');
   if (!/^共 \d+ 位好友$/.test(lines[0] ?? '')) throw new ProtocolParseError(`not a friend list: ${lines[0]}`);
   return listItems(lines.slice(1)).map((item) => {
-    const { head, fields } = parseUserItem(item, FRIEND_LABELS);
-    const { id, name } = parseNameLine(head);
-    const description = fields.get('简介');
+    const { id, name, description, fields } = parseUserItem(item, FRIEND_LABELS);
     return {
       id,
       name,
-      description: description === undefined || description === NONE ? null : description,
+      description,
       // The friend list does not show a status; friends are reachable, so `open` is not claimed either.
       status: null,
       createdAt: null,
