@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectClientError } from '../../../tests/helpers/client-error.ts';
 import { startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
 import { freePort } from '../../../tests/helpers/process.ts';
 import { ClientError, RelayClient, type ClientMode, type StreamEvent } from './index.ts';
@@ -20,16 +21,6 @@ afterAll(async () => {
   await relay?.close();
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function expectError(p: Promise<unknown>, fields: Partial<ClientError>): Promise<ClientError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ClientError);
-  expect(err).toMatchObject(fields);
-  return err as ClientError;
-}
 
 /** Collects stream events until `n` messages arrived. */
 async function take(events: AsyncGenerator<StreamEvent>, n: number): Promise<StreamEvent[]> {
@@ -86,18 +77,21 @@ describe.each<ClientMode>(['auto', 'text'])('every endpoint (%s mode)', (mode) =
   });
 
   it('register refuses a taken name', async () => {
-    await expectError(new RelayClient({ baseUrl: relay.url, mode }).register({ name: `alice-${tag}` }), {
-      kind: 'relay',
-      code: 'name_taken',
-      status: 409,
-    });
+    await expectClientError(
+      new RelayClient({ baseUrl: relay.url, mode }).register({ name: `alice-${tag}` }),
+      {
+        kind: 'relay',
+        code: 'name_taken',
+        status: 409,
+      },
+    );
   });
 
   it('friend request, one-message rule, reply, chat, inbox read with and without ids', async () => {
     const first = await a.send(bId, 'hello', { idempotencyKey: `k-${tag}` });
     expect(first.outcome).toBe('request');
     expect(first.messageId).toBe(mode === 'auto' ? 1 : null);
-    await expectError(a.send(bId, 'again'), {
+    await expectClientError(a.send(bId, 'again'), {
       kind: 'relay',
       code: 'request_pending',
       status: mode === 'auto' ? 409 : 200,
@@ -136,7 +130,7 @@ describe.each<ClientMode>(['auto', 'text'])('every endpoint (%s mode)', (mode) =
     const found = await a.discover(`bob-${tag}`);
     expect(found.users.map((u) => u.id)).toEqual([bId]);
     expect(await a.user(bId)).toMatchObject({ id: bId, name: `bob-${tag}`, status: 'open' });
-    await expectError(a.user(999_999), { kind: 'relay', code: 'user_not_found' });
+    await expectClientError(a.user(999_999), { kind: 'relay', code: 'user_not_found' });
     expect((await b.setStatus('friends_only')).status).toBe('friends_only');
     expect((await a.user(bId)).status).toBe('friends_only');
     await b.setStatus('open');
@@ -144,10 +138,10 @@ describe.each<ClientMode>(['auto', 'text'])('every endpoint (%s mode)', (mode) =
 
   it('block and unblock', async () => {
     expect(await a.block(bId)).toEqual({ id: bId, name: `bob-${tag}` });
-    await expectError(b.send(aId, 'x'), { code: 'blocked_by_recipient' });
+    await expectClientError(b.send(aId, 'x'), { code: 'blocked_by_recipient' });
     expect(await a.unblock(bId)).toEqual({ id: bId, name: `bob-${tag}` });
-    await expectError(a.unblock(bId), { code: 'no_block_record' });
-    await expectError(a.block(bId), { code: 'not_friends' });
+    await expectClientError(a.unblock(bId), { code: 'no_block_record' });
+    await expectClientError(a.block(bId), { code: 'not_friends' });
   });
 
   it('homepage upload and view', async () => {
@@ -155,8 +149,8 @@ describe.each<ClientMode>(['auto', 'text'])('every endpoint (%s mode)', (mode) =
     const { url } = await a.uploadHomepage(html);
     expect(url).toBe(`${relay.url}/homepage/${aId}`);
     expect(await b.homepage(aId)).toBe(html);
-    await expectError(a.uploadHomepage('{"html": 1}'), { code: 'homepage_is_json', status: 400 });
-    await expectError(b.homepage(999_999), { code: 'user_not_found', status: 404 });
+    await expectClientError(a.uploadHomepage('{"html": 1}'), { code: 'homepage_is_json', status: 400 });
+    await expectClientError(b.homepage(999_999), { code: 'user_not_found', status: 404 });
   });
 
   it('send a file and download it', async () => {
@@ -174,23 +168,27 @@ describe.each<ClientMode>(['auto', 'text'])('every endpoint (%s mode)', (mode) =
     const got = await b.downloadFile(`/files/${m.attachment!.fileId}`, join(tmp, `got-${tag}`));
     expect(got).toMatchObject({ name: `我的 report-${tag}.txt`, size: 11 });
     expect(await readFile(join(tmp, `got-${tag}`), 'utf8')).toBe(`bytes of ${tag}\n`);
-    await expectError(b.downloadFile('0'.repeat(32), join(tmp, 'none')), {
+    await expectClientError(b.downloadFile('0'.repeat(32), join(tmp, 'none')), {
       code: 'file_not_found',
       status: 404,
     });
-    await expectError(a.sendFile(bId, null, '   '), { code: 'content_or_file_required' });
+    await expectClientError(a.sendFile(bId, null, '   '), { code: 'content_or_file_required' });
   });
 
   it('a wrong token, and a relay that is not there', async () => {
     const bad = new RelayClient({ baseUrl: relay.url, token: 'f'.repeat(32), mode });
-    await expectError(bad.friends(), {
+    await expectClientError(bad.friends(), {
       kind: 'relay',
       code: 'invalid_token',
       status: mode === 'auto' ? 401 : 200,
     });
-    await expectError(bad.openStream({ since: null }), { kind: 'relay', code: 'invalid_token', status: 401 });
+    await expectClientError(bad.openStream({ since: null }), {
+      kind: 'relay',
+      code: 'invalid_token',
+      status: 401,
+    });
     const gone = new RelayClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, token: 'x', mode });
-    await expectError(gone.friends(), { kind: 'network', code: 'network_error' });
+    await expectClientError(gone.friends(), { kind: 'network', code: 'network_error' });
   });
 });
 
@@ -257,8 +255,8 @@ describe('streams', () => {
       id: 1,
       message: { type: 'friend_request', content: 'pushed\nline 2' },
     });
-    await expectError(b.ack(1), { kind: 'unsupported' });
-    await expectError(b.readInbox({ after: 0 }), { kind: 'unsupported' });
+    await expectClientError(b.ack(1), { kind: 'unsupported' });
+    await expectClientError(b.readInbox({ after: 0 }), { kind: 'unsupported' });
   });
 
   it('a silent stream is reported as idle', async () => {
@@ -266,7 +264,7 @@ describe('streams', () => {
     const r = await anon.register({ name: 'idle-one' });
     const c = new RelayClient({ baseUrl: relay.url, token: r.token });
     const s = await c.openStream({ since: 0, idleTimeoutMs: 200 });
-    await expectError(take(s.events(), 1), { kind: 'network', code: 'stream_idle' });
+    await expectClientError(take(s.events(), 1), { kind: 'network', code: 'stream_idle' });
   });
 });
 
@@ -277,7 +275,7 @@ describe('rate limits', () => {
       const r = await new RelayClient({ baseUrl: limited.url }).register({ name: 'busy' });
       const c = new RelayClient({ baseUrl: limited.url, token: r.token });
       await c.friends();
-      const err = await expectError(c.friends(), { kind: 'relay', code: 'rate_limited', status: 429 });
+      const err = await expectClientError(c.friends(), { kind: 'relay', code: 'rate_limited', status: 429 });
       expect(err.retryAfterMs).toEqual(expect.any(Number));
     } finally {
       await limited.close();

@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectClientError } from '../../../tests/helpers/client-error.ts';
 import { startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
 import { ClientError, GROUP_ERROR_CODES, isGroupError, RelayClient, type StreamEvent } from './index.ts';
 
@@ -18,16 +19,6 @@ let bob: RelayClient;
 let carol: RelayClient;
 let dave: RelayClient;
 const ids = { owner: 0, bob: 0, carol: 0, dave: 0 };
-
-async function expectError(p: Promise<unknown>, fields: Partial<ClientError>): Promise<ClientError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ClientError);
-  expect(err).toMatchObject(fields);
-  return err as ClientError;
-}
 
 beforeAll(async () => {
   relay = await startRelay({ sseMaxPerIp: 20 });
@@ -184,17 +175,20 @@ describe('groups', () => {
   });
 
   it('members: add, remove, leave; settings: rename, describe, transfer; dissolve', async () => {
-    await expectError(owner.addGroupMembers(gid, [ids.dave]), {
+    await expectClientError(owner.addGroupMembers(gid, [ids.dave]), {
       kind: 'relay',
       code: 'not_friends_of_owner',
       status: 409,
     });
-    await expectError(owner.addGroupMembers(gid, [ids.bob]), { code: 'already_member', status: 409 });
-    await expectError(bob.addGroupMembers(gid, [ids.carol]), { code: 'not_group_owner', status: 403 });
-    await expectError(dave.group(gid), { code: 'group_not_found', status: 404 });
-    await expectError(owner.leaveGroup(gid), { code: 'owner_cannot_leave', status: 409 });
-    await expectError(owner.removeGroupMember(gid, ids.dave), { code: 'not_group_member', status: 404 });
-    await expectError(owner.createGroup({ name: 'a\nb' }), { code: 'invalid_group_name', status: 400 });
+    await expectClientError(owner.addGroupMembers(gid, [ids.bob]), { code: 'already_member', status: 409 });
+    await expectClientError(bob.addGroupMembers(gid, [ids.carol]), { code: 'not_group_owner', status: 403 });
+    await expectClientError(dave.group(gid), { code: 'group_not_found', status: 404 });
+    await expectClientError(owner.leaveGroup(gid), { code: 'owner_cannot_leave', status: 409 });
+    await expectClientError(owner.removeGroupMember(gid, ids.dave), {
+      code: 'not_group_member',
+      status: 404,
+    });
+    await expectClientError(owner.createGroup({ name: 'a\nb' }), { code: 'invalid_group_name', status: 400 });
 
     await carol.leaveGroup(gid);
     expect(await carol.groups()).toEqual([]);
@@ -214,20 +208,20 @@ describe('groups', () => {
       ownerId: ids.bob,
       role: 'member',
     });
-    await expectError(owner.dissolveGroup(gid), { code: 'not_group_owner' });
+    await expectClientError(owner.dissolveGroup(gid), { code: 'not_group_owner' });
     await bob.dissolveGroup(gid);
     expect((await owner.readInbox({ after: 0 })).messages.at(-1)!.content).toBe(
       `群组 crew 2（群ID:${gid}）已被群主解散`,
     );
-    await expectError(bob.group(gid), { code: 'group_not_found' });
+    await expectClientError(bob.group(gid), { code: 'group_not_found' });
   });
 
   it('the group refusals are typed', async () => {
-    const err = await expectError(dave.sendGroup(999_999, 'x'), { code: 'group_not_found' });
+    const err = await expectClientError(dave.sendGroup(999_999, 'x'), { code: 'group_not_found' });
     expect(isGroupError(err)).toBe(true);
     expect(isGroupError(new ClientError('relay', 'user_not_found', 'x'))).toBe(false);
     expect(GROUP_ERROR_CODES).toContain('owner_cannot_leave');
-    await expectError(owner.group(0), { kind: 'unsupported' });
+    await expectClientError(owner.group(0), { kind: 'unsupported' });
   });
 });
 
@@ -246,12 +240,12 @@ describe('a relay without groups', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       const c = new RelayClient({ baseUrl: url, token: 'x', mode: 'text' });
-      await expectError(c.createGroup({ name: 'x' }), {
+      await expectClientError(c.createGroup({ name: 'x' }), {
         kind: 'unsupported',
         code: 'unsupported',
         status: 404,
       });
-      await expectError(c.groups(), { kind: 'unsupported', code: 'unsupported' });
+      await expectClientError(c.groups(), { kind: 'unsupported', code: 'unsupported' });
     } finally {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectClientError } from '../../../tests/helpers/client-error.ts';
 import { ClientError, RelayClient } from './index.ts';
 
 const TOKEN = 'redirect-test-token-3b7f9c1d5e';
@@ -71,14 +72,9 @@ afterAll(async () => {
 });
 
 async function refused(p: Promise<unknown>): Promise<ClientError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ClientError);
-  expect(err).toMatchObject({ kind: 'protocol', code: 'redirect_refused', status: 307 });
-  expect((err as Error).message).toContain(elsewhereUrl);
-  return err as ClientError;
+  const err = await expectClientError(p, { kind: 'protocol', code: 'redirect_refused', status: 307 });
+  expect(err.message).toContain(elsewhereUrl);
+  return err;
 }
 
 describe('redirects', () => {

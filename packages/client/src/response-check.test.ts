@@ -6,7 +6,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClientError, RelayClient } from './index.ts';
+import { expectClientError } from '../../../tests/helpers/client-error.ts';
+import { RelayClient } from './index.ts';
 
 const ANSWERS: Record<string, unknown> = {
   '/friends': {
@@ -52,24 +53,15 @@ beforeAll(async () => {
 
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-async function failure(call: Promise<unknown>): Promise<ClientError> {
-  const err = await call.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ClientError);
-  return err as ClientError;
-}
-
 describe('JSON answers are checked against the protocol schemas', () => {
   it('a wrongly typed field is a protocol error naming the endpoint and the field', async () => {
-    const err = await failure(client.friends());
+    const err = await expectClientError(client.friends());
     expect([err.kind, err.code]).toEqual(['protocol', 'bad_response']);
     expect(err.message).toMatch(/^GET \/friends: unexpected answer: \/friends\/0\/id: /);
   });
 
   it('a time that is not ISO-8601 is refused', async () => {
-    const err = await failure(client.user(3));
+    const err = await expectClientError(client.user(3));
     expect(err.message).toMatch(/^GET \/users\/\{id\}: unexpected answer: \/user\/created_at: /);
   });
 
