@@ -6,7 +6,7 @@ import { appendDurable } from './atomic.ts';
 import { noteMessageTime, setRelationship, updateContacts, upsertContact } from './contacts.ts';
 import { refreshDerived } from './derived.ts';
 import { readConfigRaw } from './config.ts';
-import { formatConversationLine, lineKey, utcSecond } from './formats.ts';
+import { formatConversationLine, lineKey, utcSecond, type LineInput } from './formats.ts';
 import { dataPath } from './paths.ts';
 import { recordSentCopies, type SentCopy } from './sent.ts';
 
@@ -18,23 +18,13 @@ export async function recordSent(
   attachment: string | null,
   now = Date.now(),
 ): Promise<string> {
-  const time = utcSecond(now);
-  const from = await me(dir);
-  const line = formatConversationLine({
-    time,
-    from,
-    type: result.outcome === 'request' ? 'friend_request' : 'chat',
-    out: true,
-    to: to.id,
-    attachment,
-    content,
-  });
-  await appendDurable(dataPath(dir, 'conversations'), `${line}\n`);
-  // The relay's id of the message (our relay): its receipts are keyed by it.
-  if (result.messageId !== null)
-    await recordSentCopies(dir, lineKey(time, from.id, content), [
-      { toId: to.id, messageId: result.messageId },
-    ]);
+  const { line, time } = await appendSent(
+    dir,
+    { type: result.outcome === 'request' ? 'friend_request' : 'chat', to: to.id, attachment, content },
+    // The relay's id of the message (our relay): its receipts are keyed by it.
+    result.messageId !== null ? [{ toId: to.id, messageId: result.messageId }] : null,
+    now,
+  );
   await updateContacts(
     dir,
     (map) => {
@@ -48,6 +38,21 @@ export async function recordSent(
   );
   await refreshDerived(dir, { now });
   return line;
+}
+
+/** Appends this user's `.out` line to conversations.md and notes the relay's copies of it (for receipts). */
+async function appendSent(
+  dir: string,
+  fields: Omit<LineInput, 'time' | 'from' | 'out'>,
+  copies: readonly SentCopy[] | null,
+  now: number,
+): Promise<{ line: string; time: string }> {
+  const time = utcSecond(now);
+  const from = await me(dir);
+  const line = formatConversationLine({ ...fields, time, from, out: true });
+  await appendDurable(dataPath(dir, 'conversations'), `${line}\n`);
+  if (copies) await recordSentCopies(dir, lineKey(time, from.id, fields.content), copies);
+  return { line, time };
 }
 
 /** This user as `from=` names them on the lines they sent (config.json is the source). */
@@ -69,19 +74,7 @@ export async function recordGroupSent(
   copies: readonly SentCopy[] | null = null,
   now = Date.now(),
 ): Promise<string> {
-  const time = utcSecond(now);
-  const from = await me(dir);
-  const line = formatConversationLine({
-    time,
-    from,
-    type: 'chat',
-    out: true,
-    group: group.id,
-    attachment,
-    content,
-  });
-  await appendDurable(dataPath(dir, 'conversations'), `${line}\n`);
-  if (copies) await recordSentCopies(dir, lineKey(time, from.id, content), copies);
+  const { line } = await appendSent(dir, { type: 'chat', group: group.id, attachment, content }, copies, now);
   await refreshDerived(dir, { now });
   return line;
 }
