@@ -11,21 +11,17 @@ import {
   baseUrl,
   bool,
   ConfigError,
-  flagOptions,
-  flagUsage,
-  flagValues,
   httpUrl,
   int,
   ip,
   ipList,
   load,
   LOG_LEVELS,
-  markdownTable,
   oneOf,
   readEnvFile,
   REQUIRED,
   secret,
-  settingNames,
+  settingsFace,
   str,
   type Loaded,
   type LogLevel,
@@ -314,8 +310,18 @@ export const BRIDGE_SETTINGS: Table<BridgeConfig> = {
   },
 };
 
-/** The setting names in docs order: env name, config field, aliases. */
-export const SETTINGS = settingNames(BRIDGE_SETTINGS);
+/**
+ * The setting names in docs order (env name, config field, aliases); the bridge's setting flags
+ * (`--bridge-port`, `--bridge-data-dir`, …) for node:util parseArgs and their usage lines; parseArgs values →
+ * the `flags` source; the settings table of docs/bridge.md (a test keeps the two equal).
+ */
+export const {
+  names: SETTINGS,
+  flags: SETTING_FLAGS,
+  usage: SETTING_FLAG_USAGE,
+  fromFlags: settingFlags,
+  markdown: settingsMarkdown,
+} = settingsFace(BRIDGE_SETTINGS);
 
 /** The defaults of the settings that have one. */
 export const DEFAULTS: Partial<BridgeConfig> = Object.fromEntries(
@@ -364,16 +370,6 @@ export function loadDataDir(sources: BridgeSources): string {
     { emptyIsUnset: true, only: ['dataDir'] },
   ).config.dataDir;
 }
-
-/** The bridge's setting flags (`--bridge-port`, `--bridge-data-dir`, …) for node:util parseArgs. */
-export const SETTING_FLAGS = flagOptions(BRIDGE_SETTINGS);
-export const SETTING_FLAG_USAGE = flagUsage(BRIDGE_SETTINGS);
-/** parseArgs values → the `flags` source. */
-export const settingFlags = (values: Record<string, unknown>): Record<string, unknown> =>
-  flagValues(BRIDGE_SETTINGS, values);
-
-/** The settings table of docs/bridge.md (a test keeps the two equal). */
-export const settingsMarkdown = (): string => markdownTable(BRIDGE_SETTINGS);
 
 /**
  * Whether a settings file holding secrets is readable by group or others (bridge.env copied from the sample

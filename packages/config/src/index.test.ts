@@ -11,6 +11,7 @@ import {
   markdownTable,
   REQUIRED,
   secret,
+  settingsFace,
   str,
   type Table,
 } from './index.ts';
@@ -118,6 +119,16 @@ describe('the shared settings loader', () => {
   it('flags: kebab-cased env names, none for a secret', () => {
     expect(Object.keys(flagOptions(TABLE))).toEqual(['demo-port', 'demo-name', 'demo-on']);
     expect(flagValues(TABLE, { 'demo-port': '5', help: true })).toEqual({ DEMO_PORT: '5' });
+  });
+
+  it("settingsFace: a service's names, flags, usage lines, flag values and docs table from its table", () => {
+    const face = settingsFace(TABLE);
+    expect(face.names.map((n) => n.env)).toEqual(['DEMO_PORT', 'DEMO_NAME', 'DEMO_TOKEN', 'DEMO_ON']);
+    expect(face.names[1]).toEqual({ env: 'DEMO_NAME', key: 'name', aliases: ['GUIDE_NAME'] });
+    expect(face.flags).toEqual(flagOptions(TABLE));
+    expect(face.usage).toBe('  --demo-port\n  --demo-name\n  --demo-on');
+    expect(face.fromFlags({ 'demo-on': 'true', 'demo-token': 'x' })).toEqual({ DEMO_ON: 'true' });
+    expect(face.markdown()).toBe(markdownTable(TABLE));
   });
 
   it('renders the docs table from the declaration, aliases included', () => {

@@ -278,6 +278,27 @@ export function settingNames<C>(
   }));
 }
 
+/**
+ * What a service derives from its table for its command line and docs: the names in order, the
+ * parseArgs options and their usage lines, parsed flag values → the `flags` source of load(), and the
+ * docs table. The relay and the bridge export these under their own names.
+ */
+export function settingsFace<C>(table: Table<C>): {
+  names: ReturnType<typeof settingNames<C>>;
+  flags: Record<string, { type: 'string' }>;
+  usage: string;
+  fromFlags: (parsed: Record<string, unknown>) => Record<string, unknown>;
+  markdown: () => string;
+} {
+  return {
+    names: settingNames(table),
+    flags: flagOptions(table),
+    usage: flagUsage(table),
+    fromFlags: (parsed) => flagValues(table, parsed),
+    markdown: () => markdownTable(table),
+  };
+}
+
 // ── Types ───────────────────────────────────────────────────────────────────────────────────────────
 
 function text(raw: unknown, trim = true): string {

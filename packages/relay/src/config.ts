@@ -6,22 +6,18 @@
 import {
   bool,
   ConfigError,
-  flagOptions,
-  flagUsage,
-  flagValues,
   httpUrl,
   int,
   ip,
   ipList,
   load,
   LOG_LEVELS,
-  markdownTable,
   num,
   oneOf,
   readJsonFile,
   refine,
   secret,
-  settingNames,
+  settingsFace,
   str,
   type LogLevel,
   type Table,
@@ -289,14 +285,15 @@ export function resolveConfig(partial: Partial<RelayConfig>): RelayConfig {
   return load(RELAY_SETTINGS, { options: partial as Record<string, unknown> }).config;
 }
 
-export const SETTING_NAMES = settingNames(RELAY_SETTINGS);
-
-/** The command line's setting flags (`--port`, `--data-dir`, …), for node:util parseArgs. */
-export const SETTING_FLAGS = flagOptions(RELAY_SETTINGS);
-export const SETTING_FLAG_USAGE = flagUsage(RELAY_SETTINGS);
-/** parseArgs values → the `flags` source of loadConfig(). */
-export const settingFlags = (values: Record<string, unknown>): Record<string, unknown> =>
-  flagValues(RELAY_SETTINGS, values);
-
-/** The settings table of docs/config.md (a test keeps the two equal). */
-export const settingsMarkdown = (): string => markdownTable(RELAY_SETTINGS);
+/**
+ * The setting names in docs order; the command line's setting flags (`--port`, `--data-dir`, …) for
+ * node:util parseArgs and their usage lines; parseArgs values → the `flags` source of loadConfig(); the
+ * settings table of docs/config.md (a test keeps the two equal).
+ */
+export const {
+  names: SETTING_NAMES,
+  flags: SETTING_FLAGS,
+  usage: SETTING_FLAG_USAGE,
+  fromFlags: settingFlags,
+  markdown: settingsMarkdown,
+} = settingsFace(RELAY_SETTINGS);
