@@ -5,20 +5,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
-import {
-  ClientError,
-  E2eError,
-  userToJson,
-  type Group,
-  type Message,
-  type Receipt,
-  type User,
-} from '@openwechat/client';
+import { ClientError, E2eError, userToJson, type Message, type Receipt, type User } from '@openwechat/client';
 import {
   AddMembersBody,
   CreateGroupBody,
   DiscoverQuery,
   GroupIdPath,
+  groupJson,
   GroupSendBody,
   IdempotencyKeyHeader,
   RegisterBody,
@@ -185,18 +178,6 @@ async function fileUnderRoots(agent: Agent, path: string): Promise<string> {
     }
   }
   throw new Error(`${path} is outside the allowed folders (${roots.join(', ')})`);
-}
-
-/** A group as list_groups and get_group return it. */
-function groupOut(g: Group): Record<string, unknown> {
-  return {
-    id: g.id,
-    name: g.name,
-    description: g.description,
-    owner_id: g.ownerId,
-    member_count: g.memberCount,
-    role: g.role,
-  };
 }
 
 function sendTarget(args: { to_id?: number; group_id?: number }): { to: number } | { group: number } {
@@ -566,7 +547,7 @@ export const TOOLS: ToolDef[] = [
               .join('\n')
           : 'You are in no group.',
         {
-          groups: groups.map(groupOut),
+          groups: groups.map(groupJson),
         },
       );
     },
@@ -584,7 +565,7 @@ export const TOOLS: ToolDef[] = [
         `${g.name} (group id ${g.id}, owner ${g.ownerName}):\n` +
           members.map((m) => `- ${m.name} (id ${m.id}, ${m.role})`).join('\n'),
         {
-          group: groupOut(g),
+          group: groupJson(g),
           members: members.map((m) => ({ id: m.id, name: m.name, role: m.role })),
         },
       );
@@ -607,7 +588,7 @@ export const TOOLS: ToolDef[] = [
         memberIds: args.member_ids,
       });
       return ok(`Created group ${g.name} (group id ${g.id}, ${g.memberCount} members).`, {
-        group: { id: g.id, name: g.name, member_count: g.memberCount, role: g.role },
+        group: groupJson(g),
       });
     },
   }),
