@@ -12,12 +12,8 @@ import {
 } from './parse.ts';
 import { messageFromJson, messageJson } from './json.ts';
 import { formatInboxRead, formatMessageBlock } from './text.ts';
+import { chat, H, L, request, T } from './samples.test-support.ts';
 import { hasSenderIdMarker } from './validate.ts';
-
-const L = '────────────────────────────────────────';
-const H = '════════════════════════════════════════';
-// 2026-03-10 00:30:05 Beijing.
-const T = Date.UTC(2026, 2, 9, 16, 30, 5);
 
 describe('parseMessageBlock', () => {
   it('reads our chat block', () => {
@@ -25,17 +21,7 @@ describe('parseMessageBlock', () => {
       parseMessageBlock(
         '类型：聊天消息\n时间：2026-03-10 00:30:05\n发件人：bob（ID:2） | 个人助手\n内容：hello\n  world\n消息ID：7',
       ),
-    ).toEqual({
-      id: 7,
-      type: 'chat',
-      createdAt: T,
-      fromId: 2,
-      from: { id: 2, name: 'bob', description: '个人助手' },
-      content: 'hello\nworld',
-      attachment: null,
-      group: null,
-      mentioned: false,
-    });
+    ).toEqual({ ...chat, content: 'hello\nworld' });
   });
 
   it('reads our friend request with a stored file', () => {
@@ -45,17 +31,7 @@ describe('parseMessageBlock', () => {
           '附件：我的 报告.pdf\n附件下载：/files/f_abc%2F1\n' +
           '操作提示：回复对方（to_id:3）任意消息即可建立好友关系\n消息ID：8',
       ),
-    ).toEqual({
-      id: 8,
-      type: 'friend_request',
-      createdAt: T + 1000,
-      fromId: 3,
-      from: { id: 3, name: 'carol', description: null },
-      content: '你好',
-      attachment: { name: '我的 报告.pdf', fileId: 'f_abc/1' },
-      group: null,
-      mentioned: false,
-    });
+    ).toEqual({ ...request, attachment: { name: '我的 报告.pdf', fileId: 'f_abc/1' } });
   });
 
   it('reads a system notice and a missing sender', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { GroupMemberView, GroupView, MessageView, PublicUser } from './model.ts';
+import { chat, H, L, notice, request, T } from './samples.test-support.ts';
 import {
   beijingTime,
   contentDisposition,
@@ -39,47 +40,6 @@ import {
   STATUS_LABELS,
   utcSeconds,
 } from './text.ts';
-
-// The rules written out, not taken from the code under test.
-const L = '────────────────────────────────────────';
-const H = '════════════════════════════════════════';
-
-// 2026-03-09T16:30:05Z is 2026-03-10 00:30:05 in Beijing: the date changes.
-const T = Date.UTC(2026, 2, 9, 16, 30, 5);
-
-const chat: MessageView = {
-  id: 7,
-  type: 'chat',
-  createdAt: T,
-  fromId: 2,
-  from: { id: 2, name: 'bob', description: '个人助手' },
-  content: 'hello',
-  attachment: null,
-  group: null,
-  mentioned: false,
-};
-const request: MessageView = {
-  id: 8,
-  type: 'friend_request',
-  createdAt: T + 1000,
-  fromId: 3,
-  from: { id: 3, name: 'carol', description: null },
-  content: '你好',
-  attachment: null,
-  group: null,
-  mentioned: false,
-};
-const notice: MessageView = {
-  id: 9,
-  type: 'system',
-  createdAt: T + 2000,
-  fromId: null,
-  from: null,
-  content: '您与 bob（ID:2）已成功建立好友关系。（2026-03-10 00:30:05 北京时间）',
-  attachment: null,
-  group: null,
-  mentioned: false,
-};
 
 const CHAT_BLOCK =
   '类型：聊天消息\n时间：2026-03-10 00:30:05\n发件人：bob（ID:2） | 个人助手\n内容：hello\n消息ID：7';
