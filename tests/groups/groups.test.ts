@@ -4,7 +4,17 @@
 // with TEST_BACKEND=postgres.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { befriend, bj, messages, register, req, send, type Reply, type User } from '../relay/client.ts';
+import {
+  befriend,
+  bj,
+  messages,
+  register,
+  relayPerTest,
+  req,
+  send,
+  type Reply,
+  type User,
+} from '../relay/client.ts';
 import {
   clearInboxes,
   createGroup,
@@ -13,7 +23,6 @@ import {
   HEAVY,
   noticeBlock,
   ownerWithFriends,
-  relayPerTest,
   SEP,
 } from './helpers.ts';
 

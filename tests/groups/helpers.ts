@@ -1,10 +1,8 @@
 // Helpers for the group-chat suites (docs/groups-api.md): calls over real sockets, and the expected texts
 // written out from the API decision (not taken from the protocol package under test).
 
-import { afterEach, beforeEach, expect } from 'vitest';
-import { late, perTestFixture } from '../helpers/fixtures.ts';
-import { startRelay, type TestRelay, type TestRelayOptions } from '../helpers/relay.ts';
-import { befriend, bj, Clock, req, type Reply, type User } from '../relay/client.ts';
+import { expect } from 'vitest';
+import { befriend, bj, req, type Reply, type User } from '../relay/client.ts';
 
 export const HEAVY = '═'.repeat(40);
 export const SEP = '─'.repeat(40);
@@ -132,44 +130,6 @@ export async function peekInbox(base: string, u: { token: string }): Promise<Mes
   const r = await req(base, 'GET', '/messages?after=0&limit=500', { token: u.token, jsonMode: true });
   expect(r.status, r.body).toBe(200);
   return (JSON.parse(r.body) as { messages: MessageJson[] }).messages;
-}
-
-export interface RelayPerTest {
-  clock: Clock;
-  relay: TestRelay;
-  /** Replaces this test's relay by one on the same clock with other settings (closed after the test). */
-  restart(options: TestRelayOptions): Promise<void>;
-}
-
-/** Per test: a fresh Clock (at T0) and a relay on it, closed after the test. */
-export function relayPerTest(options: TestRelayOptions = {}): RelayPerTest {
-  const clock = perTestFixture(
-    'the clock',
-    () => Promise.resolve(new Clock()),
-    () => Promise.resolve(),
-  );
-  const slot = late<TestRelay>('the relay');
-  let current: TestRelay | undefined;
-  const start = async (o: TestRelayOptions): Promise<void> => {
-    current = await startRelay({ now: clock.now, ...o });
-    slot.set(current);
-  };
-  beforeEach(() => start(options));
-  afterEach(async () => {
-    const r = current;
-    current = undefined;
-    await r?.close();
-  });
-  return {
-    clock,
-    relay: slot.ref,
-    async restart(o) {
-      const r = current;
-      current = undefined;
-      await r?.close();
-      await start(o);
-    },
-  };
 }
 
 /** Empties inboxes (read-and-clear). */

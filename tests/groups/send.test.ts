@@ -9,6 +9,7 @@ import {
   inboxText,
   messages,
   register,
+  relayPerTest,
   req,
   send,
   sendReplyText,
@@ -22,7 +23,6 @@ import {
   groupSendFile,
   ownerWithFriends,
   peekInbox,
-  relayPerTest,
   type MessageJson,
 } from './helpers.ts';
 import { sha256 } from '../helpers/bytes.ts';

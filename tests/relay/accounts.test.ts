@@ -4,12 +4,11 @@
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { dropOrphanSchemas, querySchema, schemaForDataDir } from '../helpers/pg.ts';
-import { startRelay, TEST_BACKEND, type TestRelay } from '../helpers/relay.ts';
+import { startRelay, TEST_BACKEND } from '../helpers/relay.ts';
 import {
-  Clock,
   HEAVY,
   SEP,
   T0,
@@ -26,6 +25,7 @@ import {
   sendOk,
   stats,
   userBlock,
+  relayPerTest,
 } from './client.ts';
 
 const TABLE_HEAD = '| ID | 名称 | 简介 | 活跃时间 |\n|----|------|------|----------|';
@@ -63,17 +63,7 @@ function tableOf(body: string): string {
   return body.slice(i + marker.length);
 }
 
-let relay: TestRelay;
-let clock: Clock;
-
-beforeEach(async () => {
-  clock = new Clock();
-  relay = await startRelay({ now: clock.now });
-});
-
-afterEach(async () => {
-  await relay.close();
-});
+const { clock, relay } = relayPerTest();
 
 describe('POST /register: success layout', () => {
   it('prints every line, both SEP rules and the Top100 table exactly', async () => {

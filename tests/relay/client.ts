@@ -1,8 +1,11 @@
-// Small HTTP helpers for the relay black-box suites (accounts, send, inbox, friendship, json-mode).
+// Small HTTP helpers for the relay black-box suites (accounts, send, inbox, friendship, json-mode, groups),
+// and their per-test relay on a controllable clock (relayPerTest).
 // Everything goes over real sockets with fetch; the expected texts are built from the spec
 // (docs/compat.md, docs/protocol.md) plus our deliberate fixes (message ids, W-9, W-11, W-13, W-16).
 
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
+import { late, perTestFixture } from '../helpers/fixtures.ts';
+import { startRelay, type TestRelay, type TestRelayOptions } from '../helpers/relay.ts';
 
 /** Light rule `─` ×40. */
 export const SEP = '─'.repeat(40);
@@ -307,3 +310,41 @@ export function friendsText(blocks: string[]): string {
 }
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+export interface RelayPerTest {
+  clock: Clock;
+  relay: TestRelay;
+  /** Replaces this test's relay by one on the same clock with other settings (closed after the test). */
+  restart(options: TestRelayOptions): Promise<void>;
+}
+
+/** Per test: a fresh Clock (at T0) and a relay on it, closed after the test. */
+export function relayPerTest(options: TestRelayOptions = {}): RelayPerTest {
+  const clock = perTestFixture(
+    'the clock',
+    () => Promise.resolve(new Clock()),
+    () => Promise.resolve(),
+  );
+  const slot = late<TestRelay>('the relay');
+  let current: TestRelay | undefined;
+  const start = async (o: TestRelayOptions): Promise<void> => {
+    current = await startRelay({ now: clock.now, ...o });
+    slot.set(current);
+  };
+  beforeEach(() => start(options));
+  afterEach(async () => {
+    const r = current;
+    current = undefined;
+    await r?.close();
+  });
+  return {
+    clock,
+    relay: slot.ref,
+    async restart(o) {
+      const r = current;
+      current = undefined;
+      await r?.close();
+      await start(o);
+    },
+  };
+}

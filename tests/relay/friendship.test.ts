@@ -1,10 +1,8 @@
 // Black-box tests of the friendship state machine (docs/compat.md), the status rules with our W-13 fix,
 // /friends, /block and /unblock, over HTTP only.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { describe, expect, it } from 'vitest';
 import {
-  Clock,
   HEAVY,
   SEP,
   T0,
@@ -27,6 +25,7 @@ import {
   systemBlock,
   type Status,
   type User,
+  relayPerTest,
 } from './client.ts';
 
 const REQUESTED = '发送成功（好友申请已发出，等待对方回复）';
@@ -37,17 +36,7 @@ const DND = '该用户已开启免打扰，不接受任何消息';
 const ONLY_FRIENDS_BLOCK = '只能拉黑已建立好友关系的用户';
 const NO_BLOCK = '未找到对该用户的拉黑记录';
 
-let relay: TestRelay;
-let clock: Clock;
-
-beforeEach(async () => {
-  clock = new Clock();
-  relay = await startRelay({ now: clock.now });
-});
-
-afterEach(async () => {
-  await relay.close();
-});
+const { clock, relay } = relayPerTest();
 
 async function setStatus(u: User, status: Status): Promise<void> {
   const r = await req(relay.url, 'PATCH', '/me', { token: u.token, json: { status } });

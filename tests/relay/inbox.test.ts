@@ -1,10 +1,8 @@
 // Black-box tests of GET /messages (docs/compat.md /messages and message blocks; our decisions: message ids,
 // W-9 indentation of multi-line content, W-2 concurrent readers never share a message).
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { describe, expect, it } from 'vitest';
 import {
-  Clock,
   HEAVY,
   SEP,
   T0,
@@ -21,21 +19,12 @@ import {
   sendOk,
   systemBlock,
   type User,
+  relayPerTest,
 } from './client.ts';
 
 const REQUESTED = '发送成功（好友申请已发出，等待对方回复）';
 
-let relay: TestRelay;
-let clock: Clock;
-
-beforeEach(async () => {
-  clock = new Clock();
-  relay = await startRelay({ now: clock.now });
-});
-
-afterEach(async () => {
-  await relay.close();
-});
+const { clock, relay } = relayPerTest();
 
 /** Five strangers each send one request to `to`; returns the expected blocks (ids 1..5). */
 async function fiveRequests(to: User): Promise<string[]> {

@@ -2,25 +2,15 @@
 // with real status codes; errors are {"error":{"code","message"}}; success shapes are snake_case with
 // ISO-8601 UTC times.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
-import { Clock, T0, befriend, register, req, sendOk, type User } from './client.ts';
+import { describe, expect, it } from 'vitest';
+import { startRelay } from '../helpers/relay.ts';
+import { T0, befriend, register, req, sendOk, type User, relayPerTest } from './client.ts';
 
 const REQUESTED = '发送成功（好友申请已发出，等待对方回复）';
 const ACCEPTED = '发送成功（好友关系已建立）';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
-let relay: TestRelay;
-let clock: Clock;
-
-beforeEach(async () => {
-  clock = new Clock();
-  relay = await startRelay({ now: clock.now });
-});
-
-afterEach(async () => {
-  await relay.close();
-});
+const { clock, relay } = relayPerTest();
 
 interface JReply {
   status: number;

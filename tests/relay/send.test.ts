@@ -1,10 +1,9 @@
 // Black-box tests of POST /send and POST /send/file (docs/compat.md: /send, /send/file, soft errors;
 // our decisions: message ids, W-16 preview layout, W-20 persisted sends, real file size limit text).
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { describe, expect, it } from 'vitest';
+import { startRelay } from '../helpers/relay.ts';
 import {
-  Clock,
   HEAVY,
   SEP,
   T0,
@@ -24,22 +23,13 @@ import {
   sendReplyText,
   stats,
   type User,
+  relayPerTest,
 } from './client.ts';
 
 const REQUESTED = '发送成功（好友申请已发出，等待对方回复）';
 const ACCEPTED = '发送成功（好友关系已建立）';
 
-let relay: TestRelay;
-let clock: Clock;
-
-beforeEach(async () => {
-  clock = new Clock();
-  relay = await startRelay({ now: clock.now });
-});
-
-afterEach(async () => {
-  await relay.close();
-});
+const { clock, relay } = relayPerTest();
 
 async function users(...names: string[]): Promise<User[]> {
   const out: User[] = [];
