@@ -7,6 +7,8 @@ export default defineConfig({
     globalSetup: ['tests/global-setup.ts'],
     // The real-OpenClaw suites and the agent runtimes have their own configs (npm run test:openclaw, test:agents).
     exclude: ['**/node_modules/**', 'tests/openclaw/**', 'tests/agent-runtimes/**'],
+    // A test that ran no expect() fails: no test can pass while asserting nothing (README, Test).
+    expect: { requireAssertions: true },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Cross-process tests bind real ports and spawn processes; two cores, so keep the pool small.

@@ -7,6 +7,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/agent-runtimes/**/*.test.ts'],
+    // A test that ran no expect() fails (README, Test).
+    expect: { requireAssertions: true },
     globalSetup: ['tests/agent-runtimes/global-setup.ts'],
     maxWorkers: 2,
     testTimeout: 600_000,

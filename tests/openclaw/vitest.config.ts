@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/openclaw/**/*.test.ts'],
+    // A test that ran no expect() fails (README, Test).
+    expect: { requireAssertions: true },
     fileParallelism: false,
     maxWorkers: 1,
     testTimeout: 300_000,
