@@ -8,96 +8,22 @@
 //   7. with LEGACY_STREAM_GRACE_SECONDS=0 a streamed message is gone before the user's next request.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readlinkSync, watch } from 'node:fs';
+import { watch } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { openSse, type SseConnection } from '../helpers/sse.ts';
-import { rawRequest, register, request, type Registered } from './limits-helpers.ts';
-
-/** Polls `cond` until it holds or the deadline passes. */
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-interface Exchange {
-  text: string;
-  error: string | null;
-  /** Milliseconds from connect until the answer's head arrived (null: none). */
-  answeredMs: number | null;
-  /** Milliseconds from connect until the socket closed. */
-  closedMs: number;
-}
-
-/**
- * One exchange on a raw socket: `head`, then `body` written with backpressure (reading all the while),
- * then, if `stallAfterBody`, nothing more. Resolves when the socket closes or `timeoutMs` passes.
- */
-function exchange(
-  base: string,
-  head: string,
-  body: Buffer[],
-  opts: { timeoutMs: number; endOnAnswer?: boolean },
-): Promise<Exchange> {
-  const { hostname, port } = new URL(base);
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const socket = net.connect(Number(port), hostname);
-    let text = '';
-    let error: string | null = null;
-    let answeredMs: number | null = null;
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ text, error, answeredMs, closedMs: Date.now() - t0 });
-    };
-    const timer = setTimeout(() => {
-      error ??= 'client timeout';
-      finish();
-    }, opts.timeoutMs);
-    socket.on('data', (c: Buffer) => {
-      text += c.toString('utf8');
-      if (answeredMs === null && text.includes('\r\n\r\n')) answeredMs = Date.now() - t0;
-      const m = /\r\ncontent-length: (\d+)\r\n[\s\S]*?\r\n\r\n([\s\S]*)$/i.exec(text);
-      if (opts.endOnAnswer && m && Buffer.byteLength(m[2] ?? '') >= Number(m[1])) finish();
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => (error ??= err.code ?? err.message));
-    socket.on('close', finish);
-    socket.on('connect', async () => {
-      socket.write(head);
-      for (const chunk of body) {
-        if (socket.destroyed || answeredMs !== null) return;
-        if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
-      }
-    });
-  });
-}
-
-/** Sockets and upload files this process (the relay and the test) holds open. */
-function openFds(): { sockets: number; uploads: number } {
-  const n = { sockets: 0, uploads: 0 };
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target = '';
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      continue; // closed while listing
-    }
-    if (target.startsWith('socket:')) n.sockets += 1;
-    else if (target.endsWith('.part')) n.uploads += 1;
-  }
-  return n;
-}
+import {
+  openFds,
+  rawExchange,
+  rawRequest,
+  register,
+  request,
+  until,
+  type Registered,
+} from './limits-helpers.ts';
 
 /** Watches a folder and records every file that appears in it, with the largest size seen. */
 function watchFolder(dir: string): { sizes: Map<string, number>; stop(): void } {
@@ -164,13 +90,14 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
     try {
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
-          exchange(
+          rawExchange(
             relay.url,
             uploadHead('/send/file', i % 2 ? 'f'.repeat(32) : null, length, boundary),
             body,
             {
               timeoutMs: 20_000,
-              endOnAnswer: true,
+              untilAnswer: true,
+              stopBodyOnAnswer: true,
             },
           ),
         ),
@@ -201,22 +128,22 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
     const boundary = 'stall24';
     const [head] = uploadBody(bob.id, boundary, 0);
     for (const token of ['f'.repeat(32), null]) {
-      const r = await exchange(
+      const r = await rawExchange(
         relay.url,
         uploadHead('/send/file', token, 10_000_000, boundary),
         [head as Buffer, Buffer.from('abc')],
-        { timeoutMs: 10_000, endOnAnswer: true },
+        { timeoutMs: 10_000, untilAnswer: true, stopBodyOnAnswer: true },
       );
       expect(r.error).toBeNull();
       expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
       expect(r.text).not.toMatch(/408/);
     }
     // Group uploads too.
-    const r = await exchange(
+    const r = await rawExchange(
       relay.url,
       uploadHead('/groups/1/send/file', 'f'.repeat(32), 10_000_000, boundary),
       [head as Buffer, Buffer.from('abc')],
-      { timeoutMs: 10_000, endOnAnswer: true },
+      { timeoutMs: 10_000, untilAnswer: true, stopBodyOnAnswer: true },
     );
     expect(r.error).toBeNull();
     expect(r.text).toContain('Token 无效');
@@ -225,13 +152,14 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
   it('a valid upload still goes through, and the reference order of checks holds for small bodies', async () => {
     const boundary = 'ok24';
     const body = Buffer.concat(uploadBody(bob.id, boundary, 1000));
-    const ok = await exchange(
+    const ok = await rawExchange(
       relay.url,
       uploadHead('/send/file', alice.token, body.length, boundary),
       [body],
       {
         timeoutMs: 10_000,
-        endOnAnswer: true,
+        untilAnswer: true,
+        stopBodyOnAnswer: true,
       },
     );
     expect(ok.text).toMatch(/\r\n\r\n发送成功/);
@@ -239,13 +167,14 @@ describe('item 1: no unauthenticated disk fill on POST /send/file', () => {
     const empty = Buffer.from(
       `--${boundary}\r\nContent-Disposition: form-data; name="to_id"\r\n\r\n2\r\n--${boundary}--\r\n`,
     );
-    const r = await exchange(
+    const r = await rawExchange(
       relay.url,
       uploadHead('/send/file', 'f'.repeat(32), empty.length, boundary),
       [empty],
       {
         timeoutMs: 10_000,
-        endOnAnswer: true,
+        untilAnswer: true,
+        stopBodyOnAnswer: true,
       },
     );
     expect(r.text).toMatch(/\r\n\r\n错误：content 或 file 至少需提供一个$/);
@@ -264,7 +193,7 @@ describe('item 4: headers are bounded by REQUEST_TIMEOUT_SECONDS', () => {
   afterAll(() => relay?.close());
 
   it('a connection that sends nothing gets 408 and is closed', async () => {
-    const r = await exchange(relay.url, '', [], { timeoutMs: 15_000 });
+    const r = await rawExchange(relay.url, '', [], { timeoutMs: 15_000 });
     console.log(`item 4: silent connection closed after ${r.closedMs} ms`);
     expect(r.error).toBeNull();
     expect(r.text).toMatch(/^HTTP\/1\.1 408 /);

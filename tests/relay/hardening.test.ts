@@ -3,7 +3,6 @@
 // (issue 16), and the front door `GET /` and /docs (issue 19.6). Every check talks to the real relay over
 // real sockets; descriptors are counted in /proc/self/fd (the relay runs in this process).
 
-import { readdirSync, readlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@openwechat/relay';
 import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import { openSse, type SseConnection } from '../helpers/sse.ts';
-import { register, request, type Registered } from './limits-helpers.ts';
+import { openFds, rawExchange, register, request, until, type Registered } from './limits-helpers.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -20,88 +19,9 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
  * Open sockets and upload files of this process (the relay's and the test's own). Other descriptors
  * (SQLite's WAL, pools) open lazily and are not what these tests are about.
  */
-function openFds(): number {
-  let n = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target = '';
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      continue; // closed while listing
-    }
-    if (target.startsWith('socket:') || target.endsWith('.part')) n += 1;
-  }
-  return n;
-}
-
-/** Polls `cond` until it holds or the deadline passes (the relay's own timers drive the change). */
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-interface RawResult {
-  /** Everything the server sent. */
-  text: string;
-  /** The socket error, if the connection ended in one (ECONNRESET …). */
-  error: string | null;
-  /** Milliseconds from connect to close. */
-  ms: number;
-}
-
-/**
- * One HTTP exchange on a raw socket: `head` is written, then `body` (a Buffer, or chunks written with
- * backpressure). Resolves when the server closes the connection or answers in full (`untilAnswer`).
- */
-function rawExchange(
-  base: string,
-  head: string,
-  body: Buffer[] = [],
-  opts: { untilAnswer?: boolean; timeoutMs?: number; readAfterBody?: boolean } = {},
-): Promise<RawResult> {
-  const { hostname, port } = new URL(base);
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const socket = net.connect(Number(port), hostname);
-    let text = '';
-    let error: string | null = null;
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ text, error, ms: Date.now() - started });
-    };
-    const timer = setTimeout(() => {
-      error = 'client timeout';
-      finish();
-    }, opts.timeoutMs ?? 10_000);
-    socket.on('data', (c: Buffer) => {
-      text += c.toString('utf8');
-      const m = /\r\ncontent-length: (\d+)\r\n[\s\S]*?\r\n\r\n([\s\S]*)$/i.exec(text);
-      if (opts.untilAnswer && m && Buffer.byteLength(m[2] ?? '') >= Number(m[1])) finish();
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      error = err.code ?? err.message;
-    });
-    socket.on('close', finish);
-    socket.on('connect', async () => {
-      // Like most HTTP clients (curl, Python's requests), optionally read nothing until the whole body
-      // is written: an answer that arrives early waits in the kernel, where a reset would destroy it.
-      if (opts.readAfterBody) socket.pause();
-      socket.write(head);
-      for (const chunk of body) {
-        if (socket.destroyed) return;
-        if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
-      }
-      socket.resume();
-    });
-  });
+function openFdCount(): number {
+  const n = openFds();
+  return n.sockets + n.uploads;
 }
 
 /** A multipart body: `fields` text fields, then a file part. */
@@ -134,7 +54,7 @@ describe('multipart field flood (issue 17.1)', () => {
   ])(
     '%s %s with 25 fields before the file: a prompt clear error, no descriptor or .part left',
     async (method, path, withToken) => {
-      const before = openFds();
+      const before = openFdCount();
       const boundary = 'xYzBoundary42';
       const body = floodBody(25, boundary);
       const results = await Promise.all(
@@ -156,8 +76,8 @@ describe('multipart field flood (issue 17.1)', () => {
         expect(r.text).toContain('请求格式错误：body: too many fields (at most 20)');
       }
       // Server-side sockets close with the clients'; nothing else stays open.
-      await until(() => openFds() <= before, 5000, 'descriptors back to the baseline');
-      expect(openFds()).toBeLessThanOrEqual(before);
+      await until(() => openFdCount() <= before, 5000, 'descriptors back to the baseline');
+      expect(openFdCount()).toBeLessThanOrEqual(before);
       const parts = (await readdir(join(relay.dataDir, 'uploads'))).filter((f) => f.endsWith('.part'));
       expect(parts).toEqual([]);
       // Nothing was sent.
@@ -192,7 +112,7 @@ describe('request timeout (issue 17.3)', () => {
   afterAll(() => relay?.close());
 
   it('100 stalled bodies get 408 and are closed after REQUEST_TIMEOUT_SECONDS; descriptors stay bounded', async () => {
-    const before = openFds();
+    const before = openFdCount();
     const stalled = Array.from({ length: 100 }, () =>
       rawExchange(
         relay.url,
@@ -211,9 +131,9 @@ describe('request timeout (issue 17.3)', () => {
     for (const r of results) {
       expect(r.error).toBeNull(); // closed by the server, not by our 8 s give-up
       expect(r.text).toMatch(/^HTTP\/1\.1 408 /);
-      expect(r.ms).toBeGreaterThanOrEqual(450);
+      expect(r.closedMs).toBeGreaterThanOrEqual(450);
     }
-    await until(() => openFds() <= before, 5000, 'descriptors back to the baseline');
+    await until(() => openFdCount() <= before, 5000, 'descriptors back to the baseline');
   });
 
   it('a dribbled body (one byte at a time) is cut at the timeout too', async () => {
@@ -249,7 +169,7 @@ describe('request timeout (issue 17.3)', () => {
     );
     expect(r.error).toBeNull();
     expect(r.text).toMatch(/^HTTP\/1\.1 408 /);
-    expect(r.ms).toBeGreaterThanOrEqual(1450);
+    expect(r.closedMs).toBeGreaterThanOrEqual(1450);
     const parts = async () =>
       (await readdir(join(relay.dataDir, 'uploads'))).filter((f) => f.endsWith('.part'));
     await until(async () => (await parts()).length === 0, 5000, 'the .part file removed');

@@ -1,7 +1,9 @@
 // Minimal HTTP helpers for the black-box relay tests (stream, homepage, limits, admin, bad-input,
-// responsiveness). Plain fetch / node:http calls, nothing from the relay's own code.
+// responsiveness, hardening). Plain fetch / node:http calls, nothing from the relay's own code.
 
+import { readdirSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 
 export interface Registered {
   id: number;
@@ -121,4 +123,101 @@ export function rawRequest(
     });
     req.end(body);
   });
+}
+
+/** Polls `cond` until it holds or the deadline passes (the relay's own timers drive the change). */
+export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface RawExchange {
+  /** Everything the server sent. */
+  text: string;
+  /** The socket error the connection ended in (ECONNRESET …), or `client timeout`. */
+  error: string | null;
+  /** Milliseconds from connect until the answer's head arrived (null: none). */
+  answeredMs: number | null;
+  /** Milliseconds from connect until the socket closed. */
+  closedMs: number;
+}
+
+/**
+ * One HTTP exchange on a raw socket: `head` is written, then `body` chunks with backpressure. Resolves when
+ * the server closes the connection, the answer is complete (`untilAnswer`, by its content-length), or
+ * `timeoutMs` (default 10 s) passes.
+ */
+export function rawExchange(
+  base: string,
+  head: string,
+  body: Buffer[] = [],
+  opts: {
+    untilAnswer?: boolean;
+    timeoutMs?: number;
+    /** Stop writing the body once an answer's head arrived (a client that listens while it sends). */
+    stopBodyOnAnswer?: boolean;
+    /**
+     * Like most HTTP clients (curl, Python's requests), read nothing until the whole body is written: an
+     * answer that arrives early waits in the kernel, where a reset would destroy it.
+     */
+    readAfterBody?: boolean;
+  } = {},
+): Promise<RawExchange> {
+  const { hostname, port } = new URL(base);
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname);
+    let text = '';
+    let error: string | null = null;
+    let answeredMs: number | null = null;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, error, answeredMs, closedMs: Date.now() - t0 });
+    };
+    const timer = setTimeout(() => {
+      error ??= 'client timeout';
+      finish();
+    }, opts.timeoutMs ?? 10_000);
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+      if (answeredMs === null && text.includes('\r\n\r\n')) answeredMs = Date.now() - t0;
+      const m = /\r\ncontent-length: (\d+)\r\n[\s\S]*?\r\n\r\n([\s\S]*)$/i.exec(text);
+      if (opts.untilAnswer && m && Buffer.byteLength(m[2] ?? '') >= Number(m[1])) finish();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => (error ??= err.code ?? err.message));
+    socket.on('close', finish);
+    socket.on('connect', async () => {
+      if (opts.readAfterBody) socket.pause();
+      socket.write(head);
+      for (const chunk of body) {
+        if (socket.destroyed || (opts.stopBodyOnAnswer && answeredMs !== null)) return;
+        if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+      }
+      socket.resume();
+    });
+  });
+}
+
+/** Sockets and upload files (`.part`) this process (the relay and the test) holds open, from /proc/self/fd. */
+export function openFds(): { sockets: number; uploads: number } {
+  const n = { sockets: 0, uploads: 0 };
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed while listing
+    }
+    if (target.startsWith('socket:')) n.sockets += 1;
+    else if (target.endsWith('.part')) n.uploads += 1;
+  }
+  return n;
 }
