@@ -4,11 +4,9 @@
 // with the same Idempotency-Key and body until an HTTP answer arrives. Afterwards the recipient's inbox
 // holds every logical message exactly once, in send order per sender.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawnRelay, stopAllRelays, type RelayProcess } from '../helpers/process.ts';
+import { describe, expect, it } from 'vitest';
+import { relayProcessSuite } from '../helpers/fixtures.ts';
+import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 import { sleep } from '../helpers/sse.ts';
 import { befriend, register, type User } from '../relay/client.ts';
 import { drainInbox, mulberry32, pageAll, randInt } from './util.ts';
@@ -18,15 +16,7 @@ const PER_SENDER = 120;
 const TOTAL = SENDERS * PER_SENDER;
 const KILLS = 5;
 
-const dirs: string[] = [];
-
-afterEach(async () => {
-  await stopAllRelays();
-});
-
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const suite = relayProcessSuite('owc-crash-');
 
 interface Answer {
   status: number;
@@ -68,8 +58,7 @@ async function sendUntilAnswered(
 describe('SIGKILL during a send load', () => {
   it('every logical message is stored exactly once, in per-sender send order', async () => {
     const rng = mulberry32(0xdecaf);
-    const dataDir = await mkdtemp(join(tmpdir(), 'owc-crash-'));
-    dirs.push(dataDir);
+    const dataDir = await suite.dataDir();
     let relay: RelayProcess = await spawnRelay({ dataDir });
     const { url: base, port } = relay;
 

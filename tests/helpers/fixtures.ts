@@ -2,7 +2,11 @@
 // as a stable object at collection time, so a file writes `const relay = suiteRelay()` and keeps using
 // `relay.url` in its tests instead of repeating `let relay; beforeAll(...); afterAll(...)`.
 
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import { stopAllRelays } from './process.ts';
 import { startRelay, type TestRelay, type TestRelayOptions } from './relay.ts';
 
 /**
@@ -70,4 +74,23 @@ export function suiteRelay(options: TestRelayOptions = {}): TestRelay {
     () => startRelay(options),
     (r) => r.close(),
   );
+}
+
+/**
+ * The set-up of a suite that spawns relay processes (helpers/process.ts): every child is SIGKILLed after
+ * each test, and every data folder `dataDir()` made (`<tmp>/<prefix>…`) is removed after the suite.
+ */
+export function relayProcessSuite(prefix: string): { dataDir(): Promise<string> } {
+  const dirs: string[] = [];
+  afterEach(() => stopAllRelays());
+  afterAll(async () => {
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+  return {
+    async dataDir() {
+      const dir = await mkdtemp(join(tmpdir(), prefix));
+      dirs.push(dir);
+      return dir;
+    },
+  };
 }

@@ -2,23 +2,14 @@
 // it is closing, finishes in-flight requests and exits 0; restarted on the same data folder it serves
 // again. Resume clients reconnect with Last-Event-ID and lose nothing; keyed senders retry until answered.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawnRelay, stopAllRelays, type RelayProcess } from '../helpers/process.ts';
+import { describe, expect, it } from 'vitest';
+import { relayProcessSuite } from '../helpers/fixtures.ts';
+import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 import { openSse, sleep, type SseConnection } from '../helpers/sse.ts';
 import { befriend, register, type User } from '../relay/client.ts';
 
 const SENDS = 300;
-const dirs: string[] = [];
-
-afterEach(async () => {
-  await stopAllRelays();
-});
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const suite = relayProcessSuite('owc-graceful-');
 
 /** A resume client: reconnects with Last-Event-ID whenever its stream ends, until stopped. */
 function resumeReader(base: string, user: User) {
@@ -104,8 +95,7 @@ async function sendUntilAnswered(base: string, from: User, toId: number, content
 
 describe('SIGTERM during a send load', () => {
   it('exits cleanly, and resume clients lose nothing across the restart', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'owc-graceful-'));
-    dirs.push(dataDir);
+    const dataDir = await suite.dataDir();
     let relay: RelayProcess = await spawnRelay({ dataDir });
     const { url: base, port } = relay;
     const sender = await register(base, 'graceful_sender');
