@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { relayProcessSuite } from '../helpers/fixtures.ts';
 import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 import { sleep } from '../helpers/sse.ts';
-import { befriend, register, type User } from '../relay/client.ts';
+import { befriend, keyedSend, register, type User } from '../relay/client.ts';
 import { drainInbox, mulberry32, pageAll, randInt } from './util.ts';
 
 const SENDERS = 4;
@@ -32,22 +32,10 @@ async function sendUntilAnswered(
   key: string,
   onNetworkError: () => void,
 ): Promise<Answer> {
-  const body = JSON.stringify({ to_id: toId, content });
   for (;;) {
     try {
-      const res = await fetch(`${base}/send`, {
-        method: 'POST',
-        headers: {
-          'X-Token': from.token,
-          'Content-Type': 'application/json',
-          Accept: 'application/json',
-          'Idempotency-Key': key,
-        },
-        body,
-        signal: AbortSignal.timeout(15_000),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text };
+      const r = await keyedSend(base, from, toId, content, key, 15_000);
+      return { status: r.status, body: r.body };
     } catch {
       onNetworkError();
       await sleep(100);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { relayProcessSuite } from '../helpers/fixtures.ts';
 import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 import { openSse, sleep, type SseConnection } from '../helpers/sse.ts';
-import { befriend, register, type User } from '../relay/client.ts';
+import { befriend, keyedSend, register, type User } from '../relay/client.ts';
 
 const SENDS = 300;
 const suite = relayProcessSuite('owc-graceful-');
@@ -70,23 +70,13 @@ function resumeReader(base: string, user: User) {
 async function sendUntilAnswered(base: string, from: User, toId: number, content: string, key: string) {
   for (;;) {
     try {
-      const res = await fetch(`${base}/send`, {
-        method: 'POST',
-        headers: {
-          'X-Token': from.token,
-          'Content-Type': 'application/json',
-          Accept: 'application/json',
-          'Idempotency-Key': key,
-        },
-        body: JSON.stringify({ to_id: toId, content }),
-      });
+      const r = await keyedSend(base, from, toId, content, key);
       // 503: the relay is closing and refuses new requests; retry like a network error.
-      if (res.status === 503) {
-        await res.text();
+      if (r.status === 503) {
         await sleep(50);
         continue;
       }
-      return { status: res.status, body: await res.text() };
+      return { status: r.status, body: r.body };
     } catch {
       await sleep(50);
     }

@@ -51,6 +51,8 @@ export interface ReqOptions {
   headers?: Record<string, string>;
   /** Ask for JSON mode (`Accept: application/json`). */
   jsonMode?: boolean;
+  /** Abort (the promise rejects) after this long; default: no limit. */
+  timeoutMs?: number;
 }
 
 export async function req(base: string, method: string, path: string, opts: ReqOptions = {}): Promise<Reply> {
@@ -62,8 +64,27 @@ export async function req(base: string, method: string, path: string, opts: ReqO
     body = JSON.stringify(opts.json);
     headers['Content-Type'] ??= 'application/json';
   }
-  const res = await fetch(base + path, { method, headers, body });
+  const signal = opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs);
+  const res = await fetch(base + path, { method, headers, body, signal });
   return { status: res.status, body: await res.text(), headers: res.headers };
+}
+
+/** `POST /send` in JSON mode with an Idempotency-Key: one attempt of the crash suites' retrying senders. */
+export function keyedSend(
+  base: string,
+  from: { token: string },
+  toId: number,
+  content: string,
+  key: string,
+  timeoutMs?: number,
+): Promise<Reply> {
+  return req(base, 'POST', '/send', {
+    token: from.token,
+    json: { to_id: toId, content },
+    jsonMode: true,
+    headers: { 'Idempotency-Key': key },
+    timeoutMs,
+  });
 }
 
 /** A file to upload: its bytes, the name the form gives it, and its type (default octet-stream). */

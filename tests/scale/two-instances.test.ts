@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSchema, dropSchemas, pgAvailable, querySchema, schemaUrl } from '../helpers/pg.ts';
 import { spawnRelay, stopAllRelays, type RelayProcess } from '../helpers/process.ts';
 import { openSse, sleep, type SseConnection } from '../helpers/sse.ts';
-import { befriend, register, type User } from '../relay/client.ts';
+import { befriend, keyedSend, register, type User } from '../relay/client.ts';
 import { mulberry32, pageAll, randInt, type MessageJson } from '../delivery/util.ts';
 
 const available = await pgAvailable();
@@ -268,22 +268,11 @@ describe.skipIf(!available)('two relay processes on one PostgreSQL schema', () =
     })();
 
     const post = async (base: string, from: User, toId: number, content: string, key: string) => {
-      const res = await fetch(`${base}/send`, {
-        method: 'POST',
-        headers: {
-          'X-Token': from.token,
-          'Content-Type': 'application/json',
-          Accept: 'application/json',
-          'Idempotency-Key': key,
-        },
-        body: JSON.stringify({ to_id: toId, content }),
-        signal: AbortSignal.timeout(10_000),
-      });
-      const body = await res.text();
+      const r = await keyedSend(base, from, toId, content, key, 10_000);
       return {
-        status: res.status,
-        body,
-        replayed: res.headers.get('idempotent-replayed') === 'true',
+        status: r.status,
+        body: r.body,
+        replayed: r.headers.get('idempotent-replayed') === 'true',
         via: base,
       };
     };
