@@ -27,6 +27,7 @@ import {
 } from './http/route.ts';
 import { conventionOfPath, rateLimitExempt, ROUTES } from './http/routes.ts';
 import { LastSeenTracker } from './services/last-seen.ts';
+import { storeBoundary } from './services/store-boundary.ts';
 import { RelayMetrics } from './services/metrics.ts';
 import { SlidingWindowLimiter } from './services/rate-limit.ts';
 import { openSqliteStore } from './store/sqlite.ts';
@@ -156,7 +157,19 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     () => hub?.openStreams ?? 0,
     () => hub?.queuedBytes() ?? 0,
   );
-  const store = metrics.instrument(opened.store);
+  // The one place committed messages wake their recipients' streams, here (hub) and on other instances
+  // (bus): the store boundary calls it after every commit that stored messages, whatever wrote them.
+  const store = storeBoundary(opened.store, {
+    seconds: metrics.storeSeconds,
+    delivered: (messages) => {
+      metrics.messagesStored.inc(messages.length);
+      hub?.publish(messages);
+      if (bus) {
+        const recipients = [...new Set(messages.map((m) => m.toId))];
+        bus.announce(recipients).catch((err) => logger.warn({ err }, 'wake-up announce failed'));
+      }
+    },
+  });
   const version = await readVersion();
   const services: RelayServices = {
     config,

@@ -29,7 +29,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { StatsView } from '@openwechat/protocol';
-import { compose } from './compose.ts';
+import { composeStore } from './compose.ts';
 import {
   PgDb,
   PreparingClient,
@@ -111,7 +111,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
     const channel = schema ? `owc_wake_${schema}` : 'owc_wake';
     const db = new PgDb(pool);
     let closed = false;
-    const store = compose<Store>(
+    const store = composeStore(
       {
         kind: 'postgres',
         async close() {
@@ -120,14 +120,14 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
           await pool.end();
         },
       },
-      [
-        new PgUsers(db),
-        new PgMessaging(db),
-        new PgFiles(db),
-        new PgGroups(db),
-        new PgKeys(db),
-        new PgOps(db),
-      ],
+      {
+        users: new PgUsers(db),
+        messaging: new PgMessaging(db),
+        files: new PgFiles(db),
+        groups: new PgGroups(db),
+        keys: new PgKeys(db),
+        ops: new PgOps(db),
+      },
     );
     // Its own application_name, so pg_stat_activity tells the LISTEN connection from the pool's.
     const listenConfig = { ...config, application_name: 'openwechat-relay-listen' };

@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { StatsView } from '@openwechat/protocol';
-import { compose } from './compose.ts';
+import { composeStore } from './compose.ts';
 import { SqliteFiles } from './sqlite-files.ts';
 import { SqliteGroups } from './sqlite-groups.ts';
 import { SqliteKeys } from './sqlite-keys.ts';
@@ -52,7 +52,7 @@ export async function openSqliteStore(opts: {
       checkpointer = startCheckpointer(opts.file);
     }
     const msgs = new SqliteMessages(db);
-    return compose<Store>(
+    return composeStore(
       {
         kind: 'sqlite',
         async close() {
@@ -60,14 +60,14 @@ export async function openSqliteStore(opts: {
           if (db.open) db.close();
         },
       },
-      [
-        new SqliteUsers(db),
-        new SqliteMessaging(db, msgs),
-        new SqliteFiles(db),
-        new SqliteGroups(db, msgs),
-        new SqliteKeys(db),
-        new SqliteOps(db),
-      ],
+      {
+        users: new SqliteUsers(db),
+        messaging: new SqliteMessaging(db, msgs),
+        files: new SqliteFiles(db),
+        groups: new SqliteGroups(db, msgs),
+        keys: new SqliteKeys(db),
+        ops: new SqliteOps(db),
+      },
     );
   } catch (err) {
     db.close();

@@ -40,7 +40,6 @@ import {
   IDEMPOTENCY_WINDOW_MS,
   idempotencyKey,
   PREVIEW_SIZE,
-  publishDelivered,
   readUpload,
 } from './messaging.ts';
 import { groupSendResultJson } from './send-results.ts';
@@ -97,7 +96,6 @@ export async function createGroup(ctx: AuthedCtx, input: CreateGroupInput): Prom
     now: ctx.services.now(),
     limits: limits(ctx),
   });
-  publishDelivered(ctx, r.delivered);
   return { text: formatGroupCreated(r.group, r.group.memberCount), json: { group: groupJson(r.group) } };
 }
 
@@ -132,7 +130,6 @@ export async function addMembers(ctx: AuthedCtx, input: GroupPath & { userIds: n
     now: ctx.services.now(),
     limits: limits(ctx),
   });
-  publishDelivered(ctx, r.delivered);
   return { text: formatGroupMembersAdded(r.added), json: { added: r.added } };
 }
 
@@ -149,7 +146,6 @@ export async function removeMember(ctx: AuthedCtx, input: GroupPath & { userId: 
     userId: input.userId,
     now: ctx.services.now(),
   });
-  publishDelivered(ctx, r.delivered);
   return { text: r.left ? formatGroupLeft(r.group) : formatGroupMemberRemoved(r.removed), json: OK };
 }
 
@@ -200,7 +196,6 @@ export async function dissolve(ctx: AuthedCtx, input: GroupPath): Promise<Output
     actorId: ctx.user.id,
     now: ctx.services.now(),
   });
-  publishDelivered(ctx, r.delivered);
   return { text: formatGroupDissolved(r.group), json: OK };
 }
 
@@ -250,7 +245,6 @@ async function deliverToGroup(
     metrics.groupSends.inc();
     metrics.groupFanout.observe(result.recipients);
   }
-  publishDelivered(ctx, result.delivered);
   const preview = result.preview ?? { total: 0, messages: [] };
   const output: Output = {
     text: formatSendReply(formatGroupSendSuccess(result.group, result.recipients), preview),

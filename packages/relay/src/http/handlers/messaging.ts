@@ -26,7 +26,6 @@ import type { FastifyRequest } from 'fastify';
 import { decideSend } from '../../domain/send.ts';
 import type {
   FileStore,
-  InboxMessage,
   MessagingStore,
   SendResult,
   UserRecord,
@@ -92,21 +91,6 @@ export function idempotencyKey(ctx: Pick<Ctx, 'req'>): string | null {
   return raw;
 }
 
-/**
- * After a commit, and only then: count the stored messages and wake their recipients' streams, here
- * (hub) and on other instances (bus). The store holds every message already; this is only the wake-up.
- */
-export function publishDelivered(ctx: StoreCtx<unknown>, delivered: readonly InboxMessage[]): void {
-  const { hub, bus, metrics } = ctx.services;
-  if (delivered.length === 0) return;
-  metrics.messagesStored.inc(delivered.length);
-  hub.publish(delivered);
-  if (bus) {
-    const recipients = [...new Set(delivered.map((m) => m.toId))];
-    bus.announce(recipients).catch((err) => ctx.req.log.warn({ err }, 'wake-up announce failed'));
-  }
-}
-
 async function deliver(
   ctx: AuthedCtx,
   toId: number,
@@ -143,7 +127,6 @@ async function deliver(
         : undefined,
     },
   );
-  publishDelivered(ctx, result.delivered);
   const preview = result.preview ?? { total: 0, messages: [] };
   const line = SEND_SUCCESS[result.outcome];
   // Each rendering is made when asked for: a request is answered in one of them (issue 26).
