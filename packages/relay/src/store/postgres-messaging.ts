@@ -11,14 +11,16 @@
 // takeInbox locks its user row (read-and-clear readers of one inbox take turns, so `total` is exact and
 // no message is returned twice) and returns only the rows its own DELETE removed.
 
-import { RelayError, type FriendView, type ReceiptView } from '@openwechat/protocol';
+import type { FriendView, ReceiptView } from '@openwechat/protocol';
 import type { SendDecision, SendState } from '../domain/send.ts';
 import type { PgDb } from './postgres-connection.ts';
-import { countStored, insertMessage, peek, recordIdempotency, replayOfKey } from './postgres-messages.ts';
+import { peek, PgTx } from './postgres-messages.ts';
+import type { SendTx } from './dialect.ts';
+import { sendOp } from './send.ts';
+import { runAsync } from './steps.ts';
 import { ChatCommitter, sendChat } from './postgres-send-chat.ts';
 import { decodeText } from './postgres-text.ts';
 import {
-  joinedFrom,
   MESSAGE_SELECT,
   pair,
   RECEIPT_COLUMNS,
@@ -28,12 +30,9 @@ import {
   toPublicUser,
   toReceipt,
   toReceipts,
-  toUser,
-  USER_COLUMNS,
   type FriendshipRow,
   type MessageRow,
   type ReceiptRow,
-  type RecordedSend,
   type UserRow,
 } from './rows.ts';
 import type {
@@ -46,7 +45,6 @@ import type {
   SendOptions,
   SendRequest,
   SendResult,
-  UserRecord,
 } from './types.ts';
 
 /**
@@ -66,6 +64,36 @@ function receiptsOf(at: string): string {
 /** The receipts returned by a statement whose rows are `rec`'s (the rows with to_id null are padding). */
 function receiptRows(rows: ReadonlyArray<Partial<ReceiptRow>>): ReceiptView[] {
   return toReceipts(rows.filter((r): r is ReceiptRow => r.to_id != null));
+}
+
+/** The friendship reads and writes of a send (SendTx): the pair's row locked like the users'. */
+class PgSendTx extends PgTx implements SendTx {
+  async friendship(a: number, b: number): Promise<FriendshipRecord | null> {
+    const row = (
+      await this.c.query<FriendshipRow>(
+        `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
+         FROM friendships WHERE user_a = $1 AND user_b = $2 FOR NO KEY UPDATE`,
+        pair(a, b),
+      )
+    ).rows[0];
+    return row ? toFriendship(row) : null;
+  }
+
+  async insertPending(a: number, b: number, initiatedBy: number, now: number): Promise<void> {
+    await this.c.query(
+      `INSERT INTO friendships (user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at)
+       VALUES ($1, $2, $3, 'pending', NULL, $4, $4)`,
+      [a, b, initiatedBy, now],
+    );
+  }
+
+  async accept(a: number, b: number, now: number): Promise<boolean> {
+    const r = await this.c.query(
+      `UPDATE friendships SET status = 'accepted', updated_at = $1 WHERE user_a = $2 AND user_b = $3`,
+      [now, a, b],
+    );
+    return r.rowCount === 1;
+  }
 }
 
 export class PgMessaging implements MessagingStore {
@@ -109,90 +137,7 @@ export class PgMessaging implements MessagingStore {
     // A chat between friends: two round trips (the write group-committed), no lock held across the decision.
     const chat = await sendChat(this.chats, req, decide, opts);
     if (chat) return chat;
-    return this.db.tx(async (c) => {
-      // Both user rows first, in id order: serialises this pair, this sender and this inbox.
-      const wanted = [...new Set([req.fromId, req.toId])].filter(Number.isSafeInteger);
-      const locked = (
-        await c.query<UserRow>(
-          `SELECT ${USER_COLUMNS} FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`,
-          [wanted],
-        )
-      ).rows.map(toUser);
-
-      const idem = opts.idempotency;
-      if (idem) {
-        const replay = await replayOfKey<RecordedSend>(c, req.fromId, idem, req.now);
-        if (replay) return replay;
-      }
-
-      const sender = locked.find((u) => u.id === req.fromId);
-      // The caller authenticated the sender; a missing row means its account is gone.
-      if (!sender) throw new RelayError('invalid_token');
-      const recipient = locked.find((u) => u.id === req.toId) ?? null;
-      let friendship: FriendshipRecord | null = null;
-      if (recipient && recipient.id !== sender.id) {
-        // Locked too: block() on this pair waits for us (or we for it), never interleaves.
-        const row = (
-          await c.query<FriendshipRow>(
-            `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
-             FROM friendships WHERE user_a = $1 AND user_b = $2 FOR NO KEY UPDATE`,
-            pair(sender.id, recipient.id),
-          )
-        ).rows[0];
-        friendship = row ? toFriendship(row) : null;
-      }
-      const decision = decide({
-        sender,
-        recipient,
-        friendship,
-        content: req.content,
-        attachment: req.attachment,
-        ...(req.e2e ? { e2e: req.e2e } : {}),
-        now: req.now,
-      });
-
-      const change = decision.friendship;
-      if (change.op !== 'none') {
-        if (!recipient) throw new Error('send decision changes a friendship without a recipient');
-        const [a, b] = pair(sender.id, recipient.id);
-        if (change.op === 'create_pending') {
-          await c.query(
-            `INSERT INTO friendships (user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at)
-             VALUES ($1, $2, $3, 'pending', NULL, $4, $4)`,
-            [a, b, change.initiatedBy, req.now],
-          );
-        } else {
-          const r = await c.query(
-            `UPDATE friendships SET status = 'accepted', updated_at = $1 WHERE user_a = $2 AND user_b = $3`,
-            [req.now, a, b],
-          );
-          if (r.rowCount !== 1) throw new Error('send decision accepts a friendship that does not exist');
-        }
-      }
-
-      const profiles = new Map<number, UserRecord>(locked.map((u) => [u.id, u]));
-      const delivered: InboxMessage[] = [];
-      for (const m of decision.messages) {
-        const stored = await insertMessage(c, m);
-        let from = m.fromId === null ? null : (profiles.get(m.fromId) ?? null);
-        if (m.fromId !== null && !from) {
-          const row = (await c.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [m.fromId]))
-            .rows[0];
-          from = row ? toUser(row) : null;
-        }
-        delivered.push(toMessage({ ...stored, ...joinedFrom(from) }, decodeText));
-      }
-      const recorded: RecordedSend = {
-        outcome: decision.outcome,
-        messageId: delivered[0]?.id ?? 0,
-        toId: delivered[0]?.toId ?? req.toId,
-        preview: opts.previewLimit ? await peek(c, req.fromId, opts.previewLimit) : null,
-      };
-      if (idem) await recordIdempotency(c, req.fromId, idem, recorded, req.now);
-      // Last, so the shard row is held only for the commit.
-      await countStored(c, delivered.length, req.toId);
-      return { ...recorded, delivered, replayed: false };
-    });
+    return this.db.tx((c) => runAsync(sendOp(new PgSendTx(c), req, opts, decide)));
   }
 
   async pruneIdempotency(before: number): Promise<number> {

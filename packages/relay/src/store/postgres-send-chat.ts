@@ -15,11 +15,12 @@
 
 import type pg from 'pg';
 import { RelayError } from '@openwechat/protocol';
-import type { SendDecision, SendState } from '../domain/send.ts';
+import type { SendDecision } from '../domain/send.ts';
 import { RoundTrips } from './postgres-connection.ts';
 import { MESSAGE_COUNTER_SHARDS } from './postgres-migrations.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
 import {
+  fieldParams,
   joinedFrom,
   MESSAGE_SELECT,
   messageFields,
@@ -32,6 +33,7 @@ import {
   type MessageRow,
   type UserRow,
 } from './rows.ts';
+import { sendState, type Decide } from './send.ts';
 import type { SendOptions, SendRequest, SendResult } from './types.ts';
 
 /** Reads before giving up on the fast path for this send (the locked path then settles it). */
@@ -111,7 +113,7 @@ export class ChatCommitter {
 export async function sendChat(
   committer: ChatCommitter,
   req: SendRequest,
-  decide: (state: SendState) => SendDecision,
+  decide: Decide,
   opts: SendOptions,
 ): Promise<SendResult | null> {
   // The batched write (owc_send_chats) has no ciphertext column: encrypted sends take the locked path.
@@ -129,15 +131,7 @@ export async function sendChat(
     if (friendship.status !== 'accepted') return null;
     let decision: SendDecision;
     try {
-      decision = decide({
-        sender,
-        recipient,
-        friendship,
-        content: req.content,
-        attachment: req.attachment,
-        ...(req.e2e ? { e2e: req.e2e } : {}),
-        now: req.now,
-      });
+      decision = decide(sendState(req, sender, recipient, friendship));
     } catch (err) {
       // A refusal is the answer; anything else is the locked path's to retry or report.
       if (err instanceof RelayError) throw err;
@@ -174,14 +168,7 @@ export async function sendChat(
       friendship.initiatedBy,
       friendship.blockedBy,
       friendship.updatedAt,
-      f.type,
-      f.content,
-      f.attachment_name,
-      f.file_id,
-      f.file_size,
-      f.file_type,
-      f.file_expires_at,
-      f.created_at,
+      ...fieldParams(f).slice(1),
     ]);
     if (id === null) continue; // the state moved between the read and the write: decide again
     const delivered = [

@@ -208,6 +208,22 @@ export function messageFields(m: NewMessage, encode: TextCodec = asIs): MessageF
   };
 }
 
+/** from_id … created_at, in the order every INSERT INTO messages lists them. */
+export function fieldParams(f: MessageFields): Array<string | number | null> {
+  const { from_id, type, content, attachment_name, file_id, file_size, file_type, file_expires_at } = f;
+  return [
+    from_id,
+    type,
+    content,
+    attachment_name,
+    file_id,
+    file_size,
+    file_type,
+    file_expires_at,
+    f.created_at,
+  ];
+}
+
 /** The joined columns for messages stored by `from` (null: system notices) in `group`. */
 export function joinedFrom(
   from: Pick<UserRecord, 'name' | 'description'> | null,

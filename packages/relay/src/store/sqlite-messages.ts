@@ -1,11 +1,12 @@
-// What every SQLite area that stores messages shares (private sends, group sends, group notices): the
-// per-recipient id counter, the insert of one message or of a fan-out run, the inbox preview, the
-// idempotency records and the user lookup. Statements are prepared once at open.
+// What every SQLite transaction that stores messages shares (private sends, group sends, group notices):
+// the per-recipient id counter, the insert of one message or of a fan-out run, the inbox preview, the
+// idempotency records and the user lookup (MessageTx, dialect.ts). Statements are prepared once at open.
 
 import type Database from 'better-sqlite3';
 import { fanOutRuns } from './fan-out.ts';
+import type { MessageTx } from './dialect.ts';
 import {
-  joinedFrom,
+  fieldParams,
   MESSAGE_SELECT,
   messageFields,
   toMessage,
@@ -16,8 +17,7 @@ import {
   type StoredMessageRow,
   type UserRow,
 } from './rows.ts';
-import type { GroupRef } from '@openwechat/protocol';
-import type { InboxMessage, InboxPage, NewMessage, UserRecord } from './types.ts';
+import type { InboxPage, NewMessage, UserRecord } from './types.ts';
 
 type DB = Database.Database;
 
@@ -31,15 +31,7 @@ type Bind = string | number | null;
 const row14 = (r: StoredMessageRow): Bind[] => [
   r.to_id,
   r.id,
-  r.from_id,
-  r.type,
-  r.content,
-  r.attachment_name,
-  r.file_id,
-  r.file_size,
-  r.file_type,
-  r.file_expires_at,
-  r.created_at,
+  ...fieldParams(r),
   r.group_id,
   r.mentioned ? 1 : 0,
   r.e2e,
@@ -48,6 +40,9 @@ const row14 = (r: StoredMessageRow): Bind[] => [
 function prepare(db: DB) {
   return {
     getUser: db.prepare<[number], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
+    usersIn: db.prepare<[string], UserRow>(
+      `SELECT ${USER_COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?))`,
+    ),
     nextMessageId: db.prepare<[number], { id: number }>(
       'UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = ? RETURNING last_msg_id AS id',
     ),
@@ -81,11 +76,32 @@ function prepare(db: DB) {
   };
 }
 
-export class SqliteMessages {
+/**
+ * The SQLite side of MessageTx (dialect.ts): statements prepared once; "locking" a user is reading it
+ * (the transaction holds SQLite's single write lock). `count` takes the lifetime total: at once, or
+ * added up per batch by the caller (the send path's CommitBatcher).
+ */
+export class SqliteTx implements MessageTx {
   readonly s: ReturnType<typeof prepare>;
 
-  constructor(db: DB) {
+  constructor(
+    db: DB,
+    private readonly count?: (n: number) => void,
+  ) {
     this.s = prepare(db);
+  }
+
+  lockUsers(ids: readonly number[], known?: UserRecord): Map<number, UserRecord> {
+    const out = new Map<number, UserRecord>();
+    if (known) out.set(known.id, known);
+    const wanted = [...new Set(ids)].filter((id) => !out.has(id));
+    if (wanted.length <= 2) {
+      for (const id of wanted) {
+        const user = this.user(id);
+        if (user) out.set(id, user);
+      }
+    } else for (const row of this.s.usersIn.all(JSON.stringify(wanted))) out.set(row.id, toUser(row));
+    return out;
   }
 
   user(id: number): UserRecord | null {
@@ -93,7 +109,6 @@ export class SqliteMessages {
     return row ? toUser(row) : null;
   }
 
-  /** Total and oldest `limit` messages of an inbox. */
   peek(userId: number, limit: number): InboxPage {
     const total = this.s.countInbox.get(userId)!.n;
     // Most senders' inboxes are empty: no second read then.
@@ -113,7 +128,6 @@ export class SqliteMessages {
     this.s.putIdem.run(userId, idem.key, idem.fingerprint, JSON.stringify(result), now);
   }
 
-  /** Stores one message in its recipient's inbox with the recipient's next id. */
   insert(m: NewMessage): StoredMessageRow {
     const next = this.s.nextMessageId.get(m.toId);
     if (!next) throw new Error(`message for unknown user ${m.toId}`);
@@ -127,20 +141,11 @@ export class SqliteMessages {
     return row;
   }
 
-  /**
-   * Stores messages (notices, group copies) with their recipients' next ids, a fan-out run in two
-   * statements; adds them to the lifetime total.
-   */
-  store(
-    messages: readonly NewMessage[],
-    from: UserRecord | null = null,
-    group: GroupRef | null = null,
-  ): InboxMessage[] {
-    const joined = joinedFrom(from, group);
-    const delivered: InboxMessage[] = [];
+  fanOut(messages: readonly NewMessage[]): StoredMessageRow[] {
+    const out: StoredMessageRow[] = [];
     for (const run of fanOutRuns(messages)) {
       if (run.length === 1) {
-        delivered.push(toMessage({ ...this.insert(run[0]!), ...joined }));
+        out.push(this.insert(run[0]!));
         continue;
       }
       const next = new Map(
@@ -157,9 +162,14 @@ export class SqliteMessages {
         rows[0]!.e2e,
         JSON.stringify(rows.map((r) => [r.to_id, r.id, r.mentioned ? 1 : 0])),
       );
-      for (const r of rows) delivered.push(toMessage({ ...r, ...joined }));
+      out.push(...rows);
     }
-    if (delivered.length > 0) this.s.addTotal.run(delivered.length);
-    return delivered;
+    return out;
+  }
+
+  countStored(n: number): void {
+    if (n === 0) return;
+    if (this.count) this.count(n);
+    else this.s.addTotal.run(n);
   }
 }

@@ -3,15 +3,13 @@
 // messages and the idempotency record are one savepoint of the batch's transaction.
 
 import type Database from 'better-sqlite3';
-import { RelayError, type FriendView, type ReceiptView } from '@openwechat/protocol';
+import type { FriendView, ReceiptView } from '@openwechat/protocol';
 import type { SendDecision, SendState } from '../domain/send.ts';
 import {
-  joinedFrom,
   MESSAGE_SELECT,
   pair,
   RECEIPT_COLUMNS,
   receiptEligible,
-  replayOf,
   toFriendship,
   toMessage,
   toPublicUser,
@@ -21,11 +19,13 @@ import {
   type IdempotencyRow,
   type MessageRow,
   type ReceiptRow,
-  type RecordedSend,
   type UserRow,
 } from './rows.ts';
 import { CommitBatcher } from './sqlite-batch.ts';
-import { immediate, type SqliteMessages } from './sqlite-messages.ts';
+import { immediate, SqliteTx } from './sqlite-messages.ts';
+import { sendOp, type Decide } from './send.ts';
+import { runSync } from './steps.ts';
+import type { SendTx } from './dialect.ts';
 import type {
   Delivery,
   FriendshipRecord,
@@ -36,7 +36,6 @@ import type {
   SendOptions,
   SendRequest,
   SendResult,
-  UserRecord,
 } from './types.ts';
 
 type DB = Database.Database;
@@ -124,14 +123,34 @@ function prepare(db: DB) {
   };
 }
 
+/** The friendship reads and writes of a send (SendTx). */
+class SqliteSendTx extends SqliteTx implements SendTx {
+  constructor(
+    db: DB,
+    private readonly f: ReturnType<typeof prepare>,
+    count: (n: number) => void,
+  ) {
+    super(db, count);
+  }
+
+  friendship(a: number, b: number): FriendshipRecord | null {
+    const row = this.f.getFriendship.get(...pair(a, b));
+    return row ? toFriendship(row) : null;
+  }
+
+  insertPending(a: number, b: number, initiatedBy: number, now: number): void {
+    this.f.insertFriendship.run(a, b, initiatedBy, now, now);
+  }
+
+  accept(a: number, b: number, now: number): boolean {
+    return this.f.acceptFriendship.run(now, a, b).changes === 1;
+  }
+}
+
 export class SqliteMessaging implements MessagingStore {
   private readonly s: ReturnType<typeof prepare>;
   private readonly batch: CommitBatcher;
-  private readonly sendTx: (
-    req: SendRequest,
-    decide: (state: SendState) => SendDecision,
-    opts: SendOptions,
-  ) => SendResult;
+  private readonly sendTx: (req: SendRequest, decide: Decide, opts: SendOptions) => SendResult;
   private readonly takeTx: (
     userId: number,
     limit: number,
@@ -143,7 +162,7 @@ export class SqliteMessaging implements MessagingStore {
   private readonly peekTx: (userId: number, limit: number) => InboxPage;
   private readonly blockTx: (by: number, target: number, now: number) => boolean;
 
-  constructor(db: DB, msgs: SqliteMessages) {
+  constructor(db: DB, msgs: SqliteTx) {
     const s = (this.s = prepare(db));
     // Messages stored by the batch's sends, added to the lifetime count once per batch (the meta row
     // would otherwise be rewritten by every send). A send counts itself only after its last statement,
@@ -155,63 +174,9 @@ export class SqliteMessaging implements MessagingStore {
       batchTotal = 0;
     });
 
-    const getFriendship = (a: number, b: number): FriendshipRecord | null => {
-      const row = s.getFriendship.get(...pair(a, b));
-      return row ? toFriendship(row) : null;
-    };
-
-    this.sendTx = immediate(
-      db,
-      (req: SendRequest, decide: (state: SendState) => SendDecision, opts: SendOptions) => {
-        const idem = opts.idempotency;
-        if (idem) {
-          const replay = replayOf<RecordedSend>(msgs.idempotencyRecord(req.fromId, idem.key), idem, req.now);
-          if (replay) return replay;
-        }
-        const sender = req.sender?.id === req.fromId ? req.sender : msgs.user(req.fromId);
-        // The caller authenticated the sender; a missing row means its account is gone.
-        if (!sender) throw new RelayError('invalid_token');
-        const recipient = msgs.user(req.toId);
-        const friendship =
-          recipient && recipient.id !== sender.id ? getFriendship(sender.id, recipient.id) : null;
-        const decision = decide({
-          sender,
-          recipient,
-          friendship,
-          content: req.content,
-          attachment: req.attachment,
-          ...(req.e2e ? { e2e: req.e2e } : {}),
-          now: req.now,
-        });
-
-        const change = decision.friendship;
-        if (change.op !== 'none') {
-          if (!recipient) throw new Error('send decision changes a friendship without a recipient');
-          const [a, b] = pair(sender.id, recipient.id);
-          if (change.op === 'create_pending') {
-            s.insertFriendship.run(a, b, change.initiatedBy, req.now, req.now);
-          } else if (s.acceptFriendship.run(req.now, a, b).changes !== 1) {
-            throw new Error('send decision accepts a friendship that does not exist');
-          }
-        }
-
-        const profiles = new Map<number, UserRecord>([[sender.id, sender]]);
-        if (recipient) profiles.set(recipient.id, recipient);
-        const delivered = decision.messages.map((m) => {
-          const stored = msgs.insert(m);
-          const from = m.fromId === null ? null : (profiles.get(m.fromId) ?? msgs.user(m.fromId));
-          return toMessage({ ...stored, ...joinedFrom(from) });
-        });
-        const recorded: RecordedSend = {
-          outcome: decision.outcome,
-          messageId: delivered[0]?.id ?? 0,
-          toId: delivered[0]?.toId ?? req.toId,
-          preview: opts.previewLimit ? msgs.peek(req.fromId, opts.previewLimit) : null,
-        };
-        if (idem) msgs.recordIdempotency(req.fromId, idem, recorded, req.now);
-        batchTotal += delivered.length; // last: nothing below can throw
-        return { ...recorded, delivered, replayed: false };
-      },
+    const t = new SqliteSendTx(db, s, (n) => (batchTotal += n));
+    this.sendTx = immediate(db, (req: SendRequest, decide: Decide, opts: SendOptions) =>
+      runSync(sendOp(t, req, opts, decide)),
     );
 
     this.takeTx = immediate(db, (userId: number, limit: number, fromId: number | null, at: number) => {

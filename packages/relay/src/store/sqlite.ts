@@ -16,7 +16,7 @@ import { composeStore } from './compose.ts';
 import { SqliteFiles } from './sqlite-files.ts';
 import { SqliteGroups } from './sqlite-groups.ts';
 import { SqliteKeys } from './sqlite-keys.ts';
-import { SqliteMessages } from './sqlite-messages.ts';
+import { SqliteTx } from './sqlite-messages.ts';
 import { SqliteMessaging } from './sqlite-messaging.ts';
 import { SAFETY_NET_PAGES, startCheckpointer, type Checkpointer } from './sqlite-checkpoint.ts';
 import { migrateSqlite } from './sqlite-migrations.ts';
@@ -51,7 +51,7 @@ export async function openSqliteStore(opts: {
       db.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
       checkpointer = startCheckpointer(opts.file);
     }
-    const msgs = new SqliteMessages(db);
+    const msgs = new SqliteTx(db);
     return composeStore(
       {
         kind: 'sqlite',
@@ -64,7 +64,7 @@ export async function openSqliteStore(opts: {
         users: new SqliteUsers(db),
         messaging: new SqliteMessaging(db, msgs),
         files: new SqliteFiles(db),
-        groups: new SqliteGroups(db, msgs),
+        groups: new SqliteGroups(db),
         keys: new SqliteKeys(db),
         ops: new SqliteOps(db),
       },

@@ -152,6 +152,14 @@ export interface GroupRemoval {
   delivered: InboxMessage[];
 }
 
+export interface AddMembersRequest {
+  groupId: number;
+  actorId: number;
+  userIds: readonly number[];
+  now: number;
+  limits: GroupLimits;
+}
+
 export interface GroupUpdate {
   groupId: number;
   actorId: number;
@@ -344,13 +352,7 @@ export interface GroupStore {
   /** Whether `userId` is a current member of the (live) group. */
   isGroupMember(groupId: number, userId: number): Promise<boolean>;
   /** The owner adds members (accepted friends of the owner; status and limits apply). All or nothing. */
-  addGroupMembers(req: {
-    groupId: number;
-    actorId: number;
-    userIds: readonly number[];
-    now: number;
-    limits: GroupLimits;
-  }): Promise<GroupChange>;
+  addGroupMembers(req: AddMembersRequest): Promise<GroupChange>;
   /** The owner removes a member (notified), or a member removes itself (= leaveGroup). */
   removeGroupMember(req: {
     groupId: number;
