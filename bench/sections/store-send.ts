@@ -4,7 +4,6 @@
 // on one core: the figure separates what the store costs from what HTTP costs (docs/benchmarks.md).
 
 import { join } from 'node:path';
-import { decideSend } from '../../packages/relay/src/domain/send.ts';
 import { openSqliteStore } from '../../packages/relay/src/store/sqlite.ts';
 import type { UserRecord } from '../../packages/relay/src/store/types.ts';
 import { CONTENT } from '../lib/context.ts';
@@ -39,7 +38,6 @@ export async function measureStoreSends(dir: string, seconds: number): Promise<S
     const send = (from: UserRecord, to: UserRecord, content: string) =>
       store.send(
         { fromId: from.id, toId: to.id, content, attachment: null, now: Date.now(), sender: from },
-        decideSend,
         {
           previewLimit: 5,
         },

@@ -5,7 +5,6 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
 import { nameKey, type AttachmentView, type PublicUser, type UserStatus } from '@openwechat/protocol';
-import { decideSend } from '../../packages/relay/src/domain/send.ts';
 import type { InboxMessage, SendResult, Store, UserRecord } from '../../packages/relay/src/store/types.ts';
 
 export const T0 = 1_772_000_000_000;
@@ -80,16 +79,13 @@ export function harness(current: () => Store): Harness {
       });
     },
     send(from, to, content, opts = {}) {
-      return current().send(
-        {
-          fromId: from.id,
-          toId: typeof to === 'number' ? to : to.id,
-          content,
-          attachment: opts.attachment ?? null,
-          now: opts.now ?? T0 + 1000,
-        },
-        decideSend,
-      );
+      return current().send({
+        fromId: from.id,
+        toId: typeof to === 'number' ? to : to.id,
+        content,
+        attachment: opts.attachment ?? null,
+        now: opts.now ?? T0 + 1000,
+      });
     },
     async befriend(a, b, now = T0 + 1000) {
       expect((await h.send(a, b, 'hi', { now })).outcome).toBe('request');

@@ -3,7 +3,6 @@
 
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { AttachmentView } from '@openwechat/protocol';
-import { decideSend } from '../../../packages/relay/src/domain/send.ts';
 import type { Store } from '../../../packages/relay/src/store/types.ts';
 import { ids, T0, type Harness } from '../harness.ts';
 
@@ -157,7 +156,6 @@ export function inboxContract(h: Harness): void {
       await send(bob, alice, 'b2');
       const r = await store.send(
         { fromId: alice.id, toId: bob.id, content: 'reply', attachment: null, now: T0 + 9000 },
-        decideSend,
         { previewLimit: 2 },
       );
       expect(r.preview).toEqual(await store.peekInbox(alice.id, 2));
@@ -167,7 +165,6 @@ export function inboxContract(h: Harness): void {
       expect((await store.peekInbox(alice.id, 10)).total).toBe(3);
       const none = await store.send(
         { fromId: carol.id, toId: alice.id, content: 'x', attachment: null, now: T0 + 9100 },
-        decideSend,
         { previewLimit: 5 },
       );
       expect(none.preview).toEqual({ total: 0, messages: [] });

@@ -4,7 +4,6 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { E2E_PLACEHOLDER, keyBundleSigningInput, RelayError } from '@openwechat/protocol';
-import { decideSend } from '../../../packages/relay/src/domain/send.ts';
 import type { NewKeyBundle, Store } from '../../../packages/relay/src/store/types.ts';
 import { T0, type Harness } from '../harness.ts';
 
@@ -116,21 +115,15 @@ export function keysContract(h: Harness): void {
       await befriend(alice, bob);
       await befriend(alice, carol);
       const envelope = `{"v":1,"ct":"${'x'.repeat(40_000)}"}`;
-      await store.send(
-        {
-          fromId: alice.id,
-          toId: bob.id,
-          content: E2E_PLACEHOLDER,
-          attachment: null,
-          e2e: envelope,
-          now: T0,
-        },
-        decideSend,
-      );
-      await store.send(
-        { fromId: alice.id, toId: bob.id, content: 'plain', attachment: null, now: T0 + 1 },
-        decideSend,
-      );
+      await store.send({
+        fromId: alice.id,
+        toId: bob.id,
+        content: E2E_PLACEHOLDER,
+        attachment: null,
+        e2e: envelope,
+        now: T0,
+      });
+      await store.send({ fromId: alice.id, toId: bob.id, content: 'plain', attachment: null, now: T0 + 1 });
       const [enc, plain] = await store.listInbox(bob.id, 0, 10);
       expect(enc).toMatchObject({ content: E2E_PLACEHOLDER, e2e: envelope, type: 'chat' });
       expect(plain!.e2e ?? null).toBeNull();

@@ -7,7 +7,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { ReceiptView } from '@openwechat/protocol';
 import type { GroupLimits } from '../../../packages/relay/src/domain/groups.ts';
-import { decideSend } from '../../../packages/relay/src/domain/send.ts';
 import type { Delivery, Store } from '../../../packages/relay/src/store/types.ts';
 import { T0, type Harness } from '../harness.ts';
 
@@ -160,7 +159,6 @@ export function receiptsContract(h: Harness): void {
       const idem = { key: 'k1', fingerprint: 'f1', windowMs: 86_400_000 };
       const r = await store.send(
         { fromId: alice.id, toId: bob.id, content: 'c', attachment: null, now: T0 + 7000 },
-        decideSend,
         { idempotency: idem, previewLimit: 5 },
       );
       const found = await store.getIdempotentSend(alice.id, 'k1', T0);

@@ -3,7 +3,7 @@
 
 import { beforeEach, describe, expect, it } from 'vitest';
 import { RelayError, formatFriendshipNotice, type AttachmentView } from '@openwechat/protocol';
-import { decideSend, type SendState } from '../../../packages/relay/src/domain/send.ts';
+import type { SendState } from '../../../packages/relay/src/domain/send.ts';
 import type {
   InboxMessage,
   SendOptions,
@@ -268,10 +268,14 @@ export function sendContract(h: Harness): void {
       const bob = await user('bob');
       let seen: SendState | null = null;
       await expect(
-        store.send({ fromId: alice.id, toId: bob.id, content: 'x', attachment: null, now: T0 }, (state) => {
-          seen = state;
-          throw new Error('refused by test');
-        }),
+        store.send(
+          { fromId: alice.id, toId: bob.id, content: 'x', attachment: null, now: T0 },
+          {},
+          (state) => {
+            seen = state;
+            throw new Error('refused by test');
+          },
+        ),
       ).rejects.toThrow('refused by test');
       expect(seen).toEqual({
         sender: alice,
@@ -288,10 +292,14 @@ export function sendContract(h: Harness): void {
       await send(alice, bob, 'hi', { now: T0 + 1 });
       const row = await store.getFriendship(alice.id, bob.id);
       await expect(
-        store.send({ fromId: bob.id, toId: alice.id, content: 'y', attachment: null, now: T0 + 2 }, (s) => {
-          expect(s.friendship).toEqual(row);
-          throw new Error('refused again');
-        }),
+        store.send(
+          { fromId: bob.id, toId: alice.id, content: 'y', attachment: null, now: T0 + 2 },
+          {},
+          (s) => {
+            expect(s.friendship).toEqual(row);
+            throw new Error('refused again');
+          },
+        ),
       ).rejects.toThrow('refused again');
       expect(await store.getFriendship(alice.id, bob.id)).toEqual(row);
       expect(await store.lastMessageId(alice.id)).toBe(0);
@@ -394,11 +402,7 @@ export function sendContract(h: Harness): void {
       const bob = await user('bob');
       await befriend(alice, bob);
       await send(bob, alice, 'ping', { now: T0 + 4000 }); // alice's inbox: 3
-      const first = await store.send(
-        req(alice, bob, 'once', T0 + 5000),
-        decideSend,
-        keyed('k1', 'f1', 60_000, 5),
-      );
+      const first = await store.send(req(alice, bob, 'once', T0 + 5000), keyed('k1', 'f1', 60_000, 5));
       const ping = (await store.peekInbox(alice.id, 10)).messages;
       expect(first).toEqual({
         outcome: 'chat',
@@ -411,11 +415,7 @@ export function sendContract(h: Harness): void {
       const stats = await store.getStats();
       // alice's inbox changes meanwhile: the replay still shows what the first answer showed.
       await store.takeInbox(alice.id, { limit: 10, fromId: null });
-      const again = await store.send(
-        req(alice, bob, 'once', T0 + 6000),
-        decideSend,
-        keyed('k1', 'f1', 60_000, 5),
-      );
+      const again = await store.send(req(alice, bob, 'once', T0 + 6000), keyed('k1', 'f1', 60_000, 5));
       expect(again).toEqual({
         outcome: 'chat',
         messageId: 3,
@@ -425,19 +425,15 @@ export function sendContract(h: Harness): void {
         replayed: true,
       });
       // A replay does not even ask the decision.
-      const third = await store.send(
-        req(alice, bob, 'once', T0 + 7000),
-        () => {
-          throw new Error('decide must not run on a replay');
-        },
-        keyed('k1', 'f1', 60_000, 5),
-      );
+      const third = await store.send(req(alice, bob, 'once', T0 + 7000), keyed('k1', 'f1', 60_000, 5), () => {
+        throw new Error('decide must not run on a replay');
+      });
       expect(third).toEqual(again);
       expect(await store.lastMessageId(bob.id)).toBe(3);
       expect(ids((await store.peekInbox(bob.id, 10)).messages)).toEqual([3]);
       expect(await store.getStats()).toEqual(stats);
       // Keys are per sender: bob's 'k1' is a different request.
-      const bobs = await store.send(req(bob, alice, 'mine', T0 + 8000), decideSend, keyed('k1', 'f1'));
+      const bobs = await store.send(req(bob, alice, 'mine', T0 + 8000), keyed('k1', 'f1'));
       expect(bobs).toMatchObject({ outcome: 'chat', messageId: 4, replayed: false, preview: null });
       expect(bobs.delivered).toHaveLength(1);
     });
@@ -446,11 +442,7 @@ export function sendContract(h: Harness): void {
       const alice = await user('alice');
       const bob = await user('bob');
       await send(alice, bob, 'hi', { now: T0 + 1000 });
-      const first = await store.send(
-        req(bob, alice, 'ok', T0 + 2000),
-        decideSend,
-        keyed('acc', 'fp', 60_000, 5),
-      );
+      const first = await store.send(req(bob, alice, 'ok', T0 + 2000), keyed('acc', 'fp', 60_000, 5));
       expect(first.outcome).toBe('accepted');
       expect(first.delivered).toHaveLength(3);
       // bob's preview includes the notice this very send put in his inbox.
@@ -458,11 +450,7 @@ export function sendContract(h: Harness): void {
         [1, 'friend_request'],
         [2, 'system'],
       ]);
-      const again = await store.send(
-        req(bob, alice, 'ok', T0 + 3000),
-        decideSend,
-        keyed('acc', 'fp', 60_000, 5),
-      );
+      const again = await store.send(req(bob, alice, 'ok', T0 + 3000), keyed('acc', 'fp', 60_000, 5));
       expect(again).toEqual({ ...first, delivered: [], replayed: true });
       expect(await store.getStats()).toEqual({ users: 2, friendships: 1, messages: 4 });
     });
@@ -471,17 +459,17 @@ export function sendContract(h: Harness): void {
       const alice = await user('alice');
       const bob = await user('bob');
       await befriend(alice, bob);
-      await store.send(req(alice, bob, 'one', T0 + 5000), decideSend, keyed('k', 'fp-one'));
+      await store.send(req(alice, bob, 'one', T0 + 5000), keyed('k', 'fp-one'));
       const stats = await store.getStats();
       const err = await store
-        .send(req(alice, bob, 'two', T0 + 5500), decideSend, keyed('k', 'fp-two'))
+        .send(req(alice, bob, 'two', T0 + 5500), keyed('k', 'fp-two'))
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RelayError);
       expect(err).toMatchObject({ code: 'idempotency_conflict' });
       expect(await store.lastMessageId(bob.id)).toBe(3);
       expect(await store.getStats()).toEqual(stats);
       // The original record is intact.
-      const again = await store.send(req(alice, bob, 'one', T0 + 5600), decideSend, keyed('k', 'fp-one'));
+      const again = await store.send(req(alice, bob, 'one', T0 + 5600), keyed('k', 'fp-one'));
       expect(again).toMatchObject({ replayed: true, messageId: 3 });
     });
 
@@ -489,24 +477,14 @@ export function sendContract(h: Harness): void {
       const alice = await user('alice');
       const bob = await user('bob');
       await befriend(alice, bob);
-      const first = await store.send(req(alice, bob, 'm', T0 + 5000), decideSend, keyed('w', 'fp', 1000));
+      const first = await store.send(req(alice, bob, 'm', T0 + 5000), keyed('w', 'fp', 1000));
       // Still inside: 999 ms later.
-      expect(
-        (await store.send(req(alice, bob, 'm', T0 + 5999), decideSend, keyed('w', 'fp', 1000))).replayed,
-      ).toBe(true);
+      expect((await store.send(req(alice, bob, 'm', T0 + 5999), keyed('w', 'fp', 1000))).replayed).toBe(true);
       // Exactly the window later the record no longer counts; a different fingerprint is no conflict.
-      const second = await store.send(
-        req(alice, bob, 'other', T0 + 6000),
-        decideSend,
-        keyed('w', 'fp2', 1000),
-      );
+      const second = await store.send(req(alice, bob, 'other', T0 + 6000), keyed('w', 'fp2', 1000));
       expect(second).toMatchObject({ replayed: false, messageId: first.messageId + 1 });
       expect(second.delivered.map((m) => m.content)).toEqual(['other']);
-      const replay = await store.send(
-        req(alice, bob, 'other', T0 + 6500),
-        decideSend,
-        keyed('w', 'fp2', 1000),
-      );
+      const replay = await store.send(req(alice, bob, 'other', T0 + 6500), keyed('w', 'fp2', 1000));
       expect(replay).toMatchObject({ replayed: true, messageId: second.messageId });
       expect(ids(await store.listInbox(bob.id, 0, 10))).toEqual([3, 4]);
     });
@@ -514,11 +492,11 @@ export function sendContract(h: Harness): void {
     it('a refused send records nothing under its key', async () => {
       const alice = await user('alice');
       const bob = await user('bob', { status: 'do_not_disturb' });
-      await expect(
-        store.send(req(alice, bob, 'hi', T0 + 1000), decideSend, keyed('r', 'fp')),
-      ).rejects.toMatchObject({ code: 'recipient_dnd' });
+      await expect(store.send(req(alice, bob, 'hi', T0 + 1000), keyed('r', 'fp'))).rejects.toMatchObject({
+        code: 'recipient_dnd',
+      });
       await store.setStatus(bob.id, 'open');
-      const r = await store.send(req(alice, bob, 'hi', T0 + 2000), decideSend, keyed('r', 'fp'));
+      const r = await store.send(req(alice, bob, 'hi', T0 + 2000), keyed('r', 'fp'));
       expect(r).toMatchObject({ outcome: 'request', messageId: 1, replayed: false });
     });
 
@@ -529,7 +507,7 @@ export function sendContract(h: Harness): void {
       const stats = await store.getStats();
       const results = await Promise.all(
         Array.from({ length: 5 }, () =>
-          store.send(req(alice, bob, 'only once', T0 + 5000), decideSend, keyed('same', 'fp', 60_000, 5)),
+          store.send(req(alice, bob, 'only once', T0 + 5000), keyed('same', 'fp', 60_000, 5)),
         ),
       );
       const fresh = results.filter((r) => !r.replayed);
@@ -547,17 +525,17 @@ export function sendContract(h: Harness): void {
       const bob = await user('bob');
       await befriend(alice, bob);
       const window = 3_600_000;
-      await store.send(req(alice, bob, 'a', T0 + 1000), decideSend, keyed('old', 'fa', window));
-      await store.send(req(alice, bob, 'b', T0 + 2000), decideSend, keyed('new', 'fb', window));
+      await store.send(req(alice, bob, 'a', T0 + 1000), keyed('old', 'fa', window));
+      await store.send(req(alice, bob, 'b', T0 + 2000), keyed('new', 'fb', window));
       expect(await store.pruneIdempotency(T0 + 1000)).toBe(0);
       expect(await store.pruneIdempotency(T0 + 2000)).toBe(1);
       // Forgotten: the same key sends again although still within its window.
-      expect(
-        (await store.send(req(alice, bob, 'a', T0 + 3000), decideSend, keyed('old', 'fa', window))).replayed,
-      ).toBe(false);
-      expect(
-        (await store.send(req(alice, bob, 'b', T0 + 3000), decideSend, keyed('new', 'fb', window))).replayed,
-      ).toBe(true);
+      expect((await store.send(req(alice, bob, 'a', T0 + 3000), keyed('old', 'fa', window))).replayed).toBe(
+        false,
+      );
+      expect((await store.send(req(alice, bob, 'b', T0 + 3000), keyed('new', 'fb', window))).replayed).toBe(
+        true,
+      );
       // The re-sent 'old' was recorded anew at T0 + 3000.
       expect(await store.pruneIdempotency(T0 + 2001)).toBe(1);
       expect(await store.pruneIdempotency(T0 + 3001)).toBe(1);

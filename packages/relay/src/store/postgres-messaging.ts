@@ -12,11 +12,10 @@
 // no message is returned twice) and returns only the rows its own DELETE removed.
 
 import type { FriendView, ReceiptView } from '@openwechat/protocol';
-import type { SendDecision, SendState } from '../domain/send.ts';
 import type { PgDb } from './postgres-connection.ts';
 import { peek, PgTx } from './postgres-messages.ts';
 import type { SendTx } from './dialect.ts';
-import { sendOp } from './send.ts';
+import { sendOp, type Decide } from './send.ts';
 import { runAsync } from './steps.ts';
 import { ChatCommitter, sendChat } from './postgres-send-chat.ts';
 import { decodeText } from './postgres-text.ts';
@@ -129,11 +128,7 @@ export class PgMessaging implements MessagingStore {
     return rows.map((row) => ({ user: toPublicUser(row), since: row.since }));
   }
 
-  async send(
-    req: SendRequest,
-    decide: (state: SendState) => SendDecision,
-    opts: SendOptions = {},
-  ): Promise<SendResult> {
+  async send(req: SendRequest, opts: SendOptions = {}, decide?: Decide): Promise<SendResult> {
     // A chat between friends: two round trips (the write group-committed), no lock held across the decision.
     const chat = await sendChat(this.chats, req, decide, opts);
     if (chat) return chat;

@@ -15,7 +15,7 @@
 
 import type pg from 'pg';
 import { RelayError } from '@openwechat/protocol';
-import type { SendDecision } from '../domain/send.ts';
+import { decideSend, type SendDecision } from '../domain/send.ts';
 import { RoundTrips } from './postgres-connection.ts';
 import { MESSAGE_COUNTER_SHARDS } from './postgres-migrations.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
@@ -113,7 +113,7 @@ export class ChatCommitter {
 export async function sendChat(
   committer: ChatCommitter,
   req: SendRequest,
-  decide: Decide,
+  decide: Decide = decideSend,
   opts: SendOptions,
 ): Promise<SendResult | null> {
   // The batched write (owc_send_chats) has no ciphertext column: encrypted sends take the locked path.

@@ -172,10 +172,13 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       const a = await openStore(schema);
       const alice = await newUser(a.store, 'alice');
       const bob = await newUser(a.store, 'bob');
-      const sent = await a.store.send(
-        { fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now: T0 },
-        decideSend,
-      );
+      const sent = await a.store.send({
+        fromId: alice.id,
+        toId: bob.id,
+        content: 'hi',
+        attachment: null,
+        now: T0,
+      });
       const b = await openStore(schema);
       expect(await b.store.getUser(alice.id)).toEqual(alice);
       expect(await b.store.peekInbox(bob.id, 10)).toEqual({ total: 1, messages: sent.delivered });
@@ -473,10 +476,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
         [x, y],
         [y, x],
       ] as const)
-        await store.send(
-          { fromId: from.id, toId: to.id, content: 'hi', attachment: null, now: T0 },
-          decideSend,
-        );
+        await store.send({ fromId: from.id, toId: to.id, content: 'hi', attachment: null, now: T0 });
       await store.takeInbox(x.id, { limit: 10, fromId: null });
       await store.takeInbox(y.id, { limit: 10, fromId: null });
       const lastBefore = await store.lastMessageId(y.id);
@@ -492,11 +492,11 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
         let decisions = 0;
         const sending = store.send(
           { fromId: x.id, toId: y.id, content: 'after the block?', attachment: null, now: T0 + 1 },
+          { previewLimit: 5 },
           (state) => {
             decisions++;
             return decideSend(state);
           },
-          { previewLimit: 5 },
         );
         const settled = sending.then(
           () => 'sent',
@@ -552,6 +552,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
             attachment: null,
             now: T0,
           },
+          {},
           (state) => {
             calls++;
             if (calls === 1) {
@@ -579,10 +580,13 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       for (let i = 0; i < 40; i++) senders.push(await newUser(a.store, `s${i}`));
       const results = await Promise.all(
         senders.map((s, i) =>
-          (i % 2 ? a : b).store.send(
-            { fromId: s.id, toId: target.id, content: `m${i}`, attachment: null, now: T0 + i },
-            decideSend,
-          ),
+          (i % 2 ? a : b).store.send({
+            fromId: s.id,
+            toId: target.id,
+            content: `m${i}`,
+            attachment: null,
+            now: T0 + i,
+          }),
         ),
       );
       const got = results.map((r) => r.messageId).sort((x, y) => x - y);
@@ -598,7 +602,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       const x = await newUser(a.store, 'x');
       const y = await newUser(a.store, 'y');
       const send = (via: Store, from: UserRecord, to: UserRecord, content: string) =>
-        via.send({ fromId: from.id, toId: to.id, content, attachment: null, now: T0 }, decideSend);
+        via.send({ fromId: from.id, toId: to.id, content, attachment: null, now: T0 });
       await send(a.store, x, y, 'hi');
       await send(b.store, y, x, 'hello');
       const jobs: Promise<unknown>[] = [];
@@ -634,8 +638,8 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
         const x = await newUser(a.store, `sx${round}`);
         const y = await newUser(a.store, `sy${round}`);
         const outcomes = await Promise.all([
-          a.store.send({ fromId: x.id, toId: y.id, content: 'hi y', attachment: null, now: T0 }, decideSend),
-          b.store.send({ fromId: y.id, toId: x.id, content: 'hi x', attachment: null, now: T0 }, decideSend),
+          a.store.send({ fromId: x.id, toId: y.id, content: 'hi y', attachment: null, now: T0 }),
+          b.store.send({ fromId: y.id, toId: x.id, content: 'hi x', attachment: null, now: T0 }),
         ]);
         expect(outcomes.map((o) => o.outcome).sort()).toEqual(['accepted', 'request']);
         expect((await a.store.getFriendship(x.id, y.id))?.status).toBe('accepted');
@@ -650,10 +654,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       const senders: UserRecord[] = [];
       for (let i = 0; i < 30; i++) senders.push(await newUser(a.store, `f${i}`));
       for (const [i, s] of senders.entries()) {
-        await a.store.send(
-          { fromId: s.id, toId: r.id, content: `m${i}`, attachment: null, now: T0 },
-          decideSend,
-        );
+        await a.store.send({ fromId: s.id, toId: r.id, content: `m${i}`, attachment: null, now: T0 });
       }
       const pages = await Promise.all(
         Array.from({ length: 6 }, (_, i) =>
@@ -675,7 +676,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       const users: UserRecord[] = [];
       for (let i = 0; i < 24; i++) users.push(await newUser(a.store, `u${i}`));
       const chat = (from: UserRecord, to: UserRecord, content: string, store: Store = a.store) =>
-        store.send({ fromId: from.id, toId: to.id, content, attachment: null, now: T0 }, decideSend);
+        store.send({ fromId: from.id, toId: to.id, content, attachment: null, now: T0 });
       for (const u of users) {
         await chat(owner, u, 'hi');
         await chat(u, owner, 'ok');
@@ -742,15 +743,14 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       const b = await openStore(schema);
       const x = await newUser(a.store, 'x');
       const y = await newUser(a.store, 'y');
-      await a.store.send({ fromId: x.id, toId: y.id, content: 'hi', attachment: null, now: T0 }, decideSend);
-      await a.store.send({ fromId: y.id, toId: x.id, content: 'ok', attachment: null, now: T0 }, decideSend);
+      await a.store.send({ fromId: x.id, toId: y.id, content: 'hi', attachment: null, now: T0 });
+      await a.store.send({ fromId: y.id, toId: x.id, content: 'ok', attachment: null, now: T0 });
       for (let k = 0; k < 10; k++) {
         const opts = { idempotency: { key: `k${k}`, fingerprint: 'f', windowMs: 60_000 }, previewLimit: 5 };
         const results = await Promise.all(
           Array.from({ length: 6 }, (_, i) =>
             (i % 2 ? a : b).store.send(
               { fromId: x.id, toId: y.id, content: `c${k}`, attachment: null, now: T0 + k },
-              decideSend,
               opts,
             ),
           ),

@@ -4,7 +4,6 @@
 
 import type Database from 'better-sqlite3';
 import type { FriendView, ReceiptView } from '@openwechat/protocol';
-import type { SendDecision, SendState } from '../domain/send.ts';
 import {
   MESSAGE_SELECT,
   pair,
@@ -150,7 +149,7 @@ class SqliteSendTx extends SqliteTx implements SendTx {
 export class SqliteMessaging implements MessagingStore {
   private readonly s: ReturnType<typeof prepare>;
   private readonly batch: CommitBatcher;
-  private readonly sendTx: (req: SendRequest, decide: Decide, opts: SendOptions) => SendResult;
+  private readonly sendTx: (req: SendRequest, decide: Decide | undefined, opts: SendOptions) => SendResult;
   private readonly takeTx: (
     userId: number,
     limit: number,
@@ -175,7 +174,7 @@ export class SqliteMessaging implements MessagingStore {
     });
 
     const t = new SqliteSendTx(db, s, (n) => (batchTotal += n));
-    this.sendTx = immediate(db, (req: SendRequest, decide: Decide, opts: SendOptions) =>
+    this.sendTx = immediate(db, (req: SendRequest, decide: Decide | undefined, opts: SendOptions) =>
       runSync(sendOp(t, req, opts, decide)),
     );
 
@@ -233,11 +232,7 @@ export class SqliteMessaging implements MessagingStore {
       .map((row) => ({ user: toPublicUser(row), since: row.since }));
   }
 
-  async send(
-    req: SendRequest,
-    decide: (state: SendState) => SendDecision,
-    opts: SendOptions = {},
-  ): Promise<SendResult> {
+  async send(req: SendRequest, opts: SendOptions = {}, decide?: Decide): Promise<SendResult> {
     return this.batch.submit(() => this.sendTx(req, decide, opts));
   }
 

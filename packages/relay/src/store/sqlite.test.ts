@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decideSend } from '../domain/send.ts';
 import { migrateSqlite, openSqliteStore } from './sqlite.ts';
 import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts';
 import type { Store } from './types.ts';
@@ -163,10 +162,7 @@ describe('SQLite backend', () => {
       tokenHash: 'h-bob',
       createdAt: now,
     });
-    const sent = await store.send(
-      { fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now },
-      decideSend,
-    );
+    const sent = await store.send({ fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now });
     await store.setHomepage(bob.id, '<p>bob</p>');
     await store.touchLastSeen([[bob.id, now + 5]]);
     const friendship = await store.getFriendship(alice.id, bob.id);
@@ -227,7 +223,7 @@ describe('SQLite backend', () => {
     expect(await store.findUserByTokenHash('h-alice')).toBeNull();
     expect(await store.findUserByTokenHash('h-alice-2')).toMatchObject({ id: alice.id });
     // A send advances the recipient's last_msg_id: not part of the record, and still correct after it.
-    await store.send({ fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now: 2 }, decideSend);
+    await store.send({ fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now: 2 });
     expect(await store.findUserByTokenHash('h-bob')).toEqual(bob);
 
     // Another connection (the admin CLI is another process) disables bob and moves alice's token.

@@ -237,10 +237,14 @@ export interface MessagingStore {
   getFriendship(a: number, b: number): Promise<FriendshipRecord | null>;
   listFriends(userId: number): Promise<FriendView[]>;
   /**
-   * Atomically: load SendState, ask `decide`, apply its friendship change and store its messages.
-   * Throws the RelayError the decision carries when it refuses.
+   * Atomically: load SendState, decide (`decide`, default decideSend), apply its friendship change and
+   * store its messages. Throws the RelayError the decision carries when it refuses.
    */
-  send(req: SendRequest, decide: (state: SendState) => SendDecision, opts?: SendOptions): Promise<SendResult>;
+  send(
+    req: SendRequest,
+    opts?: SendOptions,
+    decide?: (state: SendState) => SendDecision,
+  ): Promise<SendResult>;
   /** Forget idempotency records older than `before`; returns how many. */
   pruneIdempotency(before: number): Promise<number>;
   /** accepted → blocked by `by`, and purge `target`'s messages from `by`'s inbox. false if not accepted. */

@@ -23,14 +23,8 @@ import {
 import { acknowledge, delivery, publishReceipts } from './acknowledge.ts';
 import { sendResultJson } from './send-results.ts';
 import type { FastifyRequest } from 'fastify';
-import { decideSend } from '../../domain/send.ts';
-import type {
-  FileStore,
-  MessagingStore,
-  SendResult,
-  UserRecord,
-  UserStore,
-} from '../../store/types.ts';
+import type { Decide } from '../../store/send.ts';
+import type { FileStore, MessagingStore, SendResult, UserRecord, UserStore } from '../../store/types.ts';
 import { charLength, fromSchema, intField, jsonBody, strField, type Issues } from '../input.ts';
 import { readMultipart, type UploadedFile } from '../multipart.ts';
 import { grantUploadTime, sha256Hex, tokenUser, type Ctx, type Output, type StoreCtx } from '../route.ts';
@@ -98,14 +92,14 @@ async function deliver(
   attachment: AttachmentView | null,
   /** Identity of the attachment's bytes for idempotency (a retry uploads them again under a new id). */
   attachmentHash: string | null = null,
-  decide: typeof decideSend = decideSend,
+  /** Instead of the store's rules (decideSend): a refused upload only replays an earlier send. */
+  decide?: Decide,
   e2e: string | null = null,
 ): Promise<{ output: Output; result: SendResult }> {
   const { store, now } = ctx.services;
   const key = idempotencyKey(ctx);
   const result = await store.send(
     { fromId: ctx.user.id, toId, content, attachment, e2e, now: now(), sender: ctx.user },
-    decide,
     {
       previewLimit: PREVIEW_SIZE,
       // What makes two requests "the same": recipient, content and the attachment's name and bytes.
@@ -126,6 +120,7 @@ async function deliver(
           }
         : undefined,
     },
+    decide,
   );
   const preview = result.preview ?? { total: 0, messages: [] };
   const line = SEND_SUCCESS[result.outcome];
@@ -144,7 +139,7 @@ async function deliver(
 
 export async function send(ctx: AuthedCtx, input: SendInput): Promise<Output> {
   const content = input.e2e ? e2eContent(input.content) : input.content;
-  return (await deliver(ctx, input.toId, content, null, null, decideSend, input.e2e)).output;
+  return (await deliver(ctx, input.toId, content, null, null, undefined, input.e2e)).output;
 }
 
 export interface SendFileInput {
@@ -225,7 +220,7 @@ export async function sendFile(ctx: AuthedCtx, input: SendFileInput): Promise<Ou
   const e2e = input.e2e;
   const content = e2e ? e2eContent(input.content, { emptyAllowed: true }) : checked;
   const upload = input.file;
-  if (!upload?.path) return (await deliver(ctx, input.toId, content, null, null, decideSend, e2e)).output;
+  if (!upload?.path) return (await deliver(ctx, input.toId, content, null, null, undefined, e2e)).output;
 
   // The checks the send decision would make first, so no file is stored for a refused recipient.
   if (input.toId === ctx.user.id) throw new RelayError('cannot_message_self');
@@ -239,7 +234,7 @@ export async function sendFile(ctx: AuthedCtx, input: SendFileInput): Promise<Ou
         ? () => {
             throw refusal;
           }
-        : decideSend;
+        : undefined;
       const { output, result } = await deliver(
         ctx,
         input.toId,
