@@ -3,7 +3,8 @@
 import { encodeSseEvent, encodeSseRetry, RelayError, streamConnectedLog } from '@openwechat/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { MessagingStore, UserRecord } from '../../store/types.ts';
-import { StreamConnection, type AdmitRefusal, type StreamFormat } from '../../stream/hub.ts';
+import { StreamConnection, type StreamFormat } from '../../stream/connection.ts';
+import type { AdmitRefusal } from '../../stream/hub.ts';
 import { intField, type Issues } from '../input.ts';
 import { acknowledge } from './acknowledge.ts';
 import type { Output, StoreCtx } from '../route.ts';
