@@ -1,8 +1,9 @@
 // PostgreSQL: accounts, profiles, discovery, homepages and the operator's user tools (UserStore).
 
-import { RelayError, type UserStatus } from '@openwechat/protocol';
+import { RelayError } from '@openwechat/protocol';
 import { isUniqueViolation, RoundTrips, type PgDb } from './postgres-connection.ts';
-import { decodeNullable, encodeText } from './postgres-text.ts';
+import type { Sql } from './sql.ts';
+import { UsersBase } from './users.ts';
 import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
 import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
@@ -15,10 +16,14 @@ const TOKEN_USERS = `SELECT ${USER_COLUMNS.split(', ')
   .join(', ')} FROM unnest($1::text[]) WITH ORDINALITY AS q (h, n)
   LEFT JOIN users u ON u.token_hash = q.h ORDER BY q.n`;
 
-export class PgUsers implements UserStore {
+export class PgUsers extends UsersBase implements UserStore {
   private readonly tokenLookups: RoundTrips<string, UserRecord | null>;
 
-  constructor(private readonly db: PgDb) {
+  constructor(
+    private readonly db: PgDb,
+    sql: Sql,
+  ) {
+    super(sql);
     this.tokenLookups = new RoundTrips(async (hashes) => {
       const { rows } = await db.pool.query<UserRow | { id: null }>(TOKEN_USERS, [hashes]);
       return rows.map((r) => (r.id === null ? null : toUser(r as UserRow)));
@@ -42,16 +47,6 @@ export class PgUsers implements UserStore {
       if (isUniqueViolation(err, 'users_name_key_unique')) throw new RelayError('name_taken');
       throw err;
     }
-  }
-
-  async countUsers(): Promise<number> {
-    return (await this.db.pool.query<{ n: number }>('SELECT count(*) AS n FROM users')).rows[0]!.n;
-  }
-
-  async getUser(id: number): Promise<UserRecord | null> {
-    const row = (await this.db.pool.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id]))
-      .rows[0];
-    return row ? toUser(row) : null;
   }
 
   findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
@@ -82,33 +77,6 @@ export class PgUsers implements UserStore {
     return { total, users: rows.map(toUser) };
   }
 
-  async setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null> {
-    const row = (
-      await this.db.pool.query<UserRow>(
-        `UPDATE users SET disabled_at = $1 WHERE id = $2 RETURNING ${USER_COLUMNS}`,
-        [disabledAt, id],
-      )
-    ).rows[0];
-    return row ? toUser(row) : null;
-  }
-
-  async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
-    return (
-      (await this.db.pool.query('UPDATE users SET token_hash = $1 WHERE id = $2', [tokenHash, id]))
-        .rowCount === 1
-    );
-  }
-
-  async setStatus(id: number, status: UserStatus): Promise<UserRecord | null> {
-    const row = (
-      await this.db.pool.query<UserRow>(
-        `UPDATE users SET status = $1 WHERE id = $2 RETURNING ${USER_COLUMNS}`,
-        [status, id],
-      )
-    ).rows[0];
-    return row ? toUser(row) : null;
-  }
-
   async touchLastSeen(entries: ReadonlyArray<readonly [id: number, at: number]>): Promise<void> {
     if (entries.length === 0) return;
     // The latest time per user; rows locked in id order like send() does, so the two never deadlock.
@@ -125,15 +93,6 @@ export class PgUsers implements UserStore {
         [ids, ats],
       );
     });
-  }
-
-  async topActiveUsers(limit: number): Promise<UserRecord[]> {
-    const { rows } = await this.db.pool.query<UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE status = 'open' AND disabled_at IS NULL
-       ORDER BY last_seen_at DESC NULLS LAST, id ASC LIMIT $1`,
-      [limit],
-    );
-    return rows.map(toUser);
   }
 
   async discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }> {
@@ -154,16 +113,5 @@ export class PgUsers implements UserStore {
       total: rows[0]?.total ?? 0,
       users: rows.filter((r) => r.id !== null).map(toUser),
     };
-  }
-
-  async setHomepage(id: number, html: string): Promise<void> {
-    await this.db.pool.query('UPDATE users SET homepage = $1 WHERE id = $2', [encodeText(html), id]);
-  }
-
-  async getHomepage(id: number): Promise<string | null | undefined> {
-    const row = (
-      await this.db.pool.query<{ homepage: string | null }>('SELECT homepage FROM users WHERE id = $1', [id])
-    ).rows[0];
-    return row === undefined ? undefined : decodeNullable(row.homepage);
   }
 }

@@ -40,7 +40,8 @@ import {
   urlWithSchema,
 } from './postgres-connection.ts';
 import { PgFiles } from './postgres-files.ts';
-import { PgKeys } from './postgres-keys.ts';
+import { Keys } from './keys.ts';
+import { PgSql } from './sql.ts';
 import { PgGroups } from './postgres-groups.ts';
 import { PgMessaging } from './postgres-messaging.ts';
 import { migratePostgres } from './postgres-migrations.ts';
@@ -110,6 +111,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
     // (and parallel test runs) do not wake each other.
     const channel = schema ? `owc_wake_${schema}` : 'owc_wake';
     const db = new PgDb(pool);
+    const sql = new PgSql(db);
     let closed = false;
     const store = composeStore(
       {
@@ -121,11 +123,11 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
         },
       },
       {
-        users: new PgUsers(db),
+        users: new PgUsers(db, sql),
         messaging: new PgMessaging(db),
         files: new PgFiles(db),
         groups: new PgGroups(db),
-        keys: new PgKeys(db),
+        keys: new Keys(sql),
         ops: new PgOps(db),
       },
     );

@@ -1,9 +1,11 @@
 // SQLite: accounts, profiles, discovery, homepages and the operator's user tools (UserStore).
 
 import Database from 'better-sqlite3';
-import { RelayError, type UserStatus } from '@openwechat/protocol';
+import { RelayError } from '@openwechat/protocol';
 import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
 import { immediate } from './sqlite-messages.ts';
+import type { Sql } from './sql.ts';
+import { UsersBase } from './users.ts';
 import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
 type DB = Database.Database;
@@ -17,19 +19,10 @@ function prepare(db: DB) {
       `INSERT INTO users (name, name_key, description, token_hash, status, created_at)
        VALUES (?, ?, ?, ?, ?, ?) RETURNING ${USER_COLUMNS}`,
     ),
-    countUsers: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM users'),
-    getUser: db.prepare<[number], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
     userByToken: db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE token_hash = ?`),
-    setStatus: db.prepare<[string, number], UserRow>(
-      `UPDATE users SET status = ? WHERE id = ? RETURNING ${USER_COLUMNS}`,
-    ),
     // Last-seen never goes backwards, whatever order batched entries arrive in.
     touch: db.prepare<[number, number, number]>(
       'UPDATE users SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)',
-    ),
-    topActive: db.prepare<[number], UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE status = 'open' AND disabled_at IS NULL
-       ORDER BY last_seen_at DESC NULLS LAST, id ASC LIMIT ?`,
     ),
     discoverCount: db.prepare<[number], { n: number }>(
       `SELECT count(*) AS n FROM users WHERE status = 'open' AND disabled_at IS NULL AND id <> ?`,
@@ -53,12 +46,6 @@ function prepare(db: DB) {
       `SELECT ${USER_COLUMNS} FROM users WHERE ? IS NULL OR fold(name) LIKE ? ESCAPE '\\'
        ORDER BY id LIMIT ? OFFSET ?`,
     ),
-    setDisabled: db.prepare<[number | null, number], UserRow>(
-      `UPDATE users SET disabled_at = ? WHERE id = ? RETURNING ${USER_COLUMNS}`,
-    ),
-    setTokenHash: db.prepare<[string, number]>('UPDATE users SET token_hash = ? WHERE id = ?'),
-    setHomepage: db.prepare<[string, number]>('UPDATE users SET homepage = ? WHERE id = ?'),
-    getHomepage: db.prepare<[number], { homepage: string | null }>('SELECT homepage FROM users WHERE id = ?'),
   };
 }
 
@@ -76,7 +63,7 @@ const TOKEN_CACHE_SIZE = 10_000;
 /** What a user record is made of: a write to any of these columns invalidates the token cache. */
 const RECORD_COLUMNS = USER_COLUMNS.split(', ').concat('token_hash').join(', ');
 
-export class SqliteUsers implements UserStore {
+export class SqliteUsers extends UsersBase implements UserStore {
   private readonly s: ReturnType<typeof prepare>;
   /**
    * Token hash → user, so authenticating a request usually costs no query (issue 26: the lookup was
@@ -93,7 +80,8 @@ export class SqliteUsers implements UserStore {
   private readonly touchTx: (entries: ReadonlyArray<readonly [number, number]>) => void;
   private readonly discoverTx: (q: DiscoverQuery) => { total: number; users: UserRecord[] };
 
-  constructor(db: DB) {
+  constructor(db: DB, sql: Sql) {
+    super(sql);
     const s = (this.s = prepare(db));
     this.db = db;
     this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
@@ -145,15 +133,6 @@ export class SqliteUsers implements UserStore {
     }
   }
 
-  async countUsers(): Promise<number> {
-    return this.s.countUsers.get()!.n;
-  }
-
-  async getUser(id: number): Promise<UserRecord | null> {
-    const row = this.s.getUser.get(id);
-    return row ? toUser(row) : null;
-  }
-
   async findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
     const version = this.dataVersion.get()!;
     if (version !== this.seenVersion) {
@@ -173,11 +152,6 @@ export class SqliteUsers implements UserStore {
     return { ...user };
   }
 
-  async setStatus(id: number, status: UserStatus): Promise<UserRecord | null> {
-    const row = this.s.setStatus.get(status, id);
-    return row ? toUser(row) : null;
-  }
-
   async listUsers(q: {
     query: string | null;
     limit: number;
@@ -191,34 +165,12 @@ export class SqliteUsers implements UserStore {
     };
   }
 
-  async setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null> {
-    const row = this.s.setDisabled.get(disabledAt, id);
-    return row ? toUser(row) : null;
-  }
-
-  async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
-    return this.s.setTokenHash.run(tokenHash, id).changes === 1;
-  }
-
   async touchLastSeen(entries: ReadonlyArray<readonly [id: number, at: number]>): Promise<void> {
     if (entries.length > 0) this.touchTx(entries);
-  }
-
-  async topActiveUsers(limit: number): Promise<UserRecord[]> {
-    return this.s.topActive.all(limit).map(toUser);
   }
 
   async discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }> {
     if (matchesNothing(q.keyword)) return { total: 0, users: [] };
     return this.discoverTx(q);
-  }
-
-  async setHomepage(id: number, html: string): Promise<void> {
-    this.s.setHomepage.run(html, id);
-  }
-
-  async getHomepage(id: number): Promise<string | null | undefined> {
-    const row = this.s.getHomepage.get(id);
-    return row === undefined ? undefined : row.homepage;
   }
 }

@@ -15,7 +15,8 @@ import type { StatsView } from '@openwechat/protocol';
 import { composeStore } from './compose.ts';
 import { SqliteFiles } from './sqlite-files.ts';
 import { SqliteGroups } from './sqlite-groups.ts';
-import { SqliteKeys } from './sqlite-keys.ts';
+import { Keys } from './keys.ts';
+import { SqliteSql } from './sql.ts';
 import { SqliteTx } from './sqlite-messages.ts';
 import { SqliteMessaging } from './sqlite-messaging.ts';
 import { SAFETY_NET_PAGES, startCheckpointer, type Checkpointer } from './sqlite-checkpoint.ts';
@@ -52,6 +53,7 @@ export async function openSqliteStore(opts: {
       checkpointer = startCheckpointer(opts.file);
     }
     const msgs = new SqliteTx(db);
+    const sql = new SqliteSql(db);
     return composeStore(
       {
         kind: 'sqlite',
@@ -61,11 +63,11 @@ export async function openSqliteStore(opts: {
         },
       },
       {
-        users: new SqliteUsers(db),
+        users: new SqliteUsers(db, sql),
         messaging: new SqliteMessaging(db, msgs),
         files: new SqliteFiles(db),
         groups: new SqliteGroups(db),
-        keys: new SqliteKeys(db),
+        keys: new Keys(sql),
         ops: new SqliteOps(db),
       },
     );
