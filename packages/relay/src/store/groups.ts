@@ -1,7 +1,8 @@
-// Group changes and group sends, written once for both backends (steps.ts): each locks (group row, then
-// user rows in id order), decides with the pure functions of domain/groups.ts, writes, stores its
-// notices or copies, and counts them last — one transaction. The backends (sqlite-groups.ts,
-// postgres-groups.ts) provide the transaction (GroupTx, dialect.ts) and the plain reads.
+// Groups (GroupStore, docs/groups-api.md), written once for both backends. Every change is a skeleton
+// (steps.ts): it locks (the group row, then user rows in id order, so no two transactions deadlock),
+// decides with the pure functions of domain/groups.ts, writes, stores its notices or copies, and counts
+// them last — one transaction over the backend's GroupTx (dialect.ts, tx.ts). A group that does not
+// exist, is dissolved, or that the acting user does not belong to is group_not_found throughout.
 
 import { RelayError, type GroupMemberView, type GroupRef, type GroupView } from '@openwechat/protocol';
 import {
@@ -19,7 +20,19 @@ import {
   type Membership,
 } from '../domain/groups.ts';
 import type { GroupTx } from './dialect.ts';
-import { joinedFrom, toMessage, type RecordedGroupSend } from './rows.ts';
+import {
+  GROUP_VIEW_SELECT,
+  groupMembersSelect,
+  joinedFrom,
+  toGroupMember,
+  toGroupView,
+  toMessage,
+  type GroupMemberRow,
+  type GroupViewRow,
+  type RecordedGroupSend,
+} from './rows.ts';
+import type { SqlDb } from './sql.ts';
+import { ROLE, VIEW_OF } from './tx.ts';
 import { recordSend, replayed } from './send.ts';
 import { step, type Op } from './steps.ts';
 import type {
@@ -83,17 +96,39 @@ function* fanOut(
   return (yield* step(t.fanOut(messages))).map((r) => toMessage({ ...r, ...joined }));
 }
 
-/** The GroupStore methods that change a group; the backend adds its transaction and the reads. */
-export abstract class GroupChanges implements Omit<GroupStore, 'listGroups' | 'getGroup' | 'isGroupMember'> {
-  /** Runs a skeleton in one transaction (SQLite: IMMEDIATE; PostgreSQL: retried on deadlock). */
-  protected abstract tx<T>(op: (t: GroupTx) => Op<T>): Promise<T>;
+/** Runs a skeleton in one transaction (SQLite: IMMEDIATE; PostgreSQL: retried on deadlock). */
+export type GroupTxRunner = <T>(op: (t: GroupTx) => Op<T>) => Promise<T>;
 
-  abstract listGroups(userId: number): Promise<GroupView[]>;
-  abstract getGroup(
+export class Groups implements GroupStore {
+  constructor(
+    private readonly sql: SqlDb,
+    private readonly tx: GroupTxRunner,
+  ) {}
+
+  async listGroups(userId: number): Promise<GroupView[]> {
+    const rows = await this.sql.all<GroupViewRow>(
+      `${GROUP_VIEW_SELECT} WHERE gm.user_id = $1 AND g.dissolved_at IS NULL ORDER BY g.id`,
+      [userId],
+    );
+    return rows.map(toGroupView);
+  }
+
+  /** One snapshot for the group and its member list (the owner first, then by joining time). */
+  getGroup(
     groupId: number,
     viewerId: number,
-  ): Promise<{ group: GroupView; members: GroupMemberView[] } | null>;
-  abstract isGroupMember(groupId: number, userId: number): Promise<boolean>;
+  ): Promise<{ group: GroupView; members: GroupMemberView[] } | null> {
+    return this.sql.snapshot(function* (q) {
+      const row = yield* step(q.get<GroupViewRow>(VIEW_OF, [viewerId, groupId]));
+      if (!row) return null;
+      const members = yield* step(q.all<GroupMemberRow>(groupMembersSelect('$1'), [groupId]));
+      return { group: toGroupView(row), members: members.map(toGroupMember) };
+    });
+  }
+
+  async isGroupMember(groupId: number, userId: number): Promise<boolean> {
+    return (await this.sql.get(ROLE, [groupId, userId])) !== undefined;
+  }
 
   createGroup(req: NewGroupRequest): Promise<GroupChange> {
     return this.tx(function* (t) {

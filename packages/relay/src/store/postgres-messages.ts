@@ -5,23 +5,24 @@
 
 import type pg from 'pg';
 import { fanOutRuns } from './fan-out.ts';
-import type { Queryable } from './postgres-connection.ts';
+import type { PgDb, Queryable } from './postgres-connection.ts';
 import { MESSAGE_COUNTER_SHARDS } from './postgres-migrations.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
-import type { MessageTx } from './dialect.ts';
+import type { GroupRole } from '@openwechat/protocol';
 import {
   fieldParams,
   MESSAGE_SELECT,
   messageFields,
+  pair,
+  toFriendship,
   toMessage,
-  toUser,
-  USER_COLUMNS,
-  type IdempotencyRow,
+  type FriendshipRow,
   type MessageRow,
   type StoredMessageRow,
-  type UserRow,
 } from './rows.ts';
-import type { InboxPage, NewMessage, UserRecord } from './types.ts';
+import { PgSql } from './sql.ts';
+import { SqlTx } from './tx.ts';
+import type { FriendshipRecord, InboxPage, NewMessage } from './types.ts';
 
 /** Total and oldest `limit` messages of an inbox, from one snapshot (one statement). */
 export async function peek(db: Queryable, userId: number, limit: number): Promise<InboxPage> {
@@ -37,47 +38,36 @@ export async function peek(db: Queryable, userId: number, limit: number): Promis
   };
 }
 
-/** The PostgreSQL side of MessageTx (dialect.ts), on one transaction's connection. */
-export class PgTx implements MessageTx {
-  constructor(readonly c: pg.PoolClient) {}
+/**
+ * The PostgreSQL side of the transaction dialect (dialect.ts), on one transaction's connection, over
+ * the statements both backends share (tx.ts).
+ */
+export class PgTx extends SqlTx {
+  protected readonly locksRows = true;
 
-  async lockUsers(ids: readonly number[]): Promise<Map<number, UserRecord>> {
-    const wanted = [...new Set(ids)].filter(Number.isSafeInteger).sort((x, y) => x - y);
-    if (wanted.length === 0) return new Map();
-    const { rows } = await this.c.query<UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`,
-      [wanted],
+  constructor(
+    readonly c: pg.PoolClient,
+    db: PgDb,
+  ) {
+    super(new PgSql(db, c));
+  }
+
+  async friendshipsOf(ownerId: number, userIds: readonly number[]): Promise<Map<number, FriendshipRecord>> {
+    const pairs = userIds.map((id) => pair(ownerId, id));
+    const { rows } = await this.c.query<FriendshipRow>(
+      `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at FROM friendships
+       WHERE (user_a, user_b) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))
+       ORDER BY user_a, user_b FOR SHARE`,
+      [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
     );
-    return new Map(rows.map((r) => [r.id, toUser(r)]));
+    return new Map(rows.map((r) => [r.user_a === ownerId ? r.user_b : r.user_a, toFriendship(r)]));
   }
 
-  async user(id: number): Promise<UserRecord | null> {
-    const row = (await this.c.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id]))
-      .rows[0];
-    return row ? toUser(row) : null;
-  }
-
-  async idempotencyRecord(userId: number, key: string): Promise<IdempotencyRow | undefined> {
-    return (
-      await this.c.query<IdempotencyRow>(
-        'SELECT fingerprint, result, created_at FROM idempotency_keys WHERE user_id = $1 AND key = $2',
-        [userId, key],
-      )
-    ).rows[0];
-  }
-
-  async recordIdempotency(
-    userId: number,
-    idem: { key: string; fingerprint: string },
-    result: unknown,
-    now: number,
-  ): Promise<void> {
+  async insertMembers(groupId: number, userIds: readonly number[], role: GroupRole, now: number) {
     await this.c.query(
-      `INSERT INTO idempotency_keys (user_id, key, fingerprint, result, created_at)
-       VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (user_id, key) DO UPDATE
-         SET fingerprint = EXCLUDED.fingerprint, result = EXCLUDED.result, created_at = EXCLUDED.created_at`,
-      [userId, idem.key, idem.fingerprint, JSON.stringify(result), now],
+      `INSERT INTO group_members (group_id, user_id, role, joined_at)
+       SELECT $1, id, $3, $4 FROM unnest($2::bigint[]) AS id`,
+      [groupId, userIds, role, now],
     );
   }
 

@@ -11,40 +11,24 @@
 // takeInbox locks its user row (read-and-clear readers of one inbox take turns, so `total` is exact and
 // no message is returned twice) and returns only the rows its own DELETE removed.
 
-import type { FriendView, ReceiptView } from '@openwechat/protocol';
+import type { ReceiptView } from '@openwechat/protocol';
 import type { PgDb } from './postgres-connection.ts';
+import { MessagingBase } from './messaging.ts';
 import { peek, PgTx } from './postgres-messages.ts';
-import type { SendTx } from './dialect.ts';
+import type { PgSql } from './sql.ts';
 import { sendOp, type Decide } from './send.ts';
 import { runAsync } from './steps.ts';
 import { ChatCommitter, sendChat } from './postgres-send-chat.ts';
 import { decodeText } from './postgres-text.ts';
 import {
-  MESSAGE_SELECT,
-  pair,
   RECEIPT_COLUMNS,
   receiptEligible,
-  toFriendship,
   toMessage,
-  toPublicUser,
-  toReceipt,
   toReceipts,
-  type FriendshipRow,
   type MessageRow,
   type ReceiptRow,
-  type UserRow,
 } from './rows.ts';
-import type {
-  Delivery,
-  RecordedSendResult,
-  FriendshipRecord,
-  InboxMessage,
-  InboxPage,
-  MessagingStore,
-  SendOptions,
-  SendRequest,
-  SendResult,
-} from './types.ts';
+import type { Delivery, InboxPage, MessagingStore, SendOptions, SendRequest, SendResult } from './types.ts';
 
 /**
  * A CTE `rec` recording the receipts of the rows of CTE `gone` (messages this statement deletes) at
@@ -65,103 +49,22 @@ function receiptRows(rows: ReadonlyArray<Partial<ReceiptRow>>): ReceiptView[] {
   return toReceipts(rows.filter((r): r is ReceiptRow => r.to_id != null));
 }
 
-/** The friendship reads and writes of a send (SendTx): the pair's row locked like the users'. */
-class PgSendTx extends PgTx implements SendTx {
-  async friendship(a: number, b: number): Promise<FriendshipRecord | null> {
-    const row = (
-      await this.c.query<FriendshipRow>(
-        `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
-         FROM friendships WHERE user_a = $1 AND user_b = $2 FOR NO KEY UPDATE`,
-        pair(a, b),
-      )
-    ).rows[0];
-    return row ? toFriendship(row) : null;
-  }
-
-  async insertPending(a: number, b: number, initiatedBy: number, now: number): Promise<void> {
-    await this.c.query(
-      `INSERT INTO friendships (user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at)
-       VALUES ($1, $2, $3, 'pending', NULL, $4, $4)`,
-      [a, b, initiatedBy, now],
-    );
-  }
-
-  async accept(a: number, b: number, now: number): Promise<boolean> {
-    const r = await this.c.query(
-      `UPDATE friendships SET status = 'accepted', updated_at = $1 WHERE user_a = $2 AND user_b = $3`,
-      [now, a, b],
-    );
-    return r.rowCount === 1;
-  }
-}
-
-export class PgMessaging implements MessagingStore {
+export class PgMessaging extends MessagingBase implements MessagingStore {
   private readonly chats: ChatCommitter;
 
-  constructor(private readonly db: PgDb) {
+  constructor(
+    private readonly db: PgDb,
+    sql: PgSql,
+  ) {
+    super(sql, 'seq');
     this.chats = new ChatCommitter(db.pool);
-  }
-
-  // Friendships
-
-  async getFriendship(a: number, b: number): Promise<FriendshipRecord | null> {
-    const row = (
-      await this.db.pool.query<FriendshipRow>(
-        `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
-         FROM friendships WHERE user_a = $1 AND user_b = $2`,
-        pair(a, b),
-      )
-    ).rows[0];
-    return row ? toFriendship(row) : null;
-  }
-
-  async listFriends(userId: number): Promise<FriendView[]> {
-    const { rows } = await this.db.pool.query<UserRow & { since: number }>(
-      `SELECT u.id, u.name, u.name_key, u.description, u.status, u.created_at, u.last_seen_at,
-              f.updated_at AS since
-       FROM friendships f
-       JOIN users u ON u.id = CASE WHEN f.user_a = $1 THEN f.user_b ELSE f.user_a END
-       WHERE (f.user_a = $1 OR f.user_b = $1) AND f.status = 'accepted'
-       ORDER BY f.seq`,
-      [userId],
-    );
-    return rows.map((row) => ({ user: toPublicUser(row), since: row.since }));
   }
 
   async send(req: SendRequest, opts: SendOptions = {}, decide?: Decide): Promise<SendResult> {
     // A chat between friends: two round trips (the write group-committed), no lock held across the decision.
     const chat = await sendChat(this.chats, req, decide, opts);
     if (chat) return chat;
-    return this.db.tx((c) => runAsync(sendOp(new PgSendTx(c), req, opts, decide)));
-  }
-
-  async pruneIdempotency(before: number): Promise<number> {
-    return (
-      (await this.db.pool.query('DELETE FROM idempotency_keys WHERE created_at < $1', [before])).rowCount ?? 0
-    );
-  }
-
-  async block(by: number, target: number, now: number): Promise<boolean> {
-    return this.db.tx(async (c) => {
-      const [a, b] = pair(by, target);
-      const r = await c.query(
-        `UPDATE friendships SET status = 'blocked', blocked_by = $1, updated_at = $2
-         WHERE user_a = $3 AND user_b = $4 AND status = 'accepted'`,
-        [by, now, a, b],
-      );
-      if (r.rowCount === 0) return false;
-      await c.query('DELETE FROM messages WHERE to_id = $1 AND from_id = $2', [by, target]);
-      return true;
-    });
-  }
-
-  async unblock(by: number, target: number): Promise<boolean> {
-    const [a, b] = pair(by, target);
-    const r = await this.db.pool.query(
-      `DELETE FROM friendships WHERE user_a = $1 AND user_b = $2 AND status = 'blocked' AND blocked_by = $3`,
-      [a, b, by],
-    );
-    return (r.rowCount ?? 0) > 0;
+    return this.db.tx((c) => runAsync(sendOp(new PgTx(c, this.db), req, opts, decide)));
   }
 
   // Inbox
@@ -211,14 +114,6 @@ export class PgMessaging implements MessagingStore {
     return peek(this.db.pool, userId, limit);
   }
 
-  async listInbox(userId: number, afterId: number, limit: number): Promise<InboxMessage[]> {
-    const { rows } = await this.db.pool.query<MessageRow>(
-      `${MESSAGE_SELECT} WHERE m.to_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3`,
-      [userId, afterId, limit],
-    );
-    return rows.map((r) => toMessage(r, decodeText));
-  }
-
   async ackInbox(userId: number, upTo: number, delivery?: Delivery): Promise<number> {
     return this.deleteWithReceipts('id <= $2', [userId, upTo], delivery);
   }
@@ -240,56 +135,5 @@ export class PgMessaging implements MessagingStore {
     );
     delivery?.receipts.push(...receiptRows(rows));
     return rows[0]?.acked ?? 0;
-  }
-
-  async lastMessageId(userId: number): Promise<number> {
-    const row = (
-      await this.db.pool.query<{ id: number }>('SELECT last_msg_id AS id FROM users WHERE id = $1', [userId])
-    ).rows[0];
-    return row?.id ?? 0;
-  }
-
-  async lastMessageIds(userIds: readonly number[]): Promise<Map<number, number>> {
-    if (userIds.length === 0) return new Map();
-    const { rows } = await this.db.pool.query<{ id: number; last: number }>(
-      'SELECT id, last_msg_id AS last FROM users WHERE id = ANY($1::bigint[])',
-      [userIds],
-    );
-    return new Map(rows.map((r) => [r.id, r.last]));
-  }
-
-  async expireMessages(before: number): Promise<number> {
-    await this.db.pool.query('DELETE FROM receipts WHERE created_at < $1', [before]);
-    return (await this.db.pool.query('DELETE FROM messages WHERE created_at < $1', [before])).rowCount ?? 0;
-  }
-
-  // Receipts
-
-  async getReceipt(fromId: number, toId: number, messageId: number): Promise<ReceiptView | null> {
-    const row = (
-      await this.db.pool.query<ReceiptRow>(
-        `SELECT ${RECEIPT_COLUMNS} FROM receipts WHERE to_id = $1 AND message_id = $2 AND from_id = $3
-         UNION ALL
-         SELECT to_id, id, from_id, group_id, NULL FROM messages
-         WHERE to_id = $1 AND id = $2 AND from_id = $3 AND type <> 'system'
-         LIMIT 1`,
-        [toId, messageId, fromId],
-      )
-    ).rows[0];
-    return row ? toReceipt(row) : null;
-  }
-
-  async getIdempotentSend(
-    userId: number,
-    key: string,
-    since: number,
-  ): Promise<{ result: RecordedSendResult; createdAt: number } | null> {
-    const row = (
-      await this.db.pool.query<{ result: string; created_at: number }>(
-        'SELECT result, created_at FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at > $3',
-        [userId, key, since],
-      )
-    ).rows[0];
-    return row ? { result: JSON.parse(row.result) as RecordedSendResult, createdAt: row.created_at } : null;
   }
 }

@@ -42,7 +42,9 @@ import {
 import { PgFiles } from './postgres-files.ts';
 import { Keys } from './keys.ts';
 import { PgSql } from './sql.ts';
-import { PgGroups } from './postgres-groups.ts';
+import { Groups } from './groups.ts';
+import { PgTx } from './postgres-messages.ts';
+import { runAsync } from './steps.ts';
 import { PgMessaging } from './postgres-messaging.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { PgUsers } from './postgres-users.ts';
@@ -124,9 +126,9 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
       },
       {
         users: new PgUsers(db, sql),
-        messaging: new PgMessaging(db),
+        messaging: new PgMessaging(db, sql),
         files: new PgFiles(db),
-        groups: new PgGroups(db),
+        groups: new Groups(sql, (op) => db.tx((c) => runAsync(op(new PgTx(c, db))))),
         keys: new Keys(sql),
         ops: new PgOps(db),
       },

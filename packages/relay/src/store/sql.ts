@@ -23,6 +23,8 @@ export interface Sql {
 export interface SqlDb extends Sql {
   /** One transaction (SQLite: IMMEDIATE; PostgreSQL: READ COMMITTED, retried on deadlock). */
   tx<T>(op: (q: Sql) => Op<T>): Promise<T>;
+  /** Reads that must see one snapshot (PostgreSQL: REPEATABLE READ READ ONLY). */
+  snapshot<T>(op: (q: Sql) => Op<T>): Promise<T>;
 }
 
 const asIs: TextCodec = (s) => s;
@@ -87,6 +89,10 @@ export class SqliteSql implements SqlDb {
   async tx<T>(op: (q: Sql) => Op<T>): Promise<T> {
     return this.runTx.immediate(() => runSync(op(this))) as T;
   }
+
+  async snapshot<T>(op: (q: Sql) => Op<T>): Promise<T> {
+    return this.runTx.deferred(() => runSync(op(this))) as T;
+  }
 }
 
 /** PostgreSQL on a pool (or, inside a transaction, on its connection). */
@@ -113,5 +119,20 @@ export class PgSql implements SqlDb {
 
   tx<T>(op: (q: Sql) => Op<T>): Promise<T> {
     return this.db.tx((c) => runAsync(op(new PgSql(this.db, c))));
+  }
+
+  async snapshot<T>(op: (q: Sql) => Op<T>): Promise<T> {
+    const c = await this.db.pool.connect();
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const result = await runAsync(op(new PgSql(this.db, c)));
+      await c.query('COMMIT');
+      return result;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
   }
 }

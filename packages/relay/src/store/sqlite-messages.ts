@@ -4,20 +4,18 @@
 
 import type Database from 'better-sqlite3';
 import { fanOutRuns } from './fan-out.ts';
-import type { MessageTx } from './dialect.ts';
+import type { GroupRole } from '@openwechat/protocol';
 import {
   fieldParams,
   MESSAGE_SELECT,
   messageFields,
   toMessage,
-  toUser,
-  USER_COLUMNS,
-  type IdempotencyRow,
   type MessageRow,
   type StoredMessageRow,
-  type UserRow,
 } from './rows.ts';
-import type { InboxPage, NewMessage, UserRecord } from './types.ts';
+import type { SqliteSql } from './sql.ts';
+import { SqlTx } from './tx.ts';
+import type { FriendshipRecord, InboxPage, NewMessage } from './types.ts';
 
 type DB = Database.Database;
 
@@ -39,9 +37,8 @@ const row14 = (r: StoredMessageRow): Bind[] => [
 
 function prepare(db: DB) {
   return {
-    getUser: db.prepare<[number], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
-    usersIn: db.prepare<[string], UserRow>(
-      `SELECT ${USER_COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?))`,
+    insertMember: db.prepare<[number, number, string, number]>(
+      'INSERT INTO group_members (group_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)',
     ),
     nextMessageId: db.prepare<[number], { id: number }>(
       'UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = ? RETURNING last_msg_id AS id',
@@ -66,66 +63,44 @@ function prepare(db: DB) {
     oldest: db.prepare<[number, number], MessageRow>(
       `${MESSAGE_SELECT} WHERE m.to_id = ? ORDER BY m.id LIMIT ?`,
     ),
-    getIdem: db.prepare<[number, string], IdempotencyRow>(
-      'SELECT fingerprint, result, created_at FROM idempotency_keys WHERE user_id = ? AND key = ?',
-    ),
-    putIdem: db.prepare<[number, string, string, string, number]>(
-      `INSERT OR REPLACE INTO idempotency_keys (user_id, key, fingerprint, result, created_at)
-       VALUES (?, ?, ?, ?, ?)`,
-    ),
   };
 }
 
 /**
- * The SQLite side of MessageTx (dialect.ts): statements prepared once; "locking" a user is reading it
- * (the transaction holds SQLite's single write lock). `count` takes the lifetime total: at once, or
- * added up per batch by the caller (the send path's CommitBatcher).
+ * The SQLite side of the transaction dialect (dialect.ts), over the statements both backends share
+ * (tx.ts): "locking" a user is reading it (the transaction holds SQLite's single write lock). `count`
+ * takes the lifetime total: at once, or added up per batch by the caller (the send path's CommitBatcher).
  */
-export class SqliteTx implements MessageTx {
+export class SqliteTx extends SqlTx {
+  protected readonly locksRows = false;
   readonly s: ReturnType<typeof prepare>;
 
   constructor(
     db: DB,
+    sql: SqliteSql,
     private readonly count?: (n: number) => void,
   ) {
+    super(sql);
     this.s = prepare(db);
   }
 
-  lockUsers(ids: readonly number[], known?: UserRecord): Map<number, UserRecord> {
-    const out = new Map<number, UserRecord>();
-    if (known) out.set(known.id, known);
-    const wanted = [...new Set(ids)].filter((id) => !out.has(id));
-    if (wanted.length <= 2) {
-      for (const id of wanted) {
-        const user = this.user(id);
-        if (user) out.set(id, user);
-      }
-    } else for (const row of this.s.usersIn.all(JSON.stringify(wanted))) out.set(row.id, toUser(row));
+  friendshipsOf(ownerId: number, userIds: readonly number[]): Map<number, FriendshipRecord> {
+    const out = new Map<number, FriendshipRecord>();
+    for (const id of userIds) {
+      const f = this.friendship(ownerId, id) as FriendshipRecord | null;
+      if (f) out.set(id, f);
+    }
     return out;
   }
 
-  user(id: number): UserRecord | null {
-    const row = this.s.getUser.get(id);
-    return row ? toUser(row) : null;
+  insertMembers(groupId: number, userIds: readonly number[], role: GroupRole, now: number): void {
+    for (const id of userIds) this.s.insertMember.run(groupId, id, role, now);
   }
 
   peek(userId: number, limit: number): InboxPage {
     const total = this.s.countInbox.get(userId)!.n;
     // Most senders' inboxes are empty: no second read then.
     return { total, messages: total > 0 ? this.s.oldest.all(userId, limit).map((r) => toMessage(r)) : [] };
-  }
-
-  idempotencyRecord(userId: number, key: string): IdempotencyRow | undefined {
-    return this.s.getIdem.get(userId, key);
-  }
-
-  recordIdempotency(
-    userId: number,
-    idem: { key: string; fingerprint: string },
-    result: unknown,
-    now: number,
-  ) {
-    this.s.putIdem.run(userId, idem.key, idem.fingerprint, JSON.stringify(result), now);
   }
 
   insert(m: NewMessage): StoredMessageRow {

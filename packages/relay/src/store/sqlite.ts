@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import type { StatsView } from '@openwechat/protocol';
 import { composeStore } from './compose.ts';
 import { SqliteFiles } from './sqlite-files.ts';
-import { SqliteGroups } from './sqlite-groups.ts';
+import { Groups } from './groups.ts';
 import { Keys } from './keys.ts';
 import { SqliteSql } from './sql.ts';
 import { SqliteTx } from './sqlite-messages.ts';
@@ -52,8 +52,9 @@ export async function openSqliteStore(opts: {
       db.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
       checkpointer = startCheckpointer(opts.file);
     }
-    const msgs = new SqliteTx(db);
     const sql = new SqliteSql(db);
+    const msgs = new SqliteTx(db, sql);
+    const groupTx = new SqliteTx(db, sql);
     return composeStore(
       {
         kind: 'sqlite',
@@ -64,9 +65,9 @@ export async function openSqliteStore(opts: {
       },
       {
         users: new SqliteUsers(db, sql),
-        messaging: new SqliteMessaging(db, msgs),
+        messaging: new SqliteMessaging(db, sql, msgs),
         files: new SqliteFiles(db),
-        groups: new SqliteGroups(db),
+        groups: new Groups(sql, (op) => sql.tx(() => op(groupTx))),
         keys: new Keys(sql),
         ops: new SqliteOps(db),
       },

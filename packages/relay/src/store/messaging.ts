@@ -1,0 +1,144 @@
+// Friendships, the inbox's plain reads and receipts (MessagingStore): the statements both backends run
+// alike, over sql.ts. The send is a skeleton (send.ts); what each backend does its own way — the send's
+// batching, read-and-clear, acknowledgement with its receipts, the preview read — is in
+// sqlite-messaging.ts and postgres-messaging.ts.
+
+import type { FriendView, ReceiptView } from '@openwechat/protocol';
+import {
+  MESSAGE_SELECT,
+  pair,
+  RECEIPT_COLUMNS,
+  toFriendship,
+  toMessage,
+  toPublicUser,
+  toReceipt,
+  type FriendshipRow,
+  type MessageRow,
+  type ReceiptRow,
+  type UserRow,
+} from './rows.ts';
+import type { SqlDb } from './sql.ts';
+import { step } from './steps.ts';
+import type { FriendshipRecord, InboxMessage, MessagingStore, RecordedSendResult } from './types.ts';
+
+export abstract class MessagingBase implements Omit<
+  MessagingStore,
+  'send' | 'takeInbox' | 'peekInbox' | 'ackInbox' | 'deleteMessages'
+> {
+  constructor(
+    protected readonly sql: SqlDb,
+    /** The column that orders friendships by creation (SQLite: rowid; PostgreSQL: seq). */
+    private readonly creationOrder: string,
+  ) {}
+
+  // Friendships
+
+  async getFriendship(a: number, b: number): Promise<FriendshipRecord | null> {
+    const row = await this.sql.get<FriendshipRow>(
+      `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
+       FROM friendships WHERE user_a = $1 AND user_b = $2`,
+      pair(a, b),
+    );
+    return row ? toFriendship(row) : null;
+  }
+
+  async listFriends(userId: number): Promise<FriendView[]> {
+    const rows = await this.sql.all<UserRow & { since: number }>(
+      `SELECT u.id, u.name, u.name_key, u.description, u.status, u.created_at, u.last_seen_at,
+              f.updated_at AS since
+       FROM friendships f
+       JOIN users u ON u.id = CASE WHEN f.user_a = $1 THEN f.user_b ELSE f.user_a END
+       WHERE (f.user_a = $1 OR f.user_b = $1) AND f.status = 'accepted'
+       ORDER BY f.${this.creationOrder}`,
+      [userId],
+    );
+    return rows.map((row) => ({ user: toPublicUser(row), since: row.since }));
+  }
+
+  pruneIdempotency(before: number): Promise<number> {
+    return Promise.resolve(this.sql.run('DELETE FROM idempotency_keys WHERE created_at < $1', [before]));
+  }
+
+  block(by: number, target: number, now: number): Promise<boolean> {
+    return this.sql.tx(function* (q) {
+      const [a, b] = pair(by, target);
+      const blocked = yield* step(
+        q.run(
+          `UPDATE friendships SET status = 'blocked', blocked_by = $1, updated_at = $2
+           WHERE user_a = $3 AND user_b = $4 AND status = 'accepted'`,
+          [by, now, a, b],
+        ),
+      );
+      if (blocked === 0) return false;
+      yield* step(q.run('DELETE FROM messages WHERE to_id = $1 AND from_id = $2', [by, target]));
+      return true;
+    });
+  }
+
+  async unblock(by: number, target: number): Promise<boolean> {
+    const [a, b] = pair(by, target);
+    const n = await this.sql.run(
+      `DELETE FROM friendships WHERE user_a = $1 AND user_b = $2 AND status = 'blocked' AND blocked_by = $3`,
+      [a, b, by],
+    );
+    return n > 0;
+  }
+
+  // Inbox
+
+  async listInbox(userId: number, afterId: number, limit: number): Promise<InboxMessage[]> {
+    const rows = await this.sql.all<MessageRow>(
+      `${MESSAGE_SELECT} WHERE m.to_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3`,
+      [userId, afterId, limit],
+    );
+    return rows.map((r) => toMessage(r, this.sql.decode));
+  }
+
+  async lastMessageId(userId: number): Promise<number> {
+    const row = await this.sql.get<{ id: number }>('SELECT last_msg_id AS id FROM users WHERE id = $1', [
+      userId,
+    ]);
+    return row?.id ?? 0;
+  }
+
+  async lastMessageIds(userIds: readonly number[]): Promise<Map<number, number>> {
+    if (userIds.length === 0) return new Map();
+    const rows = await this.sql.all<{ id: number; last: number }>(
+      'SELECT id, last_msg_id AS last FROM users WHERE id = ANY($1::bigint[])',
+      [userIds],
+    );
+    return new Map(rows.map((r) => [r.id, r.last]));
+  }
+
+  async expireMessages(before: number): Promise<number> {
+    await this.sql.run('DELETE FROM receipts WHERE created_at < $1', [before]);
+    return this.sql.run('DELETE FROM messages WHERE created_at < $1', [before]);
+  }
+
+  // Receipts
+
+  async getReceipt(fromId: number, toId: number, messageId: number): Promise<ReceiptView | null> {
+    // A recorded receipt (delivered) first, else the message still stored (accepted).
+    const row = await this.sql.get<ReceiptRow>(
+      `SELECT ${RECEIPT_COLUMNS} FROM receipts WHERE to_id = $1 AND message_id = $2 AND from_id = $3
+       UNION ALL
+       SELECT to_id, id, from_id, group_id, NULL FROM messages
+       WHERE to_id = $1 AND id = $2 AND from_id = $3 AND type <> 'system'
+       LIMIT 1`,
+      [toId, messageId, fromId],
+    );
+    return row ? toReceipt(row) : null;
+  }
+
+  async getIdempotentSend(
+    userId: number,
+    key: string,
+    since: number,
+  ): Promise<{ result: RecordedSendResult; createdAt: number } | null> {
+    const row = await this.sql.get<{ result: string; created_at: number }>(
+      'SELECT result, created_at FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at > $3',
+      [userId, key, since],
+    );
+    return row ? { result: JSON.parse(row.result) as RecordedSendResult, createdAt: row.created_at } : null;
+  }
+}
