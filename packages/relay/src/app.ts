@@ -32,7 +32,8 @@ import { RelayMetrics } from './services/metrics.ts';
 import { SlidingWindowLimiter } from './services/rate-limit.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import { isStoreUnavailable, openPostgresStore } from './store/postgres.ts';
-import type { Store, UserRecord, WakeBus } from './store/types.ts';
+import type { Store, UserRecord } from './store/types.ts';
+import type { WakeBus } from './store/wake.ts';
 import { StreamHub } from './stream/hub.ts';
 
 export interface RelayDeps {

@@ -17,7 +17,8 @@ import type { LastSeenTracker } from '../services/last-seen.ts';
 import type { RelayMetrics } from '../services/metrics.ts';
 import type { SlidingWindowLimiter } from '../services/rate-limit.ts';
 import type { StreamHub } from '../stream/hub.ts';
-import type { Store, UserRecord, WakeBus } from '../store/types.ts';
+import type { Store, UserRecord } from '../store/types.ts';
+import type { WakeBus } from '../store/wake.ts';
 import { Issues } from './input.ts';
 
 /** Everything a handler may use; built once per relay. */

@@ -3,10 +3,34 @@
 // the user's row locked first on PostgreSQL (as a send locks it), so two publications take turns.
 
 import { decideKeyBundle } from '../domain/keys.ts';
-import { KEY_BUNDLE_COLUMNS, toKeyBundle, type KeyBundleRow } from './rows.ts';
 import type { SqlDb } from './sql.ts';
 import { step } from './steps.ts';
 import type { KeyBundleRecord, KeyStore, NewKeyBundle } from './types.ts';
+
+interface KeyBundleRow {
+  user_id: number;
+  identity_key: string;
+  encryption_key: string;
+  version: number;
+  signature: string;
+  updated_at: number;
+  identity_since: number;
+}
+
+const KEY_BUNDLE_COLUMNS =
+  'user_id, identity_key, encryption_key, version, signature, updated_at, identity_since';
+
+function toKeyBundle(row: KeyBundleRow): KeyBundleRecord {
+  return {
+    userId: Number(row.user_id),
+    identityKey: row.identity_key,
+    encryptionKey: row.encryption_key,
+    version: Number(row.version),
+    signature: row.signature,
+    updatedAt: Number(row.updated_at),
+    identitySince: Number(row.identity_since),
+  };
+}
 
 const GET = `SELECT ${KEY_BUNDLE_COLUMNS} FROM key_bundles WHERE user_id = $1`;
 

@@ -2,7 +2,7 @@
 
 import pg from 'pg';
 import type { ReceiptView } from '@openwechat/protocol';
-import type { WakeBus } from './types.ts';
+import type { WakeBus } from './wake.ts';
 
 /** NOTIFY payloads must stay under 8000 bytes: user ids are sent in batches of this many characters. */
 const MAX_IDS_CHARS = 7000;

@@ -26,7 +26,8 @@ import {
   urlWithSchema,
 } from './postgres.ts';
 import { POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from './postgres-migrations.ts';
-import type { Store, UserRecord, WakeBus } from './types.ts';
+import type { Store, UserRecord } from './types.ts';
+import type { WakeBus } from './wake.ts';
 
 const T0 = 1_772_000_000_000;
 const available = await pgAvailable();

@@ -49,7 +49,8 @@ import { PgMessaging } from './postgres-messaging.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { PgUsers } from './postgres-users.ts';
 import { PostgresWakeBus } from './postgres-wake.ts';
-import type { OpsStore, Store, WakeBus } from './types.ts';
+import type { OpsStore, Store } from './types.ts';
+import type { WakeBus } from './wake.ts';
 
 export { isStoreUnavailable, PreparingClient, schemaFromUrl, urlWithSchema } from './postgres-connection.ts';
 export { migratePostgres } from './postgres-migrations.ts';

@@ -19,7 +19,6 @@ import type {
   GroupRecord,
   GroupSendResult,
   InboxMessage,
-  KeyBundleRecord,
   NewMessage,
   SendResult,
   UserRecord,
@@ -422,31 +421,4 @@ export function replayOf<T>(
   if (!prior || prior.created_at <= now - idem.windowMs) return null;
   if (prior.fingerprint !== idem.fingerprint) throw new RelayError('idempotency_conflict');
   return { ...(JSON.parse(prior.result) as T), delivered: [], replayed: true };
-}
-
-// ── End-to-end key bundles ──────────────────────────────────────────────────────────────────────────
-
-export interface KeyBundleRow {
-  user_id: number;
-  identity_key: string;
-  encryption_key: string;
-  version: number;
-  signature: string;
-  updated_at: number;
-  identity_since: number;
-}
-
-export const KEY_BUNDLE_COLUMNS =
-  'user_id, identity_key, encryption_key, version, signature, updated_at, identity_since';
-
-export function toKeyBundle(row: KeyBundleRow): KeyBundleRecord {
-  return {
-    userId: Number(row.user_id),
-    identityKey: row.identity_key,
-    encryptionKey: row.encryption_key,
-    version: Number(row.version),
-    signature: row.signature,
-    updatedAt: Number(row.updated_at),
-    identitySince: Number(row.identity_since),
-  };
 }

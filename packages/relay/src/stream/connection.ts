@@ -290,4 +290,3 @@ export class StreamConnection {
     } else if (!this.res.writableEnded) this.res.end();
   }
 }
-

@@ -31,7 +31,8 @@
 // SSE_WRITE_TIMEOUT_SECONDS without a flushed write (issue 24.2).
 
 import type { ReceiptView } from '@openwechat/protocol';
-import type { InboxMessage, Store, WakeBus } from '../store/types.ts';
+import type { InboxMessage, Store } from '../store/types.ts';
+import type { WakeBus } from '../store/wake.ts';
 import type { HubObserver, StreamConnection, StreamHost } from './connection.ts';
 
 /** Why a stream may not open: the address is full of other users' streams, or the user's churn. */
@@ -64,7 +65,6 @@ export interface StreamHubOptions {
 /** How long a record of this instance's resume streams lasts, and how often it is refreshed. */
 const HOLD_TTL_MS = 20_000;
 const HOLD_REFRESH_MS = 5_000;
-
 
 /** How often the hub looks for legacy writes whose grace period has passed (real time). */
 const SETTLE_TICK_MS = 500;
