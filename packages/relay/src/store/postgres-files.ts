@@ -5,7 +5,7 @@
 import { RelayError } from '@openwechat/protocol';
 import type { PgDb } from './postgres-connection.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
-import { FILE_COLUMNS, rechunk, toFile, type FileRow } from './rows.ts';
+import { FILE_COLUMNS, fileParams, rechunk, toFile, type FileRow } from './rows.ts';
 import type { FileRecord, FileStore, NewFile } from './types.ts';
 
 /** How long the bytes of a swept file stay readable for downloads that had already started. */
@@ -51,18 +51,7 @@ export class PgFiles implements FileStore {
   ): Promise<void> {
     // The record goes first (incomplete, never served) so the chunks' foreign key holds; each chunk is
     // written as it arrives; a failure part-way removes both.
-    const values = [
-      file.id,
-      file.senderId,
-      file.recipientId,
-      encodeText(file.name),
-      file.contentType,
-      file.size,
-      file.sha256,
-      file.createdAt,
-      file.expiresAt,
-      file.groupId ?? null,
-    ];
+    const values = fileParams(file, encodeText);
     if (opts.quotaBytes === undefined) {
       await this.db.pool.query(
         `INSERT INTO files (id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,

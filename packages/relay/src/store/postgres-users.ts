@@ -5,7 +5,7 @@ import { isUniqueViolation, RoundTrips, type PgDb } from './postgres-connection.
 import type { Sql } from './sql.ts';
 import { UsersBase } from './users.ts';
 import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
-import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
+import type { DiscoverQuery, ListUsersQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
 // Every authenticated request looks its token up. One query per request was the PostgreSQL send path's
 // largest avoidable cost (a round trip's client work and socket write per send, docs/benchmarks.md):
@@ -53,11 +53,7 @@ export class PgUsers extends UsersBase implements UserStore {
     return this.tokenLookups.submit(tokenHash);
   }
 
-  async listUsers(q: {
-    query: string | null;
-    limit: number;
-    offset: number;
-  }): Promise<{ total: number; users: UserRecord[] }> {
+  async listUsers(q: ListUsersQuery): Promise<{ total: number; users: UserRecord[] }> {
     if (matchesNothing(q.query)) return { total: 0, users: [] };
     const pattern = q.query ? containsPattern(q.query) : null;
     const { rows } = await this.db.pool.query<UserRow & { total: number }>(

@@ -19,6 +19,7 @@ import type {
   GroupRecord,
   GroupSendResult,
   InboxMessage,
+  NewFile,
   NewMessage,
   SendResult,
   UserRecord,
@@ -297,6 +298,23 @@ export interface FileRow {
 
 export const FILE_COLUMNS = `id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
   downloaded_at, group_id`;
+
+/** A new file's columns id … group_id, in the order the inserts list them. */
+export function fileParams(file: NewFile, encode: TextCodec = asIs): Array<string | number | null> {
+  const { id, senderId, recipientId, contentType, size, sha256, createdAt, expiresAt } = file;
+  return [
+    id,
+    senderId,
+    recipientId,
+    encode(file.name),
+    contentType,
+    size,
+    sha256,
+    createdAt,
+    expiresAt,
+    file.groupId ?? null,
+  ];
+}
 
 export function toFile(row: FileRow, decode: TextCodec = asIs): FileRecord {
   return {

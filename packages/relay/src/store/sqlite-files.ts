@@ -3,7 +3,7 @@
 
 import type Database from 'better-sqlite3';
 import { RelayError } from '@openwechat/protocol';
-import { FILE_COLUMNS, rechunk, toFile, type FileRow } from './rows.ts';
+import { FILE_COLUMNS, fileParams, rechunk, toFile, type FileRow } from './rows.ts';
 import { immediate } from './sqlite-messages.ts';
 import type { FileRecord, FileStore, NewFile } from './types.ts';
 
@@ -11,9 +11,7 @@ type DB = Database.Database;
 
 function prepare(db: DB) {
   return {
-    insertFile: db.prepare<
-      [string, number, number, string, string, number, string, number, number, number | null]
-    >(
+    insertFile: db.prepare<Array<string | number | null>>(
       `INSERT INTO files (id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
                           group_id)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -55,18 +53,7 @@ export class SqliteFiles implements FileStore {
     const s = (this.s = prepare(db));
     this.admitTx = immediate(db, (file: NewFile, quota: number | undefined) => {
       if (quota !== undefined && s.fileBytes.get(file.senderId)!.n + file.size > quota) return false;
-      s.insertFile.run(
-        file.id,
-        file.senderId,
-        file.recipientId,
-        file.name,
-        file.contentType,
-        file.size,
-        file.sha256,
-        file.createdAt,
-        file.expiresAt,
-        file.groupId ?? null,
-      );
+      s.insertFile.run(...fileParams(file));
       return true;
     });
     this.deleteTx = db.transaction((id: string) => {

@@ -6,7 +6,7 @@ import { containsPattern, matchesNothing, toUser, USER_COLUMNS, type UserRow } f
 import { immediate } from './sqlite-messages.ts';
 import type { Sql } from './sql.ts';
 import { UsersBase } from './users.ts';
-import type { DiscoverQuery, NewUser, UserRecord, UserStore } from './types.ts';
+import type { DiscoverQuery, ListUsersQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
 type DB = Database.Database;
 
@@ -152,11 +152,7 @@ export class SqliteUsers extends UsersBase implements UserStore {
     return { ...user };
   }
 
-  async listUsers(q: {
-    query: string | null;
-    limit: number;
-    offset: number;
-  }): Promise<{ total: number; users: UserRecord[] }> {
+  async listUsers(q: ListUsersQuery): Promise<{ total: number; users: UserRecord[] }> {
     if (matchesNothing(q.query)) return { total: 0, users: [] };
     const pattern = q.query ? foldedPattern(q.query) : null;
     return {

@@ -94,6 +94,12 @@ export interface InboxPage {
   messages: InboxMessage[];
 }
 
+export interface ListUsersQuery {
+  query: string | null;
+  limit: number;
+  offset: number;
+}
+
 export interface DiscoverQuery {
   excludeId: number;
   keyword: string | null;
@@ -222,11 +228,7 @@ export interface UserStore {
 
   // Operator tools (admin CLI)
   /** Users by id, optionally filtered by a case-insensitive substring of the name. */
-  listUsers(q: {
-    query: string | null;
-    limit: number;
-    offset: number;
-  }): Promise<{ total: number; users: UserRecord[] }>;
+  listUsers(q: ListUsersQuery): Promise<{ total: number; users: UserRecord[] }>;
   setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null>;
   /** Replaces the token hash (token reset); false for an unknown user. */
   setTokenHash(id: number, tokenHash: string): Promise<boolean>;
