@@ -18,13 +18,15 @@
 //   and no message is returned twice) and returns only the rows its own DELETE removed.
 // - A swept attachment stops being served at once but keeps its bytes for an hour, so a download
 //   already under way on any instance completes; a later sweep removes them.
-// - Cross-instance wake-ups: PostgresWakeBus, LISTEN/NOTIFY on a dedicated connection.// - PostgreSQL text cannot hold U+0000, which message content, attachment names and homepages may
+// - Cross-instance wake-ups: PostgresWakeBus, LISTEN/NOTIFY on a dedicated connection.
+// - PostgreSQL text cannot hold U+0000, which message content, attachment names and homepages may
 //   contain (SQLite keeps them): those columns go through a small reversible escape (postgres-text.ts).
 //
-// The Store is composed of one class per area: postgres-users.ts, postgres-messaging.ts (friendships,
-// send, inbox), postgres-files.ts, postgres-groups.ts, over postgres-messages.ts (what every area that
-// stores messages shares) and postgres-connection.ts (pool, prepared statements, transactions); the
-// whole-database operations are here.
+// The Store is composed of one class per area (compose.ts): the shared ones (groups.ts, keys.ts) over
+// PgSql (sql.ts) and PgTx (postgres-messages.ts: this backend's side of the transaction dialect), and
+// this backend's own postgres-users.ts, postgres-messaging.ts (with the batched chat path,
+// postgres-send-chat.ts) and postgres-files.ts, over postgres-connection.ts (pool, prepared statements,
+// transactions); the whole-database operations are here.
 
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';

@@ -4,9 +4,10 @@
 // within a process each transaction runs to completion before any other starts, which is what makes
 // concurrent send()/takeInbox() calls safe; across processes SQLite's single writer does the same.
 //
-// The Store is composed of one class per area: sqlite-users.ts, sqlite-messaging.ts (friendships, send,
-// inbox), sqlite-files.ts, sqlite-groups.ts, over sqlite-messages.ts (what every area that stores
-// messages shares); the whole-database operations (stats, backup, ids after a restore) are here.
+// The Store is composed of one class per area (compose.ts): the shared ones (groups.ts, keys.ts) over
+// SqliteSql (sql.ts) and SqliteTx (sqlite-messages.ts: this backend's side of the transaction dialect),
+// and this backend's own sqlite-users.ts, sqlite-messaging.ts (send batching, read-and-clear) and
+// sqlite-files.ts; the whole-database operations (stats, backup, ids after a restore) are here.
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
