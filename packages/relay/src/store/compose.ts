@@ -22,7 +22,7 @@ const methodsOf =
   ): L =>
     names;
 
-export const AREA_METHODS = {
+const AREA_METHODS = {
   users: methodsOf<UserStore>()([
     'createUser',
     'countUsers',
@@ -82,7 +82,7 @@ export const AREA_METHODS = {
   ops: methodsOf<OpsStore>()(['getStats', 'ping', 'backup', 'advanceMessageIds']),
 };
 
-export interface StoreAreas {
+interface StoreAreas {
   users: UserStore;
   messaging: MessagingStore;
   files: FileStore;

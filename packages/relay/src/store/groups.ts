@@ -97,7 +97,7 @@ function* fanOut(
 }
 
 /** Runs a skeleton in one transaction (SQLite: IMMEDIATE; PostgreSQL: retried on deadlock). */
-export type GroupTxRunner = <T>(op: (t: GroupTx) => Op<T>) => Promise<T>;
+type GroupTxRunner = <T>(op: (t: GroupTx) => Op<T>) => Promise<T>;
 
 export class Groups implements GroupStore {
   constructor(

@@ -1,4 +1,5 @@
-// PostgreSQL: friendships, private sends and the inbox (MessagingStore).
+// PostgreSQL: what this backend does its own way in MessagingStore (the rest is messaging.ts): the send's
+// batched chat path and its locked transaction (the skeleton of send.ts), read-and-clear, acknowledgement.
 //
 // send() first locks the sender's and the recipient's user rows, in id order (no deadlock between two
 // sends), with FOR NO KEY UPDATE (foreign-key checks of other inserts are not blocked). That one lock

@@ -1,6 +1,7 @@
-// SQLite: friendships, private sends and the inbox (MessagingStore). send() runs in one IMMEDIATE
-// transaction inside a CommitBatcher batch (group commit): the decision, the friendship change, the
-// messages and the idempotency record are one savepoint of the batch's transaction.
+// SQLite: what this backend does its own way in MessagingStore (the rest is messaging.ts). send() runs
+// the skeleton of send.ts in one IMMEDIATE transaction inside a CommitBatcher batch (group commit): the
+// decision, the friendship change, the messages and the idempotency record are one savepoint of the
+// batch's transaction. Read-and-clear and acknowledgement record their receipts in the same transaction.
 
 import type Database from 'better-sqlite3';
 import {

@@ -26,12 +26,12 @@ import type { Step } from './steps.ts';
 import type { FriendshipRecord, GroupRecord, InboxPage, NewMessage, UserRecord } from './types.ts';
 
 /** `f` applied to a step's value, as a value (SQLite) or a promise (PostgreSQL). */
-export function mapStep<A, B>(s: Step<A>, f: (a: A) => B): Step<B> {
+function mapStep<A, B>(s: Step<A>, f: (a: A) => B): Step<B> {
   return s instanceof Promise ? s.then(f) : f(s);
 }
 
 const FRIENDSHIP_COLUMNS = 'user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at';
-export const GROUP_COLUMNS = 'id, name, description, owner_id, created_at, dissolved_at';
+const GROUP_COLUMNS = 'id, name, description, owner_id, created_at, dissolved_at';
 export const VIEW_OF = `${GROUP_VIEW_SELECT} WHERE gm.user_id = $1 AND g.id = $2 AND g.dissolved_at IS NULL`;
 export const ROLE = 'SELECT role FROM group_members WHERE group_id = $1 AND user_id = $2';
 
