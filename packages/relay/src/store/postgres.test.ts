@@ -400,17 +400,14 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
   });
 
   describe('files', () => {
-    it('a swept file stops being served at once; its bytes stay for downloads under way, then go', async () => {
-      const schema = fresh('files');
-      const { store } = await openStore(schema);
-      const alice = await newUser(store, 'alice');
-      const bob = await newUser(store, 'bob');
-      const bytes = Buffer.alloc(600_000, 7);
+    /** A 600 kB file (three chunks) of one repeated byte, from `senderId` to `to`, expiring at T0 + 1 s. */
+    async function putBytes(store: Store, senderId: number, to: UserRecord, idChar: string, byte: number) {
+      const bytes = Buffer.alloc(600_000, byte);
       const file = {
-        id: 'a'.repeat(32),
-        senderId: alice.id,
-        recipientId: bob.id,
-        name: 'x.bin',
+        id: idChar.repeat(32),
+        senderId,
+        recipientId: to.id,
+        name: `${idChar}.bin`,
         contentType: 'application/octet-stream',
         size: bytes.length,
         sha256: 'unused',
@@ -423,6 +420,14 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
           yield bytes;
         })(),
       );
+      return { file, bytes };
+    }
+
+    it('a swept file stops being served at once; its bytes stay for downloads under way, then go', async () => {
+      const schema = fresh('files');
+      const { store } = await openStore(schema);
+      const alice = await newUser(store, 'alice');
+      const { file, bytes } = await putBytes(store, alice.id, await newUser(store, 'bob'), 'a', 7);
       // A download starts (it has read the record), then the sweep runs.
       const reading = store.readFile(file.id)[Symbol.asyncIterator]();
       const first = await reading.next();
@@ -441,25 +446,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
     it('a file deleted during a download fails the read instead of ending it short', async () => {
       const { store } = await openStore(fresh('files_del'));
       const alice = await newUser(store, 'alice');
-      const bob = await newUser(store, 'bob');
-      const bytes = Buffer.alloc(600_000, 1);
-      const file = {
-        id: 'b'.repeat(32),
-        senderId: alice.id,
-        recipientId: bob.id,
-        name: 'y.bin',
-        contentType: 'application/octet-stream',
-        size: bytes.length,
-        sha256: 'unused',
-        createdAt: T0,
-        expiresAt: T0 + 1000,
-      };
-      await store.putFile(
-        file,
-        (async function* () {
-          yield bytes;
-        })(),
-      );
+      const { file } = await putBytes(store, alice.id, await newUser(store, 'bob'), 'b', 1);
       const reading = store.readFile(file.id)[Symbol.asyncIterator]();
       expect((await reading.next()).done).toBe(false);
       await store.deleteFile(file.id);

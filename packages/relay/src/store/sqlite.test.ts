@@ -18,6 +18,16 @@ afterAll(() => {
 describe('SQLite backend', () => {
   let file: string;
   let store: Store | null;
+  /** An open account named `name` (its name key lower-cased) with this token hash. */
+  const user = (name: string, tokenHash: string, createdAt: number, description: string | null = null) =>
+    store!.createUser({
+      name,
+      nameKey: name.toLowerCase(),
+      description,
+      status: 'open',
+      tokenHash,
+      createdAt,
+    });
 
   beforeEach(() => {
     file = freshFile();
@@ -146,22 +156,8 @@ describe('SQLite backend', () => {
   it('keeps data across close and re-open', async () => {
     const now = 1_772_000_000_000;
     store = await openSqliteStore({ file });
-    const alice = await store.createUser({
-      name: 'alice',
-      nameKey: 'alice',
-      description: null,
-      status: 'open',
-      tokenHash: 'h-alice',
-      createdAt: now,
-    });
-    const bob = await store.createUser({
-      name: 'bob',
-      nameKey: 'bob',
-      description: 'b',
-      status: 'open',
-      tokenHash: 'h-bob',
-      createdAt: now,
-    });
+    const alice = await user('alice', 'h-alice', now);
+    const bob = await user('bob', 'h-bob', now, 'b');
     const sent = await store.send({ fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now });
     await store.setHomepage(bob.id, '<p>bob</p>');
     await store.touchLastSeen([[bob.id, now + 5]]);
@@ -176,36 +172,13 @@ describe('SQLite backend', () => {
     expect(await store.peekInbox(bob.id, 10)).toEqual({ total: 1, messages: sent.delivered });
     expect(await store.lastMessageId(bob.id)).toBe(1);
     expect(await store.getStats()).toEqual({ users: 2, friendships: 0, messages: 1 });
-    await expect(
-      store.createUser({
-        name: 'ALICE',
-        nameKey: 'alice',
-        description: null,
-        status: 'open',
-        tokenHash: 'h2',
-        createdAt: now,
-      }),
-    ).rejects.toMatchObject({ code: 'name_taken' });
+    await expect(user('ALICE', 'h2', now)).rejects.toMatchObject({ code: 'name_taken' });
   });
 
   it('a token lookup answered from memory sees every change to the user, from this connection or another', async () => {
     store = await openSqliteStore({ file });
-    const alice = await store.createUser({
-      name: 'alice',
-      nameKey: 'alice',
-      description: null,
-      status: 'open',
-      tokenHash: 'h-alice',
-      createdAt: 1,
-    });
-    const bob = await store.createUser({
-      name: 'bob',
-      nameKey: 'bob',
-      description: null,
-      status: 'open',
-      tokenHash: 'h-bob',
-      createdAt: 1,
-    });
+    const alice = await user('alice', 'h-alice', 1);
+    const bob = await user('bob', 'h-bob', 1);
     expect(await store.findUserByTokenHash('h-alice')).toEqual(alice);
     // A caller annotating its record does not change what the next lookup answers.
     const mine = (await store.findUserByTokenHash('h-alice'))!;
