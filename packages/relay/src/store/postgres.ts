@@ -30,7 +30,6 @@
 
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import type { StatsView } from '@openwechat/protocol';
 import { composeStore } from './compose.ts';
 import {
   PgDb,
@@ -43,6 +42,7 @@ import {
 } from './postgres-connection.ts';
 import { PgFiles } from './postgres-files.ts';
 import { Keys } from './keys.ts';
+import { Ops } from './ops.ts';
 import { PgSql } from './sql.ts';
 import { Groups } from './groups.ts';
 import { PgTx } from './postgres-messages.ts';
@@ -51,7 +51,7 @@ import { PgMessaging } from './postgres-messaging.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { PgUsers } from './postgres-users.ts';
 import { PostgresWakeBus } from './postgres-wake.ts';
-import type { OpsStore, Store } from './types.ts';
+import type { Store } from './types.ts';
 import type { WakeBus } from './wake.ts';
 
 export { isStoreUnavailable, PreparingClient, schemaFromUrl, urlWithSchema } from './postgres-connection.ts';
@@ -133,7 +133,15 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
         files: new PgFiles(db),
         groups: new Groups(sql, (op) => db.tx((c) => runAsync(op(new PgTx(c, db))))),
         keys: new Keys(sql),
-        ops: new PgOps(db),
+        ops: new Ops(sql, {
+          messagesTotal: '(SELECT coalesce(sum(total), 0)::bigint FROM message_counter)',
+          backup: () =>
+            Promise.reject(
+              new Error(
+                'the PostgreSQL backend is backed up with pg_dump (see SERVER.md, "Backups and restores")',
+              ),
+            ),
+        }),
       },
     );
     // Its own application_name, so pg_stat_activity tells the LISTEN connection from the pool's.
@@ -142,47 +150,5 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
-  }
-}
-
-class PgOps implements OpsStore {
-  constructor(private readonly db: PgDb) {}
-
-  async backup(_file: string): Promise<void> {
-    throw new Error(
-      'the PostgreSQL backend is backed up with pg_dump (see SERVER.md, "Backups and restores")',
-    );
-  }
-
-  async advanceMessageIds(by: number): Promise<{ users: number; by: number }> {
-    if (!Number.isSafeInteger(by) || by < 1) throw new RangeError(`by must be a positive integer, got ${by}`);
-    return this.db.tx(async (c) => {
-      // Every user row locked first, in id order as send() locks them, so this never deadlocks a send
-      // that runs meanwhile (it waits, then takes its next id from the advanced value).
-      const { max } = (
-        await c.query<{ max: number }>(
-          `SELECT coalesce(max(last_msg_id), 0) AS max
-           FROM (SELECT last_msg_id FROM users ORDER BY id FOR NO KEY UPDATE) locked`,
-        )
-      ).rows[0]!;
-      if (max + by > Number.MAX_SAFE_INTEGER) {
-        throw new RangeError(`advancing by ${by} would take message ids past ${Number.MAX_SAFE_INTEGER}`);
-      }
-      const r = await c.query('UPDATE users SET last_msg_id = last_msg_id + $1', [by]);
-      return { users: r.rowCount ?? 0, by };
-    });
-  }
-
-  async ping(): Promise<void> {
-    await this.db.pool.query('SELECT 1');
-  }
-
-  async getStats(): Promise<StatsView> {
-    const { rows } = await this.db.pool.query<StatsView>(
-      `SELECT (SELECT count(*) FROM users) AS users,
-              (SELECT count(*) FROM friendships WHERE status = 'accepted') AS friendships,
-              (SELECT coalesce(sum(total), 0)::bigint FROM message_counter) AS messages`,
-    );
-    return rows[0]!;
   }
 }

@@ -12,22 +12,20 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { StatsView } from '@openwechat/protocol';
 import { composeStore } from './compose.ts';
 import { SqliteFiles } from './sqlite-files.ts';
 import { Groups } from './groups.ts';
 import { Keys } from './keys.ts';
+import { Ops } from './ops.ts';
 import { SqliteSql } from './sql.ts';
 import { SqliteTx } from './sqlite-messages.ts';
 import { SqliteMessaging } from './sqlite-messaging.ts';
 import { SAFETY_NET_PAGES, startCheckpointer, type Checkpointer } from './sqlite-checkpoint.ts';
 import { migrateSqlite } from './sqlite-migrations.ts';
 import { SqliteUsers } from './sqlite-users.ts';
-import type { OpsStore, Store } from './types.ts';
+import type { Store } from './types.ts';
 
 export { migrateSqlite };
-
-type DB = Database.Database;
 
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -70,58 +68,18 @@ export async function openSqliteStore(opts: {
         files: new SqliteFiles(db),
         groups: new Groups(sql, (op) => sql.tx(() => op(groupTx))),
         keys: new Keys(sql),
-        ops: new SqliteOps(db),
+        ops: new Ops(sql, {
+          messagesTotal: `(SELECT value FROM meta WHERE key = 'total_messages')`,
+          // SQLite's online backup API: a consistent snapshot, copied in steps while the relay serves.
+          backup: async (file) => void (await db.backup(file)),
+          // When ids were last advanced, for an operator inspecting the file (PostgreSQL has no meta).
+          afterAdvance: (q) =>
+            q.run(`INSERT OR REPLACE INTO meta (key, value) VALUES ('ids_advanced_at', $1)`, [Date.now()]),
+        }),
       },
     );
   } catch (err) {
     db.close();
     throw err;
-  }
-}
-
-class SqliteOps implements OpsStore {
-  private readonly stats;
-  private readonly one;
-
-  constructor(private readonly db: DB) {
-    this.one = db.prepare('SELECT 1');
-    this.stats = db.prepare<[], StatsView>(
-      `SELECT (SELECT count(*) FROM users) AS users,
-              (SELECT count(*) FROM friendships WHERE status = 'accepted') AS friendships,
-              (SELECT value FROM meta WHERE key = 'total_messages') AS messages`,
-    );
-  }
-
-  async getStats(): Promise<StatsView> {
-    return this.stats.get()!;
-  }
-
-  async ping(): Promise<void> {
-    this.one.get();
-  }
-
-  async backup(file: string): Promise<void> {
-    // SQLite's online backup API: a consistent snapshot, copied in steps while the relay keeps serving.
-    await this.db.backup(file);
-  }
-
-  async advanceMessageIds(by: number): Promise<{ users: number; by: number }> {
-    if (!Number.isSafeInteger(by) || by < 1) throw new RangeError(`by must be a positive integer, got ${by}`);
-    return this.db
-      .transaction(() => {
-        const { max } = this.db.prepare('SELECT coalesce(max(last_msg_id), 0) AS max FROM users').get() as {
-          max: number;
-        };
-        if (max + by > Number.MAX_SAFE_INTEGER) {
-          throw new RangeError(`advancing by ${by} would take message ids past ${Number.MAX_SAFE_INTEGER}`);
-        }
-        const users = this.db.prepare('UPDATE users SET last_msg_id = last_msg_id + ?').run(by).changes;
-        // When ids were last advanced, for an operator inspecting the file (PostgreSQL has no meta table).
-        this.db
-          .prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('ids_advanced_at', ?)`)
-          .run(Date.now());
-        return { users, by };
-      })
-      .immediate();
   }
 }
