@@ -69,7 +69,7 @@ describe('Outbox: a send interrupted by a crash is sent exactly once', () => {
   it('crash after the write, before the send: the next start sends it', async () => {
     const { agent, bob } = await pair('o1');
     const before = await freshOutbox();
-    await before.put(text(bob.id, 'reply one', 'k-o1'));
+    await before.put(text(bob.id, 'reply one', 'k-o1'), 'the reply to 7');
     // (killed here: the HTTP request never went out)
     expect(await received(bob.client, agent.id, 'reply one')).toBe(0);
 
@@ -77,6 +77,12 @@ describe('Outbox: a send interrupted by a crash is sent exactly once', () => {
     const sent: string[] = [];
     const report = await after.flush(agent.client, { onSent: (req) => void sent.push(req.idempotencyKey) });
     expect(report).toMatchObject({ sent: 1, refused: [], expired: [], problems: [], kept: 0 });
+    expect(describeFlush(report)).toEqual([
+      [
+        'info',
+        `outbox: 1 send(s) left by an interrupted attempt sent again (same keys): the reply to 7 to ${bob.id}`,
+      ],
+    ]);
     expect(sent).toEqual(['k-o1']);
     expect(await received(bob.client, agent.id, 'reply one')).toBe(1);
     expect((await after.pending()).entries).toEqual([]);
@@ -97,7 +103,7 @@ describe('Outbox: a send interrupted by a crash is sent exactly once', () => {
     const report = await after.flush(agent.client, {
       onSent: (_req, outcome) => void outcomes.push(outcome),
     });
-    expect(report.sent).toBe(1);
+    expect(report).toMatchObject({ sent: 1, resent: [`a send to ${bob.id} (had landed)`] });
     expect(outcomes).toEqual([{ replayed: true, messageId: first.messageId }]);
     expect(await received(bob.client, agent.id, 'reply two')).toBe(1);
     expect((await after.pending()).entries).toEqual([]);

@@ -42,11 +42,14 @@ interface EntryJson {
   text: string;
   file: { name: string; contentType: string | null; sha256: string } | null;
   createdAt: number;
+  /** What the send was, for the log (e.g. "OpenClaw queue entry <id>"); never its content. */
+  origin?: string;
 }
 
 export interface OutboxEntry {
   request: SendRequest;
   createdAt: number;
+  origin: string | null;
 }
 
 export interface OutboxProblem {
@@ -146,7 +149,7 @@ export class Outbox {
   }
 
   /** Records a send before it is made (durable when this resolves). */
-  async put(req: SendRequest): Promise<void> {
+  async put(req: SendRequest, origin?: string): Promise<void> {
     this.inFlight.add(req.idempotencyKey);
     const base = this.base(req.idempotencyKey);
     const entry: EntryJson = {
@@ -162,6 +165,7 @@ export class Outbox {
           }
         : null,
       createdAt: this.now(),
+      ...(origin ? { origin } : {}),
     };
     if (req.file) await writeDurably(`${base}.bin`, req.file.buffer);
     await writeDurably(`${base}.json`, JSON.stringify(entry));
@@ -217,6 +221,7 @@ export class Outbox {
         entries.push({
           request: { target: parseTarget(raw.target)!, text: raw.text, file, idempotencyKey: raw.key },
           createdAt: raw.createdAt,
+          origin: typeof raw.origin === 'string' ? raw.origin : null,
         });
       } catch (err) {
         problems.push({ path, error: (err as Error).message });
@@ -246,10 +251,10 @@ export class Outbox {
   }
 
   private async flushOnce(client: RelayClient, hooks: FlushHooks): Promise<FlushReport> {
-    const report: FlushReport = { sent: 0, refused: [], expired: [], problems: [], kept: 0 };
+    const report: FlushReport = { sent: 0, resent: [], refused: [], expired: [], problems: [], kept: 0 };
     const { entries, problems } = await this.pending();
     report.problems = problems;
-    for (const [i, { request, createdAt }] of entries.entries()) {
+    for (const [i, { request, createdAt, origin }] of entries.entries()) {
       if (this.now() - createdAt > OUTBOX_MAX_AGE_MS) {
         const path = `${this.base(request.idempotencyKey)}.json`;
         await this.setAside(path, 'expired');
@@ -262,6 +267,9 @@ export class Outbox {
         const outcome = await sendToRelay(client, request, hooks.policy, hooks.signal);
         await this.remove(request.idempotencyKey);
         report.sent++;
+        report.resent.push(
+          `${origin ?? 'a send'} to ${formatTarget(request.target)}${outcome.replayed ? ' (had landed)' : ''}`,
+        );
         await hooks.onSent?.(request, outcome);
       } catch (err) {
         if (!isFinalAnswer(err)) {
@@ -270,8 +278,10 @@ export class Outbox {
         }
         await this.remove(request.idempotencyKey);
         // The key was used for a different body: an earlier attempt of this very send had landed.
-        if ((err as RelayDeliveryError).code === 'idempotency_conflict') report.sent++;
-        else report.refused.push({ request, error: (err as Error).message });
+        if ((err as RelayDeliveryError).code === 'idempotency_conflict') {
+          report.sent++;
+          report.resent.push(`${origin ?? 'a send'} to ${formatTarget(request.target)} (had landed)`);
+        } else report.refused.push({ request, error: (err as Error).message });
       } finally {
         this.inFlight.delete(request.idempotencyKey);
       }
@@ -290,6 +300,8 @@ export interface FlushHooks {
 export interface FlushReport {
   /** Sends the relay has now (stored now, or found there: answered from its idempotency record). */
   sent: number;
+  /** What they were (origin and target, "(had landed)" when the relay already had it), for the log. */
+  resent: string[];
   /** Sends the relay refused for good (blocked, no such user, …): dropped, as a live send would fail. */
   refused: Array<{ request: SendRequest; error: string }>;
   /** Entries too old to send safely, moved aside (paths). */
@@ -306,7 +318,7 @@ export function describeFlush(report: FlushReport): Array<['info' | 'warn', stri
   if (report.sent) {
     lines.push([
       'info',
-      `outbox: ${report.sent} send(s) left by an interrupted attempt sent again (same keys)`,
+      `outbox: ${report.sent} send(s) left by an interrupted attempt sent again (same keys): ${report.resent.join('; ')}`,
     ]);
   }
   for (const { request, error } of report.refused) {
@@ -354,12 +366,18 @@ export async function sendRecorded(
   outbox: Outbox | null,
   client: RelayClient,
   req: SendRequest,
-  opts: { signal?: AbortSignal; policy?: RetryPolicy; onOutboxError?: (err: unknown) => void } = {},
+  opts: {
+    signal?: AbortSignal;
+    policy?: RetryPolicy;
+    /** What the send is, kept with the entry for the log. */
+    origin?: string;
+    onOutboxError?: (err: unknown) => void;
+  } = {},
 ): Promise<SendOutcome> {
   if (!outbox) return sendToRelay(client, req, opts.policy, opts.signal);
   let recorded = true;
   try {
-    await outbox.put(req);
+    await outbox.put(req, opts.origin);
   } catch (err) {
     recorded = false;
     opts.onOutboxError?.(err);
