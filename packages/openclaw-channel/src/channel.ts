@@ -39,10 +39,12 @@ import {
   freshIdempotencyKey,
   queuedPartKey,
   reconcileQueuedDelivery,
-  sendToRelay,
   type KeyLookup,
   type OutboundFile,
+  type RelaySender,
+  type SendRequest,
 } from './outbound.ts';
+import { describeFlush, Outbox, sendRecorded } from './outbox.ts';
 import {
   loadState,
   noteFriendRequest,
@@ -97,6 +99,26 @@ async function rememberSent(
   if (target.kind !== 'user' || !Number.isSafeInteger(id) || !state) return;
   noteSent(state, { id: target.id }, id, Date.now());
   await savers.get(key)?.();
+}
+
+/** The account's outbox while this process runs the account (the gateway; the CLI sends without one). */
+const outboxes = new Map<string, { outbox: Outbox; warn: (msg: string) => void }>();
+
+/** A send recorded in the account's outbox first (outbox.ts): a crash before the relay answers is re-sent. */
+function sendDurably(
+  accountId: string | null | undefined,
+  client: RelaySender,
+  req: SendRequest,
+  origin: string,
+  signal?: AbortSignal,
+) {
+  const held = outboxes.get(accountId ?? 'default');
+  return sendRecorded(held?.outbox ?? null, client, req, {
+    origin,
+    ...(signal ? { signal } : {}),
+    onOutboxError: (err) =>
+      held?.warn(`outbox write failed (${(err as Error)?.message ?? err}); this send is not crash-safe`),
+  });
 }
 
 function accountStateFile(accountId: string): string {
@@ -182,10 +204,13 @@ async function send(
   const sender = await senderFor(ctx.cfg, ctx.accountId, client);
   const file = withMedia ? await loadMedia(ctx) : null;
   ctx.assertDirectAdapterHandoff?.();
-  const result = await sendToRelay(
+  const result = await sendDurably(
+    ctx.accountId,
     sender,
     { target, text: ctx.text ?? '', file, idempotencyKey: keyFor(ctx, withMedia ? 'media' : 'text') },
-    undefined,
+    ctx.deliveryQueueId
+      ? `OpenClaw queue entry ${ctx.deliveryQueueId} part ${ctx.deliveryPartIndex ?? 0}`
+      : 'a send without an OpenClaw queue entry',
     ctx.signal,
   );
   await rememberSent(ctx.accountId, target, result.messageId);
@@ -440,10 +465,11 @@ async function dispatchTurn(
           const file = url ? await loadMedia({ cfg, to, text: caption, mediaUrl: url }) : null;
           if (!file && !caption.trim()) continue;
           const key = deliveryIdempotencyKey([CHANNEL_ID, account.accountId, 'reply', message.id, part++]);
-          const sent = await sendToRelay(
+          const sent = await sendDurably(
+            account.accountId,
             deps.e2e?.sender() ?? client,
             { target, text: caption, file, idempotencyKey: key },
-            undefined,
+            `the direct reply to message ${message.id} part ${part - 1}`,
             ctx.abortSignal,
           );
           await rememberSent(account.accountId, target, sent.messageId);
@@ -590,6 +616,20 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
           },
         );
   const unregister = e2e ? registerLive(account.accountId, e2e) : () => undefined;
+  const outbox = await Outbox.shared(Outbox.dirFor(resolveStateDir(process.env), account.accountId));
+  outboxes.set(account.accountId, { outbox, warn: (msg) => log(ctx, 'warn', msg) });
+  // What a crash left in the outbox goes out again (same keys) whenever the relay is reachable: at the
+  // stream's first connect, and after every reconnect (a relay outage may have left sends unanswered).
+  const flushOutbox = (): void =>
+    void outbox
+      .flush(e2e?.sender() ?? client, {
+        signal: ctx.abortSignal,
+        onSent: (req, outcome) => rememberSent(account.accountId, req.target, outcome.messageId),
+      })
+      .then((report) => {
+        for (const [level, msg] of describeFlush(report)) log(ctx, level, msg);
+      })
+      .catch((err: unknown) => log(ctx, 'warn', `outbox: flush failed: ${(err as Error)?.message ?? err}`));
   const deps: InboundDeps = { ctx, channelRuntime, client, state, save, episodes: new LoopEpisodes(), e2e };
   let deliveredCount = 0;
   // The one stream consumer of the client package (as the skill daemon and the bridge use it): a resume
@@ -632,7 +672,10 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
       ctx.setStatus({ accountId: account.accountId, lastOutboundAt: at, audit: { ...audit } });
     },
     onUnreadable: (ev) => log(ctx, 'warn', `unreadable message ${ev.id ?? '?'}: ${ev.error}`),
-    onEvent: (ev) => logConsumerEvent(ctx, ev),
+    onEvent: (ev) => {
+      logConsumerEvent(ctx, ev);
+      if (ev.type === 'connected') flushOutbox();
+    },
   });
   const stop = (): void => void consumer.stop();
   ctx.abortSignal.addEventListener('abort', stop, { once: true });
@@ -645,6 +688,7 @@ async function startAccount(ctx: ChannelGatewayContext<ResolvedAccount>): Promis
     unregister();
     states.delete(account.accountId);
     savers.delete(account.accountId);
+    outboxes.delete(account.accountId);
     ctx.setStatus({ accountId: account.accountId, running: false, lifecycle: 'stopped' });
   }
 }

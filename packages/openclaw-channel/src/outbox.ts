@@ -16,12 +16,12 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RelayClient } from '@openwechat/client';
 import { ClientError } from '@openwechat/client';
 import {
   RelayDeliveryError,
   sendToRelay,
   type OutboundFile,
+  type RelaySender,
   type RetryPolicy,
   type SendOutcome,
   type SendRequest,
@@ -243,14 +243,14 @@ export class Outbox {
    * runs gets that one). Stops at the first send the relay could not be asked about (down, 5xx): the
    * rest wait for the next flush.
    */
-  flush(client: RelayClient, hooks: FlushHooks = {}): Promise<FlushReport> {
+  flush(client: RelaySender, hooks: FlushHooks = {}): Promise<FlushReport> {
     this.flushing ??= this.flushOnce(client, hooks).finally(() => {
       this.flushing = null;
     });
     return this.flushing;
   }
 
-  private async flushOnce(client: RelayClient, hooks: FlushHooks): Promise<FlushReport> {
+  private async flushOnce(client: RelaySender, hooks: FlushHooks): Promise<FlushReport> {
     const report: FlushReport = { sent: 0, resent: [], refused: [], expired: [], problems: [], kept: 0 };
     const { entries, problems } = await this.pending();
     report.problems = problems;
@@ -364,7 +364,7 @@ function isFinalAnswer(err: unknown): boolean {
  */
 export async function sendRecorded(
   outbox: Outbox | null,
-  client: RelayClient,
+  client: RelaySender,
   req: SendRequest,
   opts: {
     signal?: AbortSignal;
