@@ -12,7 +12,7 @@
 //  (a) they become friends and answer each other: the pair loop guard (a small budget from config) stops
 //      the runaway within its budget on both sides; after the cooldown the pair talks again.
 
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,12 +39,8 @@ const COOLDOWN_S = 15;
 /** Long enough that a slow machine's runaway still falls in one window. */
 const WINDOW_S = 600;
 const CRASH_POINTS = ['before-model', 'during-model', 'before-relay', 'after-relay'] as const;
-/**
- * Rounds over the four points: opt-in (OWC_CRASH_ROUNDS=1 runs four, 5 runs twenty). Not in CI yet: at the
- * point "reply held before the relay saw it" OpenClaw 2026.9.6 loses 1 reply of 4 (its queue recovery never
- * asks the plugin to reconcile that entry; docs/openclaw-channel.md, "Crashes"), and the rounds cost ~8 min.
- */
-const ROUNDS = Math.max(0, Number(process.env.OWC_CRASH_ROUNDS ?? 0));
+/** Rounds over the four points: one by default (four kills), OWC_CRASH_ROUNDS=5 runs twenty, 0 none. */
+const ROUNDS = Math.max(0, Number(process.env.OWC_CRASH_ROUNDS ?? 1));
 const HUMAN_TURNS = 10;
 const GUARD = { maxEventsPerWindow: BUDGET, windowSeconds: WINDOW_S, cooldownSeconds: COOLDOWN_S };
 
@@ -74,6 +70,12 @@ interface StateFile {
 async function readState(agent: Agent): Promise<StateFile> {
   const file = join(agent.oc.stateDir, 'plugins/openwechat/default.json');
   return JSON.parse(await readFile(file, 'utf8')) as StateFile;
+}
+
+/** The entries left in an agent's plugin outbox (packages/openclaw-channel/src/outbox.ts). */
+async function outboxOf(agent: Agent): Promise<string[]> {
+  const dir = join(agent.oc.stateDir, 'plugins/openwechat/outbox/default');
+  return (await readdir(dir).catch(() => [])).filter((n) => n.endsWith('.json'));
 }
 
 async function inboxOf(client: RelayClient): Promise<Message[]> {
@@ -263,6 +265,8 @@ describe('two OpenClaw agents on one relay', () => {
     async () => {
       const outcomes: Array<{ marker: string; replies: number }> = [];
       let notices = 0;
+      const restarts: GatewayProcess[] = [];
+      const t0 = Date.now();
       for (let round = 1; round <= ROUNDS; round++) {
         for (const point of CRASH_POINTS) {
           const marker = `crash-${round}-${point}`;
@@ -286,7 +290,7 @@ describe('two OpenClaw agents on one relay', () => {
           await gateway.kill('SIGKILL');
           proxy.dropHeld();
           release?.();
-          await startGateway(b);
+          const restarted = await startGateway(b);
           const replies = await waitFor(
             `the answer to ${marker} after the restart`,
             async () => {
@@ -298,6 +302,9 @@ describe('two OpenClaw agents on one relay', () => {
             150_000,
           ).catch(() => 0);
           outcomes.push({ marker, replies });
+          restarts.push(restarted);
+          // The plugin's outbox drains at the stream's first connect (whatever it held was sent again).
+          await waitFor("B's outbox drained", async () => ((await outboxOf(b)).length ? undefined : true));
         }
       }
       // OpenClaw's own notices after a crash ("I'm continuing your interrupted request…", "I couldn't confirm
@@ -314,6 +321,11 @@ describe('two OpenClaw agents on one relay', () => {
       figures.record('crash rounds: replies lost', outcomes.filter((o) => o.replies === 0).length);
       figures.record('crash rounds: replies sent twice', outcomes.filter((o) => o.replies > 1).length);
       figures.record('crash rounds: OpenClaw notices to the user', notices);
+      const fromOutbox = restarts
+        .map((g) => /outbox: (\d+) send\(s\) left by an interrupted attempt/.exec(g.output())?.[1])
+        .reduce((sum, n) => sum + Number(n ?? 0), 0);
+      figures.record("crash rounds: sends re-sent from the plugin's outbox", fromOutbox);
+      figures.record('crash rounds: time (s)', (Date.now() - t0) / 1000);
       expect(outcomes.filter((o) => o.replies !== 1)).toEqual([]);
       // Every earlier answer is still there exactly once.
       for (let i = 1; i <= HUMAN_TURNS; i++) {
@@ -364,12 +376,19 @@ describe('two OpenClaw agents on one relay', () => {
   }, 400_000);
 
   it('(a) the runaway pair is stopped by the loop guard within its budget; after the cooldown they talk again', async () => {
-    // The messages each gateway stored on the relay (each once: a replayed key is answered, not stored).
+    // The messages each gateway stored on the relay for the other (each once: a replayed key is answered,
+    // not stored). Only those: B may still owe the human an OpenClaw notice from the crash rounds.
     const storedBy = (x: Agent): number[] => [
       ...new Set(
         proxy.sends
           .slice(conversationFrom)
-          .filter((s) => s.token === x.token && s.status === 200 && s.messageId !== null)
+          .filter(
+            (s) =>
+              s.token === x.token &&
+              s.toId === (x === a ? b : a).id &&
+              s.status === 200 &&
+              s.messageId !== null,
+          )
           .map((s) => s.messageId!),
       ),
     ];

@@ -21,6 +21,8 @@ export interface HeldSend {
 export interface SeenSend {
   token: string;
   idempotencyKey: string | null;
+  /** The recipient of a user send (`to_id` of its JSON body); null for a group or file send. */
+  toId: number | null;
   status: number;
   messageId: number | null;
   /** The request body (JSON text of the send). */
@@ -56,7 +58,15 @@ export async function startRelayProxy(relayUrl: string): Promise<RelayProxy> {
     } catch {
       // a text-mode answer carries no id
     }
+    let toId: number | null = null;
+    try {
+      const to = (JSON.parse(body) as { to_id?: unknown }).to_id;
+      if (typeof to === 'number') toId = to;
+    } catch {
+      // a multipart file send
+    }
     sends.push({
+      toId,
       token: String(req.headers['x-token'] ?? req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''),
       idempotencyKey: (req.headers['idempotency-key'] as string | undefined) ?? null,
       status,
