@@ -74,13 +74,17 @@ async function writeDurably(path: string, data: Uint8Array | string): Promise<vo
   await rename(tmp, path);
 }
 
-/** Makes the directory's renames and removals durable too. */
+/** Makes the directory's renames and removals durable too (best effort: some filesystems refuse it). */
 async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
   try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // the renames are then as durable as the filesystem makes them
   }
 }
 
