@@ -24,8 +24,8 @@
 //
 // The Store is composed of one class per area (compose.ts): the shared ones (groups.ts, keys.ts) over
 // PgSql (sql.ts) and PgTx (postgres-messages.ts: this backend's side of the transaction dialect), and
-// this backend's own postgres-users.ts, postgres-messaging.ts (with the batched chat path,
-// postgres-send-chat.ts) and postgres-files.ts, over postgres-connection.ts (pool, prepared statements,
+// this backend's own postgres-users.ts and postgres-messaging.ts (with the batched chat path,
+// postgres-send-chat.ts), over postgres-connection.ts (pool, prepared statements,
 // transactions); the whole-database operations are here.
 
 import { randomBytes } from 'node:crypto';
@@ -40,7 +40,7 @@ import {
   TYPES,
   urlWithSchema,
 } from './postgres-connection.ts';
-import { PgFiles } from './postgres-files.ts';
+import { Files } from './files.ts';
 import { Keys } from './keys.ts';
 import { Ops } from './ops.ts';
 import { PgSql } from './sql.ts';
@@ -58,6 +58,12 @@ export { isStoreUnavailable, PreparingClient, schemaFromUrl, urlWithSchema } fro
 export { migratePostgres } from './postgres-migrations.ts';
 export { decodeText, encodeText } from './postgres-text.ts';
 export { PostgresWakeBus } from './postgres-wake.ts';
+
+/** How long the bytes of a swept file stay readable for downloads that had already started. */
+const FILE_PURGE_GRACE_MS = 3_600_000;
+
+/** Namespace of the per-sender advisory lock that makes an upload's quota check and insert one step. */
+const QUOTA_LOCK = 0x6f7771;
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database[?options=-csearch_path%3Dschema] */
@@ -130,7 +136,13 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
       {
         users: new PgUsers(db, sql),
         messaging: new PgMessaging(db, sql),
-        files: new PgFiles(db),
+        files: new Files(sql, {
+          // Two uploads of one sender (on any instance) take turns; ids past 2^31 share a lock with
+          // another sender: only an extra wait, never a wrong answer.
+          lockQuota: (q, senderId) =>
+            q.get('SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)', [QUOTA_LOCK, senderId]),
+          graceMs: FILE_PURGE_GRACE_MS,
+        }),
         groups: new Groups(sql, (op) => db.tx((c) => runAsync(op(new PgTx(c, db))))),
         keys: new Keys(sql),
         ops: new Ops(sql, {

@@ -6,14 +6,13 @@
 //
 // The Store is composed of one class per area (compose.ts): the shared ones (groups.ts, keys.ts) over
 // SqliteSql (sql.ts) and SqliteTx (sqlite-messages.ts: this backend's side of the transaction dialect),
-// and this backend's own sqlite-users.ts, sqlite-messaging.ts (send batching, read-and-clear) and
-// sqlite-files.ts; the whole-database operations (stats, backup, ids after a restore) are here.
+// and this backend's own sqlite-users.ts and sqlite-messaging.ts (send batching, read-and-clear); the whole-database operations (stats, backup, ids after a restore) are here.
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { composeStore } from './compose.ts';
-import { SqliteFiles } from './sqlite-files.ts';
+import { Files } from './files.ts';
 import { Groups } from './groups.ts';
 import { Keys } from './keys.ts';
 import { Ops } from './ops.ts';
@@ -65,7 +64,8 @@ export async function openSqliteStore(opts: {
       {
         users: new SqliteUsers(db, sql),
         messaging: new SqliteMessaging(db, sql, msgs),
-        files: new SqliteFiles(db),
+        // One process serves the file: a swept one goes at once; the IMMEDIATE transaction holds the quota.
+        files: new Files(sql, { lockQuota: () => undefined, graceMs: null }),
         groups: new Groups(sql, (op) => sql.tx(() => op(groupTx))),
         keys: new Keys(sql),
         ops: new Ops(sql, {
