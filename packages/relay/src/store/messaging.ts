@@ -1,7 +1,7 @@
-// Friendships, the inbox's plain reads and receipts (MessagingStore): the statements both backends run
-// alike, over sql.ts. The send is a skeleton (send.ts); what each backend does its own way — the send's
-// batching, read-and-clear, acknowledgement with its receipts, the preview read — is in
-// sqlite-messaging.ts and postgres-messaging.ts.
+// Friendships, the inbox and receipts (MessagingStore), over sql.ts. The send is a skeleton (send.ts);
+// read-and-clear and acknowledgement are written here over one step of the backend (`clear`: delete and
+// record the receipts; SQLite in two statements, PostgreSQL in one). What else each backend does its own
+// way — the send's batching, the preview read — is in sqlite-messaging.ts and postgres-messaging.ts.
 
 import type { FriendView, ReceiptView } from '@openwechat/protocol';
 import {
@@ -17,14 +17,25 @@ import {
   type ReceiptRow,
   type UserRow,
 } from './rows.ts';
-import type { SqlDb } from './sql.ts';
-import { step } from './steps.ts';
-import type { FriendshipRecord, InboxMessage, MessagingStore, RecordedSendResult } from './types.ts';
-
-export abstract class MessagingBase implements Omit<
+import type { Sql, SqlDb } from './sql.ts';
+import { step, type Step } from './steps.ts';
+import type {
+  Delivery,
+  FriendshipRecord,
+  InboxMessage,
+  InboxPage,
   MessagingStore,
-  'send' | 'takeInbox' | 'peekInbox' | 'ackInbox' | 'deleteMessages'
-> {
+  RecordedSendResult,
+} from './types.ts';
+
+/** What a `clear` removed: how many messages, their receipts, and (when asked) the messages. */
+export interface Cleared {
+  n: number;
+  receipts: ReceiptView[];
+  rows: MessageRow[];
+}
+
+export abstract class MessagingBase implements Omit<MessagingStore, 'send' | 'peekInbox'> {
   constructor(
     protected readonly sql: SqlDb,
     /** The column that orders friendships by creation (SQLite: rowid; PostgreSQL: seq). */
@@ -113,6 +124,76 @@ export abstract class MessagingBase implements Omit<
   async expireMessages(before: number): Promise<number> {
     await this.sql.run('DELETE FROM receipts WHERE created_at < $1', [before]);
     return this.sql.run('DELETE FROM messages WHERE created_at < $1', [before]);
+  }
+
+  /**
+   * Deletes the messages `m` of inbox $1 matching `where` (its parameters are `params`, $1 the inbox)
+   * and records their receipts at `at` (receiptEligible), in one transaction; with `rows`, returns the
+   * messages deleted in id order, joined as MESSAGE_SELECT joins them.
+   */
+  protected abstract clear(
+    q: Sql,
+    where: string,
+    params: unknown[],
+    at: number,
+    rows: boolean,
+  ): Step<Cleared>;
+
+  async takeInbox(
+    userId: number,
+    opts: { limit: number; fromId: number | null },
+    delivery?: Delivery,
+  ): Promise<InboxPage> {
+    const at = delivery?.at ?? Date.now();
+    const from = opts.fromId === null ? [] : [opts.fromId];
+    const clear = this.clear.bind(this);
+    const page = await this.sql.tx(function* (q) {
+      // Readers of one inbox take turns (PostgreSQL: its row lock), so `total` is exact and no message is
+      // returned twice; senders to it wait for the (short) read.
+      yield* step(q.get('SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]));
+      const total = yield* step(
+        q.get<{ n: number }>(
+          `SELECT count(*) AS n FROM messages WHERE to_id = $1 ${from.length ? 'AND from_id = $2' : ''}`,
+          [userId, ...from],
+        ),
+      );
+      // Only what this deletion removed is returned: a row acknowledged meanwhile is not handed out again.
+      const gone = yield* step(
+        clear(
+          q,
+          `m.id IN (SELECT id FROM messages WHERE to_id = $1 ${from.length ? 'AND from_id = $3' : ''}
+                    ORDER BY id LIMIT $2)`,
+          [userId, opts.limit, ...from],
+          at,
+          true,
+        ),
+      );
+      return {
+        total: total!.n,
+        messages: gone.rows.map((r) => toMessage(r, q.decode)),
+        receipts: gone.receipts,
+      };
+    });
+    delivery?.receipts.push(...page.receipts);
+    return { total: page.total, messages: page.messages };
+  }
+
+  async ackInbox(userId: number, upTo: number, delivery?: Delivery): Promise<number> {
+    const gone = await this.clear(this.sql, 'm.id <= $2', [userId, upTo], delivery?.at ?? Date.now(), false);
+    delivery?.receipts.push(...gone.receipts);
+    return gone.n;
+  }
+
+  async deleteMessages(userId: number, ids: readonly number[], delivery?: Delivery): Promise<void> {
+    if (ids.length === 0) return;
+    const gone = await this.clear(
+      this.sql,
+      'm.id = ANY($2::bigint[])',
+      [userId, ids],
+      delivery?.at ?? Date.now(),
+      false,
+    );
+    delivery?.receipts.push(...gone.receipts);
   }
 
   // Receipts
