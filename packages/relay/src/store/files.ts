@@ -4,7 +4,7 @@
 // and the insert are made one step, and whether a swept file's bytes are kept for a grace period.
 
 import { RelayError } from '@openwechat/protocol';
-import { FILE_COLUMNS, fileParams, rechunk, toFile, type FileRow } from './rows.ts';
+import { FILE_COLUMNS, fileParams, rechunk } from './rows.ts';
 import type { Sql, SqlDb } from './sql.ts';
 import { step, type Step } from './steps.ts';
 import type { FileRecord, FileStore, NewFile } from './types.ts';
@@ -92,11 +92,11 @@ export class Files implements FileStore {
   }
 
   async getFile(id: string): Promise<FileRecord | null> {
-    const row = await this.sql.get<FileRow>(
+    const row = await this.sql.get<FileRecord>(
       `SELECT ${FILE_COLUMNS} FROM files WHERE id = $1 AND complete${this.live}`,
       [id],
     );
-    return row ? toFile(row, this.sql.decode) : null;
+    return row ? { ...row, name: this.sql.decode(row.name) } : null;
   }
 
   async *readFile(id: string): AsyncIterable<Buffer> {

@@ -22,13 +22,9 @@ import {
 import type { GroupTx } from './dialect.ts';
 import {
   GROUP_VIEW_SELECT,
-  groupMembersSelect,
+  GROUP_MEMBERS_SELECT,
   joinedFrom,
-  toGroupMember,
-  toGroupView,
   toMessage,
-  type GroupMemberRow,
-  type GroupViewRow,
   type RecordedGroupSend,
 } from './rows.ts';
 import type { SqlDb } from './sql.ts';
@@ -106,11 +102,10 @@ export class Groups implements GroupStore {
   ) {}
 
   async listGroups(userId: number): Promise<GroupView[]> {
-    const rows = await this.sql.all<GroupViewRow>(
+    return this.sql.all<GroupView>(
       `${GROUP_VIEW_SELECT} WHERE gm.user_id = $1 AND g.dissolved_at IS NULL ORDER BY g.id`,
       [userId],
     );
-    return rows.map(toGroupView);
   }
 
   /** One snapshot for the group and its member list (the owner first, then by joining time). */
@@ -119,10 +114,9 @@ export class Groups implements GroupStore {
     viewerId: number,
   ): Promise<{ group: GroupView; members: GroupMemberView[] } | null> {
     return this.sql.snapshot(function* (q) {
-      const row = yield* step(q.get<GroupViewRow>(VIEW_OF, [viewerId, groupId]));
-      if (!row) return null;
-      const members = yield* step(q.all<GroupMemberRow>(groupMembersSelect('$1'), [groupId]));
-      return { group: toGroupView(row), members: members.map(toGroupMember) };
+      const group = yield* step(q.get<GroupView>(VIEW_OF, [viewerId, groupId]));
+      if (!group) return null;
+      return { group, members: yield* step(q.all<GroupMemberView>(GROUP_MEMBERS_SELECT, [groupId])) };
     });
   }
 

@@ -6,17 +6,12 @@
 import {
   RelayError,
   type AttachmentView,
-  type GroupMemberView,
   type GroupRef,
-  type GroupRole,
-  type GroupView,
   type PublicUser,
   type ReceiptView,
 } from '@openwechat/protocol';
 import type {
-  FileRecord,
   FriendshipRecord,
-  GroupRecord,
   GroupSendResult,
   InboxMessage,
   NewFile,
@@ -85,67 +80,9 @@ export function pair(a: number, b: number): [number, number] {
   return a < b ? [a, b] : [b, a];
 }
 
-export interface GroupRow {
-  id: number;
-  name: string;
-  description: string | null;
-  owner_id: number;
-  created_at: number;
-  dissolved_at: number | null;
-}
-
-export interface GroupViewRow {
-  id: number;
-  name: string;
-  description: string | null;
-  owner_id: number;
-  owner_name: string;
-  created_at: number;
-  member_count: number;
-  role: GroupRole;
-}
-
-export interface GroupMemberRow {
-  id: number;
-  name: string;
-  description: string | null;
-  role: GroupRole;
-  joined_at: number;
-}
-
-export function toGroup(row: GroupRow): GroupRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    ownerId: row.owner_id,
-    createdAt: row.created_at,
-    dissolvedAt: row.dissolved_at,
-  };
-}
-
-export function toGroupView(row: GroupViewRow): GroupView {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    ownerId: row.owner_id,
-    ownerName: row.owner_name,
-    memberCount: row.member_count,
-    createdAt: row.created_at,
-    role: row.role,
-  };
-}
-
-export function toGroupMember(row: GroupMemberRow): GroupMemberView {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    role: row.role,
-    joinedAt: row.joined_at,
-  };
-}
+/** A group record's columns, named as GroupRecord names them. */
+export const GROUP_COLUMNS =
+  'id, name, description, owner_id AS "ownerId", created_at AS "createdAt", dissolved_at AS "dissolvedAt"';
 
 // ── Messages ────────────────────────────────────────────────────────────────────────────────────────
 
@@ -267,37 +204,24 @@ export function toMessage(row: MessageRow, decode: TextCodec = asIs): InboxMessa
 
 // ── Groups as their members see them ────────────────────────────────────────────────────────────────
 
-/** Groups as their member `gm.user_id` sees them. */
+/** Groups (GroupView) as their member `gm.user_id` sees them. */
 export const GROUP_VIEW_SELECT = `
-  SELECT g.id, g.name, g.description, g.owner_id, o.name AS owner_name, g.created_at, gm.role,
-         (SELECT count(*) FROM group_members c WHERE c.group_id = g.id) AS member_count
+  SELECT g.id, g.name, g.description, g.owner_id AS "ownerId", o.name AS "ownerName",
+         (SELECT count(*) FROM group_members c WHERE c.group_id = g.id) AS "memberCount",
+         g.created_at AS "createdAt", gm.role
   FROM group_members gm JOIN groups g ON g.id = gm.group_id JOIN users o ON o.id = g.owner_id`;
 
-/** A group's members, the owner first, then by joining time; `param` is the group id's placeholder. */
-export function groupMembersSelect(param: string): string {
-  return `SELECT u.id, u.name, u.description, gm.role, gm.joined_at
-    FROM group_members gm JOIN users u ON u.id = gm.user_id
-    WHERE gm.group_id = ${param} ORDER BY gm.role = 'owner' DESC, gm.joined_at, u.id`;
-}
+/** A group's members (GroupMemberView) in $1, the owner first, then by joining time. */
+export const GROUP_MEMBERS_SELECT = `SELECT u.id, u.name, u.description, gm.role, gm.joined_at AS "joinedAt"
+  FROM group_members gm JOIN users u ON u.id = gm.user_id
+  WHERE gm.group_id = $1 ORDER BY gm.role = 'owner' DESC, gm.joined_at, u.id`;
 
 // ── Files ───────────────────────────────────────────────────────────────────────────────────────────
 
-export interface FileRow {
-  id: string;
-  sender_id: number;
-  recipient_id: number;
-  name: string;
-  content_type: string;
-  size: number;
-  sha256: string;
-  created_at: number;
-  expires_at: number;
-  downloaded_at: number | null;
-  group_id: number | null;
-}
-
-export const FILE_COLUMNS = `id, sender_id, recipient_id, name, content_type, size, sha256, created_at, expires_at,
-  downloaded_at, group_id`;
+/** A file record's columns, named as FileRecord names them. */
+export const FILE_COLUMNS = `id, sender_id AS "senderId", recipient_id AS "recipientId", group_id AS "groupId", name,
+  content_type AS "contentType", size, sha256, created_at AS "createdAt", expires_at AS "expiresAt",
+  downloaded_at AS "downloadedAt"`;
 
 /** A new file's columns id … group_id, in the order the inserts list them. */
 export function fileParams(file: NewFile, encode: TextCodec = asIs): Array<string | number | null> {
@@ -314,22 +238,6 @@ export function fileParams(file: NewFile, encode: TextCodec = asIs): Array<strin
     expiresAt,
     file.groupId ?? null,
   ];
-}
-
-export function toFile(row: FileRow, decode: TextCodec = asIs): FileRecord {
-  return {
-    id: row.id,
-    senderId: row.sender_id,
-    recipientId: row.recipient_id,
-    groupId: row.group_id,
-    name: decode(row.name),
-    contentType: row.content_type,
-    size: row.size,
-    sha256: row.sha256,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    downloadedAt: row.downloaded_at,
-  };
 }
 
 /** Bytes per stored chunk: small enough that one chunk never blocks the event loop or a connection long. */

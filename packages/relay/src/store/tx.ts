@@ -7,16 +7,13 @@
 import type { GroupRole, GroupView } from '@openwechat/protocol';
 import type { GroupTx, SendTx } from './dialect.ts';
 import {
+  GROUP_COLUMNS,
   GROUP_VIEW_SELECT,
   pair,
   toFriendship,
-  toGroup,
-  toGroupView,
   toUser,
   USER_COLUMNS,
   type FriendshipRow,
-  type GroupRow,
-  type GroupViewRow,
   type IdempotencyRow,
   type StoredMessageRow,
   type UserRow,
@@ -31,7 +28,6 @@ function mapStep<A, B>(s: Step<A>, f: (a: A) => B): Step<B> {
 }
 
 const FRIENDSHIP_COLUMNS = 'user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at';
-const GROUP_COLUMNS = 'id, name, description, owner_id, created_at, dissolved_at';
 export const VIEW_OF = `${GROUP_VIEW_SELECT} WHERE gm.user_id = $1 AND g.id = $2 AND g.dissolved_at IS NULL`;
 export const ROLE = 'SELECT role FROM group_members WHERE group_id = $1 AND user_id = $2';
 
@@ -130,10 +126,11 @@ export abstract class SqlTx implements SendTx, GroupTx {
   // ── Groups ──────────────────────────────────────────────────────────────────────────────────────
 
   lockGroup(groupId: number): Step<GroupRecord | null> {
-    const row = this.q.get<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE id = $1 FOR NO KEY UPDATE`, [
-      groupId,
-    ]);
-    return mapStep(row, (r) => (r ? toGroup(r) : null));
+    const row = this.q.get<GroupRecord>(
+      `SELECT ${GROUP_COLUMNS} FROM groups WHERE id = $1 FOR NO KEY UPDATE`,
+      [groupId],
+    );
+    return mapStep(row, (r) => r ?? null);
   }
 
   role(groupId: number, userId: number): Step<GroupRole | null> {
@@ -168,12 +165,12 @@ export abstract class SqlTx implements SendTx, GroupTx {
   }
 
   insertGroup(name: string, description: string | null, ownerId: number, now: number): Step<GroupRecord> {
-    const row = this.q.get<GroupRow>(
+    const row = this.q.get<GroupRecord>(
       `INSERT INTO groups (name, description, owner_id, created_at) VALUES ($1, $2, $3, $4)
        RETURNING ${GROUP_COLUMNS}`,
       [name, description, ownerId, now],
     );
-    return mapStep(row, (r) => toGroup(r!));
+    return mapStep(row, (r) => r!);
   }
 
   updateGroup(groupId: number, name: string, description: string | null, ownerId: number): Step<void> {
@@ -211,8 +208,6 @@ export abstract class SqlTx implements SendTx, GroupTx {
   }
 
   groupView(viewerId: number, groupId: number): Step<GroupView | null> {
-    return mapStep(this.q.get<GroupViewRow>(VIEW_OF, [viewerId, groupId]), (r) =>
-      r ? toGroupView(r) : null,
-    );
+    return mapStep(this.q.get<GroupView>(VIEW_OF, [viewerId, groupId]), (r) => r ?? null);
   }
 }
