@@ -8,21 +8,17 @@ import { fanOutRuns } from './fan-out.ts';
 import type { PgDb, Queryable } from './postgres-connection.ts';
 import { MESSAGE_COUNTER_SHARDS } from './postgres-migrations.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
-import type { GroupRole } from '@openwechat/protocol';
 import {
   fieldParams,
   MESSAGE_SELECT,
   messageFields,
-  pair,
-  toFriendship,
   toMessage,
-  type FriendshipRow,
   type MessageRow,
   type StoredMessageRow,
 } from './rows.ts';
 import { PgSql } from './sql.ts';
 import { SqlTx } from './tx.ts';
-import type { FriendshipRecord, InboxPage, NewMessage } from './types.ts';
+import type { InboxPage, NewMessage } from './types.ts';
 
 /** Total and oldest `limit` messages of an inbox, from one snapshot (one statement). */
 export async function peek(db: Queryable, userId: number, limit: number): Promise<InboxPage> {
@@ -50,25 +46,6 @@ export class PgTx extends SqlTx {
     db: PgDb,
   ) {
     super(new PgSql(db, c));
-  }
-
-  async friendshipsOf(ownerId: number, userIds: readonly number[]): Promise<Map<number, FriendshipRecord>> {
-    const pairs = userIds.map((id) => pair(ownerId, id));
-    const { rows } = await this.c.query<FriendshipRow>(
-      `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at FROM friendships
-       WHERE (user_a, user_b) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))
-       ORDER BY user_a, user_b FOR SHARE`,
-      [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
-    );
-    return new Map(rows.map((r) => [r.user_a === ownerId ? r.user_b : r.user_a, toFriendship(r)]));
-  }
-
-  async insertMembers(groupId: number, userIds: readonly number[], role: GroupRole, now: number) {
-    await this.c.query(
-      `INSERT INTO group_members (group_id, user_id, role, joined_at)
-       SELECT $1, id, $3, $4 FROM unnest($2::bigint[]) AS id`,
-      [groupId, userIds, role, now],
-    );
   }
 
   peek(userId: number, limit: number): Promise<InboxPage> {

@@ -4,7 +4,6 @@
 
 import type Database from 'better-sqlite3';
 import { fanOutRuns } from './fan-out.ts';
-import type { GroupRole } from '@openwechat/protocol';
 import {
   fieldParams,
   MESSAGE_SELECT,
@@ -15,7 +14,7 @@ import {
 } from './rows.ts';
 import type { SqliteSql } from './sql.ts';
 import { SqlTx } from './tx.ts';
-import type { FriendshipRecord, InboxPage, NewMessage } from './types.ts';
+import type { InboxPage, NewMessage } from './types.ts';
 
 type DB = Database.Database;
 
@@ -37,9 +36,6 @@ const row14 = (r: StoredMessageRow): Bind[] => [
 
 function prepare(db: DB) {
   return {
-    insertMember: db.prepare<[number, number, string, number]>(
-      'INSERT INTO group_members (group_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)',
-    ),
     nextMessageId: db.prepare<[number], { id: number }>(
       'UPDATE users SET last_msg_id = last_msg_id + 1 WHERE id = ? RETURNING last_msg_id AS id',
     ),
@@ -82,19 +78,6 @@ export class SqliteTx extends SqlTx {
   ) {
     super(sql);
     this.s = prepare(db);
-  }
-
-  friendshipsOf(ownerId: number, userIds: readonly number[]): Map<number, FriendshipRecord> {
-    const out = new Map<number, FriendshipRecord>();
-    for (const id of userIds) {
-      const f = this.friendship(ownerId, id) as FriendshipRecord | null;
-      if (f) out.set(id, f);
-    }
-    return out;
-  }
-
-  insertMembers(groupId: number, userIds: readonly number[], role: GroupRole, now: number): void {
-    for (const id of userIds) this.s.insertMember.run(groupId, id, role, now);
   }
 
   peek(userId: number, limit: number): InboxPage {

@@ -1,8 +1,8 @@
 // The transaction dialect (dialect.ts) where both backends run the same statement, over sql.ts: user,
 // group, member and friendship reads and writes. Locks are PostgreSQL's (FOR NO KEY UPDATE, in the
 // order the skeletons take them); on SQLite they are dropped, its single writer holding everything.
-// Each backend adds what it does its own way: the message inserts, the preview, the lifetime count,
-// and the batched member and friendship statements (sqlite-messages.ts, postgres-messages.ts).
+// Each backend adds what it does its own way: the message inserts, the preview and the lifetime count
+// (sqlite-messages.ts, postgres-messages.ts).
 
 import type { GroupRole, GroupView } from '@openwechat/protocol';
 import type { GroupTx, SendTx } from './dialect.ts';
@@ -41,13 +41,6 @@ export abstract class SqlTx implements SendTx, GroupTx {
   abstract insert(m: NewMessage): Step<StoredMessageRow>;
   abstract fanOut(messages: readonly NewMessage[]): Step<StoredMessageRow[]>;
   abstract countStored(n: number, key: number): Step<void>;
-  abstract friendshipsOf(ownerId: number, userIds: readonly number[]): Step<Map<number, FriendshipRecord>>;
-  abstract insertMembers(
-    groupId: number,
-    userIds: readonly number[],
-    role: GroupRole,
-    now: number,
-  ): Step<void>;
 
   lockUsers(ids: readonly number[], known?: UserRecord): Step<Map<number, UserRecord>> {
     const out = new Map<number, UserRecord>();
@@ -104,6 +97,20 @@ export abstract class SqlTx implements SendTx, GroupTx {
       pair(a, b),
     );
     return mapStep(row, (r) => (r ? toFriendship(r) : null));
+  }
+
+  friendshipsOf(ownerId: number, userIds: readonly number[]): Step<Map<number, FriendshipRecord>> {
+    // Stored as the ordered pair: the users above the owner are user_b, those below user_a.
+    const rows = this.q.all<FriendshipRow>(
+      `SELECT ${FRIENDSHIP_COLUMNS} FROM friendships
+       WHERE (user_a = $1 AND user_b = ANY($2::bigint[])) OR (user_b = $1 AND user_a = ANY($3::bigint[]))
+       ORDER BY user_a, user_b FOR SHARE`,
+      [ownerId, userIds.filter((id) => id > ownerId), userIds.filter((id) => id < ownerId)],
+    );
+    return mapStep(
+      rows,
+      (rs) => new Map(rs.map((r) => [r.user_a === ownerId ? r.user_b : r.user_a, toFriendship(r)])),
+    );
   }
 
   insertPending(a: number, b: number, initiatedBy: number, now: number): Step<void> {
@@ -171,6 +178,16 @@ export abstract class SqlTx implements SendTx, GroupTx {
       [name, description, ownerId, now],
     );
     return mapStep(row, (r) => r!);
+  }
+
+  insertMembers(groupId: number, userIds: readonly number[], role: GroupRole, now: number): Step<void> {
+    // The users are locked already (lockUsers): every one exists.
+    const n = this.q.run(
+      `INSERT INTO group_members (group_id, user_id, role, joined_at)
+       SELECT $1, id, $3, $4 FROM users WHERE id = ANY($2::bigint[])`,
+      [groupId, userIds, role, now],
+    );
+    return mapStep(n, () => undefined);
   }
 
   updateGroup(groupId: number, name: string, description: string | null, ownerId: number): Step<void> {
