@@ -387,7 +387,6 @@ export interface GroupStore {
   ): Promise<GroupSendResult>;
 }
 
-/** Whole-database operations: health, statistics, backups. */
 // ── End-to-end keys (docs/e2e.md) ─────────────────────────────────────────────────────────────────────
 
 export interface KeyStore {
@@ -403,6 +402,7 @@ export interface KeyStore {
   getKeyBundle(userId: number): Promise<KeyBundleRecord | null>;
 }
 
+/** Whole-database operations: health, statistics, backups. */
 export interface OpsStore {
   getStats(): Promise<StatsView>;
   /** A cheap round trip (readiness probe). */
