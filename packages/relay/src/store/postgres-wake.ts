@@ -76,6 +76,8 @@ export class PostgresWakeBus implements WakeBus {
   /** Receipts recorded in this turn of the event loop, sent together (as announce does). */
   private pendingReceipts: ReceiptView[] = [];
   private flushingReceipts: Promise<void> | null = null;
+  /** The last receipt flush: the next waits for it, so receipts leave in the order they were recorded. */
+  private receiptsSent: Promise<void> = Promise.resolve();
 
   /**
    * Receipts are data, not a hint: the receipt event is built from them, so an instance holding the
@@ -84,9 +86,13 @@ export class PostgresWakeBus implements WakeBus {
   announceReceipts(receipts: readonly ReceiptView[]): Promise<void> {
     if (this.closed || receipts.length === 0) return Promise.resolve();
     this.pendingReceipts.push(...receipts);
-    this.flushingReceipts ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
-      this.flushReceipts(),
-    );
+    // Each flush is its own pg_notify on whichever pool connection is free: two flushes in flight at
+    // once could commit in either order (seen: an ack's receipts after those of a later read), hence
+    // one flush at a time.
+    this.flushingReceipts ??= this.receiptsSent = Promise.all([
+      this.receiptsSent.catch(() => undefined),
+      new Promise<void>((resolve) => setImmediate(resolve)),
+    ]).then(() => this.flushReceipts());
     return this.flushingReceipts;
   }
 
