@@ -2,11 +2,11 @@
 // (owc_store_operation_duration_seconds), and every method that commits messages — a send, a group
 // send, a file sent as a message, a friend request or acceptance, a group's notices — hands what it
 // committed to `delivered` after the commit. That is the one place a committed message wakes its
-// streams; handlers never do. A plain object built from the area method lists (store/compose.ts):
-// no Proxy, no property trap per read.
+// streams; handlers never do. A plain object like the store it wraps (store/compose.ts): no Proxy,
+// no property trap per read.
 
 import type { Histogram } from 'prom-client';
-import { composeStore, type StoreMethod, type WrapMethod } from '../store/compose.ts';
+import { wrapMethods, type StoreMethod } from '../store/compose.ts';
 import type { InboxMessage, Store } from '../store/types.ts';
 
 type Resolved<K extends StoreMethod> = Awaited<ReturnType<Store[K]>>;
@@ -35,7 +35,7 @@ export interface BoundaryOptions {
 }
 
 export function storeBoundary(store: Store, opts: BoundaryOptions): Store {
-  const wrap: WrapMethod = (name, fn) => {
+  return wrapMethods(store, (name, fn) => {
     if (UNTIMED.has(name)) return fn;
     const child = opts.seconds.labels({ op: name });
     const publishes = DELIVERING.has(name);
@@ -63,8 +63,5 @@ export function storeBoundary(store: Store, opts: BoundaryOptions): Store {
       );
     };
     return timed as typeof fn;
-  };
-  // A Store is every one of its areas.
-  const areas = { users: store, messaging: store, files: store, groups: store, keys: store, ops: store };
-  return composeStore(store, areas, wrap);
+  });
 }

@@ -1,130 +1,56 @@
 // Each backend implements the Store area by area (users, messaging, files, groups, keys, ops: one class
-// per area, each small enough to read); the relay holds one Store object. It is assembled here from each
-// area's explicit method list, typed so that an area or a method left out fails to compile (a list
-// missing a method names it; the assembled object must then still be a whole Store). The same lists
-// are the store boundary's (services/store-boundary.ts): what it times and wakes streams from.
+// per area, each small enough to read); the relay holds one Store object, a plain object assembled here
+// from the areas' methods. The types keep it whole without a list of names: each class implements its
+// area's interface (a method left out fails to compile there) and the assembled object must be a Store
+// (an area left out fails here). An area's methods are its class's prototype methods; its helpers are
+// ES-private (#) methods or fields, so none of them joins the Store. The store boundary
+// (services/store-boundary.ts) wraps the assembled object's methods (wrapMethods).
 
 import type { FileStore, GroupStore, KeyStore, MessagingStore, OpsStore, Store, UserStore } from './types.ts';
 
-type MethodName<T> = {
-  [K in keyof T]-?: T[K] extends (...args: never[]) => unknown ? K : never;
-}[keyof T] &
-  string;
-
-/** `names` lists every method of T: one left out is a compile error that names it. */
-const methodsOf =
-  <T>() =>
-  <const L extends readonly MethodName<T>[]>(
-    names: L &
-      ([Exclude<MethodName<T>, L[number]>] extends [never]
-        ? unknown
-        : { missing: Exclude<MethodName<T>, L[number]> }),
-  ): L =>
-    names;
-
-const AREA_METHODS = {
-  users: methodsOf<UserStore>()([
-    'createUser',
-    'countUsers',
-    'getUser',
-    'findUserByTokenHash',
-    'setStatus',
-    'touchLastSeen',
-    'topActiveUsers',
-    'discoverUsers',
-    'setHomepage',
-    'getHomepage',
-    'listUsers',
-    'setUserDisabled',
-    'setTokenHash',
-  ]),
-  messaging: methodsOf<MessagingStore>()([
-    'getFriendship',
-    'listFriends',
-    'send',
-    'pruneIdempotency',
-    'block',
-    'unblock',
-    'takeInbox',
-    'peekInbox',
-    'listInbox',
-    'ackInbox',
-    'deleteMessages',
-    'lastMessageId',
-    'lastMessageIds',
-    'expireMessages',
-    'getReceipt',
-    'getIdempotentSend',
-  ]),
-  files: methodsOf<FileStore>()([
-    'putFile',
-    'getFile',
-    'readFile',
-    'markFileDownloaded',
-    'deleteFile',
-    'storedFileBytes',
-    'sweepFiles',
-    'collectFile',
-  ]),
-  groups: methodsOf<GroupStore>()([
-    'createGroup',
-    'listGroups',
-    'getGroup',
-    'isGroupMember',
-    'addGroupMembers',
-    'removeGroupMember',
-    'leaveGroup',
-    'updateGroup',
-    'dissolveGroup',
-    'sendToGroup',
-  ]),
-  keys: methodsOf<KeyStore>()(['putKeyBundle', 'getKeyBundle']),
-  ops: methodsOf<OpsStore>()(['getStats', 'ping', 'backup', 'advanceMessageIds']),
-};
-
-interface StoreAreas {
-  users: UserStore;
-  messaging: MessagingStore;
-  files: FileStore;
-  groups: GroupStore;
-  keys: KeyStore;
-  ops: OpsStore;
-}
-
-export type StoreMethod = MethodName<Store>;
 type AnyFn = (...args: never[]) => unknown;
+export type StoreMethod = { [K in keyof Store]-?: Store[K] extends AnyFn ? K : never }[keyof Store];
 
-/** How the boundary wraps one method (identity by default). */
-export type WrapMethod = <F extends AnyFn>(name: StoreMethod, fn: F) => F;
-
-/** The listed methods of `area`, bound to it and wrapped. */
-function methods<T extends object, const L extends readonly MethodName<T>[]>(
-  area: T,
-  names: L,
-  wrap: WrapMethod,
-): Pick<T, L[number]> {
-  const out: Partial<Record<L[number], unknown>> = {};
-  for (const name of names) {
-    const fn = (area[name] as AnyFn).bind(area) as AnyFn;
-    out[name] = wrap(name as StoreMethod, fn);
+/** The public methods of an area (its class's prototype chain), bound to it. */
+function bound<T extends object>(area: T): T {
+  const out: Record<string, AnyFn> = {};
+  for (let p: object = Object.getPrototypeOf(area); p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    for (const name of Object.getOwnPropertyNames(p)) {
+      if (name !== 'constructor') out[name] ??= (area as Record<string, AnyFn>)[name]!.bind(area);
+    }
   }
-  return out as Pick<T, L[number]>;
+  return out as T;
 }
 
-/** One Store from its areas (a Store is itself every area: the boundary re-composes it, wrapped). */
+/** One Store from its areas. */
 export function composeStore(
   base: Pick<Store, 'kind' | 'close'>,
-  areas: StoreAreas,
-  wrap: WrapMethod = (_name, fn) => fn,
+  areas: {
+    users: UserStore;
+    messaging: MessagingStore;
+    files: FileStore;
+    groups: GroupStore;
+    keys: KeyStore;
+    ops: OpsStore;
+  },
 ): Store {
   return {
     kind: base.kind,
     close: () => base.close(),
-    ...methods(areas.users, AREA_METHODS.users, wrap),
-    ...methods(areas.messaging, AREA_METHODS.messaging, wrap),
-    ...methods(areas.files, AREA_METHODS.files, wrap),
-    ...methods(areas.groups, AREA_METHODS.groups, wrap),
-    ...methods(areas.keys, AREA_METHODS.keys, wrap),
-    ...methods(areas.ops, AREA_METHODS.ops, wrap),
+    ...bound(areas.users),
+    ...bound(areas.messaging),
+    ...bound(areas.files),
+    ...bound(areas.groups),
+    ...bound(areas.keys),
+    ...bound(areas.ops),
   };
+}
+
+/** An assembled Store with each method but close replaced by `wrap(name, method)`. */
+export function wrapMethods(store: Store, wrap: <F extends AnyFn>(name: StoreMethod, fn: F) => F): Store {
+  const out: Record<string, unknown> = { ...store };
+  for (const [name, fn] of Object.entries(store)) {
+    if (typeof fn === 'function' && name !== 'close') out[name] = wrap(name as StoreMethod, fn as AnyFn);
+  }
+  return out as unknown as Store;
 }

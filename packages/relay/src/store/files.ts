@@ -142,12 +142,12 @@ export class Files implements FileStore {
   }
 
   async collectFile(id: string, now: number): Promise<boolean> {
-    return (await this.sweep(`f.id = $1 AND ${DONE_WITH}`, [id, now], '$2')) > 0;
+    return (await this.#sweep(`f.id = $1 AND ${DONE_WITH}`, [id, now], '$2')) > 0;
   }
 
   async sweepFiles(now: number): Promise<number> {
     // Expired files, interrupted uploads, and files the recipient downloaded whose message is gone.
-    const n = await this.sweep(
+    const n = await this.#sweep(
       `f.expires_at < $1 OR (NOT f.complete AND f.created_at < $2) OR (${DONE_WITH})`,
       [now, now - STALE_UPLOAD_MS],
       '$1',
@@ -163,7 +163,7 @@ export class Files implements FileStore {
    * grace period they are marked (at the time in parameter `nowParam`) and their bytes removed by a
    * later sweep, else removed now.
    */
-  private sweep(where: string, params: unknown[], nowParam: string): Step<number> {
+  #sweep(where: string, params: unknown[], nowParam: string): Step<number> {
     return this.sql.run(
       this.policy.graceMs === null
         ? `DELETE FROM files AS f WHERE ${where}`

@@ -129,15 +129,16 @@ export abstract class MessagingBase implements Omit<MessagingStore, 'send' | 'pe
   /**
    * Deletes the messages `m` of inbox $1 matching `where` (its parameters are `params`, $1 the inbox)
    * and records their receipts at `at` (receiptEligible), in one transaction; with `rows`, returns the
-   * messages deleted in id order, joined as MESSAGE_SELECT joins them.
+   * messages deleted in id order, joined as MESSAGE_SELECT joins them. A field, not a method: it is
+   * no Store method (compose.ts takes an area's prototype methods).
    */
-  protected abstract clear(
+  protected abstract readonly clear: (
     q: Sql,
     where: string,
     params: unknown[],
     at: number,
     rows: boolean,
-  ): Step<Cleared>;
+  ) => Step<Cleared>;
 
   async takeInbox(
     userId: number,

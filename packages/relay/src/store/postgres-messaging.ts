@@ -60,13 +60,13 @@ export class PgMessaging extends MessagingBase implements MessagingStore {
   }
 
   /** One statement: the deletion, its receipts (CTE `rec`) and, with `rows`, the messages joined. */
-  protected async clear(
+  protected readonly clear = async (
     q: Sql,
     where: string,
     params: unknown[],
     at: number,
     rows: boolean,
-  ): Promise<Cleared> {
+  ): Promise<Cleared> => {
     const gone = `gone AS (DELETE FROM messages m WHERE m.to_id = $1 AND ${where} RETURNING *),
       ${receiptsOf(`$${params.length + 1}`)}`;
     if (!rows) {
@@ -89,7 +89,7 @@ export class PgMessaging extends MessagingBase implements MessagingStore {
     );
     // json_agg: bigints are JSON numbers.
     return { n: r.length, receipts: receiptRows(r[0]?.receipts ?? []), rows: r };
-  }
+  };
 
   async peekInbox(userId: number, limit: number): Promise<InboxPage> {
     return peek(this.db.pool, userId, limit);

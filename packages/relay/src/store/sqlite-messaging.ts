@@ -26,7 +26,13 @@ type DB = Database.Database;
 export class SqliteMessaging extends MessagingBase implements MessagingStore {
   private readonly batch: CommitBatcher;
   private readonly sendTx: (req: SendRequest, decide: Decide | undefined, opts: SendOptions) => SendResult;
-  private readonly clearTx: (where: string, params: unknown[], at: number, rows: boolean) => Cleared;
+  protected readonly clear: (
+    q: unknown,
+    where: string,
+    params: unknown[],
+    at: number,
+    rows: boolean,
+  ) => Cleared;
   private readonly peekTx: (userId: number, limit: number) => InboxPage;
 
   constructor(db: DB, sql: SqliteSql, msgs: SqliteTx) {
@@ -47,7 +53,7 @@ export class SqliteMessaging extends MessagingBase implements MessagingStore {
     );
 
     // Inside takeInbox's transaction this is a savepoint of it.
-    this.clearTx = immediate(db, (where: string, params: unknown[], at: number, rows: boolean) => {
+    this.clear = immediate(db, (_q: unknown, where: string, params: unknown[], at: number, rows: boolean) => {
       const inbox = `m.to_id = $1 AND ${where}`;
       const messages = rows
         ? sql.all<MessageRow>(`${MESSAGE_SELECT} WHERE ${inbox} ORDER BY m.id`, params)
@@ -68,10 +74,6 @@ export class SqliteMessaging extends MessagingBase implements MessagingStore {
 
   async send(req: SendRequest, opts: SendOptions = {}, decide?: Decide): Promise<SendResult> {
     return this.batch.submit(() => this.sendTx(req, decide, opts));
-  }
-
-  protected clear(_q: unknown, where: string, params: unknown[], at: number, rows: boolean): Cleared {
-    return this.clearTx(where, params, at, rows);
   }
 
   async peekInbox(userId: number, limit: number): Promise<InboxPage> {

@@ -85,7 +85,7 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
     return row ? toUser(row) : null;
   }
 
-  private async update(column: string, value: unknown, id: number): Promise<UserRecord | null> {
+  async #update(column: string, value: unknown, id: number): Promise<UserRecord | null> {
     const row = await this.sql.get<UserRow>(
       `UPDATE users SET ${column} = $1 WHERE id = $2 RETURNING ${USER_COLUMNS}`,
       [value, id],
@@ -94,11 +94,11 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
   }
 
   setStatus(id: number, status: UserStatus): Promise<UserRecord | null> {
-    return this.update('status', status, id);
+    return this.#update('status', status, id);
   }
 
   setUserDisabled(id: number, disabledAt: number | null): Promise<UserRecord | null> {
-    return this.update('disabled_at', disabledAt, id);
+    return this.#update('disabled_at', disabledAt, id);
   }
 
   async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
