@@ -20,13 +20,7 @@ import {
   type Membership,
 } from '../domain/groups.ts';
 import type { GroupTx } from './dialect.ts';
-import {
-  GROUP_VIEW_SELECT,
-  GROUP_MEMBERS_SELECT,
-  joinedFrom,
-  toMessage,
-  type RecordedGroupSend,
-} from './rows.ts';
+import { GROUP_VIEW_SELECT, GROUP_MEMBERS_SELECT, joinedFrom, toMessage } from './rows.ts';
 import type { SqlDb } from './sql.ts';
 import { ROLE, VIEW_OF } from './tx.ts';
 import { recordSend, replayed } from './send.ts';
@@ -39,6 +33,7 @@ import type {
   GroupSendResult,
   GroupStore,
   GroupUpdate,
+  RecordedGroupSend,
   InboxMessage,
   NewGroupRequest,
   NewMessage,

@@ -11,10 +11,8 @@ import {
   toFriendship,
   toMessage,
   toPublicUser,
-  toReceipt,
   type FriendshipRow,
   type MessageRow,
-  type ReceiptRow,
   type UserRow,
 } from './rows.ts';
 import type { Sql, SqlDb } from './sql.ts';
@@ -201,15 +199,15 @@ export abstract class MessagingBase implements Omit<MessagingStore, 'send' | 'pe
 
   async getReceipt(fromId: number, toId: number, messageId: number): Promise<ReceiptView | null> {
     // A recorded receipt (delivered) first, else the message still stored (accepted).
-    const row = await this.sql.get<ReceiptRow>(
+    const row = await this.sql.get<ReceiptView>(
       `SELECT ${RECEIPT_COLUMNS} FROM receipts WHERE to_id = $1 AND message_id = $2 AND from_id = $3
        UNION ALL
-       SELECT to_id, id, from_id, group_id, NULL FROM messages
+       SELECT from_id, to_id, id, group_id, NULL FROM messages
        WHERE to_id = $1 AND id = $2 AND from_id = $3 AND type <> 'system'
        LIMIT 1`,
       [toId, messageId, fromId],
     );
-    return row ? toReceipt(row) : null;
+    return row ?? null;
   }
 
   async getIdempotentSend(

@@ -19,7 +19,7 @@ import type { PgSql, Sql } from './sql.ts';
 import { sendOp, type Decide } from './send.ts';
 import { runAsync } from './steps.ts';
 import { ChatCommitter, sendChat } from './postgres-send-chat.ts';
-import { RECEIPT_COLUMNS, receiptEligible, toReceipts, type MessageRow, type ReceiptRow } from './rows.ts';
+import { RECEIPT_COLUMNS, receiptEligible, toReceipts, type MessageRow } from './rows.ts';
 import type { InboxPage, MessagingStore, SendOptions, SendRequest, SendResult } from './types.ts';
 
 /**
@@ -34,11 +34,6 @@ function receiptsOf(at: string): string {
     ON CONFLICT DO NOTHING
     RETURNING ${RECEIPT_COLUMNS}
   )`;
-}
-
-/** The receipts returned by a statement whose rows are `rec`'s (the rows with to_id null are padding). */
-function receiptRows(rows: ReadonlyArray<Partial<ReceiptRow>>): ReceiptView[] {
-  return toReceipts(rows.filter((r): r is ReceiptRow => r.to_id != null));
 }
 
 export class PgMessaging extends MessagingBase implements MessagingStore {
@@ -70,14 +65,13 @@ export class PgMessaging extends MessagingBase implements MessagingStore {
     const gone = `gone AS (DELETE FROM messages m WHERE m.to_id = $1 AND ${where} RETURNING *),
       ${receiptsOf(`$${params.length + 1}`)}`;
     if (!rows) {
-      // One row per receipt (or one padding row with a null receipt).
-      const r = await q.all<Partial<ReceiptRow> & { acked: number }>(
-        `WITH ${gone} SELECT (SELECT count(*) FROM gone)::int AS acked, rec.* FROM (SELECT 1) one LEFT JOIN rec ON true`,
+      const r = await q.get<{ acked: number; receipts: ReceiptView[] | null }>(
+        `WITH ${gone} SELECT (SELECT count(*) FROM gone)::int AS acked, (SELECT json_agg(rec) FROM rec) AS receipts`,
         [...params, at],
       );
-      return { n: r[0]?.acked ?? 0, receipts: receiptRows(r), rows: [] };
+      return { n: r!.acked, receipts: toReceipts(r!.receipts ?? []), rows: [] };
     }
-    const r = await q.all<MessageRow & { receipts: ReceiptRow[] | null }>(
+    const r = await q.all<MessageRow & { receipts: ReceiptView[] | null }>(
       `WITH ${gone}
        SELECT g.to_id, g.id, g.from_id, g.type, g.content, g.attachment_name, g.file_id, g.file_size,
               g.file_type, g.file_expires_at, g.created_at, g.group_id, g.mentioned, g.e2e,
@@ -88,7 +82,7 @@ export class PgMessaging extends MessagingBase implements MessagingStore {
       [...params, at],
     );
     // json_agg: bigints are JSON numbers.
-    return { n: r.length, receipts: receiptRows(r[0]?.receipts ?? []), rows: r };
+    return { n: r.length, receipts: toReceipts(r[0]?.receipts ?? []), rows: r };
   };
 
   async peekInbox(userId: number, limit: number): Promise<InboxPage> {

@@ -10,15 +10,7 @@ import {
   type PublicUser,
   type ReceiptView,
 } from '@openwechat/protocol';
-import type {
-  FriendshipRecord,
-  GroupSendResult,
-  InboxMessage,
-  NewFile,
-  NewMessage,
-  SendResult,
-  UserRecord,
-} from './types.ts';
+import type { FriendshipRecord, InboxMessage, NewFile, NewMessage, UserRecord } from './types.ts';
 
 /** A text mapping applied to the free-text columns on the way in or out. */
 export type TextCodec = (s: string) => string;
@@ -283,25 +275,6 @@ export function containsPattern(keyword: string): string {
 
 // ── Receipts ────────────────────────────────────────────────────────────────────────────────────────
 
-/** A receipt row as both backends return it (RETURNING of the insert, or the query). */
-export interface ReceiptRow {
-  to_id: number;
-  message_id: number;
-  from_id: number;
-  group_id: number | null;
-  delivered_at: number | null;
-}
-
-export function toReceipt(r: ReceiptRow): ReceiptView {
-  return {
-    fromId: r.from_id,
-    toId: r.to_id,
-    messageId: r.message_id,
-    groupId: r.group_id,
-    deliveredAt: r.delivered_at,
-  };
-}
-
 /**
  * Which of the messages `m` being deleted get a receipt: those a user sent (not system notices), unless
  * the recipient has blocked that sender (a blocked sender learns nothing new). `lo`/`hi` are the
@@ -316,17 +289,15 @@ export function receiptEligible(m: string, lo: string, hi: string): string {
 }
 
 /** Receipts of one deletion in id order (RETURNING promises no order). */
-export function toReceipts(rows: readonly ReceiptRow[]): ReceiptView[] {
-  return rows.map(toReceipt).sort((x, y) => x.toId - y.toId || x.messageId - y.messageId);
+export function toReceipts(rows: readonly ReceiptView[]): ReceiptView[] {
+  return [...rows].sort((x, y) => x.toId - y.toId || x.messageId - y.messageId);
 }
 
-export const RECEIPT_COLUMNS = 'to_id, message_id, from_id, group_id, delivered_at';
+/** A receipt's columns, named (and ordered) as ReceiptView names them. */
+export const RECEIPT_COLUMNS =
+  'from_id AS "fromId", to_id AS "toId", message_id AS "messageId", group_id AS "groupId", delivered_at AS "deliveredAt"';
 
 // ── Idempotency ─────────────────────────────────────────────────────────────────────────────────────
-
-/** What an idempotency record keeps: enough to answer a retry exactly as the first time. */
-export type RecordedSend = Pick<SendResult, 'outcome' | 'messageId' | 'toId' | 'preview'>;
-export type RecordedGroupSend = Pick<GroupSendResult, 'group' | 'recipients' | 'copies' | 'preview'>;
 
 /** A stored idempotency record, as both backends read it. */
 export interface IdempotencyRow {

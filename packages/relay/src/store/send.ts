@@ -6,11 +6,12 @@
 import { RelayError } from '@openwechat/protocol';
 import { decideSend, type SendDecision, type SendState } from '../domain/send.ts';
 import type { MessageTx, SendTx } from './dialect.ts';
-import { joinedFrom, pair, replayOf, toMessage, type RecordedSend } from './rows.ts';
+import { joinedFrom, pair, replayOf, toMessage } from './rows.ts';
 import { step, type Op } from './steps.ts';
 import type {
   FriendshipRecord,
   InboxMessage,
+  RecordedSend,
   SendOptions,
   SendRequest,
   SendResult,

@@ -4,15 +4,9 @@
 // batch's transaction. A read-and-clear or an acknowledgement records its receipts in the transaction
 // that deletes the messages (a statement cannot both delete and insert here: no DML in a WITH).
 
+import type { ReceiptView } from '@openwechat/protocol';
 import type Database from 'better-sqlite3';
-import {
-  MESSAGE_SELECT,
-  RECEIPT_COLUMNS,
-  receiptEligible,
-  toReceipts,
-  type MessageRow,
-  type ReceiptRow,
-} from './rows.ts';
+import { MESSAGE_SELECT, RECEIPT_COLUMNS, receiptEligible, toReceipts, type MessageRow } from './rows.ts';
 import { CommitBatcher } from './sqlite-batch.ts';
 import { MessagingBase, type Cleared } from './messaging.ts';
 import { immediate, SqliteTx } from './sqlite-messages.ts';
@@ -58,7 +52,7 @@ export class SqliteMessaging extends MessagingBase implements MessagingStore {
       const messages = rows
         ? sql.all<MessageRow>(`${MESSAGE_SELECT} WHERE ${inbox} ORDER BY m.id`, params)
         : [];
-      const receipts = sql.all<ReceiptRow>(
+      const receipts = sql.all<ReceiptView>(
         `INSERT OR IGNORE INTO receipts (to_id, message_id, from_id, group_id, created_at, delivered_at)
          SELECT m.to_id, m.id, m.from_id, m.group_id, m.created_at, $${params.length + 1} FROM messages m
          WHERE ${inbox} AND ${receiptEligible('m', 'min', 'max')}

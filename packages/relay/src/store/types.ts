@@ -29,15 +29,10 @@ export type {
 } from '../domain/records.ts';
 export type { KeyBundleRecord, NewKeyBundle } from '../domain/keys.ts';
 
-export interface NewUser {
-  name: string;
-  nameKey: string;
-  description: string | null;
-  status: UserStatus;
+export type NewUser = Pick<UserRecord, 'name' | 'nameKey' | 'description' | 'status' | 'createdAt'> & {
   /** Hex SHA-256 of the token; the token itself is never stored. */
   tokenHash: string;
-  createdAt: number;
-}
+};
 
 /** A stored message, rendered for its recipient (sender's current profile joined in). */
 export interface InboxMessage extends MessageView {
@@ -177,16 +172,12 @@ export interface GroupUpdate {
   now: number;
 }
 
-export interface GroupSendRequest {
-  fromId: number;
+export interface GroupSendRequest extends Pick<SendRequest, 'fromId' | 'content' | 'attachment' | 'now'> {
   groupId: number;
-  content: string;
-  attachment: AttachmentView | null;
   /** Members named in the request body (besides `@name` in the content). */
   mentionIds: readonly number[];
   /** End-to-end ciphertext envelope, one for every copy (each member's key is wrapped inside). */
   e2e?: string | null;
-  now: number;
 }
 
 export interface GroupSendResult {
@@ -301,10 +292,10 @@ export interface Delivery {
   receipts: ReceiptView[];
 }
 
-/** An idempotency record's result: a private send's or a group send's. */
-export type RecordedSendResult =
-  | (Pick<SendResult, 'outcome' | 'messageId' | 'toId' | 'preview'> & { group?: undefined })
-  | Pick<GroupSendResult, 'group' | 'recipients' | 'copies' | 'preview'>;
+/** An idempotency record's result (enough to answer a retry as the first time): a private or group send's. */
+export type RecordedSendResult = (RecordedSend & { group?: undefined }) | RecordedGroupSend;
+export type RecordedSend = Pick<SendResult, 'outcome' | 'messageId' | 'toId' | 'preview'>;
+export type RecordedGroupSend = Pick<GroupSendResult, 'group' | 'recipients' | 'copies' | 'preview'>;
 
 /** Attachments: their records and bytes. */
 export interface FileStore {
