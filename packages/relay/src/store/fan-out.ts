@@ -1,7 +1,8 @@
 // Group fan-out writes many messages that differ only in their recipient (and mention flag): a group
 // message's copies, a group's notices. Both backends store such a run with a fixed number of statements
-// instead of two per recipient; this splits a list of messages into those runs.
+// instead of two per recipient; this splits a list of messages into those runs and makes a run's rows.
 
+import { messageFields, type StoredMessageRow } from './rows.ts';
 import type { NewMessage } from './types.ts';
 
 function sameExceptRecipient(a: NewMessage, b: NewMessage): boolean {
@@ -32,4 +33,14 @@ export function fanOutRuns(messages: readonly NewMessage[]): NewMessage[][] {
   }
   if (run.length) runs.push(run);
   return runs;
+}
+
+/** A run's rows, given each recipient's new id (`ids`: a recipient without one does not exist). */
+export function runRows(run: readonly NewMessage[], ids: ReadonlyMap<number, number>): StoredMessageRow[] {
+  const shared = messageFields(run[0]!);
+  return run.map((m) => {
+    const id = ids.get(m.toId);
+    if (id === undefined) throw new Error(`message for unknown user ${m.toId}`);
+    return { ...shared, to_id: m.toId, id, mentioned: !!m.mentioned };
+  });
 }

@@ -4,7 +4,7 @@
 // through encodeText (postgres-text.ts).
 
 import type pg from 'pg';
-import { fanOutRuns } from './fan-out.ts';
+import { fanOutRuns, runRows } from './fan-out.ts';
 import type { PgDb, Queryable } from './postgres-connection.ts';
 import { MESSAGE_COUNTER_SHARDS } from './postgres-migrations.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
@@ -98,13 +98,8 @@ export class PgTx extends SqlTx {
           shared.e2e,
         ],
       );
-      const idOf = new Map(rows.map((r) => [r.to_id, r.id]));
-      const plain = messageFields(run[0]!);
-      for (const m of run) {
-        const id = idOf.get(m.toId);
-        if (id === undefined) throw new Error(`message for unknown user ${m.toId}`);
-        out.push({ ...plain, to_id: m.toId, id, mentioned: m.mentioned ?? false });
-      }
+      // The rows hold the text as given (not encoded).
+      out.push(...runRows(run, new Map(rows.map((r) => [r.to_id, r.id]))));
     }
     return out;
   }

@@ -1,15 +1,7 @@
 // PostgreSQL: what this backend does its own way in MessagingStore (the rest is messaging.ts): the send's
 // batched chat path and its locked transaction (the skeleton of send.ts), the deletion that records its
-// receipts in the same statement (`clear`), the preview read.
-//
-// send() first locks the sender's and the recipient's user rows, in id order (no deadlock between two
-// sends), with FOR NO KEY UPDATE (foreign-key checks of other inserts are not blocked). That one lock
-// also settles the races: two strangers writing to each other at once (the second sees the first's
-// pending row and accepts it), and two requests with the same Idempotency-Key (the second reads the
-// first's committed record and replays it). Serialization failures and deadlocks are retried.
-// Per-recipient message ids come from `UPDATE users SET last_msg_id = last_msg_id + 1 … RETURNING`
-// inside the send transaction: the row lock on the recipient serialises every sender to that inbox
-// until commit, so ids grow in commit order (a stream that has seen id n never misses an id < n).
+// receipts in the same statement (`clear`), the preview read. How a send's locks order its ids and
+// settle its races: postgres.ts.
 
 import type { ReceiptView } from '@openwechat/protocol';
 import type { PgDb } from './postgres-connection.ts';

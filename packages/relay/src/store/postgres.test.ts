@@ -14,18 +14,11 @@ import {
   schemaName,
   schemaUrl,
 } from '../../../../tests/helpers/pg.ts';
-import {
-  decodeText,
-  encodeText,
-  isStoreUnavailable,
-  migratePostgres,
-  openPostgresStore,
-  PostgresWakeBus,
-  PreparingClient,
-  schemaFromUrl,
-  urlWithSchema,
-} from './postgres.ts';
-import { POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from './postgres-migrations.ts';
+import { openPostgresStore } from './postgres.ts';
+import { isStoreUnavailable, PreparingClient, schemaFromUrl, urlWithSchema } from './postgres-connection.ts';
+import { decodeText, encodeText } from './postgres-text.ts';
+import { PostgresWakeBus } from './postgres-wake.ts';
+import { migratePostgres, POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from './postgres-migrations.ts';
 import type { Store, UserRecord } from './types.ts';
 import type { WakeBus } from './wake.ts';
 

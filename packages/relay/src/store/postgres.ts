@@ -54,11 +54,6 @@ import { PostgresWakeBus } from './postgres-wake.ts';
 import type { Store } from './types.ts';
 import type { WakeBus } from './wake.ts';
 
-export { isStoreUnavailable, PreparingClient, schemaFromUrl, urlWithSchema } from './postgres-connection.ts';
-export { migratePostgres } from './postgres-migrations.ts';
-export { decodeText, encodeText } from './postgres-text.ts';
-export { PostgresWakeBus } from './postgres-wake.ts';
-
 /** How long the bytes of a swept file stay readable for downloads that had already started. */
 const FILE_PURGE_GRACE_MS = 3_600_000;
 

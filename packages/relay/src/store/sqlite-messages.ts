@@ -3,7 +3,7 @@
 // idempotency records and the user lookup (MessageTx, dialect.ts). Statements are prepared once at open.
 
 import type Database from 'better-sqlite3';
-import { fanOutRuns } from './fan-out.ts';
+import { fanOutRuns, runRows } from './fan-out.ts';
 import {
   fieldParams,
   MESSAGE_SELECT,
@@ -106,15 +106,8 @@ export class SqliteTx extends SqlTx {
         out.push(this.insert(run[0]!));
         continue;
       }
-      const next = new Map(
-        this.s.advanceIds.all(JSON.stringify(run.map((m) => m.toId))).map((r) => [r.to_id, r.id]),
-      );
-      const shared = messageFields(run[0]!);
-      const rows = run.map((m): StoredMessageRow => {
-        const id = next.get(m.toId);
-        if (id === undefined) throw new Error(`message for unknown user ${m.toId}`);
-        return { ...shared, to_id: m.toId, id, mentioned: !!m.mentioned };
-      });
+      const next = this.s.advanceIds.all(JSON.stringify(run.map((m) => m.toId)));
+      const rows = runRows(run, new Map(next.map((r) => [r.to_id, r.id])));
       this.s.insertCopies.run(
         ...row14(rows[0]!).slice(2, 12),
         rows[0]!.e2e,

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { migrateSqlite, openSqliteStore } from './sqlite.ts';
-import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts';
+import { openSqliteStore } from './sqlite.ts';
+import { migrateSqlite, SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts';
 import type { Store } from './types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-sqlite-'));

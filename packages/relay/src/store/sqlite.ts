@@ -24,8 +24,6 @@ import { migrateSqlite } from './sqlite-migrations.ts';
 import { SqliteUsers } from './sqlite-users.ts';
 import type { Store } from './types.ts';
 
-export { migrateSqlite };
-
 const BUSY_TIMEOUT_MS = 5000;
 
 export async function openSqliteStore(opts: {
