@@ -34,6 +34,51 @@ function decodeReceipt(s: string): ReceiptView | null {
 }
 
 /**
+ * What one turn of the event loop announces goes out as one NOTIFY after it (several when it exceeds
+ * the payload limit) instead of one round trip per item. One flush at a time: each is a pg_notify on
+ * whichever pool connection is free, and two in flight could commit in either order (seen: an ack's
+ * receipts arriving after those of a later read on another instance).
+ */
+class NotifyBatches<T> {
+  private pending: T[] = [];
+  private flushing: Promise<void> | null = null;
+  private sent: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly notify: (payload: string) => Promise<void>,
+    private readonly tag: string,
+    private readonly separator: string,
+    private readonly encode: (item: T) => string,
+  ) {}
+
+  add(items: readonly T[]): Promise<void> {
+    if (items.length === 0) return Promise.resolve();
+    this.pending.push(...items);
+    this.flushing ??= this.sent = Promise.all([
+      this.sent.catch(() => undefined),
+      new Promise<void>((resolve) => setImmediate(resolve)),
+    ]).then(() => this.flush());
+    return this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    const items = new Set(this.pending);
+    this.pending = [];
+    this.flushing = null;
+    let batch = '';
+    for (const item of items) {
+      const s = this.encode(item);
+      if (batch && batch.length + s.length + 1 > MAX_IDS_CHARS) {
+        await this.notify(this.tag + batch);
+        batch = '';
+      }
+      batch = batch ? `${batch}${this.separator}${s}` : s;
+    }
+    if (batch) await this.notify(this.tag + batch);
+  }
+}
+
+/**
  * LISTEN/NOTIFY as the WakeBus. `announce` sends `<instance id>:<id>,<id>,…` on the channel; a dedicated
  * connection LISTENs and hands other instances' announcements to the subscriber (its own are skipped:
  * the local hub was woken directly). A dropped LISTEN connection is re-opened with backoff; the
@@ -58,83 +103,30 @@ export class PostgresWakeBus implements WakeBus {
     private readonly onError: (err: unknown, what: string) => void,
   ) {}
 
-  /** Ids announced in this turn of the event loop, sent together by the next flush. */
-  private pending = new Set<number>();
-  private flushing: Promise<void> | null = null;
-
-  /**
-   * Batched: every announcement of one turn of the event loop (the sends that committed together)
-   * goes out as one NOTIFY after it, instead of one round trip per send.
-   */
-  announce(userIds: readonly number[]): Promise<void> {
-    if (this.closed || userIds.length === 0) return Promise.resolve();
-    for (const id of userIds) this.pending.add(id);
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
-    return this.flushing;
-  }
-
-  /** Receipts recorded in this turn of the event loop, sent together (as announce does). */
-  private pendingReceipts: ReceiptView[] = [];
-  private flushingReceipts: Promise<void> | null = null;
-  /** The last receipt flush: the next waits for it, so receipts leave in the order they were recorded. */
-  private receiptsSent: Promise<void> = Promise.resolve();
-
+  /** Ids announced in one turn of the event loop, sent together (the sends that committed together). */
+  private readonly wakes = new NotifyBatches<number>((p) => this.notify(p), '', ',', String);
   /**
    * Receipts are data, not a hint: the receipt event is built from them, so an instance holding the
    * sender's stream needs no store read. A lost notification loses that event (the query still tells).
    */
+  private readonly receipts = new NotifyBatches<ReceiptView>(
+    (p) => this.notify(p),
+    RECEIPTS_TAG,
+    '|',
+    encodeReceipt,
+  );
+
+  announce(userIds: readonly number[]): Promise<void> {
+    return this.closed ? Promise.resolve() : this.wakes.add(userIds);
+  }
+
   announceReceipts(receipts: readonly ReceiptView[]): Promise<void> {
-    if (this.closed || receipts.length === 0) return Promise.resolve();
-    this.pendingReceipts.push(...receipts);
-    // Each flush is its own pg_notify on whichever pool connection is free: two flushes in flight at
-    // once could commit in either order (seen: an ack's receipts after those of a later read), hence
-    // one flush at a time.
-    this.flushingReceipts ??= this.receiptsSent = Promise.all([
-      this.receiptsSent.catch(() => undefined),
-      new Promise<void>((resolve) => setImmediate(resolve)),
-    ]).then(() => this.flushReceipts());
-    return this.flushingReceipts;
+    return this.closed ? Promise.resolve() : this.receipts.add(receipts);
   }
 
-  private async flushReceipts(): Promise<void> {
-    const receipts = this.pendingReceipts;
-    this.pendingReceipts = [];
-    this.flushingReceipts = null;
-    if (this.closed) return;
-    let batch = '';
-    const send = async () => {
-      if (batch)
-        await this.pool.query('SELECT pg_notify($1, $2)', [
-          this.channel,
-          `${this.instanceId}:${RECEIPTS_TAG}${batch}`,
-        ]);
-      batch = '';
-    };
-    for (const r of receipts) {
-      const s = encodeReceipt(r);
-      if (batch.length + s.length + 1 > MAX_IDS_CHARS) await send();
-      batch = batch ? `${batch}|${s}` : s;
-    }
-    await send();
-  }
-
-  private async flush(): Promise<void> {
-    const ids = [...this.pending];
-    this.pending = new Set();
-    this.flushing = null;
-    if (this.closed) return;
-    let batch = '';
-    const send = async () => {
-      if (batch)
-        await this.pool.query('SELECT pg_notify($1, $2)', [this.channel, `${this.instanceId}:${batch}`]);
-      batch = '';
-    };
-    for (const id of ids) {
-      const s = String(id);
-      if (batch.length + s.length + 1 > MAX_IDS_CHARS) await send();
-      batch = batch ? `${batch},${s}` : s;
-    }
-    await send();
+  private async notify(payload: string): Promise<void> {
+    if (!this.closed)
+      await this.pool.query('SELECT pg_notify($1, $2)', [this.channel, `${this.instanceId}:${payload}`]);
   }
 
   async subscribe(
