@@ -3,17 +3,14 @@
 // record the receipts; SQLite in two statements, PostgreSQL in one). What else each backend does its own
 // way — the send's batching, the preview read — is in sqlite-messaging.ts and postgres-messaging.ts.
 
-import type { FriendView, ReceiptView } from '@openwechat/protocol';
+import type { FriendView, PublicUser, ReceiptView } from '@openwechat/protocol';
 import {
+  FRIENDSHIP_COLUMNS,
   MESSAGE_SELECT,
   pair,
   RECEIPT_COLUMNS,
-  toFriendship,
   toMessage,
-  toPublicUser,
-  type FriendshipRow,
   type MessageRow,
-  type UserRow,
 } from './rows.ts';
 import type { Sql, SqlDb } from './sql.ts';
 import { step, type Step } from './steps.ts';
@@ -43,17 +40,16 @@ export abstract class MessagingBase implements Omit<MessagingStore, 'send' | 'pe
   // Friendships
 
   async getFriendship(a: number, b: number): Promise<FriendshipRecord | null> {
-    const row = await this.sql.get<FriendshipRow>(
-      `SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
-       FROM friendships WHERE user_a = $1 AND user_b = $2`,
+    const row = await this.sql.get<FriendshipRecord>(
+      `SELECT ${FRIENDSHIP_COLUMNS} FROM friendships WHERE user_a = $1 AND user_b = $2`,
       pair(a, b),
     );
-    return row ? toFriendship(row) : null;
+    return row ?? null;
   }
 
   async listFriends(userId: number): Promise<FriendView[]> {
-    const rows = await this.sql.all<UserRow & { since: number }>(
-      `SELECT u.id, u.name, u.name_key, u.description, u.status, u.created_at, u.last_seen_at,
+    const rows = await this.sql.all<PublicUser & { since: number }>(
+      `SELECT u.id, u.name, u.description, u.status, u.created_at AS "createdAt", u.last_seen_at AS "lastSeenAt",
               f.updated_at AS since
        FROM friendships f
        JOIN users u ON u.id = CASE WHEN f.user_a = $1 THEN f.user_b ELSE f.user_a END
@@ -61,7 +57,7 @@ export abstract class MessagingBase implements Omit<MessagingStore, 'send' | 'pe
        ORDER BY f.${this.creationOrder}`,
       [userId],
     );
-    return rows.map((row) => ({ user: toPublicUser(row), since: row.since }));
+    return rows.map(({ since, ...user }) => ({ user, since }));
   }
 
   pruneIdempotency(before: number): Promise<number> {

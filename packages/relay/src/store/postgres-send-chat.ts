@@ -21,28 +21,25 @@ import { MESSAGE_COUNTER_SHARDS } from './postgres-migrations.ts';
 import { decodeText, encodeText } from './postgres-text.ts';
 import {
   fieldParams,
+  FRIENDSHIP_COLUMNS,
   joinedFrom,
   MESSAGE_SELECT,
   messageFields,
   pair,
-  toFriendship,
   toMessage,
-  toUser,
   USER_COLUMNS,
-  type FriendshipRow,
   type MessageRow,
-  type UserRow,
 } from './rows.ts';
 import { sendState, type Decide } from './send.ts';
-import type { SendOptions, SendRequest, SendResult } from './types.ts';
+import type { FriendshipRecord, SendOptions, SendRequest, SendResult, UserRecord } from './types.ts';
 
 /** Reads before giving up on the fast path for this send (the locked path then settles it). */
 const ATTEMPTS = 3;
 
 interface StateRow {
-  sender: UserRow | null;
-  recipient: UserRow | null;
-  friendship: FriendshipRow | null;
+  sender: UserRecord | null;
+  recipient: UserRecord | null;
+  friendship: FriendshipRecord | null;
   preview_total: number | null;
   preview: MessageRow[] | null;
 }
@@ -50,7 +47,7 @@ interface StateRow {
 const READ_STATES = `SELECT
   (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = q.f) u) AS sender,
   (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = q.t) u) AS recipient,
-  (SELECT row_to_json(fr) FROM (SELECT user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at
+  (SELECT row_to_json(fr) FROM (SELECT ${FRIENDSHIP_COLUMNS}
      FROM friendships WHERE user_a = q.a AND user_b = q.b) fr) AS friendship,
   CASE WHEN q.l > 0 THEN (SELECT count(*) FROM messages WHERE to_id = q.f) END AS preview_total,
   CASE WHEN q.l > 0 THEN (SELECT json_agg(p ORDER BY p.id)
@@ -123,10 +120,8 @@ export async function sendChat(
   const previewLimit = opts.previewLimit ?? 0;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const row = await committer.reads.submit({ from: req.fromId, to: req.toId, a, b, previewLimit });
-    if (!row.sender || !row.recipient || !row.friendship) return null;
-    const sender = toUser(row.sender);
-    const recipient = toUser(row.recipient);
-    const friendship = toFriendship(row.friendship);
+    const { sender, recipient, friendship } = row;
+    if (!sender || !recipient || !friendship) return null;
     // Any other friendship is about to change (or refuses): the locked path decides it.
     if (friendship.status !== 'accepted') return null;
     let decision: SendDecision;

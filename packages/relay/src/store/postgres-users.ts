@@ -4,7 +4,7 @@
 import { isUniqueViolation, RoundTrips, type PgDb } from './postgres-connection.ts';
 import type { Sql } from './sql.ts';
 import { UsersBase, type Match } from './users.ts';
-import { containsPattern, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
+import { containsPattern, USER_COLUMNS } from './rows.ts';
 import type { UserRecord, UserStore } from './types.ts';
 
 // Every authenticated request looks its token up. One query per request was the PostgreSQL send path's
@@ -30,8 +30,8 @@ export class PgUsers extends UsersBase implements UserStore {
   ) {
     super(sql, ilike, (err) => isUniqueViolation(err, 'users_name_key_unique'));
     this.tokenLookups = new RoundTrips(async (hashes) => {
-      const { rows } = await db.pool.query<UserRow | { id: null }>(TOKEN_USERS, [hashes]);
-      return rows.map((r) => (r.id === null ? null : toUser(r as UserRow)));
+      const { rows } = await db.pool.query<UserRecord | { id: null }>(TOKEN_USERS, [hashes]);
+      return rows.map((r) => (r.id === null ? null : (r as UserRecord)));
     });
   }
 

@@ -3,69 +3,20 @@
 // lock, not in what a row means. PostgreSQL text cannot hold U+0000, so its backend passes its
 // reversible text escape (postgres-text.ts) as `encode`/`decode`; SQLite stores text as is.
 
-import {
-  RelayError,
-  type AttachmentView,
-  type GroupRef,
-  type PublicUser,
-  type ReceiptView,
-} from '@openwechat/protocol';
-import type { FriendshipRecord, InboxMessage, NewFile, NewMessage, UserRecord } from './types.ts';
+import { RelayError, type AttachmentView, type GroupRef, type ReceiptView } from '@openwechat/protocol';
+import type { InboxMessage, NewFile, NewMessage, UserRecord } from './types.ts';
 
 /** A text mapping applied to the free-text columns on the way in or out. */
 export type TextCodec = (s: string) => string;
 const asIs: TextCodec = (s) => s;
 
-/** The user columns every query selects (never the token hash or the homepage). */
-export const USER_COLUMNS = 'id, name, name_key, description, status, created_at, last_seen_at, disabled_at';
+/** A user record's columns, named as UserRecord names them (never the token hash or the homepage). */
+export const USER_COLUMNS =
+  'id, name, description, status, created_at AS "createdAt", last_seen_at AS "lastSeenAt", name_key AS "nameKey", disabled_at AS "disabledAt"';
 
-export interface UserRow {
-  id: number;
-  name: string;
-  name_key: string;
-  description: string | null;
-  status: UserRecord['status'];
-  created_at: number;
-  last_seen_at: number | null;
-  disabled_at?: number | null;
-}
-
-export interface FriendshipRow {
-  user_a: number;
-  user_b: number;
-  initiated_by: number;
-  status: FriendshipRecord['status'];
-  blocked_by: number | null;
-  created_at: number;
-  updated_at: number;
-}
-
-export function toUser(row: UserRow): UserRecord {
-  return { ...toPublicUser(row), nameKey: row.name_key, disabledAt: row.disabled_at ?? null };
-}
-
-export function toPublicUser(row: UserRow): PublicUser {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    status: row.status,
-    createdAt: row.created_at,
-    lastSeenAt: row.last_seen_at,
-  };
-}
-
-export function toFriendship(row: FriendshipRow): FriendshipRecord {
-  return {
-    userA: row.user_a,
-    userB: row.user_b,
-    initiatedBy: row.initiated_by,
-    status: row.status,
-    blockedBy: row.blocked_by,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
+/** A friendship record's columns, named as FriendshipRecord names them. */
+export const FRIENDSHIP_COLUMNS =
+  'user_a AS "userA", user_b AS "userB", initiated_by AS "initiatedBy", status, blocked_by AS "blockedBy", created_at AS "createdAt", updated_at AS "updatedAt"';
 
 /** The pair's primary key: the smaller id first. */
 export function pair(a: number, b: number): [number, number] {

@@ -2,7 +2,7 @@
 // the last-seen write.
 
 import Database from 'better-sqlite3';
-import { containsPattern, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
+import { containsPattern, USER_COLUMNS } from './rows.ts';
 import { immediate } from './sqlite-messages.ts';
 import type { Sql } from './sql.ts';
 import { UsersBase, type Match } from './users.ts';
@@ -25,7 +25,7 @@ const nameTaken = (err: unknown) =>
 const TOKEN_CACHE_SIZE = 10_000;
 
 /** What a user record is made of: a write to any of these columns invalidates the token cache. */
-const RECORD_COLUMNS = USER_COLUMNS.split(', ').concat('token_hash').join(', ');
+const RECORD_COLUMNS = `${USER_COLUMNS.replace(/ AS "\w+"/g, '')}, token_hash`;
 
 export class SqliteUsers extends UsersBase implements UserStore {
   /**
@@ -40,7 +40,7 @@ export class SqliteUsers extends UsersBase implements UserStore {
   private readonly dataVersion: Database.Statement<[], number>;
   private seenVersion = -1;
   private readonly db: DB;
-  private readonly userByToken: Database.Statement<[string], UserRow>;
+  private readonly userByToken: Database.Statement<[string], UserRecord>;
   private readonly touchTx: (entries: ReadonlyArray<readonly [number, number]>) => void;
 
   constructor(db: DB, sql: Sql) {
@@ -79,9 +79,8 @@ export class SqliteUsers extends UsersBase implements UserStore {
     const cached = this.byToken.get(tokenHash);
     // A copy: callers may annotate their record; the cached one stays what the database holds.
     if (cached) return { ...cached };
-    const row = this.userByToken.get(tokenHash);
-    if (!row) return null;
-    const user = toUser(row);
+    const user = this.userByToken.get(tokenHash);
+    if (!user) return null;
     // Inside a transaction the row may be one that is rolled back: answered, not kept.
     if (this.db.inTransaction) return user;
     if (this.byToken.size >= TOKEN_CACHE_SIZE) this.byToken.clear();

@@ -7,16 +7,13 @@
 import type { GroupRole, GroupView } from '@openwechat/protocol';
 import type { GroupTx, SendTx } from './dialect.ts';
 import {
+  FRIENDSHIP_COLUMNS,
   GROUP_COLUMNS,
   GROUP_VIEW_SELECT,
   pair,
-  toFriendship,
-  toUser,
   USER_COLUMNS,
-  type FriendshipRow,
   type IdempotencyRow,
   type StoredMessageRow,
-  type UserRow,
 } from './rows.ts';
 import type { Sql } from './sql.ts';
 import type { Step } from './steps.ts';
@@ -27,7 +24,6 @@ function mapStep<A, B>(s: Step<A>, f: (a: A) => B): Step<B> {
   return s instanceof Promise ? s.then(f) : f(s);
 }
 
-const FRIENDSHIP_COLUMNS = 'user_a, user_b, initiated_by, status, blocked_by, created_at, updated_at';
 export const VIEW_OF = `${GROUP_VIEW_SELECT} WHERE gm.user_id = $1 AND g.id = $2 AND g.dissolved_at IS NULL`;
 export const ROLE = 'SELECT role FROM group_members WHERE group_id = $1 AND user_id = $2';
 
@@ -50,20 +46,20 @@ export abstract class SqlTx implements SendTx, GroupTx {
     // One user (a send whose sender is known) by key; several in id order, the order every lock takes.
     const rows =
       wanted.length === 1
-        ? this.q.all<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1 FOR NO KEY UPDATE`, wanted)
-        : this.q.all<UserRow>(
+        ? this.q.all<UserRecord>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1 FOR NO KEY UPDATE`, wanted)
+        : this.q.all<UserRecord>(
             `SELECT ${USER_COLUMNS} FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`,
             [wanted.sort((x, y) => x - y)],
           );
     return mapStep(rows, (rs) => {
-      for (const r of rs) out.set(r.id, toUser(r));
+      for (const r of rs) out.set(r.id, r);
       return out;
     });
   }
 
   user(id: number): Step<UserRecord | null> {
-    const row = this.q.get<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id]);
-    return mapStep(row, (r) => (r ? toUser(r) : null));
+    const row = this.q.get<UserRecord>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id]);
+    return mapStep(row, (r) => r ?? null);
   }
 
   idempotencyRecord(userId: number, key: string): Step<IdempotencyRow | undefined> {
@@ -92,25 +88,22 @@ export abstract class SqlTx implements SendTx, GroupTx {
   // ── A send's friendship ─────────────────────────────────────────────────────────────────────────
 
   friendship(a: number, b: number): Step<FriendshipRecord | null> {
-    const row = this.q.get<FriendshipRow>(
+    const row = this.q.get<FriendshipRecord>(
       `SELECT ${FRIENDSHIP_COLUMNS} FROM friendships WHERE user_a = $1 AND user_b = $2 FOR NO KEY UPDATE`,
       pair(a, b),
     );
-    return mapStep(row, (r) => (r ? toFriendship(r) : null));
+    return mapStep(row, (r) => r ?? null);
   }
 
   friendshipsOf(ownerId: number, userIds: readonly number[]): Step<Map<number, FriendshipRecord>> {
     // Stored as the ordered pair: the users above the owner are user_b, those below user_a.
-    const rows = this.q.all<FriendshipRow>(
+    const rows = this.q.all<FriendshipRecord>(
       `SELECT ${FRIENDSHIP_COLUMNS} FROM friendships
        WHERE (user_a = $1 AND user_b = ANY($2::bigint[])) OR (user_b = $1 AND user_a = ANY($3::bigint[]))
        ORDER BY user_a, user_b FOR SHARE`,
       [ownerId, userIds.filter((id) => id > ownerId), userIds.filter((id) => id < ownerId)],
     );
-    return mapStep(
-      rows,
-      (rs) => new Map(rs.map((r) => [r.user_a === ownerId ? r.user_b : r.user_a, toFriendship(r)])),
-    );
+    return mapStep(rows, (rs) => new Map(rs.map((r) => [r.userA === ownerId ? r.userB : r.userA, r])));
   }
 
   insertPending(a: number, b: number, initiatedBy: number, now: number): Step<void> {

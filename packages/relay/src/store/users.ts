@@ -4,7 +4,7 @@
 // matches (`match`: Unicode folding vs ILIKE) and how a taken name is reported.
 
 import { RelayError, type UserStatus } from '@openwechat/protocol';
-import { matchesNothing, toUser, USER_COLUMNS, type UserRow } from './rows.ts';
+import { matchesNothing, USER_COLUMNS } from './rows.ts';
 import type { Sql } from './sql.ts';
 import type { DiscoverQuery, ListUsersQuery, NewUser, UserRecord, UserStore } from './types.ts';
 
@@ -28,7 +28,7 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
     try {
       // A taken name inserts no row, so it does not use up an id (a PostgreSQL sequence is not rolled
       // back): ids stay gapless on both backends. Only a concurrent registration gets the violation.
-      const row = await this.sql.get<UserRow>(
+      const row = await this.sql.get<UserRecord>(
         `INSERT INTO users (name, name_key, description, token_hash, status, created_at)
          SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint
          WHERE NOT EXISTS (SELECT 1 FROM users WHERE name_key = $2::text)
@@ -36,7 +36,7 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
         [user.name, user.nameKey, user.description, user.tokenHash, user.status, user.createdAt],
       );
       if (!row) throw new RelayError('name_taken');
-      return toUser(row);
+      return row;
     } catch (err) {
       if (this.nameTaken(err)) throw new RelayError('name_taken');
       throw err;
@@ -47,7 +47,7 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
     if (matchesNothing(q.query)) return { total: 0, users: [] };
     const pattern = q.query ? this.match.pattern(q.query) : null;
     const where = `$1::text IS NULL OR ${this.match.test('name', '$1')}`;
-    const rows = await this.sql.all<UserRow & { total: number }>(
+    const rows = await this.sql.all<UserRecord & { total: number }>(
       `SELECT count(*) OVER ()::int AS total, ${USER_COLUMNS} FROM users WHERE ${where}
        ORDER BY id LIMIT $2 OFFSET $3`,
       [pattern, q.limit, q.offset],
@@ -56,14 +56,14 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
       rows[0]?.total ??
       (await this.sql.get<{ n: number }>(`SELECT count(*)::int AS n FROM users WHERE ${where}`, [pattern]))!
         .n;
-    return { total, users: rows.map(toUser) };
+    return { total, users: rows.map(({ total: _, ...user }) => user) };
   }
 
   async discoverUsers(q: DiscoverQuery): Promise<{ total: number; users: UserRecord[] }> {
     if (matchesNothing(q.keyword)) return { total: 0, users: [] };
     // One statement: the total and the sample come from the same snapshot.
     const keyword = q.keyword === null || q.keyword === '' ? null : this.match.pattern(q.keyword);
-    const rows = await this.sql.all<UserRow & { total: number }>(
+    const rows = await this.sql.all<UserRecord & { total: number }>(
       `WITH matching AS (
          SELECT ${USER_COLUMNS} FROM users
          WHERE status = 'open' AND disabled_at IS NULL AND id <> $1
@@ -73,7 +73,10 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
        LEFT JOIN (SELECT * FROM matching ORDER BY random() LIMIT $3) s ON true`,
       [q.excludeId, keyword, q.limit],
     );
-    return { total: rows[0]?.total ?? 0, users: rows.filter((r) => r.id !== null).map(toUser) };
+    return {
+      total: rows[0]?.total ?? 0,
+      users: rows.filter((r) => r.id !== null).map(({ total: _, ...user }) => user),
+    };
   }
 
   async countUsers(): Promise<number> {
@@ -81,16 +84,15 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
   }
 
   async getUser(id: number): Promise<UserRecord | null> {
-    const row = await this.sql.get<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id]);
-    return row ? toUser(row) : null;
+    return (await this.sql.get<UserRecord>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id])) ?? null;
   }
 
   async #update(column: string, value: unknown, id: number): Promise<UserRecord | null> {
-    const row = await this.sql.get<UserRow>(
+    const row = await this.sql.get<UserRecord>(
       `UPDATE users SET ${column} = $1 WHERE id = $2 RETURNING ${USER_COLUMNS}`,
       [value, id],
     );
-    return row ? toUser(row) : null;
+    return row ?? null;
   }
 
   setStatus(id: number, status: UserStatus): Promise<UserRecord | null> {
@@ -106,12 +108,11 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
   }
 
   async topActiveUsers(limit: number): Promise<UserRecord[]> {
-    const rows = await this.sql.all<UserRow>(
+    return this.sql.all<UserRecord>(
       `SELECT ${USER_COLUMNS} FROM users WHERE status = 'open' AND disabled_at IS NULL
        ORDER BY last_seen_at DESC NULLS LAST, id ASC LIMIT $1`,
       [limit],
     );
-    return rows.map(toUser);
   }
 
   async setHomepage(id: number, html: string): Promise<void> {
