@@ -4,14 +4,7 @@
 
 import type Database from 'better-sqlite3';
 import { fanOutRuns, runRows } from './fan-out.ts';
-import {
-  fieldParams,
-  MESSAGE_SELECT,
-  messageFields,
-  toMessage,
-  type MessageRow,
-  type StoredMessageRow,
-} from './rows.ts';
+import { fieldParams, MESSAGE_SELECT, toMessage, type MessageRow, type StoredMessageRow } from './rows.ts';
 import type { SqliteSql } from './sql.ts';
 import { SqlTx } from './tx.ts';
 import type { InboxPage, NewMessage } from './types.ts';
@@ -88,13 +81,7 @@ export class SqliteTx extends SqlTx {
 
   insert(m: NewMessage): StoredMessageRow {
     const next = this.s.nextMessageId.get(m.toId);
-    if (!next) throw new Error(`message for unknown user ${m.toId}`);
-    const row: StoredMessageRow = {
-      ...messageFields(m),
-      to_id: m.toId,
-      id: next.id,
-      mentioned: !!m.mentioned,
-    };
+    const row = runRows([m], new Map(next ? [[m.toId, next.id]] : []))[0]!;
     this.s.insertMessage.run(...row14(row));
     return row;
   }
