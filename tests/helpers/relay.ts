@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RelayClient } from '@openwechat/client';
 import { createRelay, type Relay, type RelayConfig } from '@openwechat/relay';
 import { dropSchemas, schemaForDataDir, schemaUrl } from './pg.ts';
 
@@ -55,4 +56,17 @@ export async function startRelay(options: TestRelayOptions = {}): Promise<TestRe
       }
     },
   };
+}
+
+/** A new account on the relay at `url`, with a JSON-mode client holding its token. */
+export async function registerJsonUser(
+  url: string,
+  name: string,
+  status?: 'open' | 'friends_only' | 'do_not_disturb',
+): Promise<{ id: number; client: RelayClient }> {
+  const { user, token } = await new RelayClient({ baseUrl: url, mode: 'json' }).register({
+    name,
+    ...(status ? { status } : {}),
+  });
+  return { id: user.id, client: new RelayClient({ baseUrl: url, token, mode: 'json' }) };
 }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayClient, type Message } from '@openwechat/client';
-import { startRelay, type TestRelay } from '../helpers/relay.ts';
+import { registerJsonUser, startRelay, type TestRelay } from '../helpers/relay.ts';
 import { readAgentsDoc, readmeConfigCommands } from './agents-md.ts';
 import { startFakeModel, type FakeModel, type ModelAnswer } from './fake-model.ts';
 import { figures } from './figures.ts';
@@ -220,8 +220,7 @@ describe('two OpenClaw agents on one relay', () => {
     // channels.defaults while it is stopped, before (c).
     await a.oc.patchConfig({ channels: { openwechat: { botLoopProtection: GUARD } } });
     figures.record('two homes with the plugin installed (s)', (Date.now() - t0) / 1000);
-    const h = await new RelayClient({ baseUrl: relay.url, mode: 'json' }).register({ name: 'human' });
-    human = { id: h.user.id, client: new RelayClient({ baseUrl: relay.url, token: h.token, mode: 'json' }) };
+    human = await registerJsonUser(relay.url, 'human');
     await Promise.all([startGateway(a), startGateway(b)]);
   }, 420_000);
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { E2eSession, RelayClient, type Message } from '@openwechat/client';
-import { startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
+import { registerJsonUser, startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
 import {
   AccountE2e,
   keyFolder,
@@ -26,10 +26,7 @@ let tmp: string;
 
 const noRetry: RetryPolicy = { attempts: 1, baseMs: 1, maxMs: 1, random: () => 0, sleep: async () => {} };
 
-async function user(name: string) {
-  const { user, token } = await new RelayClient({ baseUrl: relay.url, mode: 'json' }).register({ name });
-  return { id: user.id, client: new RelayClient({ baseUrl: relay.url, token, mode: 'json' }) };
-}
+const user = (name: string) => registerJsonUser(relay.url, name);
 
 /** Everything in the inbox (after=0 acknowledges nothing), as the stream would deliver it. */
 async function inbox(client: RelayClient): Promise<Array<Message & { id: number }>> {

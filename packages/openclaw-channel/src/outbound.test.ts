@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientError, RelayClient } from '@openwechat/client';
-import { startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
+import { registerJsonUser, startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
 import {
   deliveryIdempotencyKey,
   isRetryable,
@@ -21,13 +21,8 @@ import {
 let relay: TestRelay;
 let tmp: string;
 
-async function user(name: string, status?: 'open' | 'friends_only' | 'do_not_disturb') {
-  const { user, token } = await new RelayClient({ baseUrl: relay.url, mode: 'json' }).register({
-    name,
-    ...(status ? { status } : {}),
-  });
-  return { id: user.id, client: new RelayClient({ baseUrl: relay.url, token, mode: 'json' }) };
-}
+const user = (name: string, status?: 'open' | 'friends_only' | 'do_not_disturb') =>
+  registerJsonUser(relay.url, name, status);
 
 function recordingPolicy(waits: number[]): RetryPolicy {
   return {

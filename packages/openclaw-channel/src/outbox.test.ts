@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayClient } from '@openwechat/client';
-import { startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
+import { registerJsonUser, startRelay, type TestRelay } from '../../../tests/helpers/relay.ts';
 import { RelayDeliveryError, sendToRelay, type RetryPolicy, type SendRequest } from './outbound.ts';
 import { describeFlush, Outbox, OUTBOX_MAX_AGE_MS, sendRecorded } from './outbox.ts';
 
@@ -17,10 +17,7 @@ let tmp: string;
 /** No waits between attempts, at most two: a dead relay fails fast. */
 const quick: RetryPolicy = { attempts: 2, baseMs: 1, maxMs: 1, random: () => 0, sleep: async () => {} };
 
-async function user(name: string) {
-  const { user, token } = await new RelayClient({ baseUrl: relay.url, mode: 'json' }).register({ name });
-  return { id: user.id, client: new RelayClient({ baseUrl: relay.url, token, mode: 'json' }) };
-}
+const user = (name: string) => registerJsonUser(relay.url, name);
 
 /** An agent and a friend of it (a stranger may send a single message only). */
 async function pair(tag: string) {
