@@ -1,16 +1,17 @@
 // Assembles the relay: config → store → services → HTTP server. Nothing runs at import; createRelay()
 // builds an instance that main.ts (or a test) starts with listen() and stops with close().
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
-import { pino, type Logger } from 'pino';
+import { pino, type Bindings, type ChildLoggerOptions, type Logger } from 'pino';
 import { RELAY_FEATURES, RelayError } from '@openwechat/protocol';
 import { resolveConfig, type RelayConfig } from './config.ts';
+import { BodyDeadlines, linger } from './http/body-deadlines.ts';
 import { checkAdminKey } from './http/handlers/admin.ts';
 import { IDEMPOTENCY_WINDOW_MS } from './http/handlers/messaging.ts';
 import { Issues } from './http/input.ts';
@@ -58,41 +59,6 @@ export interface Relay {
 /** How long in-flight requests may take to finish on shutdown before their sockets are closed. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** How much of a refused body is read and dropped so the client gets the answer, not a reset. */
-const LINGER_BYTES = 16 * 1024 * 1024;
-const LINGER_MS = 5000;
-
-function linger(req: FastifyRequest): void {
-  const raw = req.raw;
-  if (raw.complete || raw.destroyed) return;
-  const socket = raw.socket;
-  let seen = 0;
-  const cut = () => socket.destroy();
-  const timer = setTimeout(cut, LINGER_MS);
-  timer.unref();
-  raw.unpipe();
-  raw.removeAllListeners('data');
-  raw.on('data', (chunk: Buffer) => {
-    seen += chunk.length;
-    if (seen > LINGER_BYTES) cut();
-  });
-  raw.once('end', () => clearTimeout(timer));
-  socket.once('close', () => clearTimeout(timer));
-  raw.resume();
-}
-
-/** Answers 408 on a request whose body stalled (nothing was answered yet) and closes the connection. */
-function reply408(req: FastifyRequest): void {
-  const socket = req.raw.socket;
-  if (socket.destroyed) return;
-  // The handler is still waiting on the body; write the answer on the socket directly, as Node does
-  // for its own requestTimeout, then close once the client had a moment to read it.
-  socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-  const timer = setTimeout(() => socket.destroy(), 1000);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-}
-
 /**
  * Node's server limits. Headers (and a connection that sends nothing) get REQUEST_TIMEOUT_SECONDS from
  * the connection's start, or from the previous response on a kept-alive one (issue 24.4); Node answers
@@ -133,7 +99,56 @@ async function readVersion(): Promise<string> {
 }
 
 function routeSpecOf(req: FastifyRequest): RouteSpec | undefined {
-  return (req.routeOptions.config as { spec?: RouteSpec } | undefined)?.spec;
+  // Fastify's routeOptions getter builds an object per read: only when the handler has not run.
+  return req.owcSpec ?? (req.routeOptions.config as { spec?: RouteSpec } | undefined)?.spec;
+}
+
+/**
+ * The logger Fastify gives each request (bound to its id), made on its first log call. Fastify asks for
+ * one per request; pino's child() costs microseconds, paid by every request though few of them log
+ * (issue 26).
+ */
+class LazyRequestLogger {
+  private made: Logger | null = null;
+  constructor(
+    private readonly parent: Logger,
+    private readonly bindings: Bindings,
+    private readonly opts: ChildLoggerOptions,
+  ) {}
+  private get log(): Logger {
+    return (this.made ??= this.parent.child(this.bindings, this.opts));
+  }
+  get level(): string {
+    return this.made?.level ?? this.opts.level ?? this.parent.level;
+  }
+  set level(level: string) {
+    this.log.level = level;
+  }
+  isLevelEnabled(level: string): boolean {
+    return this.log.isLevelEnabled(level);
+  }
+  child(bindings: Bindings, opts?: ChildLoggerOptions): Logger {
+    return this.log.child(bindings, opts);
+  }
+  fatal(...args: unknown[]): void {
+    (this.log.fatal as (...a: unknown[]) => void)(...args);
+  }
+  error(...args: unknown[]): void {
+    (this.log.error as (...a: unknown[]) => void)(...args);
+  }
+  warn(...args: unknown[]): void {
+    (this.log.warn as (...a: unknown[]) => void)(...args);
+  }
+  info(...args: unknown[]): void {
+    (this.log.info as (...a: unknown[]) => void)(...args);
+  }
+  debug(...args: unknown[]): void {
+    (this.log.debug as (...a: unknown[]) => void)(...args);
+  }
+  trace(...args: unknown[]): void {
+    (this.log.trace as (...a: unknown[]) => void)(...args);
+  }
+  silent(): void {}
 }
 
 /** Path patterns of the table, to tell 405 (known path, other method) from 404. */
@@ -209,6 +224,8 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     openapi: buildOpenApi(ROUTES, version),
   };
 
+  const idPrefix = `${randomBytes(3).toString('hex')}-`;
+  let idSeq = 0;
   const app = Fastify({
     loggerInstance: logger,
     forceCloseConnections: 'idle',
@@ -221,11 +238,20 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     requestTimeout: config.uploadTimeoutSeconds * 1000,
     http: serverTimeouts(config) as never,
     requestIdHeader: false,
+    // A client's own X-Request-Id, else this process's random prefix and a counter: unique in its logs
+    // without a random draw per request.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID().slice(0, 8);
+      return typeof given === 'string' && REQUEST_ID_RE.test(given)
+        ? given
+        : `${idPrefix}${(++idSeq).toString(36)}`;
     },
+    childLoggerFactory: (parent, bindings, opts) =>
+      new LazyRequestLogger(parent as Logger, bindings, opts) as unknown as Logger,
   });
+  app.decorateRequest('owcUser', null);
+  app.decorateRequest('owcSpec', null);
+  app.decorateRequest('owcBodyDeadlines', null);
 
   // Bodies arrive as raw bytes and each route parses its own, so malformed JSON, wrong encodings and
   // wrong content types get the reference's wording in the path's convention. Fastify enforces the
@@ -293,41 +319,18 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
         .replace("style-src 'self'", "style-src 'self' 'unsafe-inline'"),
   });
 
-  const ctxOf = (req: FastifyRequest, reply: FastifyReply): Ctx => ({ req, reply, services });
-
-  // Stalled or dribbled bodies (issue 17.3): a request whose body has not fully arrived within
-  // REQUEST_TIMEOUT_SECONDS gets 408 and its connection is closed, so slow bodies cannot pile up
-  // descriptors. A multipart upload gets UPLOAD_TIMEOUT_SECONDS (counted from the same start) only once
-  // its sender's token was checked (grantUploadTime, issue 24.1). Headers are bounded by the server's
-  // headersTimeout (below).
+  // Bodies have REQUEST_TIMEOUT_SECONDS to arrive (uploads of a known sender UPLOAD_TIMEOUT_SECONDS);
+  // an answer given before the body arrived lingers over the rest (http/body-deadlines.ts).
   // Hooks on every request take Fastify's callback form: an async hook costs a promise and a microtask
   // per request even when it has nothing to do (issue 26).
+  const deadlines = new BodyDeadlines({
+    requestMs: config.requestTimeoutSeconds * 1000,
+    uploadMs: config.uploadTimeoutSeconds * 1000,
+  });
   app.addHook('onRequest', (req, reply, done) => {
-    if (req.raw.complete) return done();
-    const started = Date.now();
-    const expire = () => {
-      if (req.raw.complete) return;
-      if (reply.raw.headersSent) req.raw.socket.destroy();
-      else reply408(req);
-    };
-    let timer = setTimeout(expire, config.requestTimeoutSeconds * 1000);
-    timer.unref();
-    (req as FastifyRequest & { owcGrantUpload?: () => void }).owcGrantUpload = () => {
-      clearTimeout(timer);
-      const left = config.uploadTimeoutSeconds * 1000 - (Date.now() - started);
-      timer = setTimeout(expire, Math.max(0, left));
-      timer.unref();
-    };
-    req.raw.once('end', () => clearTimeout(timer));
-    req.raw.once('close', () => clearTimeout(timer));
+    deadlines.track(req, reply);
     done();
   });
-
-  // An answer given before the body fully arrived (early 413, a refused multipart) must reach a client
-  // that is still sending (issue 17.6): closing at once would make the kernel reset the connection
-  // over the unread bytes, and the client would see a reset instead of the answer. So the connection
-  // stays open and the rest of the body is read and dropped — up to LINGER_BYTES or LINGER_MS, past
-  // which it is closed anyway.
   app.addHook('onSend', (req, reply, payload, done) => {
     if (!req.raw.complete && !reply.raw.headersSent) {
       reply.removeHeader('connection');
@@ -339,7 +342,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   const limit = async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0] ?? '/';
     if (rateLimitExempt(path)) return;
-    const user = await tokenUser(ctxOf(req, reply));
+    const user = await tokenUser({ req, reply, services });
     const wait = services.limiter.hit(user ? `user:${user.id}` : `ip:${req.ip}`);
     if (!wait) return;
     metrics.rateLimited.inc({ limit: 'requests' });
@@ -358,12 +361,18 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       bodyLimit: spec.bodyLimit,
       config: { spec },
       handler: async (req, reply) => {
-        const ctx = ctxOf(req, reply);
+        req.owcSpec = spec;
+        // One context for the whole request; `user` is set once the token was checked.
+        const ctx: Ctx & { user: UserRecord } = { req, reply, services, user: null as unknown as UserRecord };
         const issues = new Issues();
         let input: unknown;
         try {
           if (spec.auth === 'admin') checkAdminKey(ctx);
-          if (spec.parse) input = await spec.parse(req, issues, ctx);
+          if (spec.parse) {
+            // Most parsers are synchronous: no microtask for them.
+            const parsed = spec.parse(req, issues, ctx);
+            input = parsed instanceof Promise ? await parsed : parsed;
+          }
           if (spec.auth === 'token' && typeof req.headers['x-token'] !== 'string') {
             // FastAPI reports header problems after path/query and before body ones.
             const at = issues.list.findIndex((i) => i.loc.startsWith('body'));
@@ -372,15 +381,16 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
           }
           issues.throwIfAny();
           spec.preAuth?.(input, ctx);
-          let user: UserRecord | null = null;
           if (spec.auth === 'token') {
-            user = await tokenUser(ctx);
+            const user = await tokenUser(ctx);
             if (!user) throw new RelayError('invalid_token');
             if (user.disabledAt !== null) throw new RelayError('account_disabled');
             if (spec.touch) services.lastSeen.touch(user.id, now());
-            await services.hub.settleBeforeRequest(user.id);
+            const settling = services.hub.settleBeforeRequest(user.id);
+            if (settling) await settling;
+            ctx.user = user;
           }
-          const out = await spec.handler({ ...ctx, user: user as UserRecord }, input);
+          const out = await spec.handler(ctx, input);
           return sendOutput(reply, out, wantsJson(req));
         } finally {
           if (spec.cleanup && input !== undefined) await spec.cleanup(input);
@@ -392,7 +402,8 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   // One structured line per request: id, route, status, latency, user — never a token or a body.
   // The line's fields are only gathered when it is written (LOG_LEVEL=info or lower).
   app.addHook('onResponse', (req, reply, done) => {
-    const user = (req as FastifyRequest & { owcUser?: UserRecord | null }).owcUser;
+    deadlines.done(req);
+    const user = req.owcUser || undefined;
     const route = routeSpecOf(req)?.url ?? 'unmatched';
     try {
       metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
@@ -472,6 +483,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       force.unref();
       await app.close();
       clearTimeout(force);
+      deadlines.close();
       await services.lastSeen.flush();
       await services.hub.flushReleases();
       await bus?.close();

@@ -174,6 +174,9 @@ export function boolField(issues: Issues, loc: string, raw: unknown): boolean | 
  * Parses a JSON request body. Returns the object, or records the reference's message
  * (`body -> <offset>: JSON decode error`, or a "valid dictionary" error for non-objects).
  */
+/** Refuses malformed UTF-8; one decoder for every body (decode() without `stream` keeps no state). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export function jsonBody(issues: Issues, raw: unknown): Record<string, unknown> | undefined {
   if (raw === undefined || (Buffer.isBuffer(raw) && raw.length === 0)) {
     issues.add('body', 'Field required');
@@ -183,7 +186,7 @@ export function jsonBody(issues: Issues, raw: unknown): Record<string, unknown> 
   if (Buffer.isBuffer(raw)) {
     let text: string;
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+      text = UTF8.decode(raw);
     } catch {
       issues.add('body -> 0', 'JSON decode error');
       return undefined;
@@ -217,16 +220,45 @@ export function fromSchema<T extends TObject>(
   raw: Record<string, unknown>,
 ): Partial<Static<T>> {
   const out: Record<string, unknown> = {};
-  for (const [key, prop] of Object.entries(schema.properties) as [string, TSchema][]) {
-    const value = raw[key];
-    if (value === undefined && KindGuard.IsOptional(prop)) {
-      if (prop.default !== undefined) out[key] = prop.default;
+  for (const f of compiled(schema, loc)) {
+    const value = raw[f.key];
+    if (value === undefined && f.optional) {
+      if (f.fallback !== undefined) out[f.key] = f.fallback;
       continue;
     }
-    const checked = checkField(issues, `${loc} -> ${key}`, prop, value);
-    if (checked !== undefined) out[key] = checked;
+    const checked = f.check(issues, f.loc, value);
+    if (checked !== undefined) out[f.key] = checked;
   }
   return out as Partial<Static<T>>;
+}
+
+interface CompiledField {
+  key: string;
+  /** `<loc> -> <key>`: where an issue with this property is reported. */
+  loc: string;
+  check: FieldCheck;
+  optional: boolean;
+  fallback: unknown;
+}
+
+/** A schema's properties as fromSchema walks them, worked out once per schema and location. */
+const COMPILED = new WeakMap<TObject, Map<Loc, CompiledField[]>>();
+
+function compiled(schema: TObject, loc: Loc): CompiledField[] {
+  let byLoc = COMPILED.get(schema);
+  if (!byLoc) COMPILED.set(schema, (byLoc = new Map()));
+  let fields = byLoc.get(loc);
+  if (!fields) {
+    fields = (Object.entries(schema.properties) as [string, TSchema][]).map(([key, prop]) => ({
+      key,
+      loc: `${loc} -> ${key}`,
+      check: fieldCheck(prop, `${loc} -> ${key}`),
+      optional: KindGuard.IsOptional(prop),
+      fallback: prop.default,
+    }));
+    byLoc.set(loc, fields);
+  }
+  return fields;
 }
 
 /** The string values of a union of string literals, or null when `schema` is not one. */
@@ -235,21 +267,32 @@ function stringEnum(schema: TSchema): string[] | null {
   return schema.anyOf.map((s) => s.const as string);
 }
 
-function checkField(issues: Issues, loc: string, schema: TSchema, raw: unknown): unknown {
-  if (KindGuard.IsInteger(schema))
-    return intField(issues, loc, raw, { ge: schema.minimum, le: schema.maximum });
-  if (KindGuard.IsString(schema))
-    return strField(issues, loc, raw, { min: schema.minLength, max: schema.maxLength });
-  if (KindGuard.IsBoolean(schema)) return boolField(issues, loc, raw);
-  if (KindGuard.IsArray(schema) && KindGuard.IsInteger(schema.items))
-    return intListField(issues, loc, raw, { minItems: schema.minItems });
+type FieldCheck = (issues: Issues, loc: string, raw: unknown) => unknown;
+
+/** The field check for a property's schema, chosen once (compiled). */
+function fieldCheck(schema: TSchema, loc: string): FieldCheck {
+  if (KindGuard.IsInteger(schema)) {
+    const opts = { ge: schema.minimum, le: schema.maximum };
+    return (issues, at, raw) => intField(issues, at, raw, opts);
+  }
+  if (KindGuard.IsString(schema)) {
+    const opts = { min: schema.minLength, max: schema.maxLength };
+    return (issues, at, raw) => strField(issues, at, raw, opts);
+  }
+  if (KindGuard.IsBoolean(schema)) return boolField;
+  if (KindGuard.IsArray(schema) && KindGuard.IsInteger(schema.items)) {
+    const opts = { minItems: schema.minItems };
+    return (issues, at, raw) => intListField(issues, at, raw, opts);
+  }
   const values = stringEnum(schema);
-  if (values) return enumField(issues, loc, raw, values);
+  if (values) return (issues, at, raw) => enumField(issues, at, raw, values);
   // `T | null`: only nullable strings occur in requests.
   if (KindGuard.IsUnion(schema) && schema.anyOf.length === 2 && KindGuard.IsNull(schema.anyOf[1])) {
     const inner = schema.anyOf[0];
-    if (KindGuard.IsString(inner))
-      return strField(issues, loc, raw, { nullable: true, min: inner.minLength, max: inner.maxLength });
+    if (KindGuard.IsString(inner)) {
+      const opts = { nullable: true, min: inner.minLength, max: inner.maxLength };
+      return (issues, at, raw) => strField(issues, at, raw, opts);
+    }
   }
   throw new Error(`fromSchema: no field check for the schema of ${loc}`);
 }

@@ -19,7 +19,21 @@ import type { SlidingWindowLimiter } from '../services/rate-limit.ts';
 import type { StreamHub } from '../stream/hub.ts';
 import type { Store, UserRecord } from '../store/types.ts';
 import type { WakeBus } from '../store/wake.ts';
+import type { BodyDeadlines } from './body-deadlines.ts';
 import { Issues } from './input.ts';
+
+// What the relay keeps on a request. Declared to Fastify (app.ts decorateRequest) so every request
+// object has the same shape from its construction.
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** X-Token's user: null until looked up, false when there is none (tokenUser). */
+    owcUser: UserRecord | false | null;
+    /** The route-table entry handling the request; null before its handler runs (or for none). */
+    owcSpec: RouteSpec | null;
+    /** Set while the body is awaited under a deadline (body-deadlines.ts). */
+    owcBodyDeadlines: BodyDeadlines | null;
+  }
+}
 
 /** Everything a handler may use; built once per relay. */
 export interface RelayServices {
@@ -137,19 +151,10 @@ export function sendOutput(reply: FastifyReply, out: Output, json: boolean): Fas
     .send(out.text);
 }
 
-/**
- * Gives this request's body the upload time limit (UPLOAD_TIMEOUT_SECONDS) instead of
- * REQUEST_TIMEOUT_SECONDS. Called once the sender of a multipart upload is known; the hook that arms
- * the timer (app.ts) attaches the function.
- */
-export function grantUploadTime(req: FastifyRequest): void {
-  (req as FastifyRequest & { owcGrantUpload?: () => void }).owcGrantUpload?.();
-}
-
 /** X-Token → user, memoised on the request (the rate limiter and auth both need it). */
 export async function tokenUser(ctx: Ctx): Promise<UserRecord | null> {
-  const req = ctx.req as FastifyRequest & { owcUser?: UserRecord | null };
-  if (req.owcUser !== undefined) return req.owcUser;
+  const req = ctx.req;
+  if (req.owcUser !== null) return req.owcUser || null;
   const token = req.headers['x-token'];
   // Tokens are looked up by their SHA-256: the stored value is never the token itself (W-7), and the
   // index lookup compares digests, which leaks nothing useful about the token.
@@ -157,6 +162,6 @@ export async function tokenUser(ctx: Ctx): Promise<UserRecord | null> {
     typeof token === 'string' && token
       ? await ctx.services.store.findUserByTokenHash(sha256Hex(token))
       : null;
-  req.owcUser = user;
+  req.owcUser = user ?? false;
   return user;
 }

@@ -5,9 +5,9 @@
 // streams; handlers never do. A plain object like the store it wraps (store/compose.ts): no Proxy,
 // no property trap per read.
 
-import type { Histogram } from 'prom-client';
 import { wrapMethods, type StoreMethod } from '../store/compose.ts';
 import type { InboxMessage, Store } from '../store/types.ts';
+import type { BoundHistogram } from './metrics.ts';
 
 type Resolved<K extends StoreMethod> = Awaited<ReturnType<Store[K]>>;
 
@@ -29,7 +29,7 @@ const UNTIMED = new Set<StoreMethod>(['readFile']);
 
 export interface BoundaryOptions {
   /** The latency histogram, labelled by method name. */
-  seconds: Histogram<'op'>;
+  seconds: BoundHistogram<'op'>;
   /** Messages a call committed (non-empty, in commit order), right after the commit. */
   delivered: (messages: InboxMessage[]) => void;
 }

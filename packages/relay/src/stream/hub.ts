@@ -234,11 +234,11 @@ export class StreamHub implements StreamHost {
    * the user's next request, as on the reference (issue 24.7): the request waits for this settle run.
    * Other grace periods are left to the tick.
    */
-  async settleBeforeRequest(userId: number): Promise<void> {
-    if (this.opts.legacyGraceMs !== 0) return;
+  settleBeforeRequest(userId: number): Promise<void> | undefined {
+    if (this.opts.legacyGraceMs !== 0) return undefined;
     for (const c of this.byUser.get(userId) ?? []) if (c.unsettled.length) return this.settle();
     // A run under way took its entries already and may still be deleting them.
-    if (this.settling) await this.settling;
+    return this.settling ?? undefined;
   }
 
   /** A legacy stream wrote something to settle: make sure the settle tick runs. */

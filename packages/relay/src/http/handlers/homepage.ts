@@ -7,7 +7,8 @@ import type { FastifyRequest } from 'fastify';
 import type { UserRecord, UserStore } from '../../store/types.ts';
 import type { Issues } from '../input.ts';
 import { readMultipart } from '../multipart.ts';
-import { grantUploadTime, tokenUser, type Ctx, type Output, type StoreCtx } from '../route.ts';
+import { grantUploadTime } from '../body-deadlines.ts';
+import { tokenUser, type Ctx, type Output, type StoreCtx } from '../route.ts';
 
 export const HOMEPAGE_MAX_BYTES = 512 * 1024;
 

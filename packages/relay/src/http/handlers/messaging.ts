@@ -27,7 +27,8 @@ import type { Decide } from '../../store/send.ts';
 import type { FileStore, MessagingStore, SendResult, UserRecord, UserStore } from '../../store/types.ts';
 import { charLength, fromSchema, intField, jsonBody, strField, type Issues } from '../input.ts';
 import { readMultipart, type UploadedFile } from '../multipart.ts';
-import { grantUploadTime, sha256Hex, tokenUser, type Ctx, type Output, type StoreCtx } from '../route.ts';
+import { grantUploadTime } from '../body-deadlines.ts';
+import { sha256Hex, tokenUser, type Ctx, type Output, type StoreCtx } from '../route.ts';
 
 type AuthedCtx = StoreCtx<UserStore & MessagingStore & FileStore> & { user: UserRecord };
 
