@@ -1,15 +1,7 @@
 // Prometheus metrics (GET /metrics). One registry per relay instance, so several relays in one process
 // (tests) never share counters. Names are prefixed `owc_`.
 
-import {
-  collectDefaultMetrics,
-  Counter,
-  Gauge,
-  Histogram,
-  Registry,
-  type MetricObjectWithValues,
-  type MetricValueWithName,
-} from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** A counter in `registry`, with optional labels. */
 function counter<L extends string = never>(
