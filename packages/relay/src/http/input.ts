@@ -92,7 +92,12 @@ export function strField(
     issues.add(loc, 'Input should be a valid string');
     return undefined;
   }
-  const len = charLength(raw);
+  // A string of n UTF-16 units has between n/2 and n code points: most need no counting.
+  const len =
+    (opts.max === undefined || raw.length <= opts.max) &&
+    (opts.min === undefined || raw.length >= 2 * opts.min)
+      ? raw.length
+      : charLength(raw);
   if (opts.min !== undefined && len < opts.min) {
     issues.add(loc, `String should have at least ${opts.min} character${opts.min === 1 ? '' : 's'}`);
     return undefined;
