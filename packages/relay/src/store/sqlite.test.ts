@@ -112,9 +112,9 @@ describe('SQLite backend', () => {
         )
         .all()
         .map((r) => (r as { name: string }).name);
-      expect(indexes).toEqual(
-        expect.arrayContaining(['messages_created_at', 'messages_file_id', 'messages_to_from']),
-      );
+      // Version 10 dropped messages_to_from: the primary key (to_id, id) serves those queries.
+      expect(indexes).toEqual(expect.arrayContaining(['messages_created_at', 'messages_file_id']));
+      expect(indexes).not.toContain('messages_to_from');
       expect(check.pragma('foreign_key_check')).toEqual([]);
     } finally {
       check.close();
