@@ -48,7 +48,15 @@ type Bound = string | number | bigint | Buffer | null;
 export class SqliteSql implements SqlDb {
   readonly encode = asIs;
   readonly decode = asIs;
-  private readonly cache = new Map<string, { stmt: Database.Statement<Bound[]>; order: number[] }>();
+  private readonly cache = new Map<
+    string,
+    { stmt: Database.Statement<Bound[]>; order: number[]; writes: boolean }
+  >();
+  /**
+   * Bumped before every statement that may write, by this executor and by the prepared statements of
+   * the send path (sqlite-messages.ts): the send batch learns from it whether a failed send wrote.
+   */
+  writes = 0;
   private readonly runTx: Database.Transaction<(fn: () => unknown) => unknown>;
 
   constructor(private readonly db: Database.Database) {
@@ -59,9 +67,11 @@ export class SqliteSql implements SqlDb {
     let s = this.cache.get(text);
     if (!s) {
       const t = toSqlite(text);
-      s = { stmt: this.db.prepare<Bound[]>(t.text), order: t.order };
+      const stmt = this.db.prepare<Bound[]>(t.text);
+      s = { stmt, order: t.order, writes: !stmt.readonly };
       this.cache.set(text, s);
     }
+    if (s.writes) this.writes++;
     const args = s.order.map((i): Bound => {
       const v = params[i];
       if (Array.isArray(v)) return JSON.stringify(v);

@@ -7,7 +7,8 @@ import { fanOutRuns, runRows } from './fan-out.ts';
 import { fieldParams, MESSAGE_SELECT, toMessage, type MessageRow, type StoredMessageRow } from './rows.ts';
 import type { SqliteSql } from './sql.ts';
 import { SqlTx } from './tx.ts';
-import type { InboxPage, NewMessage } from './types.ts';
+import type { SqliteCache } from './sqlite-cache.ts';
+import type { FriendshipRecord, InboxPage, NewMessage, UserRecord } from './types.ts';
 
 type DB = Database.Database;
 
@@ -66,11 +67,31 @@ export class SqliteTx extends SqlTx {
 
   constructor(
     db: DB,
-    sql: SqliteSql,
+    private readonly sql: SqliteSql,
     private readonly count?: (n: number) => void,
+    /** The send path's: its recipient and friendship usually come from memory (sqlite-cache.ts). */
+    private readonly cache?: SqliteCache,
   ) {
     super(sql);
     this.s = prepare(db);
+  }
+
+  override lockUsers(ids: readonly number[], known?: UserRecord): Map<number, UserRecord> {
+    const cache = this.cache;
+    if (!cache) return super.lockUsers(ids, known) as Map<number, UserRecord>;
+    const out = new Map<number, UserRecord>();
+    if (known) out.set(known.id, known);
+    for (const id of ids) {
+      if (out.has(id) || !Number.isSafeInteger(id)) continue;
+      const user = cache.user(id, () => this.user(id) as UserRecord | null);
+      if (user) out.set(id, user);
+    }
+    return out;
+  }
+
+  override friendship(a: number, b: number): FriendshipRecord | null {
+    const read = () => super.friendship(a, b) as FriendshipRecord | null;
+    return this.cache ? this.cache.friendship(a, b, read) : read();
   }
 
   peek(userId: number, limit: number): InboxPage {
@@ -80,6 +101,7 @@ export class SqliteTx extends SqlTx {
   }
 
   insert(m: NewMessage): StoredMessageRow {
+    this.sql.writes++;
     const next = this.s.nextMessageId.get(m.toId);
     const row = runRows([m], new Map(next ? [[m.toId, next.id]] : []))[0]!;
     this.s.insertMessage.run(...row14(row));
@@ -93,6 +115,7 @@ export class SqliteTx extends SqlTx {
         out.push(this.insert(run[0]!));
         continue;
       }
+      this.sql.writes++;
       const next = this.s.advanceIds.all(JSON.stringify(run.map((m) => m.toId)));
       const rows = runRows(run, new Map(next.map((r) => [r.to_id, r.id])));
       this.s.insertCopies.run(
@@ -107,7 +130,8 @@ export class SqliteTx extends SqlTx {
 
   countStored(n: number): void {
     if (n === 0) return;
-    if (this.count) this.count(n);
-    else this.s.addTotal.run(n);
+    if (this.count) return this.count(n);
+    this.sql.writes++;
+    this.s.addTotal.run(n);
   }
 }

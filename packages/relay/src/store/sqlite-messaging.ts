@@ -1,13 +1,13 @@
 // SQLite: what this backend does its own way in MessagingStore (the rest is messaging.ts). send() runs
-// the skeleton of send.ts in one IMMEDIATE transaction inside a CommitBatcher batch (group commit): the
-// decision, the friendship change, the messages and the idempotency record are one savepoint of the
-// batch's transaction. A read-and-clear or an acknowledgement records its receipts in the transaction
+// the skeleton of send.ts inside a CommitBatcher batch (group commit): the decision, the friendship
+// change, the messages and the idempotency record commit with the batch's IMMEDIATE transaction. A read-and-clear or an acknowledgement records its receipts in the transaction
 // that deletes the messages (a statement cannot both delete and insert here: no DML in a WITH).
 
 import type { ReceiptView } from '@openwechat/protocol';
 import type Database from 'better-sqlite3';
 import { MESSAGE_SELECT, RECEIPT_COLUMNS, receiptEligible, toReceipts, type MessageRow } from './rows.ts';
 import { CommitBatcher } from './sqlite-batch.ts';
+import type { SqliteCache } from './sqlite-cache.ts';
 import { MessagingBase, type Cleared } from './messaging.ts';
 import { immediate, SqliteTx } from './sqlite-messages.ts';
 import type { SqliteSql } from './sql.ts';
@@ -29,22 +29,28 @@ export class SqliteMessaging extends MessagingBase implements MessagingStore {
   ) => Cleared;
   private readonly peekTx: (userId: number, limit: number) => InboxPage;
 
-  constructor(db: DB, sql: SqliteSql, msgs: SqliteTx) {
+  constructor(db: DB, sql: SqliteSql, msgs: SqliteTx, cache: SqliteCache) {
     super(sql, 'rowid');
     // Messages stored by the batch's sends, added to the lifetime count once per batch (the meta row
-    // would otherwise be rewritten by every send). A send counts itself only after its last statement,
-    // so a send rolled back to its savepoint is not counted; a failed COMMIT discards the batch and
-    // its count together.
+    // would otherwise be rewritten by every send). A send counts itself after its last statement, so a
+    // refused send is not counted; a batch rolled back (and run again) starts its count afresh.
     let batchTotal = 0;
-    this.batch = new CommitBatcher(db, () => {
-      if (batchTotal > 0) msgs.s.addTotal.run(batchTotal);
-      batchTotal = 0;
+    this.batch = new CommitBatcher(db, () => sql.writes, {
+      begin: () => {
+        batchTotal = 0;
+        // Under the write lock: the batch decides on every other connection's commits.
+        cache.check();
+      },
+      finish: () => {
+        if (batchTotal > 0) msgs.countStored(batchTotal);
+      },
+      // What the batch cached may have been its own writes, now undone.
+      rolledBack: () => cache.dropAll(),
     });
 
-    const t = new SqliteTx(db, sql, (n) => (batchTotal += n));
-    this.sendTx = immediate(db, (req: SendRequest, decide: Decide | undefined, opts: SendOptions) =>
-      runSync(sendOp(t, req, opts, decide)),
-    );
+    const t = new SqliteTx(db, sql, (n) => (batchTotal += n), cache);
+    this.sendTx = (req: SendRequest, decide: Decide | undefined, opts: SendOptions) =>
+      runSync(sendOp(t, req, opts, decide));
 
     // Inside takeInbox's transaction this is a savepoint of it.
     this.clear = immediate(db, (_q: unknown, where: string, params: unknown[], at: number, rows: boolean) => {

@@ -208,9 +208,85 @@ describe('SQLite backend', () => {
     } finally {
       other.close();
     }
+    // Seen from the next turn of the event loop on (data_version is read once per turn).
+    await new Promise((resolve) => setImmediate(resolve));
     expect(await store.findUserByTokenHash('h-bob')).toMatchObject({ disabledAt: 11 });
     expect(await store.findUserByTokenHash('h-alice-2')).toBeNull();
     expect(await store.findUserByTokenHash('h-alice-3')).toMatchObject({ id: alice.id });
+  });
+
+  it("a send's recipient and friendship answered from memory see every change, from this connection or another", async () => {
+    store = await openSqliteStore({ file });
+    const alice = await user('alice', 'h-alice', 1);
+    const bob = await user('bob', 'h-bob', 1);
+    const carol = await user('carol', 'h-carol', 1);
+    const send = (from: typeof alice, to: typeof alice, content: string) =>
+      store!.send({ fromId: from.id, toId: to.id, content, attachment: null, now: 2, sender: from });
+    const refusal = (p: Promise<unknown>) =>
+      p.then(
+        () => 'sent',
+        (e: { code?: string }) => e.code,
+      );
+    await send(alice, bob, 'hi');
+    await send(bob, alice, 'hello'); // accepts: friends now, both cached by the sends
+    expect(await refusal(send(alice, bob, 'chat'))).toBe('sent');
+
+    // Through the store (this connection): the recipient's status, then the friendship.
+    await store.setStatus(bob.id, 'do_not_disturb');
+    expect(await refusal(send(alice, bob, 'dnd'))).toBe('recipient_dnd');
+    await store.setStatus(bob.id, 'open');
+    expect(await refusal(send(alice, bob, 'open'))).toBe('sent');
+    expect(await store.block(bob.id, alice.id, 3)).toBe(true);
+    expect(await refusal(send(alice, bob, 'blocked'))).toBe('blocked_by_recipient');
+    expect(await store.unblock(bob.id, alice.id)).toBe(true);
+    expect(await refusal(send(alice, bob, 'request again'))).toBe('sent');
+
+    // Another connection (the admin CLI), committing in the very turn of the send: the batch reads
+    // data_version under its write lock.
+    await send(alice, carol, 'hi');
+    await send(carol, alice, 'hello');
+    const other = new Database(file);
+    try {
+      const sent = refusal(send(alice, carol, 'after the block'));
+      other
+        .prepare(`UPDATE friendships SET status = 'blocked', blocked_by = ? WHERE user_a = ? AND user_b = ?`)
+        .run(carol.id, alice.id, carol.id);
+      expect(await sent).toBe('blocked_by_recipient');
+      const dnd = refusal(send(bob, carol, 'to a dnd stranger'));
+      other.prepare(`UPDATE users SET status = 'do_not_disturb' WHERE id = ?`).run(carol.id);
+      expect(await dnd).toBe('recipient_dnd');
+    } finally {
+      other.close();
+    }
+  });
+
+  it('a send failing after it wrote leaves the other sends of its batch stored and answered', async () => {
+    store = await openSqliteStore({ file });
+    const alice = await user('alice', 'h-alice', 1);
+    const bob = await user('bob', 'h-bob', 1);
+    await store.send({ fromId: alice.id, toId: bob.id, content: 'hi', attachment: null, now: 2 });
+    await store.send({ fromId: bob.id, toId: alice.id, content: 'hello', attachment: null, now: 2 });
+    // The message insert fails after the recipient's id counter has advanced: the send wrote, then failed.
+    const other = new Database(file);
+    other.exec(`CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.content = 'boom'
+                BEGIN SELECT RAISE(ABORT, 'boom refused'); END`);
+    other.close();
+    const last = await store.lastMessageId(bob.id);
+    const sends = ['one', 'boom', 'two'].map((content) =>
+      store!.send({ fromId: alice.id, toId: bob.id, content, attachment: null, now: 3, sender: alice }),
+    );
+    const results = await Promise.allSettled(sends);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.delivered[0]!.id : r.reason))).toEqual([
+      last + 1,
+      expect.objectContaining({ message: 'boom refused' }),
+      last + 2,
+    ]);
+    const inbox = await store.peekInbox(bob.id, 10);
+    expect(inbox.messages.slice(-2).map((m) => [m.id, m.content])).toEqual([
+      [last + 1, 'one'],
+      [last + 2, 'two'],
+    ]);
+    expect(await store.lastMessageId(bob.id)).toBe(last + 2);
   });
 
   it('a token-hash collision is not reported as name_taken', async () => {

@@ -17,6 +17,7 @@ import { Groups } from './groups.ts';
 import { Keys } from './keys.ts';
 import { Ops } from './ops.ts';
 import { SqliteSql } from './sql.ts';
+import { SqliteCache } from './sqlite-cache.ts';
 import { SqliteTx } from './sqlite-messages.ts';
 import { SqliteMessaging } from './sqlite-messaging.ts';
 import { SAFETY_NET_PAGES, startCheckpointer, type Checkpointer } from './sqlite-checkpoint.ts';
@@ -49,6 +50,7 @@ export async function openSqliteStore(opts: {
       checkpointer = startCheckpointer(opts.file);
     }
     const sql = new SqliteSql(db);
+    const cache = new SqliteCache(db);
     const msgs = new SqliteTx(db, sql);
     const groupTx = new SqliteTx(db, sql);
     return composeStore(
@@ -60,8 +62,8 @@ export async function openSqliteStore(opts: {
         },
       },
       {
-        users: new SqliteUsers(db, sql),
-        messaging: new SqliteMessaging(db, sql, msgs),
+        users: new SqliteUsers(db, sql, cache),
+        messaging: new SqliteMessaging(db, sql, msgs, cache),
         // One process serves the file: a swept one goes at once; the IMMEDIATE transaction holds the quota.
         files: new Files(sql, { lockQuota: () => undefined, graceMs: null }),
         groups: new Groups(sql, (op) => sql.tx(() => op(groupTx))),
