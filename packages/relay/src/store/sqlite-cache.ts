@@ -15,7 +15,7 @@
 //   before it, as it would be had it arrived a moment sooner (docs/benchmarks.md).
 
 import type Database from 'better-sqlite3';
-import { pair, USER_COLUMNS } from './rows.ts';
+import { USER_COLUMNS } from './rows.ts';
 import type { FriendshipRecord, UserRecord } from './types.ts';
 
 type DB = Database.Database;
@@ -104,7 +104,7 @@ export class SqliteCache {
   }
 
   friendship(a: number, b: number, read: () => FriendshipRecord | null): FriendshipRecord | null {
-    const key = pair(a, b).join();
+    const key = a < b ? `${a},${b}` : `${b},${a}`;
     const cached = this.friendships.get(key);
     if (cached !== undefined) return cached;
     const f = read();
