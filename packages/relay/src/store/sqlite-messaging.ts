@@ -1,7 +1,8 @@
 // SQLite: what this backend does its own way in MessagingStore (the rest is messaging.ts). send() runs
 // the skeleton of send.ts inside a CommitBatcher batch (group commit): the decision, the friendship
-// change, the messages and the idempotency record commit with the batch's IMMEDIATE transaction. A read-and-clear or an acknowledgement records its receipts in the transaction
-// that deletes the messages (a statement cannot both delete and insert here: no DML in a WITH).
+// change, the messages and the idempotency record commit with the batch's IMMEDIATE transaction. A
+// read-and-clear or an acknowledgement records its receipts in the transaction that deletes the
+// messages (a statement cannot both delete and insert here: no DML in a WITH).
 
 import type { ReceiptView } from '@openwechat/protocol';
 import type Database from 'better-sqlite3';
