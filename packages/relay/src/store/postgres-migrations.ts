@@ -297,6 +297,21 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    name: 'homepages in their own table',
+    sql: `
+      -- A homepage (up to 512 KB) out of the users row, which every message to the inbox (the id
+      -- counter) and the user's activity (last_seen_at) update: as on SQLite (whose whole row such an
+      -- update rewrites), and so the statements stay one text for both backends (users.ts).
+      CREATE TABLE homepages (
+        user_id BIGINT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+        html    TEXT   NOT NULL
+      );
+      INSERT INTO homepages (user_id, html) SELECT id, homepage FROM users WHERE homepage IS NOT NULL;
+      ALTER TABLE users DROP COLUMN homepage;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

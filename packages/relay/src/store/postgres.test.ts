@@ -122,6 +122,38 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       ]);
     });
 
+    it('moves homepages out of the users row (migration 12), keeping every page', async () => {
+      const schema = fresh('homepages');
+      const c = new pg.Client({ connectionString: schemaUrl(schema) });
+      await c.connect();
+      try {
+        await migratePostgres(
+          c,
+          schema,
+          POSTGRES_MIGRATIONS.filter((m) => m.version < 12),
+        );
+        await c.query(`INSERT INTO users (id, name, name_key, token_hash, status, created_at, homepage)
+                       VALUES (1, 'a', 'a', 'ha', 'open', 1, '<p>a</p>'), (2, 'b', 'b', 'hb', 'open', 1, NULL)`);
+      } finally {
+        await c.end();
+      }
+      const { store } = await openStore(schema);
+      expect([await store.getHomepage(1), await store.getHomepage(2), await store.getHomepage(3)]).toEqual([
+        '<p>a</p>',
+        null,
+        undefined,
+      ]);
+      await store.setHomepage(2, '<p>b</p>');
+      await store.setHomepage(3, '<p>c</p>');
+      expect([await store.getHomepage(2), await store.getHomepage(3)]).toEqual(['<p>b</p>', undefined]);
+      const columns = await querySchema<{ column_name: string }>(
+        schema,
+        `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'users'`,
+        [schema],
+      );
+      expect(columns.map((r) => r.column_name)).not.toContain('homepage');
+    });
+
     it('instances starting at once on a fresh schema migrate it once', async () => {
       const schema = fresh('race');
       await Promise.all([openStore(schema), openStore(schema), openStore(schema)]);

@@ -10,7 +10,7 @@ import type { InboxMessage, NewFile, NewMessage, UserRecord } from './types.ts';
 export type TextCodec = (s: string) => string;
 const asIs: TextCodec = (s) => s;
 
-/** A user record's columns, named as UserRecord names them (never the token hash or the homepage). */
+/** A user record's columns, named as UserRecord names them (never the token hash). */
 export const USER_COLUMNS =
   'id, name, description, status, created_at AS "createdAt", last_seen_at AS "lastSeenAt", name_key AS "nameKey", disabled_at AS "disabledAt"';
 
@@ -63,7 +63,7 @@ export type MessageRow = StoredMessageRow & JoinedColumns;
 /** A message's columns other than its recipient, id and mention flag (what a fan-out run shares). */
 export type MessageFields = Omit<StoredMessageRow, 'to_id' | 'id' | 'mentioned'>;
 
-/** Never select homepage (up to 512 KB) or token_hash with a user record. */
+/** A stored message's columns (MESSAGE_SELECT adds its sender's name and description, never more). */
 export const MESSAGE_COLUMNS = `m.to_id, m.id, m.from_id, m.type, m.content, m.attachment_name, m.file_id,
   m.file_size, m.file_type, m.file_expires_at, m.created_at, m.group_id, m.mentioned, m.e2e`;
 export const MESSAGE_SELECT = `

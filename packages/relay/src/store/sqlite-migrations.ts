@@ -241,6 +241,22 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       DROP INDEX messages_to_from;
     `,
   },
+  {
+    version: 11,
+    name: 'homepages in their own table',
+    sql: `
+      -- A homepage (up to 512 KB) out of the users row: SQLite rewrites a whole row on every UPDATE,
+      -- and a user's row is updated by every message to its inbox (the id counter) and by its activity
+      -- (last_seen_at). With the page inline, each message to a user with a 512 KB page cost ~375 µs of
+      -- CPU instead of ~3 (issue 26, docs/benchmarks.md).
+      CREATE TABLE homepages (
+        user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+        html    TEXT    NOT NULL
+      );
+      INSERT INTO homepages (user_id, html) SELECT id, homepage FROM users WHERE homepage IS NOT NULL;
+      ALTER TABLE users DROP COLUMN homepage;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

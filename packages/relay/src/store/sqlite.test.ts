@@ -121,6 +121,41 @@ describe('SQLite backend', () => {
     }
   });
 
+  it('moves homepages out of the users row (migration 11), keeping every page', async () => {
+    const db = new Database(file);
+    migrateSqlite(
+      db,
+      SQLITE_MIGRATIONS.filter((m) => m.version < 11),
+    );
+    db.exec(`INSERT INTO users (name, name_key, token_hash, status, created_at, homepage)
+             VALUES ('a', 'a', 'ha', 'open', 1, '<p>a</p>'), ('b', 'b', 'hb', 'open', 1, NULL)`);
+    db.close();
+    store = await openSqliteStore({ file });
+    expect(await store.getHomepage(1)).toBe('<p>a</p>');
+    expect(await store.getHomepage(2)).toBeNull();
+    expect(await store.getHomepage(3)).toBeUndefined();
+    await store.setHomepage(2, '<p>b</p>');
+    await store.setHomepage(1, '<p>a2</p>');
+    // Not for a user that does not exist (no row, no error), as the UPDATE of the users row did.
+    await store.setHomepage(3, '<p>c</p>');
+    expect([await store.getHomepage(1), await store.getHomepage(2), await store.getHomepage(3)]).toEqual([
+      '<p>a2</p>',
+      '<p>b</p>',
+      undefined,
+    ]);
+    await store.close();
+    store = null;
+    const check = new Database(file, { readonly: true });
+    try {
+      const columns = (check.pragma('table_info(users)') as Array<{ name: string }>).map((c) => c.name);
+      expect(columns).not.toContain('homepage');
+      expect(check.prepare('SELECT count(*) AS n FROM homepages').get()).toEqual({ n: 2 });
+      expect(check.pragma('foreign_key_check')).toEqual([]);
+    } finally {
+      check.close();
+    }
+  });
+
   it('leaves the database file in WAL mode', async () => {
     store = await openSqliteStore({ file });
     await store.close();

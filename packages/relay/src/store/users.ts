@@ -116,14 +116,20 @@ export abstract class UsersBase implements Omit<UserStore, 'findUserByTokenHash'
   }
 
   async setHomepage(id: number, html: string): Promise<void> {
-    await this.sql.run('UPDATE users SET homepage = $1 WHERE id = $2', [this.sql.encode(html), id]);
+    // Only for an existing user, as the UPDATE of the users row did before migration 11.
+    await this.sql.run(
+      `INSERT INTO homepages (user_id, html) SELECT id, $2 FROM users WHERE id = $1
+       ON CONFLICT (user_id) DO UPDATE SET html = EXCLUDED.html`,
+      [id, this.sql.encode(html)],
+    );
   }
 
   async getHomepage(id: number): Promise<string | null | undefined> {
-    const row = await this.sql.get<{ homepage: string | null }>('SELECT homepage FROM users WHERE id = $1', [
-      id,
-    ]);
+    const row = await this.sql.get<{ html: string | null }>(
+      'SELECT h.html FROM users u LEFT JOIN homepages h ON h.user_id = u.id WHERE u.id = $1',
+      [id],
+    );
     if (row === undefined) return undefined;
-    return row.homepage === null ? null : this.sql.decode(row.homepage);
+    return row.html === null ? null : this.sql.decode(row.html);
   }
 }
