@@ -10,7 +10,7 @@ import { peek, PgTx } from './postgres-messages.ts';
 import type { PgSql, Sql } from './sql.ts';
 import { sendOp, type Decide } from './send.ts';
 import { runAsync } from './steps.ts';
-import { ChatCommitter, sendChat } from './postgres-send-chat.ts';
+import { ChatCommitter, sendChat, type ChatWake } from './postgres-send-chat.ts';
 import { RECEIPT_COLUMNS, receiptEligible, toReceipts, type MessageRow } from './rows.ts';
 import type { InboxPage, MessagingStore, SendOptions, SendRequest, SendResult } from './types.ts';
 
@@ -34,13 +34,14 @@ export class PgMessaging extends MessagingBase implements MessagingStore {
   constructor(
     private readonly db: PgDb,
     sql: PgSql,
+    wake: ChatWake,
   ) {
     super(sql, 'seq');
-    this.chats = new ChatCommitter(db.pool);
+    this.chats = new ChatCommitter(db.pool, wake);
   }
 
   async send(req: SendRequest, opts: SendOptions = {}, decide?: Decide): Promise<SendResult> {
-    // A chat between friends: two round trips (the write group-committed), no lock held across the decision.
+    // A chat between friends: one round trip (group-committed) when the state is cached, no lock held across the decision.
     const chat = await sendChat(this.chats, req, decide, opts);
     if (chat) return chat;
     return this.db.tx((c) => runAsync(sendOp(new PgTx(c, this.db), req, opts, decide)));

@@ -298,6 +298,88 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 11,
+    name: 'chat sends set-based, returning the preview and waking in their transaction',
+    sql: `
+      -- owc_send_chats (migration 7, kept for instances not yet upgraded) as a few statements per batch
+      -- instead of five per send (each statement of a function costs the server as much as a small
+      -- send's row work), and with two more answers, so that a send between friends whose state the
+      -- relay holds is one round trip (postgres-send-chat.ts):
+      -- - per send, the sender's inbox preview (count and its p_preview[i] oldest messages) when asked;
+      -- - the wake-up of the recipients, pg_notify(p_channel, p_wake || their ids), delivered by the
+      --   commit (never before the messages are visible, never for a rolled-back batch): the relay's
+      --   separate NOTIFY round trip after it is skipped (postgres-wake.ts, SentWakes).
+      -- The same locks in the same order as owc_send_chats, the same checks, the same ids: a recipient's
+      -- sends of one batch take its next ids in batch order.
+      CREATE FUNCTION owc_send_chats2(
+        p_to BIGINT[], p_from BIGINT[], p_user_a BIGINT[], p_user_b BIGINT[],
+        p_to_status TEXT[], p_to_disabled BIGINT[], p_to_name TEXT[], p_to_description TEXT[],
+        p_from_status TEXT[], p_from_disabled BIGINT[], p_from_name TEXT[], p_from_description TEXT[],
+        p_f_status TEXT[], p_f_initiated_by BIGINT[], p_f_blocked_by BIGINT[], p_f_updated_at BIGINT[],
+        p_type TEXT[], p_content TEXT[], p_attachment_name TEXT[], p_file_id TEXT[], p_file_size BIGINT[],
+        p_file_type TEXT[], p_file_expires_at BIGINT[], p_created_at BIGINT[], p_preview INTEGER[],
+        p_shard INTEGER, p_channel TEXT, p_wake TEXT
+      ) RETURNS TABLE (msg_id BIGINT, preview_total BIGINT, preview JSON) LANGUAGE plpgsql AS $fn$
+      DECLARE
+        ok BOOLEAN[];
+        ids BIGINT[];
+        woken TEXT;
+      BEGIN
+        PERFORM 1 FROM users WHERE id = ANY (p_to) ORDER BY id FOR NO KEY UPDATE;
+        PERFORM 1 FROM friendships f JOIN unnest(p_user_a, p_user_b) AS p (a, b) ON f.user_a = p.a AND f.user_b = p.b
+          ORDER BY f.user_a, f.user_b FOR SHARE OF f;
+        -- Every row is locked: each statement below (a VOLATILE function's) reads their current versions.
+        SELECT array_agg(EXISTS (
+            SELECT 1 FROM users r, friendships f, users s
+            WHERE r.id = q.t AND r.status = q.ts AND r.disabled_at IS NOT DISTINCT FROM q.td AND r.name = q.tn
+              AND r.description IS NOT DISTINCT FROM q.tdesc
+              AND f.user_a = q.a AND f.user_b = q.b AND f.status = q.fst AND f.initiated_by = q.fi
+              AND f.blocked_by IS NOT DISTINCT FROM q.fb AND f.updated_at = q.fu
+              AND s.id = q.f AND s.status = q.ss AND s.disabled_at IS NOT DISTINCT FROM q.sd AND s.name = q.sn
+              AND s.description IS NOT DISTINCT FROM q.sdesc) ORDER BY q.n)
+          INTO ok
+          FROM unnest(p_to, p_from, p_user_a, p_user_b, p_to_status, p_to_disabled, p_to_name, p_to_description,
+                      p_from_status, p_from_disabled, p_from_name, p_from_description,
+                      p_f_status, p_f_initiated_by, p_f_blocked_by, p_f_updated_at)
+            WITH ORDINALITY AS q (t, f, a, b, ts, td, tn, tdesc, ss, sd, sn, sdesc, fst, fi, fb, fu, n);
+        WITH sent AS (
+          SELECT q.n, q.t, row_number() OVER (PARTITION BY q.t ORDER BY q.n) AS k
+          FROM unnest(p_to, ok) WITH ORDINALITY AS q (t, ok, n) WHERE q.ok
+        ), bumped AS (
+          UPDATE users u SET last_msg_id = u.last_msg_id + c.c
+          FROM (SELECT t, count(*) AS c FROM sent GROUP BY t) c WHERE u.id = c.t
+          RETURNING u.id, u.last_msg_id - c.c AS base
+        ), numbered AS (
+          SELECT s.n, s.t, b.base + s.k AS id FROM sent s JOIN bumped b ON b.id = s.t
+        ), stored AS (
+          INSERT INTO messages (to_id, id, from_id, type, content, attachment_name, file_id, file_size,
+                                file_type, file_expires_at, created_at)
+          SELECT nb.t, nb.id, p_from[nb.n], p_type[nb.n], p_content[nb.n], p_attachment_name[nb.n],
+                 p_file_id[nb.n], p_file_size[nb.n], p_file_type[nb.n], p_file_expires_at[nb.n], p_created_at[nb.n]
+          FROM numbered nb
+        )
+        SELECT array_agg(nb.id ORDER BY q.n), string_agg(DISTINCT nb.t::text, ',')
+          INTO ids, woken
+          FROM generate_series(1, coalesce(array_length(p_to, 1), 0)) AS q (n) LEFT JOIN numbered nb ON nb.n = q.n;
+        IF woken IS NOT NULL THEN
+          UPDATE message_counter SET total = total + (SELECT count(*) FROM unnest(ok) AS o WHERE o)
+            WHERE shard = p_shard;
+          PERFORM pg_notify(p_channel, p_wake || woken);
+        END IF;
+        RETURN QUERY SELECT q.id,
+            CASE WHEN q.id IS NOT NULL AND q.l > 0 THEN (SELECT count(*) FROM messages m WHERE m.to_id = q.f) END,
+            CASE WHEN q.id IS NOT NULL AND q.l > 0 THEN (SELECT json_agg(pv ORDER BY pv.id) FROM (
+              SELECT m.to_id, m.id, m.from_id, m.type, m.content, m.attachment_name, m.file_id, m.file_size,
+                     m.file_type, m.file_expires_at, m.created_at, m.group_id, m.mentioned, m.e2e,
+                     u.name AS from_name, u.description AS from_description, gr.name AS group_name
+              FROM messages m LEFT JOIN users u ON u.id = m.from_id LEFT JOIN groups gr ON gr.id = m.group_id
+              WHERE m.to_id = q.f ORDER BY m.id LIMIT q.l) pv) END
+          FROM unnest(ids, p_from, p_preview) WITH ORDINALITY AS q (id, f, l, n) ORDER BY q.n;
+      END
+      $fn$;
+    `,
+  },
+  {
     version: 12,
     name: 'homepages in their own table',
     sql: `

@@ -1,11 +1,15 @@
-// The PostgreSQL send path between friends in two round trips instead of a seven-statement transaction
-// (docs/benchmarks.md, "PostgreSQL at PostgreSQL's speed"): read the state without locks (sender,
-// recipient, friendship and the sender's preview in one statement), decide in JavaScript with the same
-// pure function as every other path (domain/send.ts), then write with owc_send_chats() (migration 7),
-// which takes the locks the locked path takes, checks that what the decision read still holds and
-// stores the message — or answers NULL, and the relay reads and decides again. Writes that arrive in
-// the same turn of the event loop go to the server together (ChatCommitter): one round trip and one
-// commit (one WAL flush) for all of them, as the SQLite path batches its transactions.
+// The PostgreSQL send path between friends in one round trip instead of a seven-statement transaction
+// (docs/benchmarks.md, "PostgreSQL at PostgreSQL's speed"): take the state from what this instance last
+// read (the sender as the request authenticated it, the recipient and the friendship from StateCache;
+// one statement reads them on a miss), decide in JavaScript with the same pure function as every other
+// path (domain/send.ts), then write with owc_send_chats2() (migration 11), which takes the locks the
+// locked path takes, checks that what the decision read still holds, stores the message, reads the
+// sender's preview and sends the wake-up in the same transaction — or answers NULL for that send, and
+// the relay reads afresh and decides again. So a stale cache costs a retry, never a wrong answer; and
+// nothing but a write is decided on cached state: a refusal or a detour to the locked path is decided
+// again on a fresh read. Writes that arrive in the same turn of the event loop go to the server together
+// (ChatCommitter): one round trip and one commit (one WAL flush) for all of them, as the SQLite path
+// batches its transactions.
 //
 // Only the steady state takes this path: an accepted friendship and a decision to store one chat
 // message for the recipient, without an Idempotency-Key. Everything else — a first message, a reply
@@ -23,7 +27,6 @@ import {
   fieldParams,
   FRIENDSHIP_COLUMNS,
   joinedFrom,
-  MESSAGE_SELECT,
   messageFields,
   pair,
   toMessage,
@@ -31,32 +34,43 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { sendState, type Decide } from './send.ts';
-import type { FriendshipRecord, SendOptions, SendRequest, SendResult, UserRecord } from './types.ts';
+import type {
+  FriendshipRecord,
+  NewMessage,
+  SendOptions,
+  SendRequest,
+  SendResult,
+  UserRecord,
+} from './types.ts';
+import type { SentWakes } from './postgres-wake.ts';
 
-/** Reads before giving up on the fast path for this send (the locked path then settles it). */
+/** Fresh reads before giving up on the fast path for this send (the locked path then settles it). */
 const ATTEMPTS = 3;
+/** Entries of each StateCache map; past it the map starts again empty (no unbounded growth). */
+const CACHE_SIZE = 50_000;
 
-interface StateRow {
+interface State {
   sender: UserRecord | null;
   recipient: UserRecord | null;
   friendship: FriendshipRecord | null;
-  preview_total: number | null;
-  preview: MessageRow[] | null;
 }
 
 const READ_STATES = `SELECT
   (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = q.f) u) AS sender,
   (SELECT row_to_json(u) FROM (SELECT ${USER_COLUMNS} FROM users WHERE id = q.t) u) AS recipient,
   (SELECT row_to_json(fr) FROM (SELECT ${FRIENDSHIP_COLUMNS}
-     FROM friendships WHERE user_a = q.a AND user_b = q.b) fr) AS friendship,
-  CASE WHEN q.l > 0 THEN (SELECT count(*) FROM messages WHERE to_id = q.f) END AS preview_total,
-  CASE WHEN q.l > 0 THEN (SELECT json_agg(p ORDER BY p.id)
-     FROM (${MESSAGE_SELECT} WHERE m.to_id = q.f ORDER BY m.id LIMIT q.l) p) END AS preview
-  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[]) WITH ORDINALITY AS q (f, t, a, b, l, n)
+     FROM friendships WHERE user_a = q.a AND user_b = q.b) fr) AS friendship
+  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS q (f, t, a, b, n)
   ORDER BY q.n`;
 
-const WRITE = `SELECT t.id FROM unnest(owc_send_chats($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-  $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)) WITH ORDINALITY AS t (id, n) ORDER BY t.n`;
+const WRITE = `SELECT msg_id, preview_total, preview FROM owc_send_chats2($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+  $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)`;
+
+interface WriteRow {
+  msg_id: number | null;
+  preview_total: number | null;
+  preview: MessageRow[] | null;
+}
 
 /** Failures after which nothing of a write batch was stored and each send may be decided again. */
 function isTransient(err: unknown): boolean {
@@ -69,24 +83,57 @@ interface StateQuery {
   to: number;
   a: number;
   b: number;
-  previewLimit: number;
+}
+
+/**
+ * The recipients and friendships this instance last read or wrote with. Only a hint: owc_send_chats2
+ * compares each under lock with the database, and a send whose entry was stale is decided again on a
+ * fresh read (which replaces the entry).
+ */
+class StateCache {
+  private readonly users = new Map<number, UserRecord>();
+  private readonly friendships = new Map<string, FriendshipRecord>();
+
+  get(q: StateQuery, sender: UserRecord | undefined): State | null {
+    const s = sender ?? this.users.get(q.from);
+    const recipient = this.users.get(q.to);
+    const friendship = this.friendships.get(`${q.a}:${q.b}`);
+    return s && recipient && friendship ? { sender: s, recipient, friendship } : null;
+  }
+
+  set(q: StateQuery, state: State): void {
+    this.users.delete(q.from);
+    this.users.delete(q.to);
+    this.friendships.delete(`${q.a}:${q.b}`);
+    if (!state.sender || !state.recipient || !state.friendship) return;
+    if (this.users.size >= CACHE_SIZE) this.users.clear();
+    if (this.friendships.size >= CACHE_SIZE) this.friendships.clear();
+    this.users.set(q.from, state.sender);
+    this.users.set(q.to, state.recipient);
+    this.friendships.set(`${q.a}:${q.b}`, state.friendship);
+  }
+}
+
+/** Where the write sends its wake-up: the bus's channel and this instance's id (postgres-wake.ts). */
+export interface ChatWake {
+  channel: string;
+  instanceId: string;
+  sent: SentWakes;
 }
 
 /** The state reads and the writes of one instance's chat sends, each batched per turn of the event loop. */
 export class ChatCommitter {
-  readonly reads: RoundTrips<StateQuery, StateRow>;
-  readonly writes: RoundTrips<unknown[], number | null>;
+  readonly cache = new StateCache();
+  readonly reads: RoundTrips<StateQuery, State>;
+  readonly writes: RoundTrips<unknown[], WriteRow | null>;
 
-  constructor(pool: pg.Pool) {
+  constructor(
+    pool: pg.Pool,
+    readonly wake: ChatWake,
+  ) {
     this.reads = new RoundTrips(async (qs) => {
       const col = <K extends keyof StateQuery>(k: K) => qs.map((q) => q[k]);
-      const { rows } = await pool.query<StateRow>(READ_STATES, [
-        col('from'),
-        col('to'),
-        col('a'),
-        col('b'),
-        col('previewLimit'),
-      ]);
+      const { rows } = await pool.query<State>(READ_STATES, [col('from'), col('to'), col('a'), col('b')]);
       return rows;
     });
     // A write batch is one transaction: when it fails as a whole with a transient error, every send in
@@ -95,8 +142,13 @@ export class ChatCommitter {
       async (jobs) => {
         const columns = jobs[0]!.map((_, k) => jobs.map((j) => j[k]));
         const shard = Number(jobs[0]![0]) % MESSAGE_COUNTER_SHARDS;
-        const { rows } = await pool.query<{ id: number | null }>(WRITE, [...columns, shard]);
-        return rows.map((r) => r.id);
+        const { rows } = await pool.query<WriteRow>(WRITE, [
+          ...columns,
+          shard,
+          wake.channel,
+          `${wake.instanceId}:`,
+        ]);
+        return rows;
       },
       (err) => (isTransient(err) ? null : undefined),
     );
@@ -113,40 +165,33 @@ export async function sendChat(
   decide: Decide = decideSend,
   opts: SendOptions,
 ): Promise<SendResult | null> {
-  // The batched write (owc_send_chats) has no ciphertext column: encrypted sends take the locked path.
+  // The batched write (owc_send_chats2) has no ciphertext column: encrypted sends take the locked path.
   if (opts.idempotency || req.e2e || req.fromId === req.toId) return null;
   if (!Number.isSafeInteger(req.fromId) || !Number.isSafeInteger(req.toId)) return null;
   const [a, b] = pair(req.fromId, req.toId);
+  const q: StateQuery = { from: req.fromId, to: req.toId, a, b };
   const previewLimit = opts.previewLimit ?? 0;
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const row = await committer.reads.submit({ from: req.fromId, to: req.toId, a, b, previewLimit });
-    const { sender, recipient, friendship } = row;
-    if (!sender || !recipient || !friendship) return null;
-    // Any other friendship is about to change (or refuses): the locked path decides it.
-    if (friendship.status !== 'accepted') return null;
-    let decision: SendDecision;
-    try {
-      decision = decide(sendState(req, sender, recipient, friendship));
-    } catch (err) {
-      // A refusal is the answer; anything else is the locked path's to retry or report.
-      if (err instanceof RelayError) throw err;
-      return null;
+  const { cache } = committer;
+  // First from the cache (when it has all three); every further attempt on a fresh read.
+  let state = cache.get(q, req.sender?.id === req.fromId ? req.sender : undefined);
+  let fresh = false;
+  for (let attempt = 0; attempt < ATTEMPTS;) {
+    if (!state) {
+      state = await committer.reads.submit(q);
+      cache.set(q, state);
+      fresh = true;
+      attempt++;
     }
-    const m = decision.messages[0];
-    if (
-      decision.friendship.op !== 'none' ||
-      decision.messages.length !== 1 ||
-      !m ||
-      m.toId !== recipient.id ||
-      m.fromId !== sender.id ||
-      (m.groupId ?? null) !== null ||
-      m.mentioned ||
-      m.e2e
-    ) {
-      return null;
+    const chat = decideChat(decide, req, state, fresh);
+    state = null;
+    // Whatever is not a chat between friends is decided on a fresh read, then by the locked path.
+    if (!chat) {
+      if (fresh) return null;
+      continue;
     }
+    const { decision, m, sender, recipient, friendship } = chat;
     const f = messageFields(m, encodeText);
-    const id = await committer.writes.submit([
+    const written = await committer.writes.submit([
       recipient.id,
       sender.id,
       a,
@@ -164,25 +209,69 @@ export async function sendChat(
       friendship.blockedBy,
       friendship.updatedAt,
       ...fieldParams(f).slice(1),
+      previewLimit,
     ]);
-    if (id === null) continue; // the state moved between the read and the write: decide again
-    const delivered = [
-      toMessage({ ...f, to_id: recipient.id, id, mentioned: false, ...joinedFrom(sender) }, decodeText),
-    ];
+    // The state moved since it was read (or the batch failed transiently): read and decide again.
+    if (written?.msg_id == null) continue;
+    const id = written.msg_id;
+    committer.wake.sent.add(recipient.id);
     return {
       outcome: decision.outcome,
       messageId: id,
       toId: recipient.id,
-      delivered,
+      delivered: [
+        toMessage({ ...f, to_id: recipient.id, id, mentioned: false, ...joinedFrom(sender) }, decodeText),
+      ],
       preview:
         previewLimit > 0
           ? {
-              total: row.preview_total ?? 0,
-              messages: (row.preview ?? []).map((r) => toMessage(r, decodeText)),
+              total: written.preview_total ?? 0,
+              messages: (written.preview ?? []).map((r) => toMessage(r, decodeText)),
             }
           : null,
       replayed: false,
     };
   }
   return null;
+}
+
+/**
+ * The decision, if it is to store one chat message from sender to recipient; null otherwise. A refusal
+ * is thrown only when decided on fresh state; on cached state it answers null (decide again afresh).
+ */
+function decideChat(
+  decide: Decide,
+  req: SendRequest,
+  { sender, recipient, friendship }: State,
+  fresh: boolean,
+): {
+  decision: SendDecision;
+  m: NewMessage;
+  sender: UserRecord;
+  recipient: UserRecord;
+  friendship: FriendshipRecord;
+} | null {
+  if (!sender || !recipient || friendship?.status !== 'accepted') return null;
+  let decision: SendDecision;
+  try {
+    decision = decide(sendState(req, sender, recipient, friendship));
+  } catch (err) {
+    // A refusal is the answer; anything else is the locked path's to retry or report.
+    if (fresh && err instanceof RelayError) throw err;
+    return null;
+  }
+  const m = decision.messages[0];
+  if (
+    decision.friendship.op !== 'none' ||
+    decision.messages.length !== 1 ||
+    !m ||
+    m.toId !== recipient.id ||
+    m.fromId !== sender.id ||
+    (m.groupId ?? null) !== null ||
+    m.mentioned ||
+    m.e2e
+  ) {
+    return null;
+  }
+  return { decision, m, sender, recipient, friendship };
 }

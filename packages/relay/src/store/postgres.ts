@@ -50,7 +50,7 @@ import { runAsync } from './steps.ts';
 import { PgMessaging } from './postgres-messaging.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { PgUsers } from './postgres-users.ts';
-import { PostgresWakeBus } from './postgres-wake.ts';
+import { PostgresWakeBus, SentWakes } from './postgres-wake.ts';
 import type { Store } from './types.ts';
 import type { WakeBus } from './wake.ts';
 
@@ -116,6 +116,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
     // NOTIFY channels are per database: a schema gets its own, so deployments sharing a database
     // (and parallel test runs) do not wake each other.
     const channel = schema ? `owc_wake_${schema}` : 'owc_wake';
+    // The chat path's writes send their wake-ups themselves; the bus then skips them.
+    const wake = { channel, instanceId, sent: new SentWakes() };
     const db = new PgDb(pool);
     const sql = new PgSql(db);
     let closed = false;
@@ -130,7 +132,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
       },
       {
         users: new PgUsers(db, sql),
-        messaging: new PgMessaging(db, sql),
+        messaging: new PgMessaging(db, sql, wake),
         files: new Files(sql, {
           // Two uploads of one sender (on any instance) take turns; ids past 2^31 share a lock with
           // another sender: only an extra wait, never a wrong answer.
@@ -153,7 +155,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
     );
     // Its own application_name, so pg_stat_activity tells the LISTEN connection from the pool's.
     const listenConfig = { ...config, application_name: 'openwechat-relay-listen' };
-    return { store, bus: new PostgresWakeBus(pool, listenConfig, channel, instanceId, onError) };
+    return { store, bus: new PostgresWakeBus(pool, listenConfig, channel, instanceId, onError, wake.sent) };
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
