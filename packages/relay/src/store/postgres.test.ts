@@ -541,6 +541,89 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
       expect((await store.peekInbox(y.id, 10)).total).toBe(0);
     });
 
+    it('a chat send decided on what this instance cached sees another instance’s block, unblock and status changes', async () => {
+      const schema = fresh('cached');
+      const a = await openStore(schema);
+      const b = await openStore(schema);
+      const x = await newUser(a.store, 'x');
+      const y = await newUser(a.store, 'y');
+      const send = (content: string, at: number) =>
+        a.store.send(
+          { fromId: x.id, toId: y.id, content, attachment: null, now: at, sender: x },
+          { previewLimit: 5 },
+        );
+      const refusal = (p: Promise<unknown>) =>
+        p.then(
+          () => 'sent',
+          (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
+        );
+      await send('hi', T0);
+      await a.store.send({ fromId: y.id, toId: x.id, content: 'hi back', attachment: null, now: T0 + 1 });
+      // Friends: these go the cached way (recipient and friendship held by instance a).
+      expect((await send('one', T0 + 2)).outcome).toBe('chat');
+      expect((await send('two', T0 + 3)).outcome).toBe('chat');
+      const stored = await a.store.lastMessageId(y.id);
+
+      // Instance b changes what a holds; a's next send must see it, not its cache.
+      expect(await b.store.block(y.id, x.id, T0 + 4)).toBe(true);
+      expect(await refusal(send('after the block', T0 + 5))).toBe('blocked_by_recipient');
+      expect(await a.store.lastMessageId(y.id)).toBe(stored);
+
+      expect(await b.store.unblock(y.id, x.id)).toBe(true);
+      // The refusal a just read is not kept as an answer either.
+      const unblocked = await refusal(send('after the unblock', T0 + 6));
+      expect(unblocked).not.toBe('blocked_by_recipient');
+
+      await a.store.send({
+        fromId: y.id,
+        toId: x.id,
+        content: 'friends again',
+        attachment: null,
+        now: T0 + 7,
+      });
+      expect((await send('cached again', T0 + 8)).outcome).toBe('chat');
+      // A refusal decided on a fresh read (do not disturb) ...
+      expect(await b.store.setStatus(y.id, 'do_not_disturb')).not.toBeNull();
+      const before = await a.store.lastMessageId(y.id);
+      expect(await refusal(send('do not disturb', T0 + 9))).toBe('recipient_dnd');
+      expect(await a.store.lastMessageId(y.id)).toBe(before);
+      // ... is not answered again from the cache once b has lifted it.
+      expect(await b.store.setStatus(y.id, 'open')).not.toBeNull();
+      expect((await send('open again', T0 + 10)).outcome).toBe('chat');
+      expect(await a.store.lastMessageId(y.id)).toBe(before + 1);
+    });
+
+    it('the chat write returns the sender’s preview and wakes other instances once, in its transaction', async () => {
+      const schema = fresh('chat_wake');
+      const a = await openStore(schema);
+      const b = await openStore(schema);
+      const x = await newUser(a.store, 'x');
+      const y = await newUser(a.store, 'y');
+      await a.store.send({ fromId: x.id, toId: y.id, content: 'hi', attachment: null, now: T0 });
+      await a.store.send({ fromId: y.id, toId: x.id, content: 'hi back', attachment: null, now: T0 + 1 });
+      const got: number[][] = [];
+      await b.bus.subscribe((ids) => got.push(ids));
+
+      const r = await a.store.send(
+        { fromId: x.id, toId: y.id, content: 'chat', attachment: null, now: T0 + 2, sender: x },
+        { previewLimit: 5 },
+      );
+      // What the store boundary (app.ts) does in the same turn: announce the recipient. The write sent
+      // that wake-up with its commit, so this one is not sent again.
+      await a.bus.announce([y.id]);
+      expect(r.outcome).toBe('chat');
+      // x's inbox: "hi back" and the acceptance notice, oldest first, joined with their senders.
+      const peek = await a.store.peekInbox(x.id, 5);
+      expect(r.preview).toEqual(peek);
+      expect(r.preview!.messages[0]!.from?.name).toBe('y');
+      await new Promise((res) => setTimeout(res, 300));
+      expect(got).toEqual([[y.id]]);
+      // A later announce is not swallowed.
+      await a.bus.announce([y.id]);
+      await new Promise((res) => setTimeout(res, 300));
+      expect(got).toEqual([[y.id], [y.id]]);
+    });
+
     it('matches discovery keywords case-insensitively beyond ASCII', async () => {
       const { store } = await openStore(fresh('disc'));
       const me = await newUser(store, 'me');
