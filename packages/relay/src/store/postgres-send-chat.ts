@@ -47,7 +47,7 @@ import type { SentWakes } from './postgres-wake.ts';
 /** Fresh reads before giving up on the fast path for this send (the locked path then settles it). */
 const ATTEMPTS = 3;
 /** Entries of each StateCache map; past it the map starts again empty (no unbounded growth). */
-const CACHE_SIZE = 50_000;
+const CACHE_SIZE = 10_000;
 
 interface State {
   sender: UserRecord | null;

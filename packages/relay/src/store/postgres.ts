@@ -18,7 +18,8 @@
 //   and no message is returned twice) and returns only the rows its own DELETE removed.
 // - A swept attachment stops being served at once but keeps its bytes for an hour, so a download
 //   already under way on any instance completes; a later sweep removes them.
-// - Cross-instance wake-ups: PostgresWakeBus, LISTEN/NOTIFY on a dedicated connection.
+// - Cross-instance wake-ups: PostgresWakeBus, LISTEN/NOTIFY on a dedicated connection. The chat path's
+//   write (owc_send_chats2) sends its own in its transaction, and the bus skips announcing it again.
 // - PostgreSQL text cannot hold U+0000, which message content, attachment names and homepages may
 //   contain (SQLite keeps them): those columns go through a small reversible escape (postgres-text.ts).
 //
