@@ -72,6 +72,18 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
     });
   }
 
+  /** Two instances on a fresh schema, and friends x and y (a message each way, through a). */
+  async function friendsOnTwoInstances(tag: string) {
+    const schema = fresh(tag);
+    const a = await openStore(schema);
+    const b = await openStore(schema);
+    const x = await newUser(a.store, 'x');
+    const y = await newUser(a.store, 'y');
+    await a.store.send({ fromId: x.id, toId: y.id, content: 'hi', attachment: null, now: T0 });
+    await a.store.send({ fromId: y.id, toId: x.id, content: 'hi back', attachment: null, now: T0 + 1 });
+    return { a, b, x, y };
+  }
+
   describe('migrations', () => {
     it('creates the schema, records every migration, and re-opening applies nothing', async () => {
       const schema = fresh('mig');
@@ -542,11 +554,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
     });
 
     it('a chat send decided on what this instance cached sees another instance’s block, unblock and status changes', async () => {
-      const schema = fresh('cached');
-      const a = await openStore(schema);
-      const b = await openStore(schema);
-      const x = await newUser(a.store, 'x');
-      const y = await newUser(a.store, 'y');
+      const { a, b, x, y } = await friendsOnTwoInstances('cached');
       const send = (content: string, at: number) =>
         a.store.send(
           { fromId: x.id, toId: y.id, content, attachment: null, now: at, sender: x },
@@ -557,8 +565,6 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
           () => 'sent',
           (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
         );
-      await send('hi', T0);
-      await a.store.send({ fromId: y.id, toId: x.id, content: 'hi back', attachment: null, now: T0 + 1 });
       // Friends: these go the cached way (recipient and friendship held by instance a).
       expect((await send('one', T0 + 2)).outcome).toBe('chat');
       expect((await send('two', T0 + 3)).outcome).toBe('chat');
@@ -594,13 +600,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
     });
 
     it('the chat write returns the sender’s preview and wakes other instances once, in its transaction', async () => {
-      const schema = fresh('chat_wake');
-      const a = await openStore(schema);
-      const b = await openStore(schema);
-      const x = await newUser(a.store, 'x');
-      const y = await newUser(a.store, 'y');
-      await a.store.send({ fromId: x.id, toId: y.id, content: 'hi', attachment: null, now: T0 });
-      await a.store.send({ fromId: y.id, toId: x.id, content: 'hi back', attachment: null, now: T0 + 1 });
+      const { a, b, x, y } = await friendsOnTwoInstances('chat_wake');
       const got: number[][] = [];
       await b.bus.subscribe((ids) => got.push(ids));
 
@@ -834,13 +834,7 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
     });
 
     it('keyed duplicates racing through two instances deliver once', async () => {
-      const schema = fresh('idem');
-      const a = await openStore(schema);
-      const b = await openStore(schema);
-      const x = await newUser(a.store, 'x');
-      const y = await newUser(a.store, 'y');
-      await a.store.send({ fromId: x.id, toId: y.id, content: 'hi', attachment: null, now: T0 });
-      await a.store.send({ fromId: y.id, toId: x.id, content: 'ok', attachment: null, now: T0 });
+      const { a, b, x, y } = await friendsOnTwoInstances('idem');
       for (let k = 0; k < 10; k++) {
         const opts = { idempotency: { key: `k${k}`, fingerprint: 'f', windowMs: 60_000 }, previewLimit: 5 };
         const results = await Promise.all(
