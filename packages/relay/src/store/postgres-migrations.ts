@@ -321,30 +321,30 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         p_shard INTEGER, p_channel TEXT, p_wake TEXT
       ) RETURNS TABLE (msg_id BIGINT, preview_total BIGINT, preview JSON) LANGUAGE plpgsql AS $fn$
       DECLARE
-        ok BOOLEAN[];
         ids BIGINT[];
+        stored_count BIGINT;
         woken TEXT;
       BEGIN
         PERFORM 1 FROM users WHERE id = ANY (p_to) ORDER BY id FOR NO KEY UPDATE;
         PERFORM 1 FROM friendships f JOIN unnest(p_user_a, p_user_b) AS p (a, b) ON f.user_a = p.a AND f.user_b = p.b
           ORDER BY f.user_a, f.user_b FOR SHARE OF f;
-        -- Every row is locked: each statement below (a VOLATILE function's) reads their current versions.
-        SELECT array_agg(EXISTS (
+        -- Every row is locked: the statements below (a VOLATILE function's: each takes its snapshot when
+        -- it starts) read their current versions. A send whose state still is what it was decided on
+        -- takes its recipient's next id; the others get NULL.
+        WITH sent AS (
+          SELECT q.n, q.t, row_number() OVER (PARTITION BY q.t ORDER BY q.n) AS k
+          FROM unnest(p_to, p_from, p_user_a, p_user_b, p_to_status, p_to_disabled, p_to_name, p_to_description,
+                      p_from_status, p_from_disabled, p_from_name, p_from_description,
+                      p_f_status, p_f_initiated_by, p_f_blocked_by, p_f_updated_at)
+            WITH ORDINALITY AS q (t, f, a, b, ts, td, tn, tdesc, ss, sd, sn, sdesc, fst, fi, fb, fu, n)
+          WHERE EXISTS (
             SELECT 1 FROM users r, friendships f, users s
             WHERE r.id = q.t AND r.status = q.ts AND r.disabled_at IS NOT DISTINCT FROM q.td AND r.name = q.tn
               AND r.description IS NOT DISTINCT FROM q.tdesc
               AND f.user_a = q.a AND f.user_b = q.b AND f.status = q.fst AND f.initiated_by = q.fi
               AND f.blocked_by IS NOT DISTINCT FROM q.fb AND f.updated_at = q.fu
               AND s.id = q.f AND s.status = q.ss AND s.disabled_at IS NOT DISTINCT FROM q.sd AND s.name = q.sn
-              AND s.description IS NOT DISTINCT FROM q.sdesc) ORDER BY q.n)
-          INTO ok
-          FROM unnest(p_to, p_from, p_user_a, p_user_b, p_to_status, p_to_disabled, p_to_name, p_to_description,
-                      p_from_status, p_from_disabled, p_from_name, p_from_description,
-                      p_f_status, p_f_initiated_by, p_f_blocked_by, p_f_updated_at)
-            WITH ORDINALITY AS q (t, f, a, b, ts, td, tn, tdesc, ss, sd, sn, sdesc, fst, fi, fb, fu, n);
-        WITH sent AS (
-          SELECT q.n, q.t, row_number() OVER (PARTITION BY q.t ORDER BY q.n) AS k
-          FROM unnest(p_to, ok) WITH ORDINALITY AS q (t, ok, n) WHERE q.ok
+              AND s.description IS NOT DISTINCT FROM q.sdesc)
         ), bumped AS (
           UPDATE users u SET last_msg_id = u.last_msg_id + c.c
           FROM (SELECT t, count(*) AS c FROM sent GROUP BY t) c WHERE u.id = c.t
@@ -358,12 +358,11 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
                  p_file_id[nb.n], p_file_size[nb.n], p_file_type[nb.n], p_file_expires_at[nb.n], p_created_at[nb.n]
           FROM numbered nb
         )
-        SELECT array_agg(nb.id ORDER BY q.n), string_agg(DISTINCT nb.t::text, ',')
-          INTO ids, woken
+        SELECT array_agg(nb.id ORDER BY q.n), count(nb.id), string_agg(DISTINCT nb.t::text, ',')
+          INTO ids, stored_count, woken
           FROM generate_series(1, coalesce(array_length(p_to, 1), 0)) AS q (n) LEFT JOIN numbered nb ON nb.n = q.n;
         IF woken IS NOT NULL THEN
-          UPDATE message_counter SET total = total + (SELECT count(*) FROM unnest(ok) AS o WHERE o)
-            WHERE shard = p_shard;
+          UPDATE message_counter SET total = total + stored_count WHERE shard = p_shard;
           PERFORM pg_notify(p_channel, p_wake || woken);
         END IF;
         RETURN QUERY SELECT q.id,
