@@ -220,7 +220,11 @@ export async function sendChat(
       messageId: id,
       toId: recipient.id,
       delivered: [
-        toMessage({ ...f, to_id: recipient.id, id, mentioned: false, ...joinedFrom(sender) }, decodeText),
+        // Object.assign, not a spread followed by more properties (V8's slow path for that shape).
+        toMessage(
+          Object.assign(f, { to_id: recipient.id, id, mentioned: false }, joinedFrom(sender)),
+          decodeText,
+        ),
       ],
       preview:
         previewLimit > 0
