@@ -139,7 +139,7 @@ export async function createHttpServer(
     // Every method and path is in the route table: no implicit HEAD routes.
     exposeHeadRoutes: false,
     // A media link's capability token is one long path segment.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
