@@ -389,12 +389,13 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       -- A homepage (up to 512 KB) out of the users row, which every message to the inbox (the id
       -- counter) and the user's activity (last_seen_at) update: as on SQLite (whose whole row such an
       -- update rewrites), and so the statements stay one text for both backends (users.ts).
+      -- users.homepage stays, no longer read or written, for instances of the previous release still
+      -- running during a rolling upgrade (SERVER.md, Upgrades); a later migration drops it.
       CREATE TABLE homepages (
         user_id BIGINT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
         html    TEXT   NOT NULL
       );
       INSERT INTO homepages (user_id, html) SELECT id, homepage FROM users WHERE homepage IS NOT NULL;
-      ALTER TABLE users DROP COLUMN homepage;
     `,
   },
 ];

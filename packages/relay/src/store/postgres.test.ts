@@ -163,7 +163,16 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
         `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'users'`,
         [schema],
       );
-      expect(columns.map((r) => r.column_name)).not.toContain('homepage');
+      // Kept, unread, for instances of the previous release during a rolling upgrade.
+      expect(columns.map((r) => r.column_name)).toContain('homepage');
+      const moved = await querySchema<{ user_id: string; html: string }>(
+        schema,
+        'SELECT user_id, html FROM homepages ORDER BY user_id',
+      );
+      expect(moved.map((r) => [Number(r.user_id), r.html])).toEqual([
+        [1, '<p>a</p>'],
+        [2, '<p>b</p>'],
+      ]);
     });
 
     it('instances starting at once on a fresh schema migrate it once', async () => {
