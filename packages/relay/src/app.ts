@@ -178,10 +178,10 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   // (bus): the store boundary calls it after every commit that stored messages, whatever wrote them.
   const store = storeBoundary(opened.store, {
     seconds: metrics.storeSeconds,
-    delivered: (messages) => {
+    delivered: (messages, othersWoken) => {
       metrics.messagesStored.inc(messages.length);
       hub?.publish(messages);
-      if (bus) {
+      if (bus && !othersWoken) {
         const recipients = [...new Set(messages.map((m) => m.toId))];
         bus.announce(recipients).catch((err) => logger.warn({ err }, 'wake-up announce failed'));
       }

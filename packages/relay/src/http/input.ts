@@ -254,13 +254,16 @@ function compiled(schema: TObject, loc: Loc): CompiledField[] {
   if (!byLoc) COMPILED.set(schema, (byLoc = new Map()));
   let fields = byLoc.get(loc);
   if (!fields) {
-    fields = (Object.entries(schema.properties) as [string, TSchema][]).map(([key, prop]) => ({
-      key,
-      loc: `${loc} -> ${key}`,
-      check: fieldCheck(prop, `${loc} -> ${key}`),
-      optional: KindGuard.IsOptional(prop),
-      fallback: prop.default,
-    }));
+    fields = (Object.entries(schema.properties) as [string, TSchema][]).map(([key, prop]) => {
+      const at = `${loc} -> ${key}`;
+      return {
+        key,
+        loc: at,
+        check: fieldCheck(prop, at),
+        optional: KindGuard.IsOptional(prop),
+        fallback: prop.default,
+      };
+    });
     byLoc.set(loc, fields);
   }
   return fields;

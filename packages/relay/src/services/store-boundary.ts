@@ -30,8 +30,11 @@ const UNTIMED = new Set<StoreMethod>(['readFile']);
 export interface BoundaryOptions {
   /** The latency histogram, labelled by method name. */
   seconds: BoundHistogram<'op'>;
-  /** Messages a call committed (non-empty, in commit order), right after the commit. */
-  delivered: (messages: InboxMessage[]) => void;
+  /**
+   * Messages a call committed (non-empty, in commit order), right after the commit; `othersWoken` when
+   * the store already woke the other instances for them (SendResult.woken).
+   */
+  delivered: (messages: InboxMessage[], othersWoken: boolean) => void;
 }
 
 export function storeBoundary(store: Store, opts: BoundaryOptions): Store {
@@ -51,8 +54,8 @@ export function storeBoundary(store: Store, opts: BoundaryOptions): Store {
         (r) => {
           end();
           if (publishes) {
-            const delivered = (r as { delivered: InboxMessage[] }).delivered;
-            if (delivered.length > 0) opts.delivered(delivered);
+            const { delivered, woken } = r as { delivered: InboxMessage[]; woken?: boolean };
+            if (delivered.length > 0) opts.delivered(delivered, woken === true);
           }
           return r;
         },

@@ -312,7 +312,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       -- - per send, the sender's inbox preview (count and its p_preview[i] oldest messages) when asked;
       -- - the wake-up of the recipients, pg_notify(p_channel, p_wake || their ids), delivered by the
       --   commit (never before the messages are visible, never for a rolled-back batch): the relay's
-      --   separate NOTIFY round trip after it is skipped (postgres-wake.ts, SentWakes).
+      --   separate NOTIFY round trip after it is skipped (SendResult.woken, services/store-boundary.ts).
       -- The same locks in the same order as owc_send_chats, the same checks, the same ids: a recipient's
       -- sends of one batch take its next ids in batch order.
       CREATE FUNCTION owc_send_chats2(

@@ -42,7 +42,6 @@ import type {
   SendResult,
   UserRecord,
 } from './types.ts';
-import type { SentWakes } from './postgres-wake.ts';
 
 /** Fresh reads before giving up on the fast path for this send (the locked path then settles it). */
 const ATTEMPTS = 3;
@@ -118,7 +117,6 @@ class StateCache {
 export interface ChatWake {
   channel: string;
   instanceId: string;
-  sent: SentWakes;
 }
 
 /** The state reads and the writes of one instance's chat sends, each batched per turn of the event loop. */
@@ -214,7 +212,6 @@ export async function sendChat(
     // The state moved since it was read (or the batch failed transiently): read and decide again.
     if (written?.msg_id == null) continue;
     const id = written.msg_id;
-    committer.wake.sent.add(recipient.id);
     return {
       outcome: decision.outcome,
       messageId: id,
@@ -234,6 +231,8 @@ export async function sendChat(
             }
           : null,
       replayed: false,
+      // Its NOTIFY left with the write's commit.
+      woken: true,
     };
   }
   return null;

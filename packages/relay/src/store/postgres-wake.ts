@@ -79,39 +79,6 @@ class NotifyBatches<T> {
 }
 
 /**
- * Recipients whose wake-up the chat path's write already sent in its transaction (owc_send_chats2,
- * postgres-send-chat.ts). The store boundary (app.ts) announces every send's recipients when the send
- * returns, in the same turn of the event loop: that announce skips each of these once instead of sending
- * it again. What no announce consumed is dropped after the turn, so it can never swallow a later one.
- */
-export class SentWakes {
-  private readonly counts = new Map<number, number>();
-  private clearing = false;
-
-  add(userId: number): void {
-    this.counts.set(userId, (this.counts.get(userId) ?? 0) + 1);
-    if (this.clearing) return;
-    this.clearing = true;
-    setImmediate(() => {
-      this.counts.clear();
-      this.clearing = false;
-    });
-  }
-
-  /** The ids still to announce; each one already sent is consumed once. */
-  unsent(userIds: readonly number[]): readonly number[] {
-    if (this.counts.size === 0) return userIds;
-    return userIds.filter((id) => {
-      const n = this.counts.get(id);
-      if (!n) return true;
-      if (n === 1) this.counts.delete(id);
-      else this.counts.set(id, n - 1);
-      return false;
-    });
-  }
-}
-
-/**
  * LISTEN/NOTIFY as the WakeBus. `announce` sends `<instance id>:<id>,<id>,…` on the channel; a dedicated
  * connection LISTENs and hands other instances' announcements to the subscriber (its own are skipped:
  * the local hub was woken directly). A dropped LISTEN connection is re-opened with backoff; the
@@ -134,7 +101,6 @@ export class PostgresWakeBus implements WakeBus {
     readonly channel: string,
     readonly instanceId: string,
     private readonly onError: (err: unknown, what: string) => void,
-    private readonly sent: SentWakes,
   ) {}
 
   /** Ids announced in one turn of the event loop, sent together (the sends that committed together). */
@@ -151,7 +117,7 @@ export class PostgresWakeBus implements WakeBus {
   );
 
   announce(userIds: readonly number[]): Promise<void> {
-    return this.closed ? Promise.resolve() : this.wakes.add(this.sent.unsent(userIds));
+    return this.closed ? Promise.resolve() : this.wakes.add(userIds);
   }
 
   announceReceipts(receipts: readonly ReceiptView[]): Promise<void> {

@@ -617,17 +617,16 @@ describe.skipIf(!available)('PostgreSQL backend', () => {
         { fromId: x.id, toId: y.id, content: 'chat', attachment: null, now: T0 + 2, sender: x },
         { previewLimit: 5 },
       );
-      // What the store boundary (app.ts) does in the same turn: announce the recipient. The write sent
-      // that wake-up with its commit, so this one is not sent again.
-      await a.bus.announce([y.id]);
+      // The write sent the wake-up with its commit and says so: the store boundary announces nothing more.
       expect(r.outcome).toBe('chat');
+      expect(r.woken).toBe(true);
       // x's inbox: "hi back" and the acceptance notice, oldest first, joined with their senders.
       const peek = await a.store.peekInbox(x.id, 5);
       expect(r.preview).toEqual(peek);
       expect(r.preview!.messages[0]!.from?.name).toBe('y');
       await new Promise((res) => setTimeout(res, 300));
       expect(got).toEqual([[y.id]]);
-      // A later announce is not swallowed.
+      // An announce of the bus's own still goes out.
       await a.bus.announce([y.id]);
       await new Promise((res) => setTimeout(res, 300));
       expect(got).toEqual([[y.id], [y.id]]);

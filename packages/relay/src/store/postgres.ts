@@ -19,7 +19,8 @@
 // - A swept attachment stops being served at once but keeps its bytes for an hour, so a download
 //   already under way on any instance completes; a later sweep removes them.
 // - Cross-instance wake-ups: PostgresWakeBus, LISTEN/NOTIFY on a dedicated connection. The chat path's
-//   write (owc_send_chats2) sends its own in its transaction, and the bus skips announcing it again.
+//   write (owc_send_chats2) sends its own in its transaction and says so (SendResult.woken), so the
+//   store boundary does not announce it again.
 // - PostgreSQL text cannot hold U+0000, which message content, attachment names and homepages may
 //   contain (SQLite keeps them): those columns go through a small reversible escape (postgres-text.ts).
 //
@@ -51,7 +52,7 @@ import { runAsync } from './steps.ts';
 import { PgMessaging } from './postgres-messaging.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import { PgUsers } from './postgres-users.ts';
-import { PostgresWakeBus, SentWakes } from './postgres-wake.ts';
+import { PostgresWakeBus } from './postgres-wake.ts';
 import type { Store } from './types.ts';
 import type { WakeBus } from './wake.ts';
 
@@ -117,8 +118,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
     // NOTIFY channels are per database: a schema gets its own, so deployments sharing a database
     // (and parallel test runs) do not wake each other.
     const channel = schema ? `owc_wake_${schema}` : 'owc_wake';
-    // The chat path's writes send their wake-ups themselves; the bus then skips them.
-    const wake = { channel, instanceId, sent: new SentWakes() };
+    // The chat path's writes send their wake-ups themselves, in their transaction (SendResult.woken).
+    const wake = { channel, instanceId };
     const db = new PgDb(pool);
     const sql = new PgSql(db);
     let closed = false;
@@ -156,7 +157,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<{ s
     );
     // Its own application_name, so pg_stat_activity tells the LISTEN connection from the pool's.
     const listenConfig = { ...config, application_name: 'openwechat-relay-listen' };
-    return { store, bus: new PostgresWakeBus(pool, listenConfig, channel, instanceId, onError, wake.sent) };
+    return { store, bus: new PostgresWakeBus(pool, listenConfig, channel, instanceId, onError) };
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;

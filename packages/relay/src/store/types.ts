@@ -81,6 +81,11 @@ export interface SendResult {
   preview: InboxPage | null;
   /** true when this is the recorded result of an earlier request with the same idempotency key. */
   replayed: boolean;
+  /**
+   * true when the store already woke the other instances for `delivered`, in the transaction that
+   * stored them (PostgreSQL's chat write, owc_send_chats2): nothing more to announce.
+   */
+  woken?: boolean;
 }
 
 export interface InboxPage {
