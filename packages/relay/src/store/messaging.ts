@@ -115,9 +115,12 @@ export abstract class MessagingBase implements Omit<MessagingStore, 'send' | 'pe
     return new Map(rows.map((r) => [r.id, r.last]));
   }
 
+  /** Deletes the messages created before $1 (SQLite: by rowid, having no index on created_at). */
+  protected readonly expireSql: string = 'DELETE FROM messages WHERE created_at < $1';
+
   async expireMessages(before: number): Promise<number> {
     await this.sql.run('DELETE FROM receipts WHERE created_at < $1', [before]);
-    return this.sql.run('DELETE FROM messages WHERE created_at < $1', [before]);
+    return this.sql.run(this.expireSql, [before]);
   }
 
   /**

@@ -29,6 +29,17 @@ export class SqliteMessaging extends MessagingBase implements MessagingStore {
     rows: boolean,
   ) => Cleared;
   private readonly peekTx: (userId: number, limit: number) => InboxPage;
+  // No index on messages.created_at (migration 12): each message would write one more B-tree and, in a
+  // batch, one more WAL page. Rows are stored in rowid order, which is the order they were inserted in
+  // (a new rowid is one past the largest), so the oldest messages come first: the expired ones are the
+  // rows before the first one that is not, found by reading exactly those. A message stamped earlier
+  // than one inserted before it (the clock stepped back) goes when that one goes: late by the step.
+  protected override readonly expireSql = `
+    DELETE FROM messages
+    WHERE rowid < coalesce(
+            (SELECT rowid FROM messages WHERE created_at >= $1 ORDER BY rowid LIMIT 1),
+            9223372036854775807)
+      AND created_at < $1`;
 
   constructor(db: DB, sql: SqliteSql, msgs: SqliteTx, cache: SqliteCache) {
     super(sql, 'rowid');

@@ -257,6 +257,15 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE users DROP COLUMN homepage;
     `,
   },
+  {
+    version: 12,
+    name: 'no index on messages.created_at',
+    sql: `
+      -- Every message wrote this index too. The retention sweep finds expired messages in rowid order
+      -- instead (SqliteMessaging.expireSql), issue 26.
+      DROP INDEX IF EXISTS messages_created_at;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -84,6 +84,42 @@ describe('SQLite backend', () => {
     }
   });
 
+  it('expires messages in rowid order: reads only the expired rows, late by a backward clock step', async () => {
+    store = await openSqliteStore({ file });
+    const alice = await user('alice', 'ha', 1);
+    const bob = await user('bob', 'hb', 1);
+    const send = (now: number, from = alice, to = bob) =>
+      store!.send({ fromId: from.id, toId: to.id, content: `at ${now}`, attachment: null, now });
+    const left = async () => (await store!.peekInbox(bob.id, 10)).messages.map((m) => m.content);
+    await send(50); // the friend request
+    await send(50, bob, alice); // accepted
+    const setup = (await store.peekInbox(alice.id, 10)).total + (await store.peekInbox(bob.id, 10)).total;
+    // Inserted in this order; the clock stepped back before the last one.
+    for (const now of [100, 200, 300, 250]) await send(now);
+    expect(await store.expireMessages(201)).toBe(setup + 2);
+    expect(await left()).toEqual(['at 300', 'at 250']);
+    // "at 250" is older than the cutoff but follows a message that is not: it waits for that one.
+    expect(await store.expireMessages(260)).toBe(0);
+    expect(await left()).toEqual(['at 300', 'at 250']);
+    expect(await store.expireMessages(301)).toBe(2);
+    expect(await left()).toEqual([]);
+    await store.close();
+    store = null;
+    const db = new Database(file, { readonly: true });
+    try {
+      const plan = db
+        .prepare(
+          `EXPLAIN QUERY PLAN DELETE FROM messages WHERE rowid < coalesce((SELECT rowid FROM messages
+           WHERE created_at >= 1 ORDER BY rowid LIMIT 1), 9223372036854775807) AND created_at < 1`,
+        )
+        .all() as Array<{ detail: string }>;
+      // A range of rowids, never a scan of the whole table.
+      expect(plan.map((p) => p.detail)).toContain('SEARCH messages USING INTEGER PRIMARY KEY (rowid<?)');
+    } finally {
+      db.close();
+    }
+  });
+
   it('upgrades a version-4 database to groups (messages table rebuilt) keeping every message', async () => {
     const db = new Database(file);
     migrateSqlite(
@@ -112,9 +148,11 @@ describe('SQLite backend', () => {
         )
         .all()
         .map((r) => (r as { name: string }).name);
-      // Version 10 dropped messages_to_from: the primary key (to_id, id) serves those queries.
-      expect(indexes).toEqual(expect.arrayContaining(['messages_created_at', 'messages_file_id']));
+      // Version 10 dropped messages_to_from: the primary key (to_id, id) serves those queries; version
+      // 12 messages_created_at: expiry reads the messages in rowid order.
+      expect(indexes).toContain('messages_file_id');
       expect(indexes).not.toContain('messages_to_from');
+      expect(indexes).not.toContain('messages_created_at');
       expect(check.pragma('foreign_key_check')).toEqual([]);
     } finally {
       check.close();
