@@ -51,6 +51,8 @@ export interface CpuRow {
   rps: number;
   /** usPerRequest ÷ bare node:http's. */
   ratioToBare: number | null;
+  /** The smallest and largest totalUsPerRequest of the rounds: how far the machine moved the figure. */
+  range: [number, number];
   samples: CpuSample[];
 }
 
@@ -78,6 +80,11 @@ export interface CpuResult {
   rows: CpuRow[];
   /** Short names → the figures issue 26 asks for. */
   ratios: Record<string, number | null>;
+  /**
+   * Relay SQLite ÷ bare node:http within each round (the two measured minutes apart at most), sorted:
+   * the spread of the ratio itself on this machine, beside the ratio of the medians above.
+   */
+  sqliteToBareByRound: number[];
   scaleOut: ScaleOut;
   pgSkipped?: string;
 }
@@ -112,7 +119,8 @@ async function loadAvg1(): Promise<number> {
 export async function measureCpu(ctx: BenchContext, opts: { baseline?: string } = {}): Promise<CpuResult> {
   const { settings } = ctx;
   const pointSec = settings.quick ? 1.5 : 5;
-  const rounds = Number(process.env.BENCH_CPU_ROUNDS ?? (settings.quick ? 1 : 3));
+  // Five rounds: on a shared machine one row's figure can move by half between rounds (docs/benchmarks.md).
+  const rounds = Number(process.env.BENCH_CPU_ROUNDS ?? (settings.quick ? 1 : 5));
   const targets: Target[] = [];
   let admin: pg.Client | null = null;
   let pgSkipped: string | undefined;
@@ -262,6 +270,7 @@ export async function measureCpu(ctx: BenchContext, opts: { baseline?: string } 
       const ss = samples.get(t.name)!;
       const us = round(median(ss.map((s) => s.usPerRequest)), 1);
       const db = t.dbPids ? round(median(ss.map((s) => s.dbUsPerRequest ?? 0)), 1) : undefined;
+      const totals = ss.map((s) => round(s.usPerRequest + (s.dbUsPerRequest ?? 0), 1));
       return {
         name: t.name,
         usPerRequest: us,
@@ -269,6 +278,7 @@ export async function measureCpu(ctx: BenchContext, opts: { baseline?: string } 
         totalUsPerRequest: round(us + (db ?? 0), 1),
         rps: round(median(ss.map((s) => s.rps)), 0),
         ratioToBare: bare > 0 ? round(us / bare) : null,
+        range: [Math.min(...totals), Math.max(...totals)],
         samples: ss,
       };
     });
@@ -289,12 +299,19 @@ export async function measureCpu(ctx: BenchContext, opts: { baseline?: string } 
         row('baseline relay, PostgreSQL')?.totalUsPerRequest,
       );
     }
+    const bareByRound = samples.get('bare node:http')!;
+    const sqliteByRound = samples.get('relay, SQLite') ?? [];
+    const sqliteToBareByRound = sqliteByRound
+      .map((s, i) => ratio(s.usPerRequest, bareByRound[i]?.usPerRequest))
+      .filter((v): v is number => v !== null)
+      .sort((a, b) => a - b);
     return {
       connections: CONNECTIONS,
       pointSec,
       rounds,
       rows,
       ratios,
+      sqliteToBareByRound,
       scaleOut: scaleOut(row('relay, SQLite'), row('relay, PostgreSQL')),
       ...(pgSkipped ? { pgSkipped } : {}),
     };
@@ -355,11 +372,15 @@ export function formatCpu(r: CpuResult): string[] {
   out.push(
     `\nCPU per request (user + system, /proc; ${r.connections} connections; median of ${r.rounds} × ${r.pointSec} s)`,
   );
-  out.push('  server                        req/s   µs/request   database µs   total µs   × node:http');
+  out.push(
+    '  server                        req/s   µs/request   database µs   total µs   × node:http   total µs, rounds min–max',
+  );
   for (const row of r.rows)
     out.push(
-      `  ${row.name.padEnd(27)} ${pad(row.rps, 7)} ${pad(row.usPerRequest, 12)} ${pad(row.dbUsPerRequest ?? '-', 13)} ${pad(row.totalUsPerRequest, 10)} ${pad(row.ratioToBare ?? '-', 13)}`,
+      `  ${row.name.padEnd(27)} ${pad(row.rps, 7)} ${pad(row.usPerRequest, 12)} ${pad(row.dbUsPerRequest ?? '-', 13)} ${pad(row.totalUsPerRequest, 10)} ${pad(row.ratioToBare ?? '-', 13)}   ${row.range[0]}–${row.range[1]}`,
     );
+  if (r.sqliteToBareByRound.length)
+    out.push(`  relay SQLite ÷ node:http in each round: ${r.sqliteToBareByRound.join(', ')}`);
   out.push(
     `  ratios: ${Object.entries(r.ratios)
       .map(([k, v]) => `${k} ${v ?? '-'}`)

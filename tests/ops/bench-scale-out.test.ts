@@ -12,6 +12,7 @@ const row = (name: string, us: number, db?: number): CpuRow => ({
   totalUsPerRequest: us + (db ?? 0),
   rps: 0,
   ratioToBare: null,
+  range: [us + (db ?? 0), us + (db ?? 0)],
   samples: [],
 });
 
