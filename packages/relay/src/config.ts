@@ -237,7 +237,7 @@ export const RELAY_SETTINGS: Table<RelayConfig> = {
     env: 'MESSAGE_RETENTION_DAYS',
     type: num(0.00001, 3650),
     default: 7,
-    doc: 'Unacknowledged messages are deleted after this many days. SQLite expires them in the order they were stored (no index on the creation time): a message stamped earlier than one stored before it, because the clock stepped back, goes with that one, late by the step.',
+    doc: 'Unacknowledged messages are deleted after this many days. SQLite expires them in the order they were stored (no index on the creation time), reading past up to 1,000 unexpired ones: a message stamped out of order because the clock stepped back (or forward and back) is deleted on time, or later behind more than that, never early.',
   },
   fileRetentionDays: {
     env: 'FILE_RETENTION_DAYS',

@@ -18,6 +18,23 @@ import type { InboxPage, MessagingStore, SendOptions, SendRequest, SendResult } 
 
 type DB = Database.Database;
 
+/** Unexpired messages the retention sweep reads past, so that a few stamped out of order hold nothing back. */
+export const SWEEP_LOOKAHEAD = 1000;
+
+// No index on messages.created_at (migration 12): each message would write one more B-tree and, in a
+// batch, one more WAL page. Rows are stored in rowid order, which is the order they were inserted in (a
+// new rowid is one past the largest), so the oldest messages come first. The retention sweep reads from
+// the oldest row up to the (SWEEP_LOOKAHEAD + 1)-th one not yet expired and deletes the expired rows
+// among them: a message stamped out of order because the clock stepped (back, or forward and back) is
+// expired on time while at most SWEEP_LOOKAHEAD unexpired messages were stored before it, and late,
+// never early, otherwise. A sweep reads at most that many rows more than it deletes.
+export const EXPIRE_SQL = `
+  DELETE FROM messages
+  WHERE rowid < coalesce(
+          (SELECT rowid FROM messages WHERE created_at >= $1 ORDER BY rowid LIMIT 1 OFFSET ${SWEEP_LOOKAHEAD}),
+          9223372036854775807)
+    AND created_at < $1`;
+
 export class SqliteMessaging extends MessagingBase implements MessagingStore {
   private readonly batch: CommitBatcher;
   private readonly sendTx: (req: SendRequest, decide: Decide | undefined, opts: SendOptions) => SendResult;
@@ -29,17 +46,7 @@ export class SqliteMessaging extends MessagingBase implements MessagingStore {
     rows: boolean,
   ) => Cleared;
   private readonly peekTx: (userId: number, limit: number) => InboxPage;
-  // No index on messages.created_at (migration 12): each message would write one more B-tree and, in a
-  // batch, one more WAL page. Rows are stored in rowid order, which is the order they were inserted in
-  // (a new rowid is one past the largest), so the oldest messages come first: the expired ones are the
-  // rows before the first one that is not, found by reading exactly those. A message stamped earlier
-  // than one inserted before it (the clock stepped back) goes when that one goes: late by the step.
-  protected override readonly expireSql = `
-    DELETE FROM messages
-    WHERE rowid < coalesce(
-            (SELECT rowid FROM messages WHERE created_at >= $1 ORDER BY rowid LIMIT 1),
-            9223372036854775807)
-      AND created_at < $1`;
+  protected override readonly expireSql = EXPIRE_SQL;
 
   constructor(db: DB, sql: SqliteSql, msgs: SqliteTx, cache: SqliteCache) {
     super(sql, 'rowid');

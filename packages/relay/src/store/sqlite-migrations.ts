@@ -262,7 +262,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     name: 'no index on messages.created_at',
     sql: `
       -- Every message wrote this index too. The retention sweep finds expired messages in rowid order
-      -- instead (SqliteMessaging.expireSql), issue 26.
+      -- instead (EXPIRE_SQL in sqlite-messaging.ts), issue 26.
       DROP INDEX IF EXISTS messages_created_at;
     `,
   },

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EXPIRE_SQL, SWEEP_LOOKAHEAD } from './sqlite-messaging.ts';
 import { openSqliteStore } from './sqlite.ts';
 import { migrateSqlite, SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts';
 import type { Store } from './types.ts';
@@ -84,7 +85,7 @@ describe('SQLite backend', () => {
     }
   });
 
-  it('expires messages in rowid order: reads only the expired rows, late by a backward clock step', async () => {
+  it('expires messages in stored order, reading past a few stamped out of order, and a range of rowids', async () => {
     store = await openSqliteStore({ file });
     const alice = await user('alice', 'ha', 1);
     const bob = await user('bob', 'hb', 1);
@@ -94,30 +95,40 @@ describe('SQLite backend', () => {
     await send(50); // the friend request
     await send(50, bob, alice); // accepted
     const setup = (await store.peekInbox(alice.id, 10)).total + (await store.peekInbox(bob.id, 10)).total;
-    // Inserted in this order; the clock stepped back before the last one.
-    for (const now of [100, 200, 300, 250]) await send(now);
+    // Stored in this order: the clock stepped forward before "at 5000" and back after it.
+    for (const now of [100, 200, 5000, 250]) await send(now);
     expect(await store.expireMessages(201)).toBe(setup + 2);
-    expect(await left()).toEqual(['at 300', 'at 250']);
-    // "at 250" is older than the cutoff but follows a message that is not: it waits for that one.
-    expect(await store.expireMessages(260)).toBe(0);
-    expect(await left()).toEqual(['at 300', 'at 250']);
-    expect(await store.expireMessages(301)).toBe(2);
-    expect(await left()).toEqual([]);
+    expect(await left()).toEqual(['at 5000', 'at 250']);
+    // "at 250" follows a message that is not expired: the sweep reads past it.
+    expect(await store.expireMessages(260)).toBe(1);
+    expect(await left()).toEqual(['at 5000']);
     await store.close();
     store = null;
-    const db = new Database(file, { readonly: true });
+
+    // More unexpired messages before an out-of-order one than the sweep reads past: it waits (late,
+    // never early) until they expire.
+    const db = new Database(file);
     try {
-      const plan = db
-        .prepare(
-          `EXPLAIN QUERY PLAN DELETE FROM messages WHERE rowid < coalesce((SELECT rowid FROM messages
-           WHERE created_at >= 1 ORDER BY rowid LIMIT 1), 9223372036854775807) AND created_at < 1`,
-        )
-        .all() as Array<{ detail: string }>;
-      // A range of rowids, never a scan of the whole table.
+      const insert = db.prepare(
+        `INSERT INTO messages (to_id, id, from_id, type, content, created_at) VALUES (?, ?, ?, 'chat', ?, ?)`,
+      );
+      db.transaction(() => {
+        for (let i = 0; i < SWEEP_LOOKAHEAD; i++) insert.run(bob.id, 1000 + i, alice.id, 'at 6000', 6000);
+        insert.run(bob.id, 5000, alice.id, 'at 150', 150);
+      })();
+      // The sweep's statement reads a range of rowids, never the whole table.
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${EXPIRE_SQL.replaceAll('$1', '1')}`).all() as Array<{
+        detail: string;
+      }>;
       expect(plan.map((p) => p.detail)).toContain('SEARCH messages USING INTEGER PRIMARY KEY (rowid<?)');
     } finally {
       db.close();
     }
+    store = await openSqliteStore({ file });
+    expect(await store.expireMessages(300)).toBe(0);
+    expect((await store.peekInbox(bob.id, 1)).total).toBe(SWEEP_LOOKAHEAD + 2);
+    expect(await store.expireMessages(6001)).toBe(SWEEP_LOOKAHEAD + 2);
+    expect((await store.peekInbox(bob.id, 1)).total).toBe(0);
   });
 
   it('upgrades a version-4 database to groups (messages table rebuilt) keeping every message', async () => {
