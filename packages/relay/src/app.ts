@@ -258,7 +258,9 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
   // byte limit while the body streams in (W-17). Multipart is streamed by @fastify/multipart.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  await app.register(multipart, { throwFileSizeLimit: true });
+  // A multipart body outside the upload routes is left unread, as @fastify/multipart leaves it (the
+  // route then finds no body); the upload routes' scope parses it (below).
+  app.addContentTypeParser('multipart/form-data', (_req, _payload, done) => done(null));
 
   // The error and not-found handlers come before any route or plugin: Fastify binds a route to the
   // handlers in place when its plugin context loads.
@@ -327,10 +329,6 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     requestMs: config.requestTimeoutSeconds * 1000,
     uploadMs: config.uploadTimeoutSeconds * 1000,
   });
-  app.addHook('onRequest', (req, reply, done) => {
-    deadlines.track(req, reply);
-    done();
-  });
   app.addHook('onSend', (req, reply, payload, done) => {
     if (!req.raw.complete && !reply.raw.headersSent) {
       reply.removeHeader('connection');
@@ -339,23 +337,65 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     done(null, payload);
   });
 
-  const limit = async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split('?')[0] ?? '/';
-    if (rateLimitExempt(path)) return;
-    const user = await tokenUser({ req, reply, services });
+  // Answers a request over its sender's (else its address's) limit; true when it did.
+  const limited = (req: FastifyRequest, reply: FastifyReply, path: string, user: UserRecord | null) => {
     const wait = services.limiter.hit(user ? `user:${user.id}` : `ip:${req.ip}`);
-    if (!wait) return;
+    if (!wait) return false;
     metrics.rateLimited.inc({ limit: 'requests' });
     const err = new RelayError('rate_limited', undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
-    return sendError(reply, err, wantsJson(req) ? 'json' : conventionOfPath(path));
+    sendError(reply, err, wantsJson(req) ? 'json' : conventionOfPath(path));
+    return true;
   };
+  // One onRequest hook for both (each hook is a step of Fastify's runner on every request). The token
+  // is usually looked up without a promise (tokenUser): no microtask then.
   app.addHook('onRequest', (req, reply, done) => {
+    deadlines.track(req, reply);
     if (!services.rateLimit.enabled) return done();
-    limit(req, reply).then(() => done(), done);
+    const path = req.url.split('?')[0] ?? '/';
+    if (rateLimitExempt(path)) return done();
+    let found: ReturnType<typeof tokenUser>;
+    try {
+      found = tokenUser({ req, reply, services });
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (!(found instanceof Promise)) {
+      limited(req, reply, path, found);
+      return done();
+    }
+    found.then((user) => {
+      limited(req, reply, path, user);
+      done();
+    }, done);
   });
 
-  for (const spec of ROUTES) {
-    app.route({
+  // One structured line per request: id, route, status, latency, user — never a token or a body.
+  // The line's fields are only gathered when it is written (LOG_LEVEL=info or lower).
+  app.addHook('onResponse', (req, reply, done) => {
+    deadlines.done(req);
+    const user = req.owcUser || undefined;
+    const route = routeSpecOf(req)?.url ?? 'unmatched';
+    try {
+      metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+      if (logger.isLevelEnabled('info'))
+        req.log.info(
+          {
+            method: req.method,
+            route,
+            status: reply.statusCode,
+            ms: Math.round(reply.elapsedTime * 10) / 10,
+            userId: user?.id,
+          },
+          'request',
+        );
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
+  });
+
+  const addRoute = (scope: Pick<typeof app, 'route'>, spec: RouteSpec) =>
+    scope.route({
       method: spec.method,
       url: spec.url,
       bodyLimit: spec.bodyLimit,
@@ -382,7 +422,9 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
           issues.throwIfAny();
           spec.preAuth?.(input, ctx);
           if (spec.auth === 'token') {
-            const user = await tokenUser(ctx);
+            // Usually answered from memory: no microtask then.
+            const found = tokenUser(ctx);
+            const user = found instanceof Promise ? await found : found;
             if (!user) throw new RelayError('invalid_token');
             if (user.disabledAt !== null) throw new RelayError('account_disabled');
             if (spec.touch) services.lastSeen.touch(user.id, now());
@@ -397,31 +439,16 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
         }
       },
     });
-  }
 
-  // One structured line per request: id, route, status, latency, user — never a token or a body.
-  // The line's fields are only gathered when it is written (LOG_LEVEL=info or lower).
-  app.addHook('onResponse', (req, reply, done) => {
-    deadlines.done(req);
-    const user = req.owcUser || undefined;
-    const route = routeSpecOf(req)?.url ?? 'unmatched';
-    try {
-      metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
-      if (logger.isLevelEnabled('info'))
-        req.log.info(
-          {
-            method: req.method,
-            route,
-            status: reply.statusCode,
-            ms: Math.round(reply.elapsedTime * 10) / 10,
-            userId: user?.id,
-          },
-          'request',
-        );
-    } catch (err) {
-      return done(err as Error);
-    }
-    done();
+  for (const spec of ROUTES) if (!spec.uploads) addRoute(app, spec);
+  // @fastify/multipart only on the routes that take multipart bodies: elsewhere its per-request
+  // onResponse hook (an async cleanup: a promise and microtasks per request) is not paid (issue 26).
+  // Registered after every root hook, which the scope inherits as they are when it is created.
+  await app.register(async (scope) => {
+    scope.removeContentTypeParser('multipart/form-data');
+    await scope.register(multipart, { throwFileSizeLimit: true });
+    // A scope of this app: only the plugin signature's types say otherwise (its default logger type).
+    for (const spec of ROUTES) if (spec.uploads) addRoute(scope as unknown as typeof app, spec);
   });
 
   const expire = async () => {

@@ -17,6 +17,7 @@ import type { LastSeenTracker } from '../services/last-seen.ts';
 import type { RelayMetrics } from '../services/metrics.ts';
 import type { SlidingWindowLimiter } from '../services/rate-limit.ts';
 import type { StreamHub } from '../stream/hub.ts';
+import type { Step } from '../store/steps.ts';
 import type { Store, UserRecord } from '../store/types.ts';
 import type { WakeBus } from '../store/wake.ts';
 import type { BodyDeadlines } from './body-deadlines.ts';
@@ -99,6 +100,8 @@ export interface RouteSpec<I = unknown> {
   /** Refresh the caller's last-seen time (the reference's list, docs/compat.md). */
   touch?: boolean;
   bodyLimit?: number;
+  /** Takes multipart bodies: only these routes have @fastify/multipart (app.ts). */
+  uploads?: true;
   /** Error code to report when the body exceeds bodyLimit (default payload_too_large). */
   tooLarge?: 'payload_too_large' | 'homepage_too_large';
   /** Collects input problems into `issues`; runs before auth, as FastAPI validation does. */
@@ -151,17 +154,22 @@ export function sendOutput(reply: FastifyReply, out: Output, json: boolean): Fas
     .send(out.text);
 }
 
-/** X-Token → user, memoised on the request (the rate limiter and auth both need it). */
-export async function tokenUser(ctx: Ctx): Promise<UserRecord | null> {
+/**
+ * X-Token → user, memoised on the request (the rate limiter and auth both need it). A value when the
+ * store answers without a promise (SQLite, usually), else a promise of it.
+ */
+export function tokenUser(ctx: Ctx): Step<UserRecord | null> {
   const req = ctx.req;
   if (req.owcUser !== null) return req.owcUser || null;
   const token = req.headers['x-token'];
+  if (typeof token !== 'string' || !token) {
+    req.owcUser = false;
+    return null;
+  }
   // Tokens are looked up by their SHA-256: the stored value is never the token itself (W-7), and the
   // index lookup compares digests, which leaks nothing useful about the token.
-  const user =
-    typeof token === 'string' && token
-      ? await ctx.services.store.findUserByTokenHash(sha256Hex(token))
-      : null;
-  req.owcUser = user ?? false;
-  return user;
+  const found = ctx.services.store.findUserByTokenHash(sha256Hex(token));
+  if (found instanceof Promise) return found.then((user) => (req.owcUser = user ?? false) || null);
+  req.owcUser = found ?? false;
+  return found;
 }

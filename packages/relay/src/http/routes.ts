@@ -3,6 +3,7 @@
 //                hard = real status + `错误 <code>：…`. `Accept: application/json` overrides both.
 //   auth       — none | token (X-Token) | admin (X-Admin-Key).
 //   touch      — refreshes last-seen (the reference's list, docs/compat.md).
+//   uploads    — takes multipart bodies (only these routes parse them).
 // Rate limiting is decided by path before routing, as on the reference (see rateLimitExempt).
 
 import * as accounts from './handlers/accounts.ts';
@@ -32,7 +33,7 @@ export const ROUTES: RouteSpec[] = [
   r({ method: 'GET', url: '/users/:user_id', convention: 'soft', auth: 'token', touch: true, parse: accounts.parseUserIdPath, handler: accounts.userDetail }),
   r({ method: 'PATCH', url: '/me', convention: 'soft', auth: 'token', touch: true, parse: accounts.parseStatus, handler: accounts.updateMe }),
   r({ method: 'POST', url: '/send', convention: 'soft', auth: 'token', touch: true, parse: messaging.parseSend, handler: messaging.send }),
-  r({ method: 'POST', url: '/send/file', convention: 'soft', auth: 'token', touch: true, parse: messaging.parseSendFile, preAuth: messaging.preAuthSendFile, handler: messaging.sendFile, cleanup: messaging.cleanupSendFile }),
+  r({ method: 'POST', url: '/send/file', convention: 'soft', auth: 'token', touch: true, uploads: true, parse: messaging.parseSendFile, preAuth: messaging.preAuthSendFile, handler: messaging.sendFile, cleanup: messaging.cleanupSendFile }),
   r({ method: 'GET', url: '/messages', convention: 'soft', auth: 'token', touch: true, parse: messaging.parseInbox, handler: messaging.readInbox }),
   r({ method: 'POST', url: '/messages/ack', convention: 'hard', auth: 'token', touch: true, parse: messaging.parseAck, handler: messaging.ack }),
   r({ method: 'GET', url: '/sent/:to_id/:message_id', convention: 'hard', auth: 'token', touch: true, parse: receipts.parseSentPath, handler: receipts.sentReceipt }),
@@ -49,9 +50,9 @@ export const ROUTES: RouteSpec[] = [
   r({ method: 'DELETE', url: '/groups/:group_id/members/:user_id', convention: 'soft', auth: 'token', touch: true, parse: groups.parseMemberPath, handler: groups.removeMember }),
   r({ method: 'POST', url: '/groups/:group_id/leave', convention: 'soft', auth: 'token', touch: true, parse: groups.parseGroupPath, handler: groups.leave }),
   r({ method: 'POST', url: '/groups/:group_id/send', convention: 'soft', auth: 'token', touch: true, parse: groups.parseGroupSend, handler: groups.groupSend }),
-  r({ method: 'POST', url: '/groups/:group_id/send/file', convention: 'soft', auth: 'token', touch: true, parse: groups.parseGroupSendFile, preAuth: groups.preAuthGroupSendFile, handler: groups.groupSendFile, cleanup: messaging.cleanupSendFile }),
+  r({ method: 'POST', url: '/groups/:group_id/send/file', convention: 'soft', auth: 'token', touch: true, uploads: true, parse: groups.parseGroupSendFile, preAuth: groups.preAuthGroupSendFile, handler: groups.groupSendFile, cleanup: messaging.cleanupSendFile }),
   r({ method: 'GET', url: '/files/:file_id', convention: 'hard', auth: 'token', parse: files.parseFileId, handler: files.download }),
-  r({ method: 'PUT', url: '/homepage', convention: 'hard', auth: 'token', bodyLimit: homepage.HOMEPAGE_MAX_BYTES, tooLarge: 'homepage_too_large', parse: homepage.parseHomepage, preAuth: homepage.checkHomepage, handler: homepage.putHomepage }),
+  r({ method: 'PUT', url: '/homepage', convention: 'hard', auth: 'token', uploads: true, bodyLimit: homepage.HOMEPAGE_MAX_BYTES, tooLarge: 'homepage_too_large', parse: homepage.parseHomepage, preAuth: homepage.checkHomepage, handler: homepage.putHomepage }),
   r({ method: 'GET', url: '/homepage/:user_id', convention: 'hard', auth: 'none', parse: accounts.parseUserIdPath, handler: homepage.getHomepage }),
   r({ method: 'PUT', url: '/keys', convention: 'hard', auth: 'token', touch: true, parse: keys.parsePutKeys, handler: keys.putKeys }),
   r({ method: 'GET', url: '/keys/:user_id', convention: 'hard', auth: 'token', touch: true, parse: accounts.parseUserIdPath, handler: keys.getKeys }),

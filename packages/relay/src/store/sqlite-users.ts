@@ -43,7 +43,7 @@ export class SqliteUsers extends UsersBase implements UserStore {
     });
   }
 
-  async findUserByTokenHash(tokenHash: string): Promise<UserRecord | null> {
+  findUserByTokenHash(tokenHash: string): UserRecord | null {
     this.cache.checkThisTurn();
     // Inside a transaction the row may be one that is rolled back: answered, not kept.
     const user = this.cache.token(tokenHash, () => this.userByToken.get(tokenHash), !this.db.inTransaction);

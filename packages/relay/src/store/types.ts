@@ -18,6 +18,7 @@ import type { GroupLimits, GroupSendDecision, GroupSendState } from '../domain/g
 import type { FriendshipRecord, UserRecord } from '../domain/records.ts';
 import type { KeyBundleRecord, NewKeyBundle } from '../domain/keys.ts';
 import type { SendDecision, SendState } from '../domain/send.ts';
+import type { Step } from './steps.ts';
 
 // The records the rules in ../domain decide on live there (the domain does not depend on storage).
 export type {
@@ -210,7 +211,11 @@ export interface UserStore {
   createUser(user: NewUser): Promise<UserRecord>;
   countUsers(): Promise<number>;
   getUser(id: number): Promise<UserRecord | null>;
-  findUserByTokenHash(tokenHash: string): Promise<UserRecord | null>;
+  /**
+   * The user a token digest belongs to. SQLite answers from memory without a promise when it can
+   * (sqlite-cache.ts): every authenticated request asks, and a promise costs it microtasks (issue 26).
+   */
+  findUserByTokenHash(tokenHash: string): Step<UserRecord | null>;
   setStatus(id: number, status: UserStatus): Promise<UserRecord | null>;
   /** Batched last-seen bookkeeping (never a write per request); a time never moves backwards. */
   touchLastSeen(entries: ReadonlyArray<readonly [id: number, at: number]>): Promise<void>;
