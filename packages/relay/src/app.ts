@@ -337,17 +337,16 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
     done(null, payload);
   });
 
-  // Answers a request over its sender's (else its address's) limit; true when it did.
-  const limited = (req: FastifyRequest, reply: FastifyReply, path: string, user: UserRecord | null) => {
+  // Answers a request over its sender's (else its address's) limit.
+  const limit = (req: FastifyRequest, reply: FastifyReply, path: string, user: UserRecord | null) => {
     const wait = services.limiter.hit(user ? `user:${user.id}` : `ip:${req.ip}`);
-    if (!wait) return false;
+    if (!wait) return;
     metrics.rateLimited.inc({ limit: 'requests' });
     const err = new RelayError('rate_limited', undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
     sendError(reply, err, wantsJson(req) ? 'json' : conventionOfPath(path));
-    return true;
   };
-  // One onRequest hook for both (each hook is a step of Fastify's runner on every request). The token
-  // is usually looked up without a promise (tokenUser): no microtask then.
+  // One onRequest hook for both (each hook is a step of Fastify's runner on every request). On SQLite
+  // the token is looked up without a promise (tokenUser): no microtask then.
   app.addHook('onRequest', (req, reply, done) => {
     deadlines.track(req, reply);
     if (!services.rateLimit.enabled) return done();
@@ -360,11 +359,11 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
       return done(err as Error);
     }
     if (!(found instanceof Promise)) {
-      limited(req, reply, path, found);
+      limit(req, reply, path, found);
       return done();
     }
     found.then((user) => {
-      limited(req, reply, path, user);
+      limit(req, reply, path, user);
       done();
     }, done);
   });
@@ -422,7 +421,7 @@ export async function createRelay(partial: Partial<RelayConfig> = {}, deps: Rela
           issues.throwIfAny();
           spec.preAuth?.(input, ctx);
           if (spec.auth === 'token') {
-            // Usually answered from memory: no microtask then.
+            // SQLite answers without a promise: no microtask then.
             const found = tokenUser(ctx);
             const user = found instanceof Promise ? await found : found;
             if (!user) throw new RelayError('invalid_token');

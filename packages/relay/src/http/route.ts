@@ -156,7 +156,7 @@ export function sendOutput(reply: FastifyReply, out: Output, json: boolean): Fas
 
 /**
  * X-Token → user, memoised on the request (the rate limiter and auth both need it). A value when the
- * store answers without a promise (SQLite, usually), else a promise of it.
+ * store answers without a promise (SQLite), else a promise of it (PostgreSQL).
  */
 export function tokenUser(ctx: Ctx): Step<UserRecord | null> {
   const req = ctx.req;

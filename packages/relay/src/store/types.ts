@@ -212,8 +212,8 @@ export interface UserStore {
   countUsers(): Promise<number>;
   getUser(id: number): Promise<UserRecord | null>;
   /**
-   * The user a token digest belongs to. SQLite answers from memory without a promise when it can
-   * (sqlite-cache.ts): every authenticated request asks, and a promise costs it microtasks (issue 26).
+   * The user a token digest belongs to. SQLite answers without a promise (usually from memory,
+   * sqlite-cache.ts): every authenticated request asks, and a promise costs it microtasks (issue 26).
    */
   findUserByTokenHash(tokenHash: string): Step<UserRecord | null>;
   setStatus(id: number, status: UserStatus): Promise<UserRecord | null>;
