@@ -283,20 +283,15 @@ function evaluateTargets(r: Results): Results['targets'] {
       target: `≤ ${TARGETS.cpuPgTotalUs}`,
       met: pgTotal === null ? null : pgTotal <= TARGETS.cpuPgTotalUs,
     };
-    const sqliteVsBaseline = cpu.ratios['relay SQLite ÷ baseline'] ?? null;
-    if (sqliteVsBaseline !== null)
-      t['CPU/send SQLite ÷ baseline'] = {
-        value: sqliteVsBaseline,
-        target: `≤ ${TARGETS.cpuSqliteToBaseline}`,
-        met: sqliteVsBaseline <= TARGETS.cpuSqliteToBaseline,
-      };
-    const pgVsBaseline = cpu.ratios['relay+db PostgreSQL ÷ baseline'] ?? null;
-    if (pgVsBaseline !== null)
-      t['CPU/send PG relay+db ÷ baseline'] = {
-        value: pgVsBaseline,
-        target: `≤ ${TARGETS.cpuPgToBaseline}`,
-        met: pgVsBaseline <= TARGETS.cpuPgToBaseline,
-      };
+    // With --baseline: each backend against the baseline build measured in the same run.
+    const vsBaseline = [
+      ['CPU/send SQLite ÷ baseline', 'relay SQLite ÷ baseline', TARGETS.cpuSqliteToBaseline],
+      ['CPU/send PG relay+db ÷ baseline', 'relay+db PostgreSQL ÷ baseline', TARGETS.cpuPgToBaseline],
+    ] as const;
+    for (const [label, key, limit] of vsBaseline) {
+      const v = cpu.ratios[key] ?? null;
+      if (v !== null) t[label] = { value: v, target: `≤ ${limit}`, met: v <= limit };
+    }
   }
   const at64 = (mode: 'text' | 'json') =>
     r.send?.[mode].find((p) => p.connections === 64)?.ratioToYardstick ?? null;

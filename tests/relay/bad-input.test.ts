@@ -4,7 +4,6 @@
 // and checks the relay stays up, answers below 500, and /stats matches what the accepted requests did.
 
 import http from 'node:http';
-import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { suiteRelay } from '../helpers/fixtures.ts';
@@ -12,6 +11,7 @@ import { startRelay, type TestRelay } from '../helpers/relay.ts';
 import {
   makeFriends,
   messages,
+  rawExchange,
   rawRequest,
   register,
   request,
@@ -336,17 +336,23 @@ describe('POST /send and other soft paths (HTTP 200 + error text)', () => {
 
   it('a multipart body on a JSON path → 200 "body: Field required", nothing stored, the connection still answers', async () => {
     // Only the upload routes parse multipart (app.ts); elsewhere the body is left unread, as before,
-    // and Node discards it after the answer, so the next request on the connection is read intact.
+    // and Node discards it after the answer, so the request after it on the connection is read intact.
     const b = 'zz';
     const body = `--${b}\r\nContent-Disposition: form-data; name="to_id"\r\n\r\n${bob.id}\r\n--${b}\r\nContent-Disposition: form-data; name="content"\r\n\r\nhi\r\n--${b}--\r\n`;
     const json = JSON.stringify({ to_id: 0, content: 'x' });
-    const head = (path: string, type: string, length: number) =>
-      `POST ${path} HTTP/1.1\r\nHost: x\r\nX-Token: ${alice.token}\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\n\r\n`;
+    const head = (type: string, length: number, extra = '') =>
+      `POST /send HTTP/1.1\r\nHost: x\r\nX-Token: ${alice.token}\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\n${extra}\r\n`;
     await unchanged(async () => {
-      const answers = await onOneConnection(relay.url, [
-        head('/send', `multipart/form-data; boundary=${b}`, Buffer.byteLength(body)) + body,
-        head('/send', 'application/json', Buffer.byteLength(json)) + json,
-      ]);
+      // Both on one connection; the second closes it, which ends the exchange.
+      const r = await rawExchange(
+        relay.url,
+        head(`multipart/form-data; boundary=${b}`, Buffer.byteLength(body)) +
+          body +
+          head('application/json', Buffer.byteLength(json), 'Connection: close\r\n') +
+          json,
+      );
+      const answers = r.text.split(/(?=HTTP\/1\.1 )/);
+      expect(answers).toHaveLength(2);
       expect(answers[0]).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\n请求格式错误：body: Field required$/);
       expect(answers[1]).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\n错误：/);
     });
@@ -852,31 +858,3 @@ describe('property: random requests to every endpoint', () => {
     });
   });
 });
-
-/** Writes each request on one keep-alive connection after the previous answer; the raw answers. */
-function onOneConnection(base: string, requests: string[]): Promise<string[]> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(url.port), url.hostname);
-    const answers: string[] = [];
-    let buf = Buffer.alloc(0);
-    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer within 10 s')));
-    socket.on('error', reject);
-    socket.on('connect', () => socket.write(requests[0]!));
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const length = Number(
-        /content-length: *(\d+)/i.exec(buf.subarray(0, end).toString('latin1'))?.[1] ?? NaN,
-      );
-      if (buf.length < end + 4 + length) return;
-      answers.push(buf.subarray(0, end + 4 + length).toString('utf8'));
-      buf = buf.subarray(end + 4 + length);
-      if (answers.length === requests.length) {
-        socket.end();
-        resolve(answers);
-      } else socket.write(requests[answers.length]!);
-    });
-  });
-}
